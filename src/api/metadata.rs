@@ -1,0 +1,125 @@
+//! Metadata v0-v13: brokers, cluster id, controller, and topics with their
+//! partitions, leaders, replicas and ISR.
+//!
+//! - A null topic list (v1+), or an empty one on v0, means every topic.
+//! - A missing topic is auto-created with the broker defaults when both
+//!   `auto.create.topics.enable` and the request's `allow_auto_topic_creation`
+//!   (v4+; always on before) say so; it is returned at once, ready to use.
+//! - Names Kafka rejects get INVALID_TOPIC_EXCEPTION; v10+ may ask by topic
+//!   id, and an unknown id gets UNKNOWN_TOPIC_ID.
+//! - Authorized operations (v8+) are all operations: there is no authorizer.
+
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+
+use super::{
+    str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
+};
+use crate::broker::Broker;
+use crate::cluster::{validate_topic_name, TopicMeta};
+use crate::error::ApiError;
+
+/// Answers a Metadata request of `version`.
+pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
+    let topic_ops = if version >= 8 && request.include_topic_authorized_operations {
+        TOPIC_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    let auto_create = broker.config.get_bool("auto.create.topics.enable")
+        && (version < 4 || request.allow_auto_topic_creation);
+    let topics = match request.topics {
+        Some(list) if !(list.is_empty() && version == 0) => list
+            .iter()
+            .map(|wanted| match resolve(broker, wanted, auto_create) {
+                Ok(meta) => describe(&meta, topic_ops),
+                Err((name, e)) => MetadataResponseTopic::default()
+                    .with_name(name.as_deref().map(topic_name))
+                    .with_topic_id(wanted.topic_id)
+                    .with_error_code(e.code_i16())
+                    .with_topic_authorized_operations(topic_ops),
+            })
+            .collect(),
+        _ => broker
+            .topics
+            .all()
+            .iter()
+            .map(|m| describe(m, topic_ops))
+            .collect(),
+    };
+    let cluster = &broker.cluster;
+    let brokers = cluster
+        .brokers
+        .iter()
+        .map(|b| {
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(b.port)
+        })
+        .collect();
+    let cluster_ops =
+        if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+            CLUSTER_OPERATIONS
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        };
+    MetadataResponse::default()
+        .with_brokers(brokers)
+        .with_cluster_id(Some(str_bytes(cluster.cluster_id.clone())))
+        .with_controller_id(BrokerId(cluster.controller_id()))
+        .with_topics(topics)
+        .with_cluster_authorized_operations(cluster_ops)
+}
+
+/// Finds (or auto-creates) one requested topic; on failure returns the name
+/// to echo back with the error.
+fn resolve(
+    broker: &Broker,
+    wanted: &MetadataRequestTopic,
+    auto_create: bool,
+) -> Result<Arc<TopicMeta>, (Option<String>, ApiError)> {
+    let Some(name) = wanted.name.as_ref().map(|n| n.0.to_string()) else {
+        return broker
+            .topics
+            .get_by_id(&wanted.topic_id)
+            .ok_or((None, ApiError::code(ResponseError::UnknownTopicId)));
+    };
+    let fail = |e: ApiError| (Some(name.clone()), e);
+    validate_topic_name(&name).map_err(fail)?;
+    if let Some(meta) = broker.topics.get(&name) {
+        return Ok(meta);
+    }
+    if !auto_create {
+        return Err(fail(ApiError::code(ResponseError::UnknownTopicOrPartition)));
+    }
+    broker.auto_create_topic(&name).map_err(fail)
+}
+
+fn describe(meta: &TopicMeta, topic_ops: i32) -> MetadataResponseTopic {
+    let partitions = meta
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, replicas)| {
+            let nodes: Vec<BrokerId> = replicas.iter().copied().map(BrokerId).collect();
+            MetadataResponsePartition::default()
+                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
+                .with_leader_id(nodes.first().copied().unwrap_or(BrokerId(-1)))
+                .with_leader_epoch(0)
+                .with_replica_nodes(nodes.clone())
+                .with_isr_nodes(nodes)
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(&meta.name)))
+        .with_topic_id(meta.id)
+        .with_partitions(partitions)
+        .with_topic_authorized_operations(topic_ops)
+}

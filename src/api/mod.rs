@@ -1,0 +1,188 @@
+//! Request handlers: one file per Kafka API (or family), each a plain
+//! function from a typed request to a typed response over [`Broker`].
+//!
+//! Handlers never touch sockets or bytes; Kafka-visible failures become
+//! error codes inside the response, never a Rust error.
+
+mod alter_configs;
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod metadata;
+
+use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::broker::Broker;
+use crate::protocol::Request;
+
+/// Acl operation bits a topic grants (READ, WRITE, CREATE, DELETE, ALTER,
+/// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS): with no authorizer, all.
+const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+
+/// Acl operation bits the cluster grants (CREATE, ALTER, DESCRIBE,
+/// CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS, IDEMPOTENT_WRITE,
+/// CREATE_TOKENS, DESCRIBE_TOKENS): with no authorizer, all.
+const CLUSTER_OPERATIONS: i32 = (1 << 5)
+    | (1 << 7)
+    | (1 << 8)
+    | (1 << 9)
+    | (1 << 10)
+    | (1 << 11)
+    | (1 << 12)
+    | (1 << 13)
+    | (1 << 14);
+
+/// What `*_authorized_operations` holds when the client did not ask for it.
+const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
+
+/// The request's api key has no handler: the codec's table and this
+/// dispatch disagree. A bug; the server closes the connection.
+#[derive(Debug, thiserror::Error)]
+#[error("no handler for api key {0}")]
+pub struct NoHandler(pub i16);
+
+/// Runs the handler for `request`. `Ok(None)` means the request takes no
+/// response (Produce with acks=0).
+///
+/// # Errors
+/// [`NoHandler`] if the api key is advertised but not dispatched here.
+pub async fn dispatch(
+    broker: &Broker,
+    request: Request,
+) -> Result<Option<ResponseKind>, NoHandler> {
+    let version = request.api_version();
+    let key = request.api_key();
+    let response = match request.body {
+        RequestKind::ApiVersions(req) => {
+            ResponseKind::ApiVersions(api_versions::handle(version, &req))
+        }
+        RequestKind::Metadata(req) => {
+            ResponseKind::Metadata(metadata::handle(broker, version, req))
+        }
+        RequestKind::CreateTopics(req) => {
+            ResponseKind::CreateTopics(create_topics::handle(broker, version, req))
+        }
+        RequestKind::DeleteTopics(req) => {
+            ResponseKind::DeleteTopics(delete_topics::handle(broker, version, req))
+        }
+        RequestKind::CreatePartitions(req) => {
+            ResponseKind::CreatePartitions(create_partitions::handle(broker, req))
+        }
+        RequestKind::DescribeConfigs(req) => {
+            ResponseKind::DescribeConfigs(describe_configs::handle(broker, version, &req))
+        }
+        RequestKind::AlterConfigs(req) => {
+            ResponseKind::AlterConfigs(alter_configs::handle(broker, req))
+        }
+        RequestKind::IncrementalAlterConfigs(req) => {
+            ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, req))
+        }
+        RequestKind::DescribeCluster(req) => {
+            ResponseKind::DescribeCluster(describe_cluster::handle(broker, version, &req))
+        }
+        _ => return Err(NoHandler(key)),
+    };
+    Ok(Some(response))
+}
+
+/// A wire string from a Rust one.
+fn str_bytes(s: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(s.into())
+}
+
+/// A wire topic name from a Rust one.
+fn topic_name(s: &str) -> TopicName {
+    TopicName(str_bytes(s))
+}
+
+/// The names that occur more than once in `names`.
+fn duplicates<'a>(names: impl IntoIterator<Item = &'a str>) -> std::collections::HashSet<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().filter(|n| !seen.insert(*n)).collect()
+}
+
+/// Checks a replica list: non-empty, no broker twice, every broker live.
+///
+/// # Errors
+/// INVALID_REPLICA_ASSIGNMENT with a Kafka-style message.
+fn check_replicas(
+    broker: &Broker,
+    partition: i32,
+    replicas: &[i32],
+) -> Result<(), crate::ApiError> {
+    use kafka_protocol::error::ResponseError::InvalidReplicaAssignment;
+    if replicas.is_empty() {
+        return Err(crate::ApiError::new(
+            InvalidReplicaAssignment,
+            format!("The manual partition assignment includes a partition ({partition}) with no replicas."),
+        ));
+    }
+    let mut sorted = replicas.to_vec();
+    sorted.sort_unstable();
+    if sorted.windows(2).any(|w| w[0] == w[1]) {
+        return Err(crate::ApiError::new(
+            InvalidReplicaAssignment,
+            format!("The manual partition assignment includes the partition {partition} with duplicate replicas."),
+        ));
+    }
+    if let Some(missing) = replicas.iter().find(|id| !broker.cluster.has_broker(**id)) {
+        return Err(crate::ApiError::new(
+            InvalidReplicaAssignment,
+            format!("The manual partition assignment includes broker {missing}, but no such broker is registered."),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn every_advertised_api_has_a_handler() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = crate::BrokerConfig::new();
+        config
+            .set("log.dir", dir.path().to_str().unwrap(), "test")
+            .unwrap();
+        let broker = Broker::open(config, "127.0.0.1".into(), 9092).unwrap();
+        for api in crate::protocol::SUPPORTED_APIS {
+            let request = default_request(api.key);
+            let header = kafka_protocol::messages::RequestHeader::default()
+                .with_request_api_key(api.key as i16)
+                .with_request_api_version(api.min);
+            let result = dispatch(
+                &broker,
+                Request {
+                    header,
+                    body: request,
+                },
+            )
+            .await;
+            assert!(result.is_ok(), "{:?} has no handler", api.key);
+        }
+    }
+
+    fn default_request(key: kafka_protocol::messages::ApiKey) -> RequestKind {
+        use kafka_protocol::messages::*;
+        match key {
+            ApiKey::Metadata => RequestKind::Metadata(Default::default()),
+            ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
+            ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),
+            ApiKey::DeleteTopics => RequestKind::DeleteTopics(Default::default()),
+            ApiKey::DescribeConfigs => RequestKind::DescribeConfigs(Default::default()),
+            ApiKey::AlterConfigs => RequestKind::AlterConfigs(Default::default()),
+            ApiKey::CreatePartitions => RequestKind::CreatePartitions(Default::default()),
+            ApiKey::IncrementalAlterConfigs => {
+                RequestKind::IncrementalAlterConfigs(Default::default())
+            }
+            ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            other => panic!("add {other:?} to default_request"),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! [`Broker`]: the state every handler works on, and the few operations
+//! that span layers (a topic is both registry metadata and log directories).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
+
+use crate::cluster::{self, BrokerEndpoint, ClusterInfo, TopicMeta, TopicRegistry};
+use crate::config::BrokerConfig;
+use crate::error::{ApiError, Error, Result};
+use crate::log::LogManager;
+
+/// The broker's shared state. Handlers get `&Broker`; every field is safe
+/// to use from many connection tasks at once.
+#[derive(Debug)]
+pub struct Broker {
+    /// Every setting.
+    pub config: BrokerConfig,
+    /// Cluster id, this node, the broker list.
+    pub cluster: ClusterInfo,
+    /// Topic metadata.
+    pub topics: TopicRegistry,
+    /// Partition data on disk.
+    pub logs: LogManager,
+    db: sled::Db,
+}
+
+impl Broker {
+    /// Opens the data dir (creating it on first start) and loads all state.
+    /// `advertised` is the `host:port` clients are told to connect to.
+    ///
+    /// # Errors
+    /// The data dir is not writable, or the metadata store cannot be opened.
+    pub fn open(
+        config: BrokerConfig,
+        advertised_host: String,
+        advertised_port: u16,
+    ) -> Result<Self> {
+        let data_dir = config.data_dir();
+        let node_id = config.node_id();
+        let dir_error = |source| Error::DataDir {
+            path: data_dir.clone(),
+            source,
+        };
+        check_writable(&data_dir).map_err(dir_error)?;
+        let cluster_id =
+            cluster::load_or_create_cluster_id(&data_dir, node_id).map_err(dir_error)?;
+        let db = sled::open(data_dir.join("meta"))?;
+        let topics = TopicRegistry::open(&db)?;
+        let logs = LogManager::open(&data_dir).map_err(dir_error)?;
+        let cluster = ClusterInfo {
+            cluster_id,
+            node_id,
+            brokers: vec![BrokerEndpoint {
+                node_id,
+                host: advertised_host,
+                port: i32::from(advertised_port),
+            }],
+        };
+        Ok(Self {
+            config,
+            cluster,
+            topics,
+            logs,
+            db,
+        })
+    }
+
+    /// Creates a topic: registry entry first (the atomic existence check),
+    /// then its partition directories. Validation is the caller's job.
+    ///
+    /// # Errors
+    /// TOPIC_ALREADY_EXISTS, or KAFKA_STORAGE_ERROR if the directories fail.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        partitions: Vec<Vec<i32>>,
+        configs: BTreeMap<String, String>,
+    ) -> Result<Arc<TopicMeta>, ApiError> {
+        let meta = self.topics.create(TopicMeta {
+            name: name.to_owned(),
+            id: uuid::Uuid::new_v4(),
+            partitions,
+            configs,
+        })?;
+        if let Err(e) = self.logs.create_partitions(name, 0, meta.partition_count()) {
+            // Undo the registry entry so the name can be retried; the
+            // storage error is what the client needs to hear.
+            let _ = self.topics.delete(name);
+            return Err(storage_error(name, &e));
+        }
+        tracing::info!(
+            topic = name,
+            id = %meta.id,
+            partitions = meta.partition_count(),
+            "created topic"
+        );
+        Ok(meta)
+    }
+
+    /// Creates `name` with the broker defaults (`num.partitions`,
+    /// `default.replication.factor`), as auto-creation on Metadata and Produce does.
+    ///
+    /// # Errors
+    /// As [`Broker::create_topic`]; a concurrent creation of the same name wins.
+    pub fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
+        let count = i32::try_from(self.config.get_i64("num.partitions")).unwrap_or(1);
+        let replicas =
+            i16::try_from(self.config.get_i64("default.replication.factor")).unwrap_or(1);
+        let assignment = self.default_assignment(0, count, replicas);
+        match self.create_topic(name, assignment, BTreeMap::new()) {
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => self.topics.get(name).ok_or(e),
+            other => other,
+        }
+    }
+
+    /// Grows `name` to `new_count` partitions with the given (already
+    /// validated) replica assignments for the new ones, or the default ones.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC_OR_PARTITION, INVALID_PARTITIONS (not a growth), or
+    /// KAFKA_STORAGE_ERROR.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        new_count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
+    ) -> Result<Arc<TopicMeta>, ApiError> {
+        let mut old_count = 0;
+        let meta = self.topics.update(name, |meta| {
+            old_count = meta.partition_count();
+            check_partition_growth(old_count, new_count)?;
+            let added = assignments.unwrap_or_else(|| {
+                self.default_assignment(old_count, new_count, meta.replication_factor())
+            });
+            meta.partitions.extend(added);
+            Ok(())
+        })?;
+        self.logs
+            .create_partitions(name, old_count, new_count)
+            .map_err(|e| storage_error(name, &e))?;
+        tracing::info!(
+            topic = name,
+            from = old_count,
+            to = new_count,
+            "added partitions"
+        );
+        Ok(meta)
+    }
+
+    /// Changes a topic's config overrides with `change`, which validates
+    /// what it sets; the change runs under the registry's writer lock, so
+    /// concurrent alters never lose each other's keys.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC_OR_PARTITION, the error `change` returns, or
+    /// UNKNOWN_SERVER_ERROR if not stored.
+    pub fn update_topic_configs(
+        &self,
+        name: &str,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        self.topics.update(name, |meta| change(&mut meta.configs))?;
+        tracing::info!(topic = name, "altered topic configs");
+        Ok(())
+    }
+
+    /// Deletes a topic and all its data on disk.
+    ///
+    /// # Errors
+    /// UNKNOWN_TOPIC_OR_PARTITION, or KAFKA_STORAGE_ERROR if data cannot be removed.
+    pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
+        let meta = self.topics.delete(name)?;
+        self.logs
+            .delete_topic(name, meta.partition_count())
+            .map_err(|e| storage_error(name, &e))?;
+        tracing::info!(topic = name, id = %meta.id, "deleted topic");
+        Ok(meta)
+    }
+
+    /// Replica lists for partitions `from..to`: `replicas` brokers each,
+    /// leaders spread round-robin over the broker list.
+    pub fn default_assignment(&self, from: i32, to: i32, replicas: i16) -> Vec<Vec<i32>> {
+        let brokers: Vec<i32> = self.cluster.brokers.iter().map(|b| b.node_id).collect();
+        let n = brokers.len().max(1);
+        let width = usize::try_from(replicas).unwrap_or(1).clamp(1, n);
+        (from..to)
+            .map(|p| {
+                let start = usize::try_from(p).unwrap_or(0);
+                (0..width).map(|r| brokers[(start + r) % n]).collect()
+            })
+            .collect()
+    }
+
+    /// Flushes the metadata store to disk (on shutdown).
+    ///
+    /// # Errors
+    /// sled cannot write.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Checks that a partition count change is a growth, with Kafka's messages.
+///
+/// # Errors
+/// INVALID_PARTITIONS.
+pub fn check_partition_growth(current: i32, requested: i32) -> Result<(), ApiError> {
+    if requested == current {
+        return Err(ApiError::new(
+            ResponseError::InvalidPartitions,
+            format!("Topic already has {current} partitions."),
+        ));
+    }
+    if requested < current {
+        return Err(ApiError::new(
+            ResponseError::InvalidPartitions,
+            format!(
+                "Topic currently has {current} partitions, which is higher than the requested {requested}."
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn storage_error(topic: &str, e: &std::io::Error) -> ApiError {
+    tracing::error!(topic, cause = %e, "log directory operation failed");
+    ApiError::new(ResponseError::KafkaStorageError, e.to_string())
+}
+
+fn check_writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let probe = dir.join(".write-check");
+    std::fs::write(&probe, b"")?;
+    std::fs::remove_file(probe)
+}

@@ -1,0 +1,289 @@
+//! Broker configuration: every setting under Kafka's name, from defaults,
+//! a `server.properties`-style file, dedicated CLI flags and `--set`
+//! overrides (in that order of precedence, lowest first), plus the rules
+//! that turn broker-level keys into topic-level defaults.
+
+mod defs;
+
+pub use defs::BROKER_CONFIGS;
+pub use defs::{broker_def, topic_def, ConfigDef, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Where a config value comes from, numbered as DescribeConfigs v1+ reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    /// A per-topic override.
+    DynamicTopic = 1,
+    /// Set in the broker's config file or on its command line.
+    StaticBroker = 4,
+    /// Kafka's built-in default.
+    Default = 5,
+}
+
+/// A configuration mistake: one clear line for the operator.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A key Kafka (or strom) does not know.
+    #[error("unknown config key '{key}' ({origin})")]
+    UnknownKey {
+        /// The key as written.
+        key: String,
+        /// Where it was written (file and line, or `--set`).
+        origin: String,
+    },
+    /// A value that fails the key's rules.
+    #[error("{message} ({origin})")]
+    InvalidValue {
+        /// Kafka-style explanation.
+        message: String,
+        /// Where it was written.
+        origin: String,
+    },
+    /// A line of the config file that is not `key=value`.
+    #[error("{origin}: expected key=value")]
+    Syntax {
+        /// File and line.
+        origin: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// The broker's settings. Values live as strings under Kafka's keys, exactly
+/// as an operator wrote them; typed getters parse them on demand.
+#[derive(Debug, Clone, Default)]
+pub struct BrokerConfig {
+    explicit: BTreeMap<String, String>,
+}
+
+impl BrokerConfig {
+    /// A config with every key at its default.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets one broker key after checking the key exists and the value is valid.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownKey`] or [`ConfigError::InvalidValue`], naming `origin`.
+    pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+        let def = broker_def(key).ok_or_else(|| ConfigError::UnknownKey {
+            key: key.to_owned(),
+            origin: origin.to_owned(),
+        })?;
+        def.validate(value)
+            .map_err(|message| ConfigError::InvalidValue {
+                message,
+                origin: origin.to_owned(),
+            })?;
+        self.explicit
+            .insert(key.to_owned(), value.trim().to_owned());
+        Ok(())
+    }
+
+    /// Reads a Kafka `server.properties`-style file (`key=value` or
+    /// `key: value` lines, `#`/`!` comments) into this config.
+    ///
+    /// # Errors
+    /// Unreadable file, a malformed line, an unknown key or a bad value.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') || line.starts_with('!') {
+                continue;
+            }
+            let origin = format!("{}:{}", path.display(), number + 1);
+            let (key, value) = split_assignment(line).ok_or(ConfigError::Syntax {
+                origin: origin.clone(),
+            })?;
+            self.set(key, value, &origin)?;
+        }
+        Ok(())
+    }
+
+    /// The value of a broker key: explicit if set, else Kafka's default.
+    /// Returns `None` for keys whose default is null.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.explicit
+            .get(key)
+            .map(String::as_str)
+            .or_else(|| broker_def(key).and_then(|d| d.default))
+    }
+
+    /// Whether the operator set `key` explicitly.
+    pub fn is_explicit(&self, key: &str) -> bool {
+        self.explicit.contains_key(key)
+    }
+
+    /// A numeric broker key (validated on `set`, so parse failures fall back to 0).
+    pub fn get_i64(&self, key: &str) -> i64 {
+        self.get(key)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default()
+    }
+
+    /// A boolean broker key.
+    pub fn get_bool(&self, key: &str) -> bool {
+        self.get(key)
+            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
+    }
+
+    /// The address to bind: the PLAINTEXT entry of `listeners`, as `host:port`.
+    pub fn listen_address(&self) -> String {
+        listener_address(self.get("listeners").unwrap_or("127.0.0.1:9092"))
+    }
+
+    /// The advertised `host:port`, if the operator set `advertised.listeners`.
+    pub fn advertised_address(&self) -> Option<String> {
+        self.get("advertised.listeners").map(listener_address)
+    }
+
+    /// The data directory: the first of `log.dirs`, else `log.dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        let dirs = self
+            .get("log.dirs")
+            .and_then(|d| d.split(',').map(str::trim).find(|d| !d.is_empty()));
+        PathBuf::from(dirs.or(self.get("log.dir")).unwrap_or("./data"))
+    }
+
+    /// This broker's node id (`node.id`, or `broker.id` where only that is set).
+    pub fn node_id(&self) -> i32 {
+        let id = if !self.is_explicit("node.id") && self.is_explicit("broker.id") {
+            self.get_i64("broker.id")
+        } else {
+            self.get_i64("node.id")
+        };
+        i32::try_from(id).unwrap_or(1)
+    }
+
+    /// The cluster-wide default of a topic key and where it comes from: the
+    /// first explicitly set broker synonym (converted to the topic key's
+    /// unit), else Kafka's default.
+    pub fn topic_default(&self, def: &TopicConfigDef) -> (Option<String>, ConfigSource) {
+        for synonym in def.broker_synonyms {
+            if let Some(value) = self.explicit.get(*synonym) {
+                return (
+                    Some(to_topic_unit(synonym, value)),
+                    ConfigSource::StaticBroker,
+                );
+            }
+        }
+        (def.def.default.map(str::to_owned), ConfigSource::Default)
+    }
+
+    /// The effective value of a topic key for a topic with `overrides`.
+    pub fn topic_value(&self, overrides: &BTreeMap<String, String>, key: &str) -> Option<String> {
+        if let Some(v) = overrides.get(key) {
+            return Some(v.clone());
+        }
+        topic_def(key).and_then(|def| self.topic_default(def).0)
+    }
+}
+
+/// Checks a topic-level key and value, as CreateTopics and AlterConfigs do.
+///
+/// # Errors
+/// Kafka's message for an unknown key or a bad value (mapped to INVALID_CONFIG).
+pub fn validate_topic_config(key: &str, value: &str) -> Result<(), String> {
+    match topic_def(key) {
+        Some(def) => def.def.validate(value),
+        None => Err(format!("Unknown topic config name: {key}")),
+    }
+}
+
+/// Splits `key=value` or `key: value` at the first separator.
+pub fn split_assignment(line: &str) -> Option<(&str, &str)> {
+    let at = line.find(['=', ':'])?;
+    let key = line[..at].trim();
+    (!key.is_empty()).then(|| (key, line[at + 1..].trim()))
+}
+
+/// `PLAINTEXT://host:port[,OTHER://...]` or `host:port` → `host:port`,
+/// preferring the PLAINTEXT entry; an empty host means every interface.
+fn listener_address(listeners: &str) -> String {
+    let entries: Vec<&str> = listeners.split(',').map(str::trim).collect();
+    let chosen = entries
+        .iter()
+        .find(|e| e.starts_with("PLAINTEXT://"))
+        .or(entries.first())
+        .copied()
+        .unwrap_or_default();
+    let address = chosen.split_once("://").map_or(chosen, |(_, a)| a);
+    if address.starts_with(':') {
+        format!("0.0.0.0{address}")
+    } else {
+        address.to_owned()
+    }
+}
+
+/// Converts a broker key's value to milliseconds where the key is in hours or minutes.
+fn to_topic_unit(broker_key: &str, value: &str) -> String {
+    let factor = if broker_key.ends_with(".hours") {
+        3_600_000
+    } else if broker_key.ends_with(".minutes") {
+        60_000
+    } else {
+        return value.to_owned();
+    };
+    value
+        .parse::<i64>()
+        .map(|v| v.saturating_mul(factor).to_string())
+        .unwrap_or_else(|_| value.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_keys_and_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("server.properties");
+        std::fs::write(
+            &path,
+            "# comment\nlisteners=PLAINTEXT://:9093\nlog.retention.hours=1\nnum.partitions: 3\n",
+        )
+        .unwrap();
+        let mut config = BrokerConfig::new();
+        config.load_file(&path).unwrap();
+        assert_eq!(config.listen_address(), "0.0.0.0:9093");
+        assert_eq!(config.get_i64("num.partitions"), 3);
+        let retention = topic_def("retention.ms").unwrap();
+        assert_eq!(
+            config.topic_default(retention),
+            (Some("3600000".to_owned()), ConfigSource::StaticBroker)
+        );
+        config.set("log.retention.ms", "5", "--set").unwrap();
+        assert_eq!(config.topic_default(retention).0.as_deref(), Some("5"));
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let mut config = BrokerConfig::new();
+        assert!(matches!(
+            config.set("no.such.key", "1", "--set"),
+            Err(ConfigError::UnknownKey { .. })
+        ));
+        assert!(matches!(
+            config.set("num.partitions", "zero", "--set"),
+            Err(ConfigError::InvalidValue { .. })
+        ));
+        assert!(validate_topic_config("cleanup.policy", "compact,delete").is_ok());
+        assert!(validate_topic_config("cleanup.policy", "shred").is_err());
+        assert!(validate_topic_config("segment.bytes", "10").is_err());
+        assert!(validate_topic_config("retention.ms", "-1").is_ok());
+        assert!(validate_topic_config("bogus", "1").is_err());
+    }
+}

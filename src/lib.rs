@@ -1,0 +1,26 @@
+//! strom: a broker that speaks Apache Kafka's wire protocol, so stock Kafka
+//! clients work against it by changing only `bootstrap.servers`.
+//!
+//! Layers, top to bottom (data flows down, never back up):
+//! - [`server`]: TCP listener, one task per connection, length-prefixed frames.
+//! - [`protocol`]: bytes to typed requests and typed responses to bytes; the
+//!   table of supported API versions. No I/O.
+//! - [`api`]: one handler per Kafka API, plain functions over [`Broker`].
+//! - [`cluster`], [`log`]: topic metadata and partition data on disk.
+//!
+//! [`config`] holds every setting under Kafka's names; [`Broker`] is the
+//! shared state the handlers work on.
+
+pub mod api;
+pub mod broker;
+pub mod cluster;
+pub mod config;
+pub mod error;
+pub mod log;
+pub mod protocol;
+pub mod server;
+
+pub use broker::Broker;
+pub use config::BrokerConfig;
+pub use error::{ApiError, Error, Result};
+pub use server::RunningBroker;

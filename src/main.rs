@@ -1,0 +1,178 @@
+//! The `strom` binary: parse flags into a [`BrokerConfig`], start the
+//! broker, stop it cleanly on SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use strom::config::split_assignment;
+use strom::{BrokerConfig, RunningBroker};
+
+/// A Kafka-compatible broker. Point any Kafka client at it.
+///
+/// Every flag can also be set as an environment variable STROM_<NAME>
+/// (e.g. STROM_DATA_DIR). Precedence, lowest first: Kafka's defaults,
+/// --config FILE, the dedicated flags, --set.
+#[derive(Debug, Parser)]
+#[command(name = "strom", version, about, long_about = None)]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:9092]
+    #[arg(long, env = "STROM_LISTEN", value_name = "ADDR")]
+    listen: Option<String>,
+    /// Address clients are told to connect to [default: the listen address]
+    #[arg(long, env = "STROM_ADVERTISED_LISTENER", value_name = "HOST:PORT")]
+    advertised_listener: Option<String>,
+    /// Data directory [default: ./data]
+    #[arg(long, env = "STROM_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// This broker's node id [default: 1]
+    #[arg(long, env = "STROM_NODE_ID", value_name = "N")]
+    node_id: Option<u32>,
+    /// Partitions of new topics when not given [default: 1]
+    #[arg(long, env = "STROM_NUM_PARTITIONS", value_name = "N")]
+    num_partitions: Option<u32>,
+    /// Create unknown topics on Metadata and Produce [default: true]
+    #[arg(long, env = "STROM_AUTO_CREATE_TOPICS", value_name = "BOOL")]
+    auto_create_topics: Option<bool>,
+    /// A Kafka server.properties-style file (Kafka's key names)
+    #[arg(long, env = "STROM_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Override one setting by its Kafka name, e.g. --set log.retention.hours=1
+    /// (repeatable; in STROM_SET separate entries with ';')
+    #[arg(
+        long = "set",
+        env = "STROM_SET",
+        value_name = "KEY=VALUE",
+        value_delimiter = ';'
+    )]
+    set: Vec<String>,
+    /// Log filter: error, warn, info, debug, trace, or a tracing directive
+    #[arg(
+        long,
+        env = "STROM_LOG_LEVEL",
+        default_value = "info",
+        value_name = "LEVEL"
+    )]
+    log_level: String,
+}
+
+impl Cli {
+    /// Folds file, flags and overrides into one config, in precedence order.
+    fn into_config(self) -> Result<BrokerConfig, strom::Error> {
+        let mut config = BrokerConfig::new();
+        if let Some(path) = &self.config {
+            config.load_file(path)?;
+        }
+        let flags = [
+            (
+                "listeners",
+                self.listen.map(|a| format!("PLAINTEXT://{a}")),
+                "--listen",
+            ),
+            (
+                "advertised.listeners",
+                self.advertised_listener.map(|a| format!("PLAINTEXT://{a}")),
+                "--advertised-listener",
+            ),
+            (
+                "log.dirs",
+                self.data_dir.map(|d| d.display().to_string()),
+                "--data-dir",
+            ),
+            ("node.id", self.node_id.map(|n| n.to_string()), "--node-id"),
+            (
+                "num.partitions",
+                self.num_partitions.map(|n| n.to_string()),
+                "--num-partitions",
+            ),
+            (
+                "auto.create.topics.enable",
+                self.auto_create_topics.map(|b| b.to_string()),
+                "--auto-create-topics",
+            ),
+        ];
+        for (key, value, origin) in flags {
+            if let Some(value) = value {
+                config.set(key, &value, origin)?;
+            }
+        }
+        for entry in &self.set {
+            let (key, value) =
+                split_assignment(entry).ok_or_else(|| strom::config::ConfigError::Syntax {
+                    origin: format!("--set {entry}"),
+                })?;
+            config.set(key, value, "--set")?;
+        }
+        Ok(config)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if e.use_stderr() => {
+            // One clear line: clap's first line, without its usage block.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            eprintln!("strom: {}", first.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log_level) {
+        Ok(filter) => filter,
+        Err(e) => {
+            eprintln!("strom: invalid --log-level '{}': {e}", cli.log_level);
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+    let config = match cli.into_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("strom: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("strom: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strom: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the broker until SIGINT or SIGTERM.
+async fn serve(config: BrokerConfig) -> Result<(), strom::Error> {
+    let broker = RunningBroker::start(config).await?;
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    broker.shutdown().await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(e) => {
+            tracing::warn!(cause = %e, "cannot watch SIGTERM; stopping on SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The one table of APIs strom implements end to end, with their version
+//! ranges. ApiVersions advertises exactly this table and the decoder
+//! refuses every version outside it.
+//!
+//! Floors match Apache Kafka 4.1 (never higher: librdkafka < 2.11 turns
+//! features off when a floor is above what it probes for).
+
+use kafka_protocol::messages::ApiKey;
+
+/// One supported API and its version range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ApiRange {
+    /// The API.
+    pub key: ApiKey,
+    /// Lowest version served.
+    pub min: i16,
+    /// Highest version served.
+    pub max: i16,
+}
+
+const fn range(key: ApiKey, min: i16, max: i16) -> ApiRange {
+    ApiRange { key, min, max }
+}
+
+/// Every API strom serves, in api-key order.
+pub static SUPPORTED_APIS: &[ApiRange] = &[
+    range(ApiKey::Metadata, 0, 13),
+    range(ApiKey::ApiVersions, 0, 4),
+    range(ApiKey::CreateTopics, 2, 7),
+    range(ApiKey::DeleteTopics, 1, 6),
+    range(ApiKey::DescribeConfigs, 1, 4),
+    range(ApiKey::AlterConfigs, 0, 2),
+    range(ApiKey::CreatePartitions, 0, 3),
+    range(ApiKey::IncrementalAlterConfigs, 0, 1),
+    range(ApiKey::DescribeCluster, 0, 2),
+];
+
+/// The served range of `key`, if strom serves it at all.
+pub fn supported(key: ApiKey) -> Option<ApiRange> {
+    SUPPORTED_APIS.iter().copied().find(|r| r.key == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_is_sorted_unique_and_within_the_codec() {
+        for pair in SUPPORTED_APIS.windows(2) {
+            assert!((pair[0].key as i16) < (pair[1].key as i16), "{pair:?}");
+        }
+        for api in SUPPORTED_APIS {
+            let codec = api.key.valid_versions();
+            assert!(codec.min <= api.min && api.max <= codec.max, "{api:?}");
+        }
+    }
+}

@@ -1,0 +1,264 @@
+//! The network layer: one accept loop, one task per connection, responses
+//! in request order. It moves frames between sockets and the codec and
+//! never knows what a Produce is.
+
+mod connection;
+
+pub use connection::Connection;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info, warn};
+
+use crate::broker::Broker;
+use crate::config::BrokerConfig;
+use crate::error::{Error, Result};
+use crate::{api, protocol};
+
+/// A broker that is serving: its address, its state, and the handle that
+/// stops it.
+#[derive(Debug)]
+pub struct RunningBroker {
+    local_addr: SocketAddr,
+    broker: Arc<Broker>,
+    shutdown: watch::Sender<bool>,
+    accept_loop: JoinHandle<()>,
+}
+
+/// Settings every connection task needs.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    max_frame: usize,
+    idle: Duration,
+}
+
+impl RunningBroker {
+    /// Binds the listener, opens the data dir and starts serving.
+    ///
+    /// # Errors
+    /// The address cannot be bound, the advertised listener is malformed,
+    /// or the data dir is unusable.
+    pub async fn start(config: BrokerConfig) -> Result<Self> {
+        let address = config.listen_address();
+        let listener = TcpListener::bind(&address)
+            .await
+            .map_err(|source| Error::Bind {
+                address: address.clone(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            address: address.clone(),
+            source,
+        })?;
+        let (host, port) = advertised(&config, local_addr)?;
+        let limits = ConnectionLimits {
+            max_frame: usize::try_from(config.get_i64("socket.request.max.bytes"))
+                .unwrap_or(usize::MAX),
+            idle: Duration::from_millis(
+                u64::try_from(config.get_i64("connections.max.idle.ms")).unwrap_or(u64::MAX),
+            ),
+        };
+        let max_connections = usize::try_from(config.get_i64("max.connections"))
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        let data_dir = config.data_dir();
+        let broker = Arc::new(Broker::open(config, host.clone(), port)?);
+        info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listener = %local_addr,
+            advertised = %format!("{host}:{port}"),
+            data_dir = %data_dir.display(),
+            node_id = broker.cluster.node_id,
+            cluster_id = %broker.cluster.cluster_id,
+            "strom started"
+        );
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let accept_loop = tokio::spawn(accept_loop(
+            listener,
+            broker.clone(),
+            Arc::new(Semaphore::new(max_connections)),
+            limits,
+            shutdown_rx,
+        ));
+        Ok(Self {
+            local_addr,
+            broker,
+            shutdown,
+            accept_loop,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The broker's shared state.
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    /// Stops accepting, lets every connection finish the request it is
+    /// running, then flushes the metadata store.
+    ///
+    /// # Errors
+    /// The final flush fails.
+    pub async fn shutdown(self) -> Result<()> {
+        let _ = self.shutdown.send(true);
+        if let Err(e) = self.accept_loop.await {
+            error!(cause = %e, "accept loop ended abnormally");
+        }
+        self.broker.flush()?;
+        info!("strom stopped");
+        Ok(())
+    }
+}
+
+/// The advertised `host:port`: the operator's `advertised.listeners`, else
+/// the bound address (an unspecified bind address advertises the host name).
+fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, u16)> {
+    if let Some(address) = config.advertised_address() {
+        let parsed = address.rsplit_once(':').and_then(|(host, port)| {
+            Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?))
+        });
+        return parsed.filter(|(host, _)| !host.is_empty()).ok_or_else(|| {
+            Error::Config(crate::config::ConfigError::InvalidValue {
+                message: format!("advertised listener '{address}' is not host:port"),
+                origin: "advertised.listeners".into(),
+            })
+        });
+    }
+    let host = if bound.ip().is_unspecified() {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_owned())
+            .unwrap_or_else(|_| "localhost".into())
+    } else {
+        bound.ip().to_string()
+    };
+    Ok((host, bound.port()))
+}
+
+/// Accepts connections until shutdown, then waits for every connection
+/// task to finish.
+async fn accept_loop(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    limit: Arc<Semaphore>,
+    limits: ConnectionLimits,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    // Each connection task holds a sender; when all are dropped, `recv`
+    // returns None and every connection is done (mini-redis's pattern).
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    loop {
+        let permit = tokio::select! {
+            // The semaphore is never closed, so acquiring cannot fail.
+            permit = limit.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            _ = shutdown.changed() => break,
+        };
+        let (socket, peer) = tokio::select! {
+            accepted = accept_with_backoff(&listener) => accepted,
+            _ = shutdown.changed() => break,
+        };
+        debug!(%peer, "accepted connection");
+        let task = ConnectionTask {
+            broker: broker.clone(),
+            shutdown: shutdown.clone(),
+            _done: done_tx.clone(),
+            _permit: permit,
+        };
+        tokio::spawn(task.run(Connection::new(socket, peer, limits.max_frame), limits.idle));
+    }
+    drop(listener);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+}
+
+/// Accepts one connection; on an accept error (e.g. out of file
+/// descriptors) backs off 1 ms, 2 ms, ... up to 1 s and retries.
+async fn accept_with_backoff(listener: &TcpListener) -> (TcpStream, SocketAddr) {
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        match listener.accept().await {
+            Ok(accepted) => return accepted,
+            Err(e) => {
+                warn!(cause = %e, "accept failed; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// What one connection task owns besides its socket.
+struct ConnectionTask {
+    broker: Arc<Broker>,
+    shutdown: watch::Receiver<bool>,
+    /// Dropped when the task ends: tells the accept loop this one is done.
+    _done: mpsc::Sender<()>,
+    /// Holds a place under `max.connections`.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl ConnectionTask {
+    /// Serves requests one at a time, in order, until the client leaves, a
+    /// frame is bad, the connection idles out, or the broker shuts down.
+    async fn run(mut self, mut connection: Connection, idle: Duration) {
+        let peer = connection.peer;
+        loop {
+            let frame = tokio::select! {
+                read = tokio::time::timeout(idle, connection.read_frame()) => match read {
+                    Ok(Ok(Some(frame))) => frame,
+                    Ok(Ok(None)) => break,
+                    Ok(Err(e)) => {
+                        warn!(%peer, cause = %e, "closing connection: bad frame");
+                        break;
+                    }
+                    Err(_) => {
+                        debug!(%peer, "closing idle connection");
+                        break;
+                    }
+                },
+                _ = self.shutdown.changed() => break,
+            };
+            let request = match protocol::decode_request(frame) {
+                Ok(request) => request,
+                Err(e) => {
+                    warn!(%peer, cause = %e, "closing connection: undecodable request");
+                    break;
+                }
+            };
+            let header = request.header.clone();
+            debug!(%peer, api_key = header.request_api_key, version = header.request_api_version,
+                correlation_id = header.correlation_id, "request");
+            let response = match api::dispatch(&self.broker, request).await {
+                Ok(Some(response)) => response,
+                Ok(None) => continue,
+                Err(e) => {
+                    error!(%peer, cause = %e, "closing connection");
+                    break;
+                }
+            };
+            let bytes = match protocol::encode_response(&header, &response) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    error!(%peer, cause = %e, "closing connection");
+                    break;
+                }
+            };
+            if let Err(e) = connection.write_frame(bytes).await {
+                debug!(%peer, cause = %e, "client went away");
+                break;
+            }
+        }
+        debug!(%peer, "connection closed");
+    }
+}
