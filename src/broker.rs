@@ -10,7 +10,7 @@ use kafka_protocol::error::ResponseError;
 use crate::cluster::{self, BrokerEndpoint, ClusterInfo, TopicMeta, TopicRegistry};
 use crate::config::BrokerConfig;
 use crate::error::{ApiError, Error, Result};
-use crate::log::LogManager;
+use crate::log::{self, LogConfig, LogManager};
 
 /// The broker's shared state. Handlers get `&Broker`; every field is safe
 /// to use from many connection tasks at once.
@@ -47,9 +47,14 @@ impl Broker {
         check_writable(&data_dir).map_err(dir_error)?;
         let cluster_id =
             cluster::load_or_create_cluster_id(&data_dir, node_id).map_err(dir_error)?;
-        let db = sled::open(data_dir.join("meta"))?;
+        // sled's default cache is 1 GiB; the index is small and hot, so a
+        // modest cache keeps the broker's memory low.
+        let db = sled::Config::new()
+            .path(data_dir.join("meta"))
+            .cache_capacity(64 << 20)
+            .open()?;
         let topics = TopicRegistry::open(&db)?;
-        let logs = LogManager::open(&data_dir).map_err(dir_error)?;
+        let logs = LogManager::open(&data_dir, db.clone()).map_err(dir_error)?;
         let cluster = ClusterInfo {
             cluster_id,
             node_id,
@@ -59,13 +64,51 @@ impl Broker {
                 port: i32::from(advertised_port),
             }],
         };
-        Ok(Self {
+        let broker = Self {
             config,
             cluster,
             topics,
             logs,
             db,
-        })
+        };
+        let now = log::now_ms();
+        for meta in broker.topics.all() {
+            let config = broker.log_config(&meta.configs);
+            broker
+                .logs
+                .open_partitions(&meta.name, 0, meta.partition_count(), &config, now)
+                .map_err(dir_error)?;
+        }
+        Ok(broker)
+    }
+
+    /// The log settings of a topic with `overrides`, over the broker defaults.
+    pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
+        let value = |key: &str| self.config.topic_value(overrides, key);
+        let number =
+            |key: &str, default: i64| value(key).and_then(|v| v.parse().ok()).unwrap_or(default);
+        let defaults = LogConfig::default();
+        LogConfig {
+            segment_bytes: u64::try_from(number("segment.bytes", 1 << 30))
+                .unwrap_or(defaults.segment_bytes),
+            segment_ms: number("segment.ms", defaults.segment_ms),
+            retention_ms: number("retention.ms", defaults.retention_ms),
+            retention_bytes: number("retention.bytes", defaults.retention_bytes),
+            max_message_bytes: usize::try_from(number("max.message.bytes", 1_048_588))
+                .unwrap_or(defaults.max_message_bytes),
+            log_append_time: value("message.timestamp.type").as_deref() == Some("LogAppendTime"),
+            flush_messages: number("flush.messages", defaults.flush_messages),
+            flush_ms: number("flush.ms", defaults.flush_ms),
+        }
+    }
+
+    /// A new producer id, unique across restarts (sled's persistent id generator).
+    ///
+    /// # Errors
+    /// sled fails.
+    pub fn next_producer_id(&self) -> Result<i64> {
+        let id = self.db.generate_id()?;
+        Ok(i64::try_from(id).unwrap_or(i64::MAX))
     }
 
     /// Creates a topic: registry entry first (the atomic existence check),
@@ -85,7 +128,11 @@ impl Broker {
             partitions,
             configs,
         })?;
-        if let Err(e) = self.logs.create_partitions(name, 0, meta.partition_count()) {
+        let config = self.log_config(&meta.configs);
+        if let Err(e) =
+            self.logs
+                .open_partitions(name, 0, meta.partition_count(), &config, log::now_ms())
+        {
             // Undo the registry entry so the name can be retried; the
             // storage error is what the client needs to hear.
             let _ = self.topics.delete(name);
@@ -139,7 +186,13 @@ impl Broker {
             Ok(())
         })?;
         self.logs
-            .create_partitions(name, old_count, new_count)
+            .open_partitions(
+                name,
+                old_count,
+                new_count,
+                &self.log_config(&meta.configs),
+                log::now_ms(),
+            )
             .map_err(|e| storage_error(name, &e))?;
         tracing::info!(
             topic = name,
@@ -162,7 +215,8 @@ impl Broker {
         name: &str,
         change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
-        self.topics.update(name, |meta| change(&mut meta.configs))?;
+        let meta = self.topics.update(name, |meta| change(&mut meta.configs))?;
+        self.logs.set_config(name, &self.log_config(&meta.configs));
         tracing::info!(topic = name, "altered topic configs");
         Ok(())
     }
@@ -194,11 +248,17 @@ impl Broker {
             .collect()
     }
 
-    /// Flushes the metadata store to disk (on shutdown).
+    /// One pass of background upkeep: retention and time-based flushing.
+    pub fn maintain(&self) {
+        self.logs.maintain(log::now_ms());
+    }
+
+    /// Flushes every log and the metadata store to disk (on shutdown).
     ///
     /// # Errors
     /// sled cannot write.
     pub fn flush(&self) -> Result<()> {
+        self.logs.flush_all(log::now_ms());
         self.db.flush()?;
         Ok(())
     }

@@ -1,28 +1,51 @@
-//! The storage engine: one directory of segment files per partition under
-//! `DATA_DIR/logs/<topic>-<partition>/`.
+//! The storage engine: one [`PartitionLog`] per partition, each a directory
+//! `DATA_DIR/logs/<topic>-<partition>/` of segment files named by base
+//! offset, indexed by a sled tree per partition.
 //!
-//! The log knows nothing of requests or clients. This first cut owns the
-//! partition directories (created with the topic, removed with it); the
-//! partition log itself (segments, sled index, recovery) builds on it.
+//! The log knows nothing of requests or clients. Segments are the truth;
+//! the sled index is a cache that recovery rebuilds from them.
 
+mod batch;
+mod index;
+mod partition;
+mod producer_state;
+mod segment;
+
+pub use batch::{BatchError, BatchHeader};
+pub use partition::{
+    AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
+};
+pub use producer_state::SequenceError;
+
+use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
 
-/// Owns every partition directory under `DATA_DIR/logs`.
+use tracing::{error, warn};
+
+/// Owns every partition log under `DATA_DIR/logs` (Kafka's `LogManager`).
 #[derive(Debug)]
 pub struct LogManager {
     root: PathBuf,
+    db: sled::Db,
+    partitions: RwLock<HashMap<(String, i32), Arc<PartitionLog>>>,
 }
 
 impl LogManager {
-    /// Opens (creating if needed) the logs directory under `data_dir`.
+    /// Opens (creating if needed) the logs directory under `data_dir`; the
+    /// partitions are opened with [`LogManager::open_partitions`].
     ///
     /// # Errors
     /// The directory cannot be created.
-    pub fn open(data_dir: &Path) -> io::Result<Self> {
+    pub fn open(data_dir: &Path, db: sled::Db) -> io::Result<Self> {
         let root = data_dir.join("logs");
         std::fs::create_dir_all(&root)?;
-        Ok(Self { root })
+        Ok(Self {
+            root,
+            db,
+            partitions: RwLock::new(HashMap::new()),
+        })
     }
 
     /// The directory of one partition (Kafka's `<topic>-<partition>` name).
@@ -30,45 +53,95 @@ impl LogManager {
         self.root.join(format!("{topic}-{partition}"))
     }
 
-    /// Creates the directories of partitions `from..to` of `topic`.
+    /// Opens (recovering) or creates partitions `from..to` of `topic`.
     ///
     /// # Errors
-    /// A directory cannot be created (disk full, permissions).
-    pub fn create_partitions(&self, topic: &str, from: i32, to: i32) -> io::Result<()> {
+    /// A partition cannot be opened or created.
+    pub fn open_partitions(
+        &self,
+        topic: &str,
+        from: i32,
+        to: i32,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> io::Result<()> {
         for partition in from..to {
-            std::fs::create_dir_all(self.partition_dir(topic, partition))?;
+            let dir = self.partition_dir(topic, partition);
+            let log = PartitionLog::open(&dir, topic, partition, &self.db, config.clone(), now_ms)?;
+            self.write()
+                .insert((topic.to_owned(), partition), Arc::new(log));
         }
         Ok(())
     }
 
-    /// Removes every partition directory of `topic` (partitions `0..count`)
-    /// and all data in them.
+    /// The log of one partition.
+    pub fn get(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>> {
+        self.read().get(&(topic.to_owned(), partition)).cloned()
+    }
+
+    /// Applies new settings to every partition of `topic`.
+    pub fn set_config(&self, topic: &str, config: &LogConfig) {
+        for log in self.read().values().filter(|l| l.topic == topic) {
+            log.set_config(config.clone());
+        }
+    }
+
+    /// Removes every partition of `topic` (partitions `0..count`), with all
+    /// their data and index entries.
     ///
     /// # Errors
-    /// A directory exists but cannot be removed.
+    /// Files cannot be removed or sled fails.
     pub fn delete_topic(&self, topic: &str, count: i32) -> io::Result<()> {
         for partition in 0..count {
-            match std::fs::remove_dir_all(self.partition_dir(topic, partition)) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+            let removed = self.write().remove(&(topic.to_owned(), partition));
+            match removed {
+                Some(log) => log.destroy(&self.db)?,
+                None => match std::fs::remove_dir_all(self.partition_dir(topic, partition)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
             }
         }
         Ok(())
     }
+
+    /// One retention and flush pass over every partition; failures are
+    /// logged per partition and never stop the others.
+    pub fn maintain(&self, now_ms: i64) {
+        let logs: Vec<Arc<PartitionLog>> = self.read().values().cloned().collect();
+        for log in logs {
+            if let Err(e) = log.enforce_retention(now_ms) {
+                error!(topic = %log.topic, partition = log.partition, cause = %e, "retention failed");
+            }
+            if let Err(e) = log.flush_if_due(now_ms) {
+                error!(topic = %log.topic, partition = log.partition, cause = %e, "flush failed");
+            }
+        }
+    }
+
+    /// Fsyncs every partition and the index (on shutdown).
+    pub fn flush_all(&self, now_ms: i64) {
+        for log in self.read().values() {
+            if let Err(e) = log.flush(now_ms) {
+                warn!(topic = %log.topic, partition = log.partition, cause = %e, "flush on shutdown failed");
+            }
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<(String, i32), Arc<PartitionLog>>> {
+        self.partitions.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<(String, i32), Arc<PartitionLog>>> {
+        self.partitions.write().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn create_and_delete_dirs() {
-        let dir = tempfile::tempdir().unwrap();
-        let logs = LogManager::open(dir.path()).unwrap();
-        logs.create_partitions("t", 0, 3).unwrap();
-        assert!(dir.path().join("logs/t-2").is_dir());
-        logs.delete_topic("t", 3).unwrap();
-        assert!(!dir.path().join("logs/t-0").exists());
-        logs.delete_topic("t", 3).unwrap();
-    }
+/// Milliseconds since the Unix epoch: the one wall clock the log uses.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_millis()).ok())
+        .unwrap_or(0)
 }

@@ -78,6 +78,13 @@ impl RunningBroker {
             "strom started"
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
+        let check_interval =
+            u64::try_from(broker.config.get_i64("log.retention.check.interval.ms")).unwrap_or(1000);
+        tokio::spawn(maintenance_loop(
+            broker.clone(),
+            Duration::from_millis(check_interval.clamp(1, 1000)),
+            shutdown_rx.clone(),
+        ));
         let accept_loop = tokio::spawn(accept_loop(
             listener,
             broker.clone(),
@@ -141,6 +148,27 @@ fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, u16)>
         bound.ip().to_string()
     };
     Ok((host, bound.port()))
+}
+
+/// Runs retention and time-based flushing every `period` until shutdown.
+/// A pass blocks on disk, so it runs on the blocking pool.
+async fn maintenance_loop(
+    broker: Arc<Broker>,
+    period: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let broker = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || broker.maintain()).await {
+            error!(cause = %e, "maintenance pass failed");
+        }
+    }
 }
 
 /// Accepts connections until shutdown, then waits for every connection

@@ -1,0 +1,1052 @@
+//! [`PartitionLog`]: one partition's log (Kafka's `UnifiedLog`): segment
+//! files, the sled batch index, offsets, idempotent producer state,
+//! recovery on open, roll, retention, DeleteRecords and flushing.
+//!
+//! Thread-safety: one mutex guards every modification (append, roll,
+//! retention, truncation). Reads take it only to look up offsets and a file
+//! handle, then read the file without it. Appends wake long-polling
+//! fetchers through [`PartitionLog::appended`].
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::batch::{self, BatchError, BatchHeader, HEADER_SIZE};
+use super::index::{BatchEntry, SegmentIndex};
+use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
+use super::segment::{self, LogSegment};
+
+/// The settings a partition log obeys, resolved from its topic's overrides
+/// and the broker defaults. Changing them takes effect on the next append
+/// or retention pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    /// `segment.bytes`: roll when the active segment would grow past this.
+    pub segment_bytes: u64,
+    /// `segment.ms`: roll when the active segment is this old.
+    pub segment_ms: i64,
+    /// `retention.ms`: delete closed segments older than this (-1: never).
+    pub retention_ms: i64,
+    /// `retention.bytes`: delete closed segments while the log is larger (-1: never).
+    pub retention_bytes: i64,
+    /// `max.message.bytes`: the largest batch accepted.
+    pub max_message_bytes: usize,
+    /// `message.timestamp.type=LogAppendTime`.
+    pub log_append_time: bool,
+    /// `flush.messages`: fsync after this many records.
+    pub flush_messages: i64,
+    /// `flush.ms`: fsync when data has been unflushed this long.
+    pub flush_ms: i64,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 1 << 30,
+            segment_ms: 7 * 24 * 3_600_000,
+            retention_ms: 7 * 24 * 3_600_000,
+            retention_bytes: -1,
+            max_message_bytes: 1_048_588,
+            log_append_time: false,
+            flush_messages: i64::MAX,
+            flush_ms: i64::MAX,
+        }
+    }
+}
+
+/// Why an append was refused.
+#[derive(Debug)]
+pub enum AppendError {
+    /// Bad CRC, magic or lengths (CORRUPT_MESSAGE).
+    Corrupt(String),
+    /// A well-formed batch that breaks a rule (INVALID_RECORD).
+    Invalid(String),
+    /// Larger than `max.message.bytes` (MESSAGE_TOO_LARGE).
+    TooLarge {
+        /// The batch size.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// An idempotence violation.
+    Sequence(SequenceError),
+    /// The disk or index failed (KAFKA_STORAGE_ERROR).
+    Storage(String),
+}
+
+impl std::fmt::Display for AppendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Corrupt(m) | Self::Invalid(m) | Self::Storage(m) => write!(f, "{m}"),
+            Self::TooLarge { size, max } => write!(
+                f,
+                "The record batch is {size} bytes, larger than the maximum of {max} bytes"
+            ),
+            Self::Sequence(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<BatchError> for AppendError {
+    fn from(e: BatchError) -> Self {
+        match e {
+            BatchError::Truncated | BatchError::Corrupt(_) => Self::Corrupt(e.to_string()),
+            BatchError::Invalid(m) => Self::Invalid(m),
+        }
+    }
+}
+
+/// Why a read was refused.
+#[derive(Debug)]
+pub enum ReadError {
+    /// The offset is below the log start or above the log end.
+    OffsetOutOfRange,
+    /// The disk failed (KAFKA_STORAGE_ERROR).
+    Storage(String),
+}
+
+/// Where an appended batch went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    /// Offset of the batch's first record.
+    pub base_offset: i64,
+    /// The broker's append time for LogAppendTime topics, else -1.
+    pub log_append_time: i64,
+    /// The log start offset after the append.
+    pub log_start_offset: i64,
+}
+
+/// The offsets a fetch reports with its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogOffsets {
+    /// First offset still in the log.
+    pub log_start_offset: i64,
+    /// Offset up to which records are committed (visible to consumers).
+    pub high_watermark: i64,
+    /// Offset the next append gets.
+    pub log_end_offset: i64,
+}
+
+/// Bytes read from the log plus the offsets at the time of reading.
+#[derive(Debug, Clone)]
+pub struct ReadResult {
+    /// Whole record batches, back to back; empty if none.
+    pub records: Bytes,
+    /// Offsets when the read ran.
+    pub offsets: LogOffsets,
+}
+
+#[derive(Debug)]
+struct LogState {
+    config: LogConfig,
+    /// Segments by base offset; the last one is active.
+    segments: BTreeMap<i64, LogSegment>,
+    log_start_offset: i64,
+    log_end_offset: i64,
+    /// Equal to the log end offset on a single node; kept apart for replication.
+    high_watermark: i64,
+    producers: ProducerStateManager,
+    unflushed_records: i64,
+    last_flush_ms: i64,
+}
+
+/// One partition's log.
+#[derive(Debug)]
+pub struct PartitionLog {
+    /// The topic.
+    pub topic: String,
+    /// The partition number.
+    pub partition: i32,
+    dir: PathBuf,
+    index: SegmentIndex,
+    /// Persisted log start offsets (`<topic>/<partition>` → i64).
+    starts: sled::Tree,
+    state: Mutex<LogState>,
+    appended: Notify,
+}
+
+fn storage(e: impl std::fmt::Display) -> AppendError {
+    AppendError::Storage(e.to_string())
+}
+
+impl PartitionLog {
+    /// Opens a partition's directory, recovering as Kafka's `LogLoader`
+    /// does: every segment's bytes past its last indexed batch are scanned,
+    /// each batch's CRC checked and indexed; a torn or corrupt tail is cut
+    /// (with a warning); index entries pointing past a file's end are dropped.
+    ///
+    /// # Errors
+    /// The directory or a segment cannot be read or written, or sled fails.
+    pub fn open(
+        dir: &Path,
+        topic: &str,
+        partition: i32,
+        db: &sled::Db,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> io::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let index = SegmentIndex::open(db, topic, partition).map_err(io::Error::other)?;
+        let starts = db
+            .open_tree("log_start_offsets")
+            .map_err(io::Error::other)?;
+        let start_key = format!("{topic}/{partition}");
+        let stored_start = starts
+            .get(&start_key)
+            .map_err(io::Error::other)?
+            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes));
+
+        let mut segments = BTreeMap::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            if let Some(base) = name.to_str().and_then(segment::parse_file_name) {
+                segments.insert(base, LogSegment::open(&entry.path(), base)?);
+            }
+        }
+        if segments.is_empty() {
+            let base = stored_start.unwrap_or(0);
+            segments.insert(base, LogSegment::create(dir, base, now_ms)?);
+        }
+        let first_base = segments.keys().next().copied().unwrap_or(0);
+        // Entries of segments deleted before a crash could finish the index cleanup.
+        index.remove_range(..first_base).map_err(io::Error::other)?;
+
+        let bases: Vec<i64> = segments.keys().copied().collect();
+        let mut producers = ProducerStateManager::default();
+        let mut log_end_offset = first_base;
+        for (i, base) in bases.iter().enumerate() {
+            let next = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let Some(segment) = segments.get_mut(base) else {
+                continue;
+            };
+            recover_segment(segment, &index, next, topic, partition)?;
+            for entry in index.range(*base..next) {
+                segment.max_timestamp = segment.max_timestamp.max(entry.max_timestamp);
+                log_end_offset = entry.last_offset + 1;
+                if entry.producer_id >= 0 && !is_control(entry.attributes) {
+                    producers.record(
+                        entry.producer_id,
+                        entry.producer_epoch,
+                        entry.base_sequence,
+                        last_sequence(&entry),
+                        entry.base_offset,
+                    );
+                }
+            }
+            log_end_offset = log_end_offset.max(*base);
+        }
+        let log_start_offset = stored_start
+            .unwrap_or(first_base)
+            .max(first_base)
+            .min(log_end_offset);
+        Ok(Self {
+            topic: topic.to_owned(),
+            partition,
+            dir: dir.to_owned(),
+            index,
+            starts,
+            state: Mutex::new(LogState {
+                config,
+                segments,
+                log_start_offset,
+                log_end_offset,
+                high_watermark: log_end_offset,
+                producers,
+                unflushed_records: 0,
+                last_flush_ms: now_ms,
+            }),
+            appended: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, LogState> {
+        // A panic while holding the lock leaves the state consistent at
+        // batch granularity (file first, then index, then offsets), so
+        // keep serving.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Woken (`notify_waiters`) after every append, for long-polling fetches.
+    pub fn appended(&self) -> &Notify {
+        &self.appended
+    }
+
+    /// Replaces the log's settings.
+    pub fn set_config(&self, config: LogConfig) {
+        self.lock().config = config;
+    }
+
+    /// The current offsets.
+    pub fn offsets(&self) -> LogOffsets {
+        let state = self.lock();
+        LogOffsets {
+            log_start_offset: state.log_start_offset,
+            high_watermark: state.high_watermark,
+            log_end_offset: state.log_end_offset,
+        }
+    }
+
+    /// Validates and appends one batch as the producer sent it, assigning
+    /// offsets. A retried idempotent batch returns its original offset.
+    ///
+    /// # Errors
+    /// [`AppendError`] naming the reason; nothing is stored then.
+    pub fn append(&self, mut bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
+        let header = batch::validate(&bytes)?;
+        let mut state = self.lock();
+        if bytes.len() > state.config.max_message_bytes {
+            return Err(AppendError::TooLarge {
+                size: bytes.len(),
+                max: state.config.max_message_bytes,
+            });
+        }
+        if header.has_producer() && !header.is_control() {
+            let check = state
+                .producers
+                .check(
+                    header.producer_id,
+                    header.producer_epoch,
+                    header.base_sequence,
+                    header.last_sequence(),
+                )
+                .map_err(AppendError::Sequence)?;
+            if let SequenceCheck::Duplicate(base_offset) = check {
+                return Ok(AppendInfo {
+                    base_offset,
+                    log_append_time: -1,
+                    log_start_offset: state.log_start_offset,
+                });
+            }
+        }
+        self.maybe_roll(&mut state, bytes.len() as u64, now_ms)?;
+        let base_offset = state.log_end_offset;
+        let append_time = state.config.log_append_time.then_some(now_ms);
+        batch::assign(&mut bytes, base_offset, 0, append_time);
+        let max_timestamp = append_time.unwrap_or(header.max_timestamp);
+        let last_offset = base_offset + i64::from(header.last_offset_delta);
+
+        let (segment_base, segment) = state
+            .segments
+            .iter_mut()
+            .next_back()
+            .ok_or_else(|| AppendError::Storage("partition has no active segment".into()))?;
+        let segment_base = *segment_base;
+        let position = segment.append(&bytes).map_err(storage)?;
+        let entry = BatchEntry {
+            base_offset,
+            last_offset,
+            segment: segment_base,
+            position,
+            size: u32::try_from(bytes.len()).map_err(storage)?,
+            max_timestamp,
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            base_sequence: header.base_sequence,
+            attributes: header.attributes,
+        };
+        if let Err(e) = self.index.insert(&entry) {
+            let _ = segment.truncate(position);
+            return Err(storage(e));
+        }
+        segment.max_timestamp = segment.max_timestamp.max(max_timestamp);
+        state.log_end_offset = last_offset + 1;
+        state.high_watermark = state.log_end_offset;
+        if header.has_producer() && !header.is_control() {
+            state.producers.record(
+                header.producer_id,
+                header.producer_epoch,
+                header.base_sequence,
+                header.last_sequence(),
+                base_offset,
+            );
+        }
+        state.unflushed_records += i64::from(header.records_count);
+        if state.unflushed_records >= state.config.flush_messages {
+            flush_active(&mut state, now_ms).map_err(storage)?;
+        }
+        let info = AppendInfo {
+            base_offset,
+            log_append_time: append_time.unwrap_or(-1),
+            log_start_offset: state.log_start_offset,
+        };
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Rolls to a new segment when the active one is full or old.
+    fn maybe_roll(
+        &self,
+        state: &mut LogState,
+        incoming: u64,
+        now_ms: i64,
+    ) -> Result<(), AppendError> {
+        let Some(active) = state.segments.values().next_back() else {
+            return Err(AppendError::Storage(
+                "partition has no active segment".into(),
+            ));
+        };
+        let full = active.size + incoming > state.config.segment_bytes;
+        let old = now_ms.saturating_sub(active.created_ms) >= state.config.segment_ms;
+        if active.size == 0 || !(full || old) {
+            return Ok(());
+        }
+        if state.config.flush_messages != i64::MAX || state.config.flush_ms != i64::MAX {
+            active.flush().map_err(storage)?;
+        }
+        let base = state.log_end_offset;
+        let segment = LogSegment::create(&self.dir, base, now_ms).map_err(storage)?;
+        state.segments.insert(base, segment);
+        info!(topic = %self.topic, partition = self.partition, base_offset = base, "rolled segment");
+        Ok(())
+    }
+
+    /// Reads whole batches from `offset` on, at most `max_bytes` (but always
+    /// the first batch, so a consumer can progress), only below
+    /// `upper_offset` (the high watermark or last stable offset), and only
+    /// from one segment.
+    ///
+    /// # Errors
+    /// [`ReadError::OffsetOutOfRange`] below the log start or past the end.
+    pub fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        upper_offset: Option<i64>,
+    ) -> Result<ReadResult, ReadError> {
+        let (offsets, reader_for) = {
+            let state = self.lock();
+            let offsets = LogOffsets {
+                log_start_offset: state.log_start_offset,
+                high_watermark: state.high_watermark,
+                log_end_offset: state.log_end_offset,
+            };
+            if offset < state.log_start_offset || offset > state.log_end_offset {
+                return Err(ReadError::OffsetOutOfRange);
+            }
+            let readers: BTreeMap<i64, Arc<std::fs::File>> = state
+                .segments
+                .iter()
+                .map(|(b, s)| (*b, s.reader()))
+                .collect();
+            (offsets, readers)
+        };
+        let upper = upper_offset.unwrap_or(offsets.high_watermark);
+        let empty = ReadResult {
+            records: Bytes::new(),
+            offsets,
+        };
+        let Some(first) = self.index.find(offset).filter(|e| e.base_offset < upper) else {
+            return Ok(empty);
+        };
+        let mut total: u64 = 0;
+        for entry in self.index.range(offset..) {
+            let contiguous =
+                entry.segment == first.segment && entry.position == first.position + total;
+            let fits = total == 0 || total + u64::from(entry.size) <= max_bytes as u64;
+            if !contiguous || !fits || entry.base_offset >= upper {
+                break;
+            }
+            total += u64::from(entry.size);
+        }
+        let Some(file) = reader_for.get(&first.segment) else {
+            // Deleted by retention between the lookup and the read.
+            return Err(ReadError::OffsetOutOfRange);
+        };
+        let length = usize::try_from(total).map_err(|e| ReadError::Storage(e.to_string()))?;
+        let bytes = segment::read_at(file, first.position, length)
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        Ok(ReadResult {
+            records: Bytes::from(bytes),
+            offsets,
+        })
+    }
+
+    /// The first offset whose record timestamp is at least `timestamp`, with
+    /// that record's timestamp (ListOffsets by time); `None` if there is none.
+    pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
+        let (start, segments) = self.segment_ranges();
+        let (from, to, _) = segments.into_iter().find(|(_, _, max)| *max >= timestamp)?;
+        let entry = self
+            .index
+            .range(from.max(start)..to)
+            .find(|e| e.max_timestamp >= timestamp)?;
+        self.record_in(&entry, |_, ts| ts >= timestamp)
+            .filter(|(offset, _)| *offset >= start)
+    }
+
+    /// The offset and timestamp of the record with the largest timestamp.
+    pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
+        let (start, segments) = self.segment_ranges();
+        let (from, to, max) = segments
+            .into_iter()
+            .max_by_key(|(from, _, max)| (*max, -from))?;
+        if max < 0 {
+            return None;
+        }
+        let entry = self
+            .index
+            .range(from.max(start)..to)
+            .find(|e| e.max_timestamp == max)?;
+        self.record_in(&entry, |_, ts| ts == max)
+    }
+
+    /// (log start, [(segment base, next base, max timestamp)]).
+    fn segment_ranges(&self) -> (i64, Vec<(i64, i64, i64)>) {
+        let state = self.lock();
+        let bases: Vec<(i64, i64)> = state
+            .segments
+            .iter()
+            .map(|(b, s)| (*b, s.max_timestamp))
+            .collect();
+        let ranges = bases
+            .iter()
+            .enumerate()
+            .map(|(i, (base, max))| (*base, bases.get(i + 1).map_or(i64::MAX, |n| n.0), *max))
+            .collect();
+        (state.log_start_offset, ranges)
+    }
+
+    /// The first record of a stored batch matching `wanted(offset, timestamp)`.
+    fn record_in(
+        &self,
+        entry: &BatchEntry,
+        wanted: impl Fn(i64, i64) -> bool,
+    ) -> Option<(i64, i64)> {
+        let bytes = self
+            .read(entry.base_offset, entry.size as usize, Some(i64::MAX))
+            .ok()?
+            .records;
+        let header = BatchHeader::parse(&bytes).ok()?;
+        if header.attributes & (1 << 3) != 0 {
+            // LogAppendTime: every record carries the batch's max timestamp.
+            return wanted(header.base_offset, header.max_timestamp)
+                .then_some((header.base_offset, header.max_timestamp));
+        }
+        let mut buf = bytes.slice(..header.size);
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+        set.records
+            .iter()
+            .map(|r| (r.offset, r.timestamp))
+            .find(|(o, t)| wanted(*o, *t))
+    }
+
+    /// Moves the log start offset to `offset` (DeleteRecords); `-1` means
+    /// the high watermark. Whole segments below it are deleted.
+    ///
+    /// # Errors
+    /// [`ReadError::OffsetOutOfRange`] past the high watermark.
+    pub fn delete_records_before(&self, offset: i64) -> Result<i64, ReadError> {
+        let mut state = self.lock();
+        let target = if offset == -1 {
+            state.high_watermark
+        } else {
+            offset
+        };
+        if target < 0 || target > state.high_watermark {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        if target > state.log_start_offset {
+            state.log_start_offset = target;
+            self.persist_start(target)
+                .map_err(|e| ReadError::Storage(e.to_string()))?;
+            self.delete_segments_below(&mut state, |_, next_base| next_base <= target)
+                .map_err(|e| ReadError::Storage(e.to_string()))?;
+        }
+        Ok(state.log_start_offset)
+    }
+
+    /// Deletes closed segments past `retention.ms` or beyond
+    /// `retention.bytes`; never the active segment. Returns how many went.
+    ///
+    /// # Errors
+    /// A file or the index cannot be updated.
+    pub fn enforce_retention(&self, now_ms: i64) -> io::Result<usize> {
+        let mut state = self.lock();
+        let retention_ms = state.config.retention_ms;
+        let mut excess = if state.config.retention_bytes >= 0 {
+            let total: u64 = state.segments.values().map(|s| s.size).sum();
+            i64::try_from(total).unwrap_or(i64::MAX) - state.config.retention_bytes
+        } else {
+            i64::MIN
+        };
+        self.delete_segments_below(&mut state, |segment, _| {
+            let expired = retention_ms >= 0
+                && segment.max_timestamp >= 0
+                && now_ms.saturating_sub(segment.max_timestamp) > retention_ms;
+            let size = i64::try_from(segment.size).unwrap_or(i64::MAX);
+            let too_big = excess != i64::MIN && excess - size >= 0;
+            if too_big {
+                excess -= size;
+            }
+            expired || too_big
+        })
+    }
+
+    /// Deletes closed segments from the oldest on while `doomed(segment,
+    /// next_base)` holds, moving the log start offset past them.
+    fn delete_segments_below(
+        &self,
+        state: &mut LogState,
+        mut doomed: impl FnMut(&LogSegment, i64) -> bool,
+    ) -> io::Result<usize> {
+        let mut deleted = 0;
+        loop {
+            let bases: Vec<i64> = state.segments.keys().take(2).copied().collect();
+            let [base, next] = bases[..] else { break };
+            let Some(segment) = state.segments.get(&base) else {
+                break;
+            };
+            if !doomed(segment, next) {
+                break;
+            }
+            // Index entries first, then the file: a crash in between leaves
+            // a file that recovery re-indexes, never an entry without data.
+            self.index
+                .remove_range(base..next)
+                .map_err(io::Error::other)?;
+            if let Some(segment) = state.segments.remove(&base) {
+                segment.delete()?;
+            }
+            deleted += 1;
+            if state.log_start_offset < next {
+                state.log_start_offset = next;
+                self.persist_start(next)?;
+            }
+        }
+        if deleted > 0 {
+            info!(topic = %self.topic, partition = self.partition, deleted,
+                log_start_offset = state.log_start_offset, "deleted old segments");
+        }
+        Ok(deleted)
+    }
+
+    fn persist_start(&self, offset: i64) -> io::Result<()> {
+        self.starts
+            .insert(
+                format!("{}/{}", self.topic, self.partition),
+                &offset.to_be_bytes(),
+            )
+            .map_err(io::Error::other)?;
+        Ok(())
+    }
+
+    /// Fsyncs the active segment if `flush.ms` has passed with unflushed data.
+    ///
+    /// # Errors
+    /// fsync fails.
+    pub fn flush_if_due(&self, now_ms: i64) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.unflushed_records > 0
+            && now_ms.saturating_sub(state.last_flush_ms) >= state.config.flush_ms
+        {
+            flush_active(&mut state, now_ms)?;
+        }
+        Ok(())
+    }
+
+    /// Fsyncs every segment (on shutdown).
+    ///
+    /// # Errors
+    /// fsync fails.
+    pub fn flush(&self, now_ms: i64) -> io::Result<()> {
+        let mut state = self.lock();
+        for segment in state.segments.values() {
+            segment.flush()?;
+        }
+        state.unflushed_records = 0;
+        state.last_flush_ms = now_ms;
+        Ok(())
+    }
+
+    /// Removes the partition's files and index.
+    ///
+    /// # Errors
+    /// Files cannot be removed or sled fails.
+    pub fn destroy(&self, db: &sled::Db) -> io::Result<()> {
+        let mut state = self.lock();
+        state.segments.clear();
+        SegmentIndex::destroy(db, &self.topic, self.partition).map_err(io::Error::other)?;
+        self.starts
+            .remove(format!("{}/{}", self.topic, self.partition))
+            .map_err(io::Error::other)?;
+        match std::fs::remove_dir_all(&self.dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn flush_active(state: &mut LogState, now_ms: i64) -> io::Result<()> {
+    if let Some(active) = state.segments.values().next_back() {
+        active.flush()?;
+    }
+    state.unflushed_records = 0;
+    state.last_flush_ms = now_ms;
+    Ok(())
+}
+
+fn is_control(attributes: i16) -> bool {
+    attributes & (1 << 5) != 0
+}
+
+fn last_sequence(entry: &BatchEntry) -> i32 {
+    if entry.base_sequence < 0 {
+        return -1;
+    }
+    let delta = entry.last_offset - entry.base_offset;
+    i32::try_from((i64::from(entry.base_sequence) + delta) % (i64::from(i32::MAX) + 1))
+        .unwrap_or(-1)
+}
+
+/// Brings one segment and its index entries into agreement: drops entries
+/// past the file's end, then scans and indexes the bytes past the last
+/// indexed batch, cutting the file at the first torn or corrupt batch.
+fn recover_segment(
+    segment: &mut LogSegment,
+    index: &SegmentIndex,
+    next_base: i64,
+    topic: &str,
+    partition: i32,
+) -> io::Result<()> {
+    let base = segment.base_offset;
+    let size = segment.size;
+    if let Some(beyond) = index
+        .range(base..next_base)
+        .find(|e| e.position + u64::from(e.size) > size)
+    {
+        warn!(
+            topic,
+            partition,
+            offset = beyond.base_offset,
+            "index points past the segment end; re-indexing"
+        );
+        index
+            .remove_range(beyond.last_offset..next_base)
+            .map_err(io::Error::other)?;
+    }
+    let last = index.range(base..next_base).last();
+    let mut position = last.map_or(0, |e| e.position + u64::from(e.size));
+    let mut expected_offset = last.map_or(base, |e| e.last_offset + 1);
+    let reader = segment.reader();
+    while position < size {
+        let remaining = usize::try_from(size - position).unwrap_or(usize::MAX);
+        let header_bytes = segment::read_at(&reader, position, remaining.min(HEADER_SIZE))?;
+        let whole = BatchHeader::parse(&header_bytes)
+            .ok()
+            .filter(|h| h.size <= remaining && h.base_offset >= expected_offset);
+        let verified = match whole {
+            Some(h) => {
+                let bytes = segment::read_at(&reader, position, h.size)?;
+                batch::check_crc(&bytes, &h).ok().map(|()| h)
+            }
+            None => None,
+        };
+        let Some(h) = verified else {
+            warn!(
+                topic,
+                partition,
+                segment = base,
+                position,
+                cut_bytes = size - position,
+                "truncating a torn or corrupt segment tail"
+            );
+            segment.truncate(position)?;
+            break;
+        };
+        index
+            .insert(&BatchEntry {
+                base_offset: h.base_offset,
+                last_offset: h.last_offset(),
+                segment: base,
+                position,
+                size: u32::try_from(h.size).map_err(io::Error::other)?,
+                max_timestamp: h.max_timestamp,
+                producer_id: h.producer_id,
+                producer_epoch: h.producer_epoch,
+                base_sequence: h.base_sequence,
+                attributes: h.attributes,
+            })
+            .map_err(io::Error::other)?;
+        position += h.size as u64;
+        expected_offset = h.last_offset() + 1;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::tests::{batch, batch_with_producer};
+    use kafka_protocol::records::Compression;
+    use std::io::Write;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        db: sled::Db,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let db = sled::open(dir.path().join("meta")).unwrap();
+            Self { dir, db }
+        }
+
+        fn open(&self, config: LogConfig) -> PartitionLog {
+            PartitionLog::open(&self.dir.path().join("t-0"), "t", 0, &self.db, config, 0).unwrap()
+        }
+
+        fn segment_files(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("t-0"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    fn small_segments() -> LogConfig {
+        LogConfig {
+            segment_bytes: 300,
+            ..LogConfig::default()
+        }
+    }
+
+    /// Every offset readable from `from` on, following the batches.
+    fn read_all(log: &PartitionLog, from: i64) -> Vec<i64> {
+        let mut offsets = Vec::new();
+        let mut next = from;
+        loop {
+            let result = log.read(next, 1 << 20, None).unwrap();
+            if result.records.is_empty() {
+                return offsets;
+            }
+            let mut rest = &result.records[..];
+            while !rest.is_empty() {
+                let header = BatchHeader::parse(rest).unwrap();
+                offsets.extend(header.base_offset..=header.last_offset());
+                next = header.last_offset() + 1;
+                rest = &rest[header.size..];
+            }
+        }
+    }
+
+    #[test]
+    fn append_read_and_roll() {
+        let fixture = Fixture::new();
+        let log = fixture.open(small_segments());
+        for i in 0..10 {
+            let info = log
+                .append(batch(3, 1000 + i, Compression::None), 0)
+                .unwrap();
+            assert_eq!(info.base_offset, i * 3);
+        }
+        assert_eq!(log.offsets().log_end_offset, 30);
+        assert!(
+            fixture.segment_files().len() > 2,
+            "{:?}",
+            fixture.segment_files()
+        );
+        assert_eq!(read_all(&log, 0), (0..30).collect::<Vec<_>>());
+        // A read inside a batch returns that whole batch.
+        let inside = log.read(4, 1, None).unwrap();
+        assert_eq!(BatchHeader::parse(&inside.records).unwrap().base_offset, 3);
+        assert!(log.read(30, 100, None).unwrap().records.is_empty());
+        assert!(matches!(
+            log.read(31, 100, None),
+            Err(ReadError::OffsetOutOfRange)
+        ));
+    }
+
+    #[test]
+    fn max_bytes_still_returns_one_batch() {
+        let fixture = Fixture::new();
+        let log = fixture.open(LogConfig::default());
+        log.append(batch(5, 0, Compression::None), 0).unwrap();
+        log.append(batch(5, 0, Compression::None), 0).unwrap();
+        let one = log.read(0, 10, None).unwrap();
+        let header = BatchHeader::parse(&one.records).unwrap();
+        assert_eq!(header.size, one.records.len());
+        let both = log.read(0, 1 << 20, None).unwrap();
+        assert_eq!(both.records.len(), 2 * header.size);
+    }
+
+    #[test]
+    fn retention_and_delete_records() {
+        let fixture = Fixture::new();
+        let log = fixture.open(small_segments());
+        for i in 0..10 {
+            log.append(batch(3, 1000 + i, Compression::None), 0)
+                .unwrap();
+        }
+        let segments_before = fixture.segment_files().len();
+        assert_eq!(log.delete_records_before(7).unwrap(), 7);
+        assert!(matches!(
+            log.read(6, 100, None),
+            Err(ReadError::OffsetOutOfRange)
+        ));
+        assert_eq!(
+            read_all(&log, 7).first(),
+            Some(&6),
+            "the batch holding 7 starts at 6"
+        );
+        assert!(fixture.segment_files().len() < segments_before);
+        assert!(matches!(
+            log.delete_records_before(31),
+            Err(ReadError::OffsetOutOfRange)
+        ));
+
+        log.set_config(LogConfig {
+            retention_ms: 100,
+            ..small_segments()
+        });
+        log.enforce_retention(1200).unwrap();
+        // Only the active segment is left; everything older expired.
+        assert_eq!(fixture.segment_files().len(), 1);
+        let start = log.offsets().log_start_offset;
+        assert!(start > 7 && start <= 30, "{start}");
+        drop(log);
+        let reopened = fixture.open(small_segments());
+        assert_eq!(reopened.offsets().log_start_offset, start);
+        assert_eq!(reopened.offsets().log_end_offset, 30);
+    }
+
+    #[test]
+    fn retention_bytes_keeps_the_newest() {
+        let fixture = Fixture::new();
+        let log = fixture.open(LogConfig {
+            retention_bytes: 400,
+            ..small_segments()
+        });
+        for i in 0..10 {
+            log.append(batch(3, i, Compression::None), 0).unwrap();
+        }
+        log.enforce_retention(0).unwrap();
+        let total: u64 = fixture
+            .segment_files()
+            .iter()
+            .map(|n| {
+                std::fs::metadata(fixture.dir.path().join("t-0").join(n))
+                    .unwrap()
+                    .len()
+            })
+            .sum();
+        assert!(total <= 400 + 300, "{total}");
+        assert!(log.offsets().log_start_offset > 0);
+    }
+
+    #[test]
+    fn torn_tail_recovers_every_complete_batch() {
+        let fixture = Fixture::new();
+        {
+            let log = fixture.open(LogConfig::default());
+            for i in 0..5 {
+                log.append(batch(2, i, Compression::None), 0).unwrap();
+            }
+        }
+        // Cut the last batch in half and append garbage, as a crash mid-write would.
+        let path = fixture.dir.path().join("t-0").join(segment::file_name(0));
+        let len = std::fs::metadata(&path).unwrap().len();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(len - 20).unwrap();
+        drop(file);
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        file.write_all(&[0xab; 37]).unwrap();
+        drop(file);
+        // Also forget the index entry of the damaged batch, as if it never reached sled.
+        SegmentIndex::open(&fixture.db, "t", 0)
+            .unwrap()
+            .remove_range(8..)
+            .unwrap();
+
+        let log = fixture.open(LogConfig::default());
+        assert_eq!(log.offsets().log_end_offset, 8);
+        assert_eq!(read_all(&log, 0), (0..8).collect::<Vec<_>>());
+        let info = log.append(batch(2, 9, Compression::None), 0).unwrap();
+        assert_eq!(info.base_offset, 8);
+    }
+
+    #[test]
+    fn lost_index_loses_no_record() {
+        let fixture = Fixture::new();
+        {
+            let log = fixture.open(small_segments());
+            for i in 0..10 {
+                log.append(batch(3, i, Compression::Lz4), 0).unwrap();
+            }
+        }
+        SegmentIndex::destroy(&fixture.db, "t", 0).unwrap();
+        let log = fixture.open(small_segments());
+        assert_eq!(read_all(&log, 0), (0..30).collect::<Vec<_>>());
+        assert_eq!(log.offsets().log_end_offset, 30);
+    }
+
+    #[test]
+    fn idempotent_retries_and_state_after_restart() {
+        let fixture = Fixture::new();
+        {
+            let log = fixture.open(LogConfig::default());
+            let first = batch_with_producer(3, 0, Compression::None, 9, 0, 0);
+            assert_eq!(log.append(first.clone(), 0).unwrap().base_offset, 0);
+            assert_eq!(
+                log.append(first, 0).unwrap().base_offset,
+                0,
+                "retry gets its offset back"
+            );
+            let gap = batch_with_producer(1, 0, Compression::None, 9, 0, 5);
+            assert!(matches!(
+                log.append(gap, 0),
+                Err(AppendError::Sequence(SequenceError::OutOfOrder { .. }))
+            ));
+            assert_eq!(log.offsets().log_end_offset, 3);
+        }
+        let log = fixture.open(LogConfig::default());
+        let retry = batch_with_producer(3, 0, Compression::None, 9, 0, 0);
+        assert_eq!(log.append(retry, 0).unwrap().base_offset, 0);
+        let next = batch_with_producer(2, 0, Compression::None, 9, 0, 3);
+        assert_eq!(log.append(next, 0).unwrap().base_offset, 3);
+        let stale = batch_with_producer(1, 0, Compression::None, 9, -1, 0);
+        assert!(matches!(
+            log.append(stale, 0),
+            Err(AppendError::Sequence(SequenceError::StaleEpoch { .. }))
+        ));
+    }
+
+    #[test]
+    fn timestamps_and_limits() {
+        let fixture = Fixture::new();
+        let log = fixture.open(LogConfig {
+            max_message_bytes: 200,
+            ..LogConfig::default()
+        });
+        log.append(batch(3, 100, Compression::None), 0).unwrap(); // 100..=102
+        log.append(batch(3, 200, Compression::Gzip), 0).unwrap(); // 200..=202
+        assert_eq!(log.offset_for_timestamp(101), Some((1, 101)));
+        assert_eq!(log.offset_for_timestamp(150), Some((3, 200)));
+        assert_eq!(log.offset_for_timestamp(999), None);
+        assert_eq!(log.max_timestamp_offset(), Some((5, 202)));
+        assert!(matches!(
+            log.append(batch(20, 0, Compression::None), 0),
+            Err(AppendError::TooLarge { .. })
+        ));
+        let append_time = fixture.open(LogConfig {
+            log_append_time: true,
+            ..LogConfig::default()
+        });
+        let info = append_time
+            .append(batch(1, 5, Compression::None), 777)
+            .unwrap();
+        assert_eq!(info.log_append_time, 777);
+    }
+}

@@ -1,0 +1,208 @@
+//! [`ProducerStateManager`]: per partition, each idempotent producer's
+//! epoch and its last five batches' sequence ranges, so a retried batch is
+//! recognised and answered with its original offset instead of being
+//! stored twice (Kafka's `ProducerStateManager`).
+//!
+//! Rebuilt on start from the batch index (each entry carries the batch's
+//! producer fields), so it survives restarts without a file of its own.
+
+use std::collections::{HashMap, VecDeque};
+
+/// How many recent batches per producer are remembered (Kafka: 5, the most
+/// a producer may have in flight with idempotence on).
+const REMEMBERED_BATCHES: usize = 5;
+
+/// One remembered batch of a producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SequencedBatch {
+    first_sequence: i32,
+    last_sequence: i32,
+    base_offset: i64,
+}
+
+#[derive(Debug, Default)]
+struct ProducerEntry {
+    epoch: i16,
+    batches: VecDeque<SequencedBatch>,
+}
+
+/// What to do with an incoming idempotent batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SequenceCheck {
+    /// New and in order: append it.
+    Append,
+    /// Already stored at this base offset: answer with it, store nothing.
+    Duplicate(i64),
+}
+
+/// Why an idempotent batch is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SequenceError {
+    /// The producer's epoch is older than the one already seen (fenced).
+    StaleEpoch {
+        /// Epoch in the batch.
+        got: i16,
+        /// Epoch on record.
+        current: i16,
+    },
+    /// The first sequence is not the one expected (a gap or reorder).
+    OutOfOrder {
+        /// First sequence in the batch.
+        got: i32,
+        /// Sequence expected next.
+        expected: i32,
+    },
+}
+
+impl std::fmt::Display for SequenceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::StaleEpoch { got, current } => {
+                write!(
+                    f,
+                    "producer epoch {got} is older than the current epoch {current}"
+                )
+            }
+            Self::OutOfOrder { got, expected } => write!(
+                f,
+                "out of order sequence number: found {got}, expected {expected}"
+            ),
+        }
+    }
+}
+
+/// All idempotent producers of one partition.
+#[derive(Debug, Default)]
+pub struct ProducerStateManager {
+    producers: HashMap<i64, ProducerEntry>,
+}
+
+/// The sequence after `sequence`, wrapping at i32::MAX as Kafka does.
+fn next_sequence(sequence: i32) -> i32 {
+    if sequence == i32::MAX {
+        0
+    } else {
+        sequence + 1
+    }
+}
+
+impl ProducerStateManager {
+    /// Decides whether a batch from `producer_id` may be appended.
+    ///
+    /// # Errors
+    /// [`SequenceError`] for a fenced epoch or a sequence gap.
+    pub fn check(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        first_sequence: i32,
+        last_sequence: i32,
+    ) -> Result<SequenceCheck, SequenceError> {
+        let Some(entry) = self.producers.get(&producer_id) else {
+            // An unknown producer must start at sequence 0.
+            return if first_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder {
+                    got: first_sequence,
+                    expected: 0,
+                })
+            };
+        };
+        if epoch < entry.epoch {
+            return Err(SequenceError::StaleEpoch {
+                got: epoch,
+                current: entry.epoch,
+            });
+        }
+        if epoch > entry.epoch {
+            // A bumped epoch restarts the sequence.
+            return if first_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder {
+                    got: first_sequence,
+                    expected: 0,
+                })
+            };
+        }
+        if let Some(seen) = entry
+            .batches
+            .iter()
+            .find(|b| b.first_sequence == first_sequence && b.last_sequence == last_sequence)
+        {
+            return Ok(SequenceCheck::Duplicate(seen.base_offset));
+        }
+        let expected = entry
+            .batches
+            .back()
+            .map_or(0, |b| next_sequence(b.last_sequence));
+        if first_sequence != expected {
+            return Err(SequenceError::OutOfOrder {
+                got: first_sequence,
+                expected,
+            });
+        }
+        Ok(SequenceCheck::Append)
+    }
+
+    /// Records an appended batch (also used to replay the index on start).
+    pub fn record(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        first_sequence: i32,
+        last_sequence: i32,
+        base_offset: i64,
+    ) {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.batches.push_back(SequencedBatch {
+            first_sequence,
+            last_sequence,
+            base_offset,
+        });
+        while entry.batches.len() > REMEMBERED_BATCHES {
+            entry.batches.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_gaps_and_fencing() {
+        let mut state = ProducerStateManager::default();
+        assert_eq!(state.check(7, 0, 0, 4), Ok(SequenceCheck::Append));
+        state.record(7, 0, 0, 4, 100);
+        assert_eq!(state.check(7, 0, 0, 4), Ok(SequenceCheck::Duplicate(100)));
+        assert_eq!(state.check(7, 0, 5, 9), Ok(SequenceCheck::Append));
+        assert!(matches!(
+            state.check(7, 0, 7, 9),
+            Err(SequenceError::OutOfOrder { expected: 5, .. })
+        ));
+        state.record(7, 1, 0, 0, 200);
+        assert!(matches!(
+            state.check(7, 0, 5, 9),
+            Err(SequenceError::StaleEpoch { .. })
+        ));
+        assert!(matches!(
+            state.check(8, 0, 3, 3),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        for i in 1..=6 {
+            state.record(7, 1, i, i, 200 + i64::from(i));
+        }
+        // Only the last five batches are remembered.
+        assert!(matches!(
+            state.check(7, 1, 1, 1),
+            Err(SequenceError::OutOfOrder { .. })
+        ));
+        assert_eq!(state.check(7, 1, 2, 2), Ok(SequenceCheck::Duplicate(202)));
+    }
+}
