@@ -6,14 +6,18 @@ use std::io;
 use std::net::SocketAddr;
 
 use bytes::Bytes;
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
+use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio_util::codec::{Framed, LengthDelimitedCodec};
+use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
 
-/// A framed client connection.
+/// A framed client connection. The frame limit applies to requests only
+/// (as Kafka's `socket.request.max.bytes`); responses may be any size.
 #[derive(Debug)]
 pub struct Connection {
-    framed: Framed<TcpStream, LengthDelimitedCodec>,
+    reader: FramedRead<OwnedReadHalf, LengthDelimitedCodec>,
+    writer: BufWriter<OwnedWriteHalf>,
     /// The client's address, for logs.
     pub peer: SocketAddr,
 }
@@ -27,8 +31,10 @@ impl Connection {
             .max_frame_length(max_frame)
             .new_codec();
         let _ = socket.set_nodelay(true);
+        let (read_half, write_half) = socket.into_split();
         Self {
-            framed: Framed::new(socket, codec),
+            reader: FramedRead::new(read_half, codec),
+            writer: BufWriter::new(write_half),
             peer,
         }
     }
@@ -39,7 +45,7 @@ impl Connection {
     /// # Errors
     /// A frame over the limit, a connection closed mid-frame, or a socket error.
     pub async fn read_frame(&mut self) -> io::Result<Option<Bytes>> {
-        match self.framed.next().await {
+        match self.reader.next().await {
             Some(Ok(frame)) => Ok(Some(frame.freeze())),
             Some(Err(e)) => Err(e),
             None => Ok(None),
@@ -49,8 +55,11 @@ impl Connection {
     /// Writes one frame (the size prefix is added here) and flushes.
     ///
     /// # Errors
-    /// The socket fails.
+    /// The socket fails, or the frame is over 2 GiB.
     pub async fn write_frame(&mut self, frame: Bytes) -> io::Result<()> {
-        self.framed.send(frame).await
+        let size = i32::try_from(frame.len()).map_err(io::Error::other)?;
+        self.writer.write_all(&size.to_be_bytes()).await?;
+        self.writer.write_all(&frame).await?;
+        self.writer.flush().await
     }
 }
