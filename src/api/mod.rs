@@ -8,15 +8,26 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod fetch;
+mod init_producer_id;
+mod list_offsets;
 mod metadata;
+mod produce;
 
+use std::sync::Arc;
+
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::broker::Broker;
+use crate::cluster::{validate_topic_name, TopicMeta};
+use crate::error::ApiError;
+use crate::log::{AppendError, PartitionLog, ReadError, SequenceError};
 use crate::protocol::Request;
 
 /// Acl operation bits a topic grants (READ, WRITE, CREATE, DELETE, ALTER,
@@ -58,6 +69,20 @@ pub async fn dispatch(
     let version = request.api_version();
     let key = request.api_key();
     let response = match request.body {
+        RequestKind::Produce(req) => match produce::handle(broker, version, req) {
+            Some(response) => ResponseKind::Produce(response),
+            None => return Ok(None),
+        },
+        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, version, req).await),
+        RequestKind::ListOffsets(req) => {
+            ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
+        }
+        RequestKind::DeleteRecords(req) => {
+            ResponseKind::DeleteRecords(delete_records::handle(broker, req))
+        }
+        RequestKind::InitProducerId(req) => {
+            ResponseKind::InitProducerId(init_producer_id::handle(broker, &req))
+        }
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(version, &req))
         }
@@ -88,6 +113,106 @@ pub async fn dispatch(
         _ => return Err(NoHandler(key)),
     };
     Ok(Some(response))
+}
+
+/// How a request names a topic: by name, or by id (Produce v13+, Fetch v13+).
+struct TopicRef<'a> {
+    by_id: bool,
+    name: &'a TopicName,
+    id: uuid::Uuid,
+}
+
+impl<'a> TopicRef<'a> {
+    fn new(by_id: bool, name: &'a TopicName, id: uuid::Uuid) -> Self {
+        Self { by_id, name, id }
+    }
+
+    /// The name to echo in the response (empty when addressed by id).
+    fn name_for_response(&self) -> TopicName {
+        self.name.clone()
+    }
+}
+
+/// Finds the topic a request names; by name, unknown topics are
+/// auto-created when `auto_create` and `auto.create.topics.enable` allow.
+///
+/// # Errors
+/// UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION.
+fn resolve_topic(
+    broker: &Broker,
+    topic: &TopicRef<'_>,
+    auto_create: bool,
+) -> Result<Arc<TopicMeta>, ApiError> {
+    if topic.by_id {
+        return broker.topics.get_by_id(&topic.id).ok_or_else(|| {
+            ApiError::new(
+                ResponseError::UnknownTopicId,
+                "This server does not host this topic ID.",
+            )
+        });
+    }
+    let name = topic.name.0.as_str();
+    if let Some(meta) = broker.topics.get(name) {
+        return Ok(meta);
+    }
+    validate_topic_name(name)?;
+    if auto_create && broker.config.get_bool("auto.create.topics.enable") {
+        return broker.auto_create_topic(name);
+    }
+    Err(unknown_partition())
+}
+
+fn unknown_partition() -> ApiError {
+    ApiError::new(
+        ResponseError::UnknownTopicOrPartition,
+        "This server does not host this topic-partition.",
+    )
+}
+
+/// The log of one partition of a known topic.
+///
+/// # Errors
+/// UNKNOWN_TOPIC_OR_PARTITION.
+fn partition_log(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+) -> Result<Arc<PartitionLog>, ApiError> {
+    broker
+        .logs
+        .get(topic, partition)
+        .ok_or_else(unknown_partition)
+}
+
+/// Kafka's error for a refused append.
+fn append_error(e: AppendError) -> ApiError {
+    let code = match &e {
+        AppendError::Corrupt(_) => ResponseError::CorruptMessage,
+        AppendError::Invalid(_) => ResponseError::InvalidRecord,
+        AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
+        AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
+            ResponseError::InvalidProducerEpoch
+        }
+        AppendError::Sequence(SequenceError::OutOfOrder { .. }) => {
+            ResponseError::OutOfOrderSequenceNumber
+        }
+        AppendError::Storage(_) => ResponseError::KafkaStorageError,
+    };
+    if matches!(e, AppendError::Storage(_)) {
+        tracing::error!(cause = %e, "append failed");
+    }
+    ApiError::new(code, e.to_string())
+}
+
+/// Kafka's error for a refused read.
+fn read_error(e: ReadError) -> ApiError {
+    match e {
+        ReadError::OffsetOutOfRange => ApiError::code(ResponseError::OffsetOutOfRange),
+        ReadError::Storage(m) => {
+            tracing::error!(cause = %m, "read failed");
+            ApiError::new(ResponseError::KafkaStorageError, m)
+        }
+    }
 }
 
 /// A wire string from a Rust one.
@@ -171,6 +296,11 @@ mod tests {
     fn default_request(key: kafka_protocol::messages::ApiKey) -> RequestKind {
         use kafka_protocol::messages::*;
         match key {
+            ApiKey::Produce => RequestKind::Produce(Default::default()),
+            ApiKey::Fetch => RequestKind::Fetch(Default::default()),
+            ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
+            ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
+            ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
             ApiKey::Metadata => RequestKind::Metadata(Default::default()),
             ApiKey::ApiVersions => RequestKind::ApiVersions(Default::default()),
             ApiKey::CreateTopics => RequestKind::CreateTopics(Default::default()),

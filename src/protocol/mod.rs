@@ -9,8 +9,11 @@ mod versions;
 
 pub use versions::{supported, ApiRange, SUPPORTED_APIS};
 
-use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
+};
 use kafka_protocol::protocol::{Decodable, Encodable};
 
 /// A decoded request: its header and typed body.
@@ -35,10 +38,23 @@ impl Request {
     }
 }
 
-/// Why a frame could not become a [`Request`]. Each of these closes the
-/// connection, as Kafka does: no response can be built for them.
+/// Why a frame could not become a [`Request`]. Each of these but
+/// [`DecodeError::Refused`] closes the connection, as Kafka does: no
+/// response can be built for them.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
+    /// A request the codec answers itself with an error response (Produce
+    /// v0-v2: advertised for old librdkafka, refused as Kafka 4 does). The
+    /// connection stays open; `None` means no response is due (acks=0).
+    #[error("refused {key:?} v{version} with UNSUPPORTED_VERSION")]
+    Refused {
+        /// The API.
+        key: ApiKey,
+        /// The version.
+        version: i16,
+        /// The encoded error response frame, if one is due.
+        response: Option<Bytes>,
+    },
     /// Shorter than the fixed part of a request header.
     #[error("frame of {0} bytes is too short for a request header")]
     Truncated(usize),
@@ -104,6 +120,19 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
     }
     let header_version = key.request_header_version(version.min(range.max));
     let header = RequestHeader::decode(&mut frame, header_version).map_err(malformed)?;
+    if key == ApiKey::Produce && version < versions::DECODED_PRODUCE_FLOOR {
+        // A v0-v2 body is a v3 body without the leading transactional id.
+        let mut body = BytesMut::with_capacity(frame.len() + 2);
+        body.put_i16(-1);
+        body.put(frame);
+        let request = ProduceRequest::decode(&mut body.freeze(), 3).map_err(malformed)?;
+        let response = (request.acks != 0).then(|| legacy_produce_refusal(&header, &request));
+        return Err(DecodeError::Refused {
+            key,
+            version,
+            response,
+        });
+    }
     let body = if future_api_versions {
         frame.advance(frame.remaining());
         RequestKind::ApiVersions(Default::default())
@@ -111,6 +140,34 @@ pub fn decode_request(mut frame: Bytes) -> Result<Request, DecodeError> {
         RequestKind::decode(key, &mut frame, version).map_err(malformed)?
     };
     Ok(Request { header, body })
+}
+
+/// A Produce v0-v2 response (correlation id, then the body) refusing every
+/// partition with UNSUPPORTED_VERSION. Hand-encoded: the codec crate has no
+/// v0-v2 Produce schema.
+fn legacy_produce_refusal(header: &RequestHeader, request: &ProduceRequest) -> Bytes {
+    let version = header.request_api_version;
+    let mut buf = BytesMut::new();
+    buf.put_i32(header.correlation_id);
+    buf.put_i32(i32::try_from(request.topic_data.len()).unwrap_or(0));
+    for topic in &request.topic_data {
+        let name = topic.name.0.as_bytes();
+        buf.put_i16(i16::try_from(name.len()).unwrap_or(0));
+        buf.put_slice(name);
+        buf.put_i32(i32::try_from(topic.partition_data.len()).unwrap_or(0));
+        for partition in &topic.partition_data {
+            buf.put_i32(partition.index);
+            buf.put_i16(ResponseError::UnsupportedVersion.code());
+            buf.put_i64(-1); // base offset
+            if version >= 2 {
+                buf.put_i64(-1); // log append time
+            }
+        }
+    }
+    if version >= 1 {
+        buf.put_i32(0); // throttle time
+    }
+    buf.freeze()
 }
 
 /// Encodes a response to `request` (correlation id, header, body).
@@ -183,6 +240,41 @@ mod tests {
             decode_request(garbage.into()),
             Err(DecodeError::Malformed { .. })
         ));
+    }
+
+    #[test]
+    fn legacy_produce_is_refused_in_its_own_layout() {
+        use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+        use kafka_protocol::messages::TopicName;
+        let request = ProduceRequest::default().with_acks(1).with_topic_data(vec![
+            TopicProduceData::default()
+                .with_name(TopicName(
+                    kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                ))
+                .with_partition_data(vec![PartitionProduceData::default().with_index(2)]),
+        ]);
+        // Encode as v3, then drop the transactional id to get the v2 layout.
+        let v3 = frame(ApiKey::Produce, 3, &request);
+        let header_len = v3.len() - request.compute_size(3).unwrap();
+        let mut v2 = v3[..header_len].to_vec();
+        v2[2..4].copy_from_slice(&2i16.to_be_bytes());
+        v2.extend_from_slice(&v3[header_len + 2..]);
+        let Err(DecodeError::Refused {
+            response: Some(bytes),
+            ..
+        }) = decode_request(v2.into())
+        else {
+            panic!("v2 produce must be refused with a response");
+        };
+        let expected: &[u8] = &[
+            0, 0, 0, 7, // correlation id
+            0, 0, 0, 1, 0, 1, b't', // one topic "t"
+            0, 0, 0, 1, 0, 0, 0, 2, 0, 35, // partition 2, UNSUPPORTED_VERSION
+            255, 255, 255, 255, 255, 255, 255, 255, // base offset -1
+            255, 255, 255, 255, 255, 255, 255, 255, // log append time -1
+            0, 0, 0, 0, // throttle
+        ];
+        assert_eq!(&bytes[..], expected);
     }
 
     #[test]

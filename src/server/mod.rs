@@ -259,6 +259,20 @@ impl ConnectionTask {
             };
             let request = match protocol::decode_request(frame) {
                 Ok(request) => request,
+                Err(protocol::DecodeError::Refused {
+                    key,
+                    version,
+                    response,
+                }) => {
+                    debug!(%peer, ?key, version, "refused request");
+                    if let Some(bytes) = response {
+                        if let Err(e) = connection.write_frame(bytes).await {
+                            debug!(%peer, cause = %e, "client went away");
+                            break;
+                        }
+                    }
+                    continue;
+                }
                 Err(e) => {
                     warn!(%peer, cause = %e, "closing connection: undecodable request");
                     break;

@@ -1,0 +1,43 @@
+//! DeleteRecords v0-v2: move each partition's log start offset forward
+//! (`-1` means the high watermark); whole segments below it are deleted.
+//! An offset past the high watermark is OFFSET_OUT_OF_RANGE.
+
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+
+use super::{partition_log, read_error, resolve_topic, TopicRef};
+use crate::broker::Broker;
+
+/// Answers a DeleteRecords request.
+pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let reference = TopicRef::new(false, &topic.name, uuid::Uuid::nil());
+            let meta = resolve_topic(broker, &reference, false);
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let outcome = meta
+                        .clone()
+                        .and_then(|m| partition_log(broker, &m.name, p.partition_index))
+                        .and_then(|log| log.delete_records_before(p.offset).map_err(read_error));
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    match outcome {
+                        Ok(low_watermark) => result.with_low_watermark(low_watermark),
+                        Err(e) => result.with_error_code(e.code_i16()).with_low_watermark(-1),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

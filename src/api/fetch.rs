@@ -1,0 +1,185 @@
+//! Fetch v4-v18: whole record batches straight from the segment files.
+//!
+//! - Long poll: when less than `min_bytes` is ready, waits up to
+//!   `max_wait_ms`, woken by appends to any requested partition (no sleep loops).
+//! - `max_bytes` and `partition_max_bytes` are soft for the first non-empty
+//!   partition (it always gets one whole batch, so a consumer can progress),
+//!   hard for the rest.
+//! - A fetch at an offset inside a batch returns that whole batch; an
+//!   offset outside [log start, log end] is OFFSET_OUT_OF_RANGE.
+//! - Empty results carry empty record bytes, never null (librdkafka needs it).
+//! - v13+ addresses topics by id (UNKNOWN_TOPIC_ID if unknown).
+//! - Fetch sessions (KIP-227): none are created; every response has
+//!   session id 0, which tells clients to send full fetches. A request naming
+//!   a session gets FETCH_SESSION_ID_NOT_FOUND and the client starts over.
+//! - read_committed reads up to the last stable offset (the high watermark
+//!   until transactions land) and returns an empty aborted-transaction list.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use tokio::sync::futures::Notified;
+
+use super::{partition_log, read_error, resolve_topic, TopicRef};
+use crate::broker::Broker;
+use crate::error::ApiError;
+use crate::log::PartitionLog;
+
+const READ_COMMITTED: i8 = 1;
+
+/// One requested partition, resolved once per request.
+struct Wanted {
+    request: FetchPartition,
+    log: Result<Arc<PartitionLog>, ApiError>,
+}
+
+/// Answers a Fetch request, waiting for data as the request allows.
+pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> FetchResponse {
+    if request.session_id != 0 {
+        return FetchResponse::default()
+            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+    }
+    let by_id = version >= 13;
+    let topics: Vec<(FetchableTopicResponse, Vec<Wanted>)> = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let reference = TopicRef::new(by_id, &topic.topic, topic.topic_id);
+            let meta = resolve_topic(broker, &reference, false);
+            let skeleton = FetchableTopicResponse::default()
+                .with_topic(reference.name_for_response())
+                .with_topic_id(topic.topic_id);
+            let wanted = topic
+                .partitions
+                .into_iter()
+                .map(|p| Wanted {
+                    log: meta
+                        .clone()
+                        .and_then(|m| partition_log(broker, &m.name, p.partition))
+                        .and_then(|log| check_leader_epoch(p.current_leader_epoch).map(|()| log)),
+                    request: p,
+                })
+                .collect();
+            (skeleton, wanted)
+        })
+        .collect();
+    let read_committed = request.isolation_level == READ_COMMITTED;
+    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
+    let deadline = tokio::time::Instant::now() + wait;
+    let logs: Vec<Arc<PartitionLog>> = topics
+        .iter()
+        .flat_map(|(_, wanted)| wanted.iter().filter_map(|w| w.log.as_ref().ok().cloned()))
+        .collect();
+    loop {
+        // Arm the wake-ups before reading, so an append that lands between
+        // the read and the wait still wakes this fetch.
+        let mut wakeups: Vec<Pin<Box<Notified<'_>>>> = logs
+            .iter()
+            .map(|log| {
+                let mut notified = Box::pin(log.appended().notified());
+                notified.as_mut().enable();
+                notified
+            })
+            .collect();
+        let (responses, ready_bytes, any_error) = read_all(&topics, max_bytes, read_committed);
+        let expired = tokio::time::Instant::now() >= deadline;
+        if ready_bytes >= min_bytes.max(1)
+            || any_error
+            || expired
+            || wakeups.is_empty()
+            || min_bytes == 0
+        {
+            return FetchResponse::default().with_responses(responses);
+        }
+        tokio::select! {
+            _ = futures::future::select_all(wakeups.iter_mut()) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
+
+/// On one node the leader epoch is always 0; a newer one is unknown here.
+fn check_leader_epoch(epoch: i32) -> Result<(), ApiError> {
+    if epoch > 0 {
+        return Err(ApiError::code(ResponseError::UnknownLeaderEpoch));
+    }
+    Ok(())
+}
+
+/// Reads every requested partition once: the responses, the bytes
+/// returned, and whether any partition failed.
+fn read_all(
+    topics: &[(FetchableTopicResponse, Vec<Wanted>)],
+    max_bytes: usize,
+    read_committed: bool,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
+    let mut used = 0usize;
+    let mut any_error = false;
+    let responses = topics
+        .iter()
+        .map(|(skeleton, wanted)| {
+            let partitions = wanted
+                .iter()
+                .map(|w| {
+                    let response = PartitionData::default()
+                        .with_partition_index(w.request.partition)
+                        .with_preferred_read_replica(BrokerId(-1))
+                        .with_records(Some(Bytes::new()));
+                    let log = match &w.log {
+                        Ok(log) => log,
+                        Err(e) => {
+                            any_error = true;
+                            return error_data(response, e);
+                        }
+                    };
+                    let limit = usize::try_from(w.request.partition_max_bytes)
+                        .unwrap_or(0)
+                        .min(max_bytes.saturating_sub(used));
+                    match log.read(w.request.fetch_offset, limit.max(1), None) {
+                        Err(e) => {
+                            any_error = true;
+                            let offsets = log.offsets();
+                            error_data(response, &read_error(e))
+                                .with_high_watermark(offsets.high_watermark)
+                                .with_last_stable_offset(offsets.high_watermark)
+                                .with_log_start_offset(offsets.log_start_offset)
+                        }
+                        Ok(read) => {
+                            // Only the first non-empty partition may exceed the limits.
+                            let records = if used > 0 && read.records.len() > limit {
+                                Bytes::new()
+                            } else {
+                                read.records
+                            };
+                            used += records.len();
+                            response
+                                .with_high_watermark(read.offsets.high_watermark)
+                                .with_last_stable_offset(read.offsets.high_watermark)
+                                .with_log_start_offset(read.offsets.log_start_offset)
+                                .with_aborted_transactions(read_committed.then(Vec::new))
+                                .with_records(Some(records))
+                        }
+                    }
+                })
+                .collect();
+            skeleton.clone().with_partitions(partitions)
+        })
+        .collect();
+    (responses, used, any_error)
+}
+
+fn error_data(response: PartitionData, e: &ApiError) -> PartitionData {
+    response
+        .with_error_code(e.code_i16())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+}

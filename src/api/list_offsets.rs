@@ -1,0 +1,75 @@
+//! ListOffsets v1-v10: earliest (-2), latest (-1), max timestamp (-3, v7+),
+//! earliest local (-4, v8+: the log start, as nothing is tiered), and by
+//! timestamp: the first record whose timestamp is at least the one asked
+//! for. No match answers offset -1 and timestamp -1 with no error, as Kafka does.
+//!
+//! read_committed (v2+) reads "latest" as the last stable offset. Tiered
+//! storage markers (-5, -6) find nothing: there is no remote tier.
+
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
+
+use super::{partition_log, resolve_topic, TopicRef};
+use crate::broker::Broker;
+use crate::log::PartitionLog;
+
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+
+/// Answers a ListOffsets request of `version`.
+pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let reference = TopicRef::new(false, &topic.name, uuid::Uuid::nil());
+            let meta = resolve_topic(broker, &reference, false);
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let response = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index);
+                    let log = meta
+                        .clone()
+                        .and_then(|m| partition_log(broker, &m.name, p.partition_index));
+                    match log {
+                        Err(e) => response
+                            .with_error_code(e.code_i16())
+                            .with_offset(-1)
+                            .with_timestamp(-1),
+                        Ok(log) => {
+                            let (offset, timestamp) = lookup(&log, p.timestamp);
+                            let response = response.with_offset(offset).with_timestamp(timestamp);
+                            if version >= 4 {
+                                response.with_leader_epoch(if offset >= 0 { 0 } else { -1 })
+                            } else {
+                                response
+                            }
+                        }
+                    }
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// (offset, timestamp) for one partition and one ListOffsets timestamp.
+fn lookup(log: &PartitionLog, timestamp: i64) -> (i64, i64) {
+    let offsets = log.offsets();
+    match timestamp {
+        LATEST => (offsets.high_watermark, -1),
+        EARLIEST | EARLIEST_LOCAL => (offsets.log_start_offset, -1),
+        MAX_TIMESTAMP => log.max_timestamp_offset().unwrap_or((-1, -1)),
+        t if t >= 0 => log.offset_for_timestamp(t).unwrap_or((-1, -1)),
+        _ => (-1, -1),
+    }
+}

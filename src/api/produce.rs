@@ -1,0 +1,93 @@
+//! Produce v3-v13 (v0-v2 are advertised for librdkafka < 2.11 but refused
+//! by the codec with UNSUPPORTED_VERSION, as Kafka 4 does).
+//!
+//! - Each partition's data must be exactly one record batch (magic 2),
+//!   validated before it is stored: CORRUPT_MESSAGE for a bad CRC, magic or
+//!   length, INVALID_RECORD for a bad record count or several batches,
+//!   MESSAGE_TOO_LARGE past `max.message.bytes`.
+//! - Idempotent batches: a retry gets its original offset back;
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap; INVALID_PRODUCER_EPOCH when fenced.
+//! - acks 0, 1 and -1 (one node: all replicas are this one); anything else is
+//!   INVALID_REQUIRED_ACKS. acks=0 sends no response.
+//! - Unknown topics are auto-created when `auto.create.topics.enable` is on.
+//! - v13 addresses topics by id. Omitted: `record_errors` per record,
+//!   `current_leader` (no leader changes on one node).
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use bytes::Bytes;
+
+use super::{append_error, partition_log, resolve_topic, str_bytes, TopicRef};
+use crate::broker::Broker;
+use crate::error::ApiError;
+use crate::log::{now_ms, AppendInfo};
+
+/// Answers a Produce request; `None` for acks=0.
+pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+    let acks_error = (!matches!(request.acks, -1..=1))
+        .then(|| ApiError::new(ResponseError::InvalidRequiredAcks, "Invalid required acks"));
+    let now = now_ms();
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let reference = TopicRef::new(version >= 13, &topic.name, topic.topic_id);
+            let resolved = resolve_topic(broker, &reference, true);
+            let partitions = topic
+                .partition_data
+                .into_iter()
+                .map(|data| {
+                    let outcome = match (&acks_error, &resolved) {
+                        (Some(e), _) | (None, Err(e)) => Err(e.clone()),
+                        (None, Ok(meta)) => {
+                            append(broker, &meta.name, data.index, data.records, now)
+                        }
+                    };
+                    let response = PartitionProduceResponse::default().with_index(data.index);
+                    match outcome {
+                        Ok(info) => response
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(info.log_start_offset),
+                        Err(e) => {
+                            let response = response
+                                .with_error_code(e.code_i16())
+                                .with_base_offset(-1)
+                                .with_log_append_time_ms(-1)
+                                .with_log_start_offset(-1);
+                            if version >= 8 {
+                                response.with_error_message(e.message.map(str_bytes))
+                            } else {
+                                response
+                            }
+                        }
+                    }
+                })
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(reference.name_for_response())
+                .with_topic_id(reference.id)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+fn append(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    records: Option<Bytes>,
+    now: i64,
+) -> Result<AppendInfo, ApiError> {
+    let log = partition_log(broker, topic, partition)?;
+    let records = records.ok_or_else(|| {
+        ApiError::new(
+            ResponseError::InvalidRecord,
+            "Produce request has no records",
+        )
+    })?;
+    log.append(records.to_vec(), now).map_err(append_error)
+}
