@@ -7,7 +7,7 @@ use kafka_protocol::messages::delete_records_response::{
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
-use super::{partition_log, read_error, resolve_topic, TopicRef};
+use super::{partition_lookup, read_error};
 use crate::broker::Broker;
 
 /// Answers a DeleteRecords request.
@@ -16,15 +16,12 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsRe
         .topics
         .into_iter()
         .map(|topic| {
-            let reference = TopicRef::new(false, &topic.name, uuid::Uuid::nil());
-            let meta = resolve_topic(broker, &reference, false);
+            let log_of = partition_lookup(broker, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let outcome = meta
-                        .clone()
-                        .and_then(|m| partition_log(broker, &m.name, p.partition_index))
+                    let outcome = log_of(p.partition_index)
                         .and_then(|log| log.delete_records_before(p.offset).map_err(read_error));
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);

@@ -11,7 +11,7 @@ use kafka_protocol::messages::list_offsets_response::{
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::{partition_log, resolve_topic, TopicRef};
+use super::partition_lookup;
 use crate::broker::Broker;
 use crate::log::PartitionLog;
 
@@ -26,18 +26,14 @@ pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> Lis
         .topics
         .into_iter()
         .map(|topic| {
-            let reference = TopicRef::new(false, &topic.name, uuid::Uuid::nil());
-            let meta = resolve_topic(broker, &reference, false);
+            let log_of = partition_lookup(broker, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    let log = meta
-                        .clone()
-                        .and_then(|m| partition_log(broker, &m.name, p.partition_index));
-                    match log {
+                    match log_of(p.partition_index) {
                         Err(e) => response
                             .with_error_code(e.code_i16())
                             .with_offset(-1)

@@ -169,6 +169,24 @@ fn unknown_partition() -> ApiError {
     )
 }
 
+/// For a topic named in a request (never auto-created), a lookup from
+/// partition number to its log; every partition of an unknown topic fails
+/// with the topic's error.
+fn partition_lookup<'a>(
+    broker: &'a Broker,
+    name: &TopicName,
+) -> impl Fn(i32) -> Result<Arc<PartitionLog>, ApiError> + 'a {
+    let meta = resolve_topic(
+        broker,
+        &TopicRef::new(false, name, uuid::Uuid::nil()),
+        false,
+    );
+    move |partition| {
+        let meta = meta.as_ref().map_err(Clone::clone)?;
+        partition_log(broker, &meta.name, partition)
+    }
+}
+
 /// The log of one partition of a known topic.
 ///
 /// # Errors

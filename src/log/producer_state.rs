@@ -98,16 +98,19 @@ impl ProducerStateManager {
         first_sequence: i32,
         last_sequence: i32,
     ) -> Result<SequenceCheck, SequenceError> {
-        let Some(entry) = self.producers.get(&producer_id) else {
-            // An unknown producer must start at sequence 0.
-            return if first_sequence == 0 {
+        // An unknown producer, or a bumped epoch, starts at sequence 0.
+        let fresh_start = || {
+            if first_sequence == 0 {
                 Ok(SequenceCheck::Append)
             } else {
                 Err(SequenceError::OutOfOrder {
                     got: first_sequence,
                     expected: 0,
                 })
-            };
+            }
+        };
+        let Some(entry) = self.producers.get(&producer_id) else {
+            return fresh_start();
         };
         if epoch < entry.epoch {
             return Err(SequenceError::StaleEpoch {
@@ -116,15 +119,7 @@ impl ProducerStateManager {
             });
         }
         if epoch > entry.epoch {
-            // A bumped epoch restarts the sequence.
-            return if first_sequence == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(SequenceError::OutOfOrder {
-                    got: first_sequence,
-                    expected: 0,
-                })
-            };
+            return fresh_start();
         }
         if let Some(seen) = entry
             .batches
