@@ -10,6 +10,7 @@ use kafka_protocol::error::ResponseError;
 use crate::cluster::{self, BrokerEndpoint, ClusterInfo, TopicMeta, TopicRegistry};
 use crate::config::BrokerConfig;
 use crate::error::{ApiError, Error, Result};
+use crate::group::{GroupCoordinator, GroupTimeouts};
 use crate::log::{self, LogConfig, LogManager};
 
 /// The broker's shared state. Handlers get `&Broker`; every field is safe
@@ -24,6 +25,8 @@ pub struct Broker {
     pub topics: TopicRegistry,
     /// Partition data on disk.
     pub logs: LogManager,
+    /// Consumer groups and committed offsets.
+    pub groups: GroupCoordinator,
     db: sled::Db,
 }
 
@@ -55,6 +58,16 @@ impl Broker {
             .open()?;
         let topics = TopicRegistry::open(&db)?;
         let logs = LogManager::open(&data_dir, db.clone()).map_err(dir_error)?;
+        let millis = |key: &str| {
+            std::time::Duration::from_millis(u64::try_from(config.get_i64(key)).unwrap_or(0))
+        };
+        let timeouts = GroupTimeouts {
+            initial_delay: millis("group.initial.rebalance.delay.ms"),
+            min_session: millis("group.min.session.timeout.ms"),
+            max_session: millis("group.max.session.timeout.ms"),
+        };
+        let offsets_retention = millis("offsets.retention.minutes") * 60;
+        let groups = GroupCoordinator::open(&db, timeouts, offsets_retention)?;
         let cluster = ClusterInfo {
             cluster_id,
             node_id,
@@ -69,6 +82,7 @@ impl Broker {
             cluster,
             topics,
             logs,
+            groups,
             db,
         };
         let now = log::now_ms();
@@ -230,6 +244,9 @@ impl Broker {
         self.logs
             .delete_topic(name, meta.partition_count())
             .map_err(|e| storage_error(name, &e))?;
+        if let Err(e) = self.groups.offsets.remove_topic(name) {
+            tracing::error!(topic = name, cause = %e, "cannot drop the deleted topic's committed offsets");
+        }
         tracing::info!(topic = name, id = %meta.id, "deleted topic");
         Ok(meta)
     }
@@ -250,7 +267,9 @@ impl Broker {
 
     /// One pass of background upkeep: retention and time-based flushing.
     pub fn maintain(&self) {
-        self.logs.maintain(log::now_ms());
+        let now = log::now_ms();
+        self.logs.maintain(now);
+        self.groups.expire_offsets(now);
     }
 
     /// Flushes every log and the metadata store to disk (on shutdown).

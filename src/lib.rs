@@ -6,7 +6,8 @@
 //! - [`protocol`]: bytes to typed requests and typed responses to bytes; the
 //!   table of supported API versions. No I/O.
 //! - [`api`]: one handler per Kafka API, plain functions over [`Broker`].
-//! - [`cluster`], [`log`]: topic metadata and partition data on disk.
+//! - [`cluster`], [`log`], [`group`]: topic metadata, partition data on
+//!   disk, consumer groups and committed offsets.
 //!
 //! [`config`] holds every setting under Kafka's names; [`Broker`] is the
 //! shared state the handlers work on.
@@ -16,6 +17,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod error;
+pub mod group;
 pub mod log;
 pub mod protocol;
 pub mod server;

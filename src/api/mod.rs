@@ -8,15 +8,26 @@ mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::sync::Arc;
 
@@ -57,17 +68,24 @@ const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 #[error("no handler for api key {0}")]
 pub struct NoHandler(pub i16);
 
-/// Runs the handler for `request`. `Ok(None)` means the request takes no
+/// Runs the handler for `request` from the client at `peer`. `Ok(None)` means the request takes no
 /// response (Produce with acks=0).
 ///
 /// # Errors
 /// [`NoHandler`] if the api key is advertised but not dispatched here.
 pub async fn dispatch(
     broker: &Broker,
+    peer: std::net::SocketAddr,
     request: Request,
 ) -> Result<Option<ResponseKind>, NoHandler> {
     let version = request.api_version();
     let key = request.api_key();
+    let client_id = request
+        .header
+        .client_id
+        .as_deref()
+        .unwrap_or_default()
+        .to_owned();
     let response = match request.body {
         RequestKind::Produce(req) => match produce::handle(broker, version, req) {
             Some(response) => ResponseKind::Produce(response),
@@ -82,6 +100,39 @@ pub async fn dispatch(
         }
         RequestKind::InitProducerId(req) => {
             ResponseKind::InitProducerId(init_producer_id::handle(broker, &req))
+        }
+        RequestKind::FindCoordinator(req) => {
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, req))
+        }
+        RequestKind::JoinGroup(req) => {
+            // Kafka reports hosts as InetAddress.toString(): "/127.0.0.1".
+            let host = format!("/{}", peer.ip());
+            ResponseKind::JoinGroup(
+                join_group::handle(broker, version, &client_id, &host, req).await,
+            )
+        }
+        RequestKind::SyncGroup(req) => {
+            ResponseKind::SyncGroup(sync_group::handle(broker, req).await)
+        }
+        RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(heartbeat::handle(broker, &req)),
+        RequestKind::LeaveGroup(req) => {
+            ResponseKind::LeaveGroup(leave_group::handle(broker, version, req))
+        }
+        RequestKind::OffsetCommit(req) => {
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, req))
+        }
+        RequestKind::OffsetFetch(req) => {
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, req))
+        }
+        RequestKind::DescribeGroups(req) => {
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, version, req))
+        }
+        RequestKind::ListGroups(req) => ResponseKind::ListGroups(list_groups::handle(broker, &req)),
+        RequestKind::DeleteGroups(req) => {
+            ResponseKind::DeleteGroups(delete_groups::handle(broker, req))
+        }
+        RequestKind::OffsetDelete(req) => {
+            ResponseKind::OffsetDelete(offset_delete::handle(broker, req))
         }
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(version, &req))
@@ -233,6 +284,15 @@ fn read_error(e: ReadError) -> ApiError {
     }
 }
 
+/// A nullable string field that older versions carry as non-nullable:
+/// null becomes "" there.
+fn nullable_for(nullable: bool, value: Option<String>) -> Option<StrBytes> {
+    match value {
+        None if !nullable => Some(StrBytes::default()),
+        other => other.map(str_bytes),
+    }
+}
+
 /// A wire string from a Rust one.
 fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
@@ -301,6 +361,7 @@ mod tests {
                 .with_request_api_version(api.min);
             let result = dispatch(
                 &broker,
+                std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
                 Request {
                     header,
                     body: request,
@@ -315,6 +376,17 @@ mod tests {
         use kafka_protocol::messages::*;
         match key {
             ApiKey::Produce => RequestKind::Produce(Default::default()),
+            ApiKey::OffsetCommit => RequestKind::OffsetCommit(Default::default()),
+            ApiKey::OffsetFetch => RequestKind::OffsetFetch(Default::default()),
+            ApiKey::FindCoordinator => RequestKind::FindCoordinator(Default::default()),
+            ApiKey::JoinGroup => RequestKind::JoinGroup(Default::default()),
+            ApiKey::Heartbeat => RequestKind::Heartbeat(Default::default()),
+            ApiKey::LeaveGroup => RequestKind::LeaveGroup(Default::default()),
+            ApiKey::SyncGroup => RequestKind::SyncGroup(Default::default()),
+            ApiKey::DescribeGroups => RequestKind::DescribeGroups(Default::default()),
+            ApiKey::ListGroups => RequestKind::ListGroups(Default::default()),
+            ApiKey::DeleteGroups => RequestKind::DeleteGroups(Default::default()),
+            ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
             ApiKey::Fetch => RequestKind::Fetch(Default::default()),
             ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
             ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),

@@ -80,6 +80,7 @@ impl RunningBroker {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let check_interval =
             u64::try_from(broker.config.get_i64("log.retention.check.interval.ms")).unwrap_or(1000);
+        tokio::spawn(group_timer_loop(broker.clone(), shutdown_rx.clone()));
         tokio::spawn(maintenance_loop(
             broker.clone(),
             Duration::from_millis(check_interval.clamp(1, 1000)),
@@ -167,6 +168,22 @@ async fn maintenance_loop(
         let broker = broker.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || broker.maintain()).await {
             error!(cause = %e, "maintenance pass failed");
+        }
+    }
+}
+
+/// How often group timers (sessions, rebalance deadlines) are checked:
+/// the precision of `session.timeout.ms` and rebalance timeouts.
+const GROUP_TICK: Duration = Duration::from_millis(100);
+
+/// Expires group sessions and finishes timed-out rebalances until shutdown.
+async fn group_timer_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let mut ticks = tokio::time::interval(GROUP_TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => broker.groups.tick(),
+            _ = shutdown.changed() => return,
         }
     }
 }
@@ -281,7 +298,7 @@ impl ConnectionTask {
             let header = request.header.clone();
             debug!(%peer, api_key = header.request_api_key, version = header.request_api_version,
                 correlation_id = header.correlation_id, "request");
-            let response = match api::dispatch(&self.broker, request).await {
+            let response = match api::dispatch(&self.broker, peer, request).await {
                 Ok(Some(response)) => response,
                 Ok(None) => continue,
                 Err(e) => {

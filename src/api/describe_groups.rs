@@ -1,0 +1,64 @@
+//! DescribeGroups v0-v6: state, protocol and members (with metadata and
+//! assignment) of each group. An unknown group is "Dead"; from v6 it is
+//! GROUP_ID_NOT_FOUND, as in Kafka 4.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
+use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+
+use super::{str_bytes, OPERATIONS_NOT_REQUESTED};
+use crate::broker::Broker;
+use crate::group::GroupState;
+
+/// Acl operation bits a group grants (READ, DELETE, DESCRIBE): with no authorizer, all.
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
+
+/// Answers a DescribeGroups request of `version`.
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    request: DescribeGroupsRequest,
+) -> DescribeGroupsResponse {
+    let operations = if request.include_authorized_operations {
+        GROUP_OPERATIONS
+    } else {
+        OPERATIONS_NOT_REQUESTED
+    };
+    let groups = request
+        .groups
+        .into_iter()
+        .map(|id| {
+            let described = broker.groups.describe(&id.0);
+            let group = DescribedGroup::default()
+                .with_group_id(id.clone())
+                .with_group_state(str_bytes(described.state.as_str()))
+                .with_authorized_operations(operations);
+            if id.0.is_empty() {
+                return group.with_error_code(ResponseError::InvalidGroupId.code());
+            }
+            if version >= 6 && described.state == GroupState::Dead {
+                return group
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(str_bytes(format!("Group {} not found.", id.0))));
+            }
+            let members = described
+                .members
+                .into_iter()
+                .map(|m| {
+                    DescribedGroupMember::default()
+                        .with_member_id(str_bytes(m.member_id))
+                        .with_group_instance_id(m.instance_id.map(str_bytes))
+                        .with_client_id(str_bytes(m.client_id))
+                        .with_client_host(str_bytes(m.client_host))
+                        .with_member_metadata(m.metadata)
+                        .with_member_assignment(m.assignment)
+                })
+                .collect();
+            group
+                .with_protocol_type(str_bytes(described.protocol_type))
+                .with_protocol_data(str_bytes(described.protocol))
+                .with_members(members)
+        })
+        .collect();
+    DescribeGroupsResponse::default().with_groups(groups)
+}

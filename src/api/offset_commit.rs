@@ -1,0 +1,82 @@
+//! OffsetCommit v2-v9: committed offsets (with leader epoch and metadata)
+//! persisted per group and partition.
+//!
+//! - Members commit within their generation (ILLEGAL_GENERATION,
+//!   UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS between
+//!   join and sync); generation -1 without a member id commits for an empty
+//!   group (manual assignment, admin tools).
+//! - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; metadata over
+//!   4096 bytes (`offset.metadata.max.bytes`): OFFSET_METADATA_TOO_LARGE.
+//! - `retention_time_ms` (v2-v4) is ignored, as in Kafka 4:
+//!   `offsets.retention.minutes` applies.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+
+use crate::broker::Broker;
+use crate::group::CommittedOffset;
+use crate::log::now_ms;
+
+/// Kafka's default `offset.metadata.max.bytes`.
+const MAX_METADATA_BYTES: usize = 4096;
+
+/// Answers an OffsetCommit request.
+pub fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+    let group = request.group_id.0.as_str();
+    let check = broker.groups.check_commit(
+        group,
+        &request.member_id,
+        request.group_instance_id.as_deref(),
+        request.generation_id_or_member_epoch,
+    );
+    let now = now_ms();
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let meta = broker.topics.get(&topic.name.0);
+            let partitions = topic
+                .partitions
+                .into_iter()
+                .map(|p| {
+                    let error = match (&check, &meta) {
+                        (Err(e), _) => Some(*e),
+                        (Ok(()), Some(meta)) if (0..meta.partition_count()).contains(&p.partition_index) => {
+                            let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
+                            if metadata.len() > MAX_METADATA_BYTES {
+                                Some(ResponseError::OffsetMetadataTooLarge)
+                            } else {
+                                let offset = CommittedOffset {
+                                    offset: p.committed_offset,
+                                    leader_epoch: p.committed_leader_epoch,
+                                    metadata,
+                                    commit_timestamp: now,
+                                };
+                                broker
+                                    .groups
+                                    .offsets
+                                    .commit(group, &topic.name.0, p.partition_index, offset)
+                                    .err()
+                                    .map(|e| {
+                                        tracing::error!(cause = %e, "cannot store a committed offset");
+                                        ResponseError::UnknownServerError
+                                    })
+                            }
+                        }
+                        (Ok(()), _) => Some(ResponseError::UnknownTopicOrPartition),
+                    };
+                    OffsetCommitResponsePartition::default()
+                        .with_partition_index(p.partition_index)
+                        .with_error_code(error.map_or(0, |e| e.code()))
+                })
+                .collect();
+            OffsetCommitResponseTopic::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetCommitResponse::default().with_topics(topics)
+}

@@ -1,0 +1,124 @@
+//! OffsetFetch v1-v9: committed offsets of one group (v1-v7) or several
+//! (v8+). A null topic list (v2+) means every partition the group has
+//! committed. A partition with no commit answers offset -1, no error.
+//! `require_stable` (v7+) waits for nothing: there are no transactional
+//! offsets yet.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+
+use super::{str_bytes, topic_name};
+use crate::broker::Broker;
+use crate::group::CommittedOffset;
+
+/// (topic, [(partition, committed offset if any)]) for one group.
+type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
+
+/// Answers an OffsetFetch request of `version`.
+pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    if version >= 8 {
+        let groups = request
+            .groups
+            .into_iter()
+            .map(|group| {
+                let wanted = group.topics.map(|topics| {
+                    topics
+                        .into_iter()
+                        .map(|t| (t.name, t.partition_indexes))
+                        .collect()
+                });
+                let topics = fetch(broker, &group.group_id.0, wanted)
+                    .into_iter()
+                    .map(|(name, partitions)| {
+                        let partitions = partitions
+                            .into_iter()
+                            .map(|(index, committed)| {
+                                let (offset, epoch, metadata) = fields(committed);
+                                OffsetFetchResponsePartitions::default()
+                                    .with_partition_index(index)
+                                    .with_committed_offset(offset)
+                                    .with_committed_leader_epoch(epoch)
+                                    .with_metadata(Some(str_bytes(metadata)))
+                            })
+                            .collect();
+                        OffsetFetchResponseTopics::default()
+                            .with_name(topic_name(&name))
+                            .with_partitions(partitions)
+                    })
+                    .collect();
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id)
+                    .with_topics(topics)
+            })
+            .collect();
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|t| (t.name, t.partition_indexes))
+            .collect()
+    });
+    let topics = fetch(broker, &request.group_id.0, wanted)
+        .into_iter()
+        .map(|(name, partitions)| {
+            let partitions = partitions
+                .into_iter()
+                .map(|(index, committed)| {
+                    let (offset, epoch, metadata) = fields(committed);
+                    let partition = OffsetFetchResponsePartition::default()
+                        .with_partition_index(index)
+                        .with_committed_offset(offset)
+                        .with_metadata(Some(str_bytes(metadata)));
+                    if version >= 5 {
+                        partition.with_committed_leader_epoch(epoch)
+                    } else {
+                        partition
+                    }
+                })
+                .collect();
+            OffsetFetchResponseTopic::default()
+                .with_name(topic_name(&name))
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetFetchResponse::default().with_topics(topics)
+}
+
+/// Looks up the wanted partitions (or all committed ones).
+fn fetch(broker: &Broker, group: &str, wanted: Option<Vec<(TopicName, Vec<i32>)>>) -> Fetched {
+    let offsets = &broker.groups.offsets;
+    match wanted {
+        Some(topics) => topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                let name = name.0.to_string();
+                let found = partitions
+                    .into_iter()
+                    .map(|p| (p, offsets.fetch(group, &name, p)))
+                    .collect();
+                (name, found)
+            })
+            .collect(),
+        None => {
+            let mut by_topic: Fetched = Vec::new();
+            for ((topic, partition), committed) in offsets.group_offsets(group) {
+                match by_topic.last_mut() {
+                    Some((t, list)) if *t == topic => list.push((partition, Some(committed))),
+                    _ => by_topic.push((topic, vec![(partition, Some(committed))])),
+                }
+            }
+            by_topic
+        }
+    }
+}
+
+/// (offset, leader epoch, metadata) as the wire carries them; -1 if none.
+fn fields(committed: Option<CommittedOffset>) -> (i64, i32, String) {
+    committed.map_or((-1, -1, String::new()), |c| {
+        (c.offset, c.leader_epoch, c.metadata)
+    })
+}
