@@ -9,7 +9,6 @@
 //! - v0 has no rebalance timeout: the session timeout is used, as in Kafka.
 //! - v9 `skip_assignment` tells a rejoining static leader not to reassign.
 
-use bytes::Bytes;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use tokio::time::Duration;
@@ -46,7 +45,7 @@ pub async fn handle(
         protocols: request
             .protocols
             .into_iter()
-            .map(|p| (p.name.to_string(), Bytes::from(p.metadata)))
+            .map(|p| (p.name.to_string(), p.metadata))
             .collect(),
         require_known_member_id: version >= 4,
     };

@@ -605,10 +605,10 @@ impl ClassicGroup {
             return;
         }
         self.protocol = self.select_protocol();
-        if !self
+        if self
             .leader
             .as_ref()
-            .is_some_and(|l| self.member_index(l).is_some())
+            .is_none_or(|l| self.member_index(l).is_none())
         {
             self.leader = self.members.first().map(|m| m.id.clone());
         }
