@@ -20,7 +20,7 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::cluster::validate_topic_name;
-use crate::config::{ConfigDef, ConfigSource, BROKER_CONFIGS, TOPIC_CONFIGS};
+use crate::config::{broker_def, ConfigDef, ConfigSource, BROKER_CONFIGS, TOPIC_CONFIGS};
 use crate::error::ApiError;
 
 /// Kafka's resource type number for topics.
@@ -58,11 +58,18 @@ pub(super) fn topic_configs(
                 }
             }
             let (default, default_source) = broker.config.topic_default(topic_def);
-            let default_name = topic_def.broker_synonyms.last().copied().unwrap_or(name);
-            if let Some(d) = topic_def.def.default {
+            // The built-in default is reported under the least specific broker
+            // key that has one, in that key's own unit (log.retention.hours=168).
+            let built_in = topic_def
+                .broker_synonyms
+                .iter()
+                .rev()
+                .find_map(|key| broker_def(key).and_then(|d| d.default).map(|v| (*key, v)))
+                .or_else(|| topic_def.def.default.map(|v| (name, v)));
+            if let Some((key, value)) = built_in {
                 synonyms.push((
-                    default_name.to_owned(),
-                    Some(d.to_owned()),
+                    key.to_owned(),
+                    Some(value.to_owned()),
                     ConfigSource::Default,
                 ));
             }

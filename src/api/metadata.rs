@@ -85,7 +85,9 @@ fn resolve(
     wanted: &MetadataRequestTopic,
     auto_create: bool,
 ) -> Result<Arc<TopicMeta>, (Option<String>, ApiError)> {
-    let Some(name) = wanted.name.as_ref().map(|n| n.0.to_string()) else {
+    // A non-zero id wins over the name, which clients may send as "" (v10+).
+    let by_name = wanted.name.as_ref().map(|n| n.0.to_string());
+    let Some(name) = by_name.filter(|_| wanted.topic_id.is_nil()) else {
         return broker
             .topics
             .get_by_id(&wanted.topic_id)

@@ -45,8 +45,8 @@ struct Topics {
 }
 
 /// All topics. Reads take a shared lock on the in-memory map; every change
-/// runs under one writer mutex, writes sled first and then the map, so a
-/// reader never sees a topic that is not stored.
+/// runs under one writer mutex, writes and flushes sled first and then the
+/// map, so a reader never sees a topic that is not durably stored.
 #[derive(Debug)]
 pub struct TopicRegistry {
     tree: sled::Tree,
@@ -148,6 +148,7 @@ impl TopicRegistry {
         let meta = self.get(name).ok_or_else(unknown_topic)?;
         self.tree
             .remove(name.as_bytes())
+            .and_then(|_| self.tree.flush())
             .map_err(|e| storage_failure(&e))?;
         let mut state = self.write();
         state.by_name.remove(name);
@@ -157,8 +158,11 @@ impl TopicRegistry {
 
     fn store(&self, meta: &TopicMeta) -> Result<(), ApiError> {
         let value = serde_json::to_vec(meta).map_err(|e| storage_failure(&e))?;
+        // Flushed before the change is acknowledged: sled otherwise writes
+        // back only every 500 ms, and a crash would forget the topic.
         self.tree
             .insert(meta.name.as_bytes(), value)
+            .and_then(|_| self.tree.flush())
             .map_err(|e| storage_failure(&e))?;
         Ok(())
     }

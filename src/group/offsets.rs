@@ -184,6 +184,9 @@ impl OffsetStore {
         if offsets.is_empty() {
             state.remove(group);
         }
+        if !keys.is_empty() {
+            self.tree.flush()?;
+        }
         Ok(keys.len())
     }
 

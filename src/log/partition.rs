@@ -627,6 +627,8 @@ impl PartitionLog {
         Ok(deleted)
     }
 
+    /// Stores the log start offset durably (DeleteRecords is acknowledged
+    /// only after this, and a lower start must never come back).
     fn persist_start(&self, offset: i64) -> io::Result<()> {
         self.starts
             .insert(
@@ -634,6 +636,7 @@ impl PartitionLog {
                 &offset.to_be_bytes(),
             )
             .map_err(io::Error::other)?;
+        self.starts.flush().map_err(io::Error::other)?;
         Ok(())
     }
 
