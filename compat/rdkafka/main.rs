@@ -3,4 +3,6 @@
 //! data dir, so tests run in parallel.
 
 mod admin;
+mod groups;
+mod log;
 mod support;

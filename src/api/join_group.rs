@@ -48,6 +48,7 @@ pub async fn handle(
             .map(|p| (p.name.to_string(), p.metadata))
             .collect(),
         require_known_member_id: version >= 4,
+        supports_skip_assignment: version >= 9,
     };
     let outcome = broker.groups.join(&request.group_id.0, params).await;
     let members = outcome

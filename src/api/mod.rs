@@ -266,6 +266,7 @@ fn append_error(e: AppendError) -> ApiError {
             ResponseError::OutOfOrderSequenceNumber
         }
         AppendError::Storage(_) => ResponseError::KafkaStorageError,
+        AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
     };
     if matches!(e, AppendError::Storage(_)) {
         tracing::error!(cause = %e, "append failed");
@@ -277,6 +278,7 @@ fn append_error(e: AppendError) -> ApiError {
 fn read_error(e: ReadError) -> ApiError {
     match e {
         ReadError::OffsetOutOfRange => ApiError::code(ResponseError::OffsetOutOfRange),
+        ReadError::Deleted => unknown_partition(),
         ReadError::Storage(m) => {
             tracing::error!(cause = %m, "read failed");
             ApiError::new(ResponseError::KafkaStorageError, m)

@@ -80,6 +80,8 @@ pub struct JoinParams {
     pub protocols: Vec<(String, Bytes)>,
     /// JoinGroup v4+: a first join gets MEMBER_ID_REQUIRED (KIP-394).
     pub require_known_member_id: bool,
+    /// JoinGroup v9+: the client understands `skip_assignment`.
+    pub supports_skip_assignment: bool,
 }
 
 /// One member in a join answer's member list.
@@ -260,18 +262,21 @@ impl ClassicGroup {
     /// Marks the group deleted; waiting requests are answered with an error.
     pub fn mark_dead(&mut self) {
         self.state = GroupState::Dead;
+        self.answer_waiting(ResponseError::CoordinatorNotAvailable);
+        self.members.clear();
+    }
+
+    /// Answers every waiting JoinGroup and SyncGroup with `error` (the
+    /// group is going away, or this node is shutting down).
+    pub fn answer_waiting(&mut self, error: ResponseError) {
         for member in &mut self.members {
             if let Some(tx) = member.awaiting_join.take() {
-                let _ = tx.send(JoinOutcome::refused(
-                    ResponseError::CoordinatorNotAvailable,
-                    &member.id,
-                ));
+                let _ = tx.send(JoinOutcome::refused(error, &member.id));
             }
             if let Some(tx) = member.awaiting_sync.take() {
-                let _ = tx.send(SyncOutcome::refused(ResponseError::CoordinatorNotAvailable));
+                let _ = tx.send(SyncOutcome::refused(error));
             }
         }
-        self.members.clear();
     }
 
     fn member_index(&self, id: &str) -> Option<usize> {
@@ -501,7 +506,16 @@ impl ClassicGroup {
             member.client_host = p.client_host;
             member.last_heartbeat = now;
             let mut outcome = self.join_outcome(&new_id);
-            outcome.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+            if self.leader.as_deref() == Some(new_id.as_str()) {
+                if p.supports_skip_assignment {
+                    outcome.skip_assignment = true;
+                } else {
+                    // An older client would reassign; as Kafka does, make it
+                    // a follower by naming the old leader id and no members.
+                    outcome.leader = old_id.to_owned();
+                    outcome.members.clear();
+                }
+            }
             return Reply::Now(outcome);
         }
         let rx = self.update_member(index, p, now);
@@ -946,6 +960,7 @@ mod tests {
             protocol_type: "consumer".into(),
             protocols: vec![("range".into(), Bytes::from_static(b"m"))],
             require_known_member_id: true,
+            supports_skip_assignment: false,
         }
     }
 

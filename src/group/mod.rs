@@ -298,6 +298,16 @@ impl GroupCoordinator {
         }
     }
 
+    /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR,
+    /// as Kafka does when a coordinator unloads, so shutdown never waits
+    /// out a rebalance timeout.
+    pub fn unload(&self) {
+        let groups: Vec<SharedGroup> = self.map().values().cloned().collect();
+        for group in groups {
+            lock(&group).answer_waiting(ResponseError::NotCoordinator);
+        }
+    }
+
     /// Drops offsets of empty groups older than `offsets.retention.minutes`,
     /// and forgets empty groups with no offsets left.
     pub fn expire_offsets(&self, now_ms: i64) {

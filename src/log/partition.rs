@@ -75,6 +75,8 @@ pub enum AppendError {
     },
     /// An idempotence violation.
     Sequence(SequenceError),
+    /// The partition was deleted (its topic is gone).
+    Deleted,
     /// The disk or index failed (KAFKA_STORAGE_ERROR).
     Storage(String),
 }
@@ -88,6 +90,7 @@ impl std::fmt::Display for AppendError {
                 "The record batch is {size} bytes, larger than the maximum of {max} bytes"
             ),
             Self::Sequence(e) => write!(f, "{e}"),
+            Self::Deleted => write!(f, "the partition was deleted"),
         }
     }
 }
@@ -106,6 +109,8 @@ impl From<BatchError> for AppendError {
 pub enum ReadError {
     /// The offset is below the log start or above the log end.
     OffsetOutOfRange,
+    /// The partition was deleted (its topic is gone).
+    Deleted,
     /// The disk failed (KAFKA_STORAGE_ERROR).
     Storage(String),
 }
@@ -153,6 +158,8 @@ struct LogState {
     producers: ProducerStateManager,
     unflushed_records: i64,
     last_flush_ms: i64,
+    /// Set by `destroy`: the files and index are gone; every call fails.
+    deleted: bool,
 }
 
 /// One partition's log.
@@ -260,6 +267,7 @@ impl PartitionLog {
                 producers,
                 unflushed_records: 0,
                 last_flush_ms: now_ms,
+                deleted: false,
             }),
             appended: Notify::new(),
         })
@@ -300,6 +308,9 @@ impl PartitionLog {
     pub fn append(&self, mut bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
         let header = batch::validate(&bytes)?;
         let mut state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
         if bytes.len() > state.config.max_message_bytes {
             return Err(AppendError::TooLarge {
                 size: bytes.len(),
@@ -410,18 +421,23 @@ impl PartitionLog {
     /// Reads whole batches from `offset` on, at most `max_bytes` (but always
     /// the first batch, so a consumer can progress), only below
     /// `upper_offset` (the high watermark or last stable offset), and only
-    /// from one segment.
+    /// from one segment. The index is consulted under the lock (so a
+    /// deletion cannot pull it away mid-lookup); the file is read without it.
     ///
     /// # Errors
-    /// [`ReadError::OffsetOutOfRange`] below the log start or past the end.
+    /// [`ReadError::OffsetOutOfRange`] below the log start or past the end;
+    /// [`ReadError::Deleted`] once the partition is gone.
     pub fn read(
         &self,
         offset: i64,
         max_bytes: usize,
         upper_offset: Option<i64>,
     ) -> Result<ReadResult, ReadError> {
-        let (offsets, reader_for) = {
+        let (offsets, slice) = {
             let state = self.lock();
+            if state.deleted {
+                return Err(ReadError::Deleted);
+            }
             let offsets = LogOffsets {
                 log_start_offset: state.log_start_offset,
                 high_watermark: state.high_watermark,
@@ -430,21 +446,32 @@ impl PartitionLog {
             if offset < state.log_start_offset || offset > state.log_end_offset {
                 return Err(ReadError::OffsetOutOfRange);
             }
-            let readers: BTreeMap<i64, Arc<std::fs::File>> = state
-                .segments
-                .iter()
-                .map(|(b, s)| (*b, s.reader()))
-                .collect();
-            (offsets, readers)
+            let upper = upper_offset.unwrap_or(offsets.high_watermark);
+            (offsets, self.locate(&state, offset, max_bytes, upper))
         };
-        let upper = upper_offset.unwrap_or(offsets.high_watermark);
-        let empty = ReadResult {
-            records: Bytes::new(),
+        let Some((file, position, length)) = slice else {
+            return Ok(ReadResult {
+                records: Bytes::new(),
+                offsets,
+            });
+        };
+        let bytes = segment::read_at(&file, position, length)
+            .map_err(|e| ReadError::Storage(e.to_string()))?;
+        Ok(ReadResult {
+            records: Bytes::from(bytes),
             offsets,
-        };
-        let Some(first) = self.index.find(offset).filter(|e| e.base_offset < upper) else {
-            return Ok(empty);
-        };
+        })
+    }
+
+    /// The file, position and length of the contiguous batches to read.
+    fn locate(
+        &self,
+        state: &LogState,
+        offset: i64,
+        max_bytes: usize,
+        upper: i64,
+    ) -> Option<(Arc<std::fs::File>, u64, usize)> {
+        let first = self.index.find(offset).filter(|e| e.base_offset < upper)?;
         let mut total: u64 = 0;
         for entry in self.index.range(offset..) {
             let contiguous =
@@ -455,79 +482,87 @@ impl PartitionLog {
             }
             total += u64::from(entry.size);
         }
-        let Some(file) = reader_for.get(&first.segment) else {
-            // Deleted by retention between the lookup and the read.
-            return Err(ReadError::OffsetOutOfRange);
-        };
-        let length = usize::try_from(total).map_err(|e| ReadError::Storage(e.to_string()))?;
-        let bytes = segment::read_at(file, first.position, length)
-            .map_err(|e| ReadError::Storage(e.to_string()))?;
-        Ok(ReadResult {
-            records: Bytes::from(bytes),
-            offsets,
-        })
+        let file = state.segments.get(&first.segment)?.reader();
+        Some((file, first.position, usize::try_from(total).ok()?))
     }
 
-    /// The first offset whose record timestamp is at least `timestamp`, with
-    /// that record's timestamp (ListOffsets by time); `None` if there is none.
+    /// The first offset at or after the log start whose record timestamp is
+    /// at least `timestamp`, with that record's timestamp (ListOffsets by
+    /// time); `None` if there is none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Option<(i64, i64)> {
-        let (start, segments) = self.segment_ranges();
-        let (from, to, _) = segments.into_iter().find(|(_, _, max)| *max >= timestamp)?;
-        let entry = self
-            .index
-            .range(from.max(start)..to)
-            .find(|e| e.max_timestamp >= timestamp)?;
-        self.record_in(&entry, |_, ts| ts >= timestamp)
-            .filter(|(offset, _)| *offset >= start)
+        let mut from = 0;
+        loop {
+            // The next batch that may hold a match, skipping whole segments
+            // whose largest timestamp is too small.
+            let (entry, start) = {
+                let state = self.lock();
+                if state.deleted {
+                    return None;
+                }
+                let start = state.log_start_offset;
+                let from = from.max(start);
+                let entry = segment_bounds(&state)
+                    .into_iter()
+                    .filter(|(_, next, max)| *max >= timestamp && *next > from)
+                    .find_map(|(base, next, _)| {
+                        self.index
+                            .range(base.max(from)..next)
+                            .find(|e| e.max_timestamp >= timestamp)
+                    })?;
+                (entry, start)
+            };
+            let found = self.record_in(&entry, start, |o, ts| o >= start && ts >= timestamp);
+            if found.is_some() {
+                return found;
+            }
+            from = entry.last_offset + 1;
+        }
     }
 
     /// The offset and timestamp of the record with the largest timestamp.
     pub fn max_timestamp_offset(&self) -> Option<(i64, i64)> {
-        let (start, segments) = self.segment_ranges();
-        let (from, to, max) = segments
-            .into_iter()
-            .max_by_key(|(from, _, max)| (*max, -from))?;
-        if max < 0 {
-            return None;
-        }
-        let entry = self
-            .index
-            .range(from.max(start)..to)
-            .find(|e| e.max_timestamp == max)?;
-        self.record_in(&entry, |_, ts| ts == max)
-    }
-
-    /// (log start, [(segment base, next base, max timestamp)]).
-    fn segment_ranges(&self) -> (i64, Vec<(i64, i64, i64)>) {
-        let state = self.lock();
-        let bases: Vec<(i64, i64)> = state
-            .segments
-            .iter()
-            .map(|(b, s)| (*b, s.max_timestamp))
-            .collect();
-        let ranges = bases
-            .iter()
-            .enumerate()
-            .map(|(i, (base, max))| (*base, bases.get(i + 1).map_or(i64::MAX, |n| n.0), *max))
-            .collect();
-        (state.log_start_offset, ranges)
+        let (entry, start, max) = {
+            let state = self.lock();
+            if state.deleted {
+                return None;
+            }
+            let start = state.log_start_offset;
+            let (base, next, max) = segment_bounds(&state)
+                .into_iter()
+                .max_by_key(|(base, _, max)| (*max, -base))?;
+            if max < 0 {
+                return None;
+            }
+            let entry = self
+                .index
+                .range(base.max(start)..next)
+                .find(|e| e.max_timestamp == max)?;
+            (entry, start, max)
+        };
+        self.record_in(&entry, start, |o, ts| o >= start && ts == max)
     }
 
     /// The first record of a stored batch matching `wanted(offset, timestamp)`.
     fn record_in(
         &self,
         entry: &BatchEntry,
+        log_start: i64,
         wanted: impl Fn(i64, i64) -> bool,
     ) -> Option<(i64, i64)> {
+        // Reading at the log start returns the whole batch that straddles it.
         let bytes = self
-            .read(entry.base_offset, entry.size as usize, Some(i64::MAX))
+            .read(
+                entry.base_offset.max(log_start),
+                entry.size as usize,
+                Some(i64::MAX),
+            )
             .ok()?
             .records;
         let header = BatchHeader::parse(&bytes).ok()?;
         if header.attributes & (1 << 3) != 0 {
             // LogAppendTime: every record carries the batch's max timestamp.
-            return wanted(header.base_offset, header.max_timestamp)
-                .then_some((header.base_offset, header.max_timestamp));
+            let offset = header.base_offset.max(log_start);
+            return wanted(offset, header.max_timestamp).then_some((offset, header.max_timestamp));
         }
         let mut buf = bytes.slice(..header.size);
         let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
@@ -544,6 +579,9 @@ impl PartitionLog {
     /// [`ReadError::OffsetOutOfRange`] past the high watermark.
     pub fn delete_records_before(&self, offset: i64) -> Result<i64, ReadError> {
         let mut state = self.lock();
+        if state.deleted {
+            return Err(ReadError::Deleted);
+        }
         let target = if offset == -1 {
             state.high_watermark
         } else {
@@ -569,6 +607,9 @@ impl PartitionLog {
     /// A file or the index cannot be updated.
     pub fn enforce_retention(&self, now_ms: i64) -> io::Result<usize> {
         let mut state = self.lock();
+        if state.deleted {
+            return Ok(0);
+        }
         let retention_ms = state.config.retention_ms;
         let mut excess = if state.config.retention_bytes >= 0 {
             let total: u64 = state.segments.values().map(|s| s.size).sum();
@@ -674,6 +715,7 @@ impl PartitionLog {
     /// Files cannot be removed or sled fails.
     pub fn destroy(&self, db: &sled::Db) -> io::Result<()> {
         let mut state = self.lock();
+        state.deleted = true;
         state.segments.clear();
         SegmentIndex::destroy(db, &self.topic, self.partition).map_err(io::Error::other)?;
         self.starts
@@ -684,6 +726,20 @@ impl PartitionLog {
             _ => Ok(()),
         }
     }
+}
+
+/// (segment base, next segment base, segment max timestamp), oldest first.
+fn segment_bounds(state: &LogState) -> Vec<(i64, i64, i64)> {
+    let bases: Vec<(i64, i64)> = state
+        .segments
+        .iter()
+        .map(|(b, s)| (*b, s.max_timestamp))
+        .collect();
+    bases
+        .iter()
+        .enumerate()
+        .map(|(i, (base, max))| (*base, bases.get(i + 1).map_or(i64::MAX, |n| n.0), *max))
+        .collect()
 }
 
 fn flush_active(state: &mut LogState, now_ms: i64) -> io::Result<()> {

@@ -118,6 +118,7 @@ impl RunningBroker {
     /// The final flush fails.
     pub async fn shutdown(self) -> Result<()> {
         let _ = self.shutdown.send(true);
+        self.broker.groups.unload();
         if let Err(e) = self.accept_loop.await {
             error!(cause = %e, "accept loop ended abnormally");
         }
@@ -263,8 +264,12 @@ impl ConnectionTask {
                 read = tokio::time::timeout(idle, connection.read_frame()) => match read {
                     Ok(Ok(Some(frame))) => frame,
                     Ok(Ok(None)) => break,
-                    Ok(Err(e)) => {
+                    Ok(Err(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                         warn!(%peer, cause = %e, "closing connection: bad frame");
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        debug!(%peer, cause = %e, "client went away");
                         break;
                     }
                     Err(_) => {

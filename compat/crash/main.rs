@@ -1,0 +1,901 @@
+//! Crash tests: the real `strom` binary is SIGKILLed and restarted on the
+//! same port and data dir; whatever it acknowledged before the kill must be
+//! there afterwards, exactly once.
+//!
+//! Design (after sled's `test_crash_recovery.rs`): this binary plays two
+//! roles. Run normally (`cargo test --test crash`) it is the *supervisor*,
+//! which runs the cases below, each with its own temp data dir, its own
+//! free loopback port (picked once, so a restarted broker comes back where
+//! the clients expect it) and `DIR/broker.log` collecting the broker's
+//! output across restarts (with a marker line per start and kill).
+//! Re-executed with `STROM_CRASH_ROLE=producer` it is the *producer*.
+//!
+//! - `topic_survives_sigkill`: create a topic (2 partitions), SIGKILL the
+//!   broker as soon as CreateTopics has answered, restart it: the topic is
+//!   still listed, with its partitions.
+//! - `acked_messages_survive_sigkill`: create the topic and make it durable
+//!   with a clean SIGTERM restart (topic durability is the case above; this
+//!   one is about the produce path). Start the producer process: an rdkafka
+//!   `BaseProducer` with `enable.idempotence=true`, `acks=all`, a 60 s
+//!   message timeout and unlimited retries, sending [`MESSAGES`] keyed,
+//!   padded values `msg-<i>:...` at [`RATE_PER_SEC`], which appends one line
+//!   `msg-<i> <partition> <offset>` per successful delivery report to
+//!   `DIR/acked.txt` (one `write` per line, so the supervisor reads exactly
+//!   what the producer was told). The supervisor SIGKILLs the broker each
+//!   time the acknowledged count passes a mark of [`KILL_AFTER`] (a
+//!   condition with a deadline, not a sleep) and restarts it, so the kills
+//!   land with produce requests in flight (the producer reports how many
+//!   it had to retry): the broker must recover its segments (cutting any
+//!   torn tail), rebuild the index entries sled had not yet written and the
+//!   idempotent producer state, and answer retried batches it already
+//!   stored with their original offsets. `log.segment.bytes` is at
+//!   its 1 MiB minimum so the run crosses segment rolls. After the producer
+//!   exits the broker is SIGKILLed once more (nothing in flight), restarted,
+//!   and both partitions are read from the beginning with an assigned
+//!   rdkafka `BaseConsumer` up to the high watermarks.
+//!
+//!   **Invariant:** every acknowledged value is present exactly once, at
+//!   its acknowledged (partition, offset); no value, acknowledged or not,
+//!   appears twice (idempotence); every payload is intact; each partition's
+//!   offsets are dense and its values in send order; and every message got
+//!   a successful delivery report.
+//!
+//! Output ends with `crash: N passed, M failed` (after a libtest-style
+//! `test result:` line for `scripts/test.sh`); free arguments filter the
+//! cases by name (`cargo test --test crash -- topic`). A failed case keeps its
+//! data dir and prints its path. Knobs: `STROM_CRASH_LOG_LEVEL=debug`
+//! (per-request broker log lines), `STROM_CRASH_PRODUCER_DEBUG=eos,msg`
+//! (librdkafka's debug log on the producer's stderr), `STROM_CRASH_KEEP=1`
+//! (keep the data dirs of passing cases too). Every wait has a deadline,
+//! and a guard SIGKILLs the broker and the producer on every exit path,
+//! panics included.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitCode, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+
+const STROM: &str = env!("CARGO_BIN_EXE_strom");
+/// Set to `producer` in the child process.
+const ROLE_VAR: &str = "STROM_CRASH_ROLE";
+const BOOTSTRAP_VAR: &str = "STROM_CRASH_BOOTSTRAP";
+const ACKED_VAR: &str = "STROM_CRASH_ACKED";
+const LOG_LEVEL_VAR: &str = "STROM_CRASH_LOG_LEVEL";
+const PRODUCER_DEBUG_VAR: &str = "STROM_CRASH_PRODUCER_DEBUG";
+const KEEP_VAR: &str = "STROM_CRASH_KEEP";
+
+const TOPIC: &str = "crash";
+const PARTITIONS: i32 = 2;
+/// Messages the producer sends.
+const MESSAGES: usize = 20_000;
+/// Send pace (messages per second), so the kills land mid-stream with
+/// produce requests in flight.
+const RATE_PER_SEC: u64 = 5_000;
+/// Padding per value, so the run crosses 1 MiB segment rolls.
+const PAD: usize = 120;
+/// SIGKILL the broker once this many messages are acknowledged.
+const KILL_AFTER: [usize; 5] = [2_000, 6_000, 10_000, 14_000, 18_000];
+
+/// How long the broker may take to start or stop.
+const START_DEADLINE: Duration = Duration::from_secs(15);
+/// How long one kill mark may take to be reached.
+const PROGRESS_DEADLINE: Duration = Duration::from_secs(20);
+/// How long the producer may run in all (it gives up a little earlier).
+const PRODUCER_DEADLINE: Duration = Duration::from_secs(40);
+/// How long a client call or reading everything back may take.
+const CLIENT_DEADLINE: Duration = Duration::from_secs(15);
+
+/// A case: a name and a run returning a one-line summary or the failure.
+type Case = (&'static str, fn(&mut Run) -> Result<String, String>);
+
+const CASES: [Case; 2] = [
+    ("topic_survives_sigkill", topic_survives_sigkill),
+    (
+        "acked_messages_survive_sigkill",
+        acked_messages_survive_sigkill,
+    ),
+];
+
+fn main() -> ExitCode {
+    if std::env::var(ROLE_VAR).as_deref() == Ok("producer") {
+        return producer_main();
+    }
+    // Like libtest: free arguments filter the cases by name.
+    let filters: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let started = Instant::now();
+    let (mut passed, mut failed, mut filtered) = (0, 0, 0);
+    for (name, case) in CASES {
+        if !filters.is_empty() && !filters.iter().any(|f| name.contains(f.as_str())) {
+            filtered += 1;
+            continue;
+        }
+        let case_started = Instant::now();
+        let outcome = std::panic::catch_unwind(|| run_case(name, case));
+        let seconds = case_started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(Ok(summary)) => {
+                passed += 1;
+                println!("test {name} ... ok ({seconds:.1} s): {summary}");
+            }
+            Ok(Err(failure)) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({seconds:.1} s)\n{failure}");
+            }
+            Err(_) => {
+                failed += 1;
+                println!("test {name} ... FAILED ({seconds:.1} s): panicked");
+            }
+        }
+    }
+    println!(
+        "test result: {}. {passed} passed; {failed} failed; 0 ignored; 0 measured; \
+         {filtered} filtered out; finished in {:.2}s",
+        if failed == 0 { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    println!("crash: {passed} passed, {failed} failed");
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Runs one case in a fresh data dir; kills its processes however it ends
+/// and keeps the dir if it failed.
+fn run_case(name: &str, case: fn(&mut Run) -> Result<String, String>) -> Result<String, String> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("strom-crash-{name}-"))
+        .tempdir()
+        .map_err(|e| format!("temp dir: {e}"))?;
+    let address = {
+        let probe = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind: {e}"))?;
+        probe.local_addr().map_err(|e| format!("bind: {e}"))?
+    };
+    let mut run = Run {
+        children: Children::default(),
+        dir: dir.path().to_owned(),
+        address,
+        log: dir.path().join("broker.log"),
+        acked: dir.path().join("acked.txt"),
+        starts: 0,
+    };
+    let result = case(&mut run);
+    drop(run);
+    match result {
+        Ok(summary) if std::env::var_os(KEEP_VAR).is_none() => Ok(summary),
+        Ok(summary) => Ok(format!("{summary}; kept {}", dir.keep().display())),
+        Err(failure) => {
+            let kept = dir.keep();
+            Err(format!(
+                "{failure}\ndata dir kept: {} (broker log: {})",
+                kept.display(),
+                kept.join("broker.log").display()
+            ))
+        }
+    }
+}
+
+// ------------------------------------------------------------------ cases
+
+/// A topic whose creation was acknowledged survives a SIGKILL right after.
+fn topic_survives_sigkill(run: &mut Run) -> Result<String, String> {
+    run.start_broker()?;
+    create_topic(run.address)?;
+    run.crash_and_restart("topic created")?;
+    let admin = admin(run.address)?;
+    // All topics: naming the topic could auto-create it.
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, CLIENT_DEADLINE)
+        .map_err(|e| format!("metadata: {e}"))?;
+    let listed: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|t| format!("{} ({} partitions)", t.name(), t.partitions().len()))
+        .collect();
+    match metadata.topics().iter().find(|t| t.name() == TOPIC) {
+        Some(topic) if topic.partitions().len() == PARTITIONS as usize => {
+            Ok(format!("listed after the restart: {listed:?}"))
+        }
+        _ => Err(format!(
+            "topic '{TOPIC}' ({PARTITIONS} partitions) was created, then the broker was \
+             SIGKILLed; after the restart the broker lists {listed:?}. Partition directories \
+             on disk: {:?}",
+            list_dir(&run.dir.join("data").join("logs"))
+        )),
+    }
+}
+
+/// The producer scenario; see the module comment.
+fn acked_messages_survive_sigkill(run: &mut Run) -> Result<String, String> {
+    run.start_broker()?;
+    create_topic(run.address)?;
+    run.stop_broker()?;
+    run.start_broker()?;
+
+    let mut producer =
+        Command::new(std::env::current_exe().map_err(|e| format!("current exe: {e}"))?);
+    producer
+        .env(ROLE_VAR, "producer")
+        .env(BOOTSTRAP_VAR, run.address.to_string())
+        .env(ACKED_VAR, &run.acked)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    run.children.producer = Some(
+        producer
+            .spawn()
+            .map_err(|e| format!("cannot start the producer: {e}"))?,
+    );
+    let producer_deadline = Instant::now() + PRODUCER_DEADLINE;
+
+    let mut kills = Vec::new();
+    for mark in KILL_AFTER {
+        if !run.wait_for_acks(mark)? {
+            break;
+        }
+        let at = run.acked_count();
+        run.crash_and_restart(&format!("{at} acknowledged"))?;
+        kills.push(at);
+    }
+    let (status, report) = run.wait_for_producer(producer_deadline)?;
+    let acked = read_acked(&run.acked)?;
+    // Nothing in flight now: what was acknowledged must survive a crash too.
+    run.crash_and_restart("producer finished")?;
+
+    let log = consume_all(run.address)?;
+    let mut failures = check(&acked, &log);
+    if kills.len() < KILL_AFTER.len() {
+        failures.push(format!(
+            "only {} of {} kills happened (at {kills:?} acknowledged): the producer ended early",
+            kills.len(),
+            KILL_AFTER.len()
+        ));
+    }
+    if !status.success() || acked.len() != MESSAGES {
+        failures.push(format!(
+            "the producer exited with {status} after {} of {MESSAGES} acknowledgements",
+            acked.len()
+        ));
+    }
+    let per_partition: Vec<String> = (0..PARTITIONS)
+        .map(|p| {
+            let n = log.iter().filter(|r| r.partition == p).count();
+            format!("p{p}={n}")
+        })
+        .collect();
+    let unacked = log
+        .iter()
+        .filter(|r| r.id.is_some_and(|id| !acked.contains_key(&id)))
+        .count();
+    let summary = format!(
+        "{} of {MESSAGES} acknowledged; SIGKILL at {kills:?} acks and once after; \
+         producer: {}; read back {} records ({}), {unacked} of them unacknowledged; \
+         {} broker starts",
+        acked.len(),
+        report.trim(),
+        log.len(),
+        per_partition.join(" "),
+        run.starts,
+    );
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!("{summary}\n{}", failures.join("\n")))
+    }
+}
+
+// ---------------------------------------------------------------- producer
+
+/// The value of message `i`: its id, a colon, and padding derived from `i`.
+fn payload(i: usize) -> String {
+    let fill = char::from(b'a' + u8::try_from(i % 26).unwrap_or(0));
+    format!("msg-{i}:{}", fill.to_string().repeat(PAD))
+}
+
+/// The producer's client context: records delivery reports (successes to
+/// the acked file) and counts produce requests a kill cut off.
+struct AckWriter {
+    file: Mutex<File>,
+    /// Print librdkafka's log lines (`STROM_CRASH_PRODUCER_DEBUG` is set).
+    verbose: bool,
+    acked: AtomicUsize,
+    failed: AtomicUsize,
+    /// Produce requests that failed in a way that leaves their batch
+    /// "possibly persisted" (sent, no answer): the retries that test
+    /// idempotence.
+    cut: AtomicUsize,
+}
+
+impl ClientContext for AckWriter {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if facility == "REQERR"
+            && message.contains("ProduceRequest failed")
+            && message.contains("MsgPossiblyPersisted")
+        {
+            self.cut.fetch_add(1, Ordering::SeqCst);
+        }
+        // Connection errors while the broker is down are expected.
+        if self.verbose {
+            eprintln!("producer: librdkafka {level:?} {facility} {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.verbose {
+            eprintln!("producer: librdkafka error {error}: {reason}");
+        }
+    }
+}
+
+impl ProducerContext for AckWriter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(message) => {
+                let value = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                let id = value.split(':').next().unwrap_or_default();
+                let line = format!("{id} {} {}\n", message.partition(), message.offset());
+                let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+                if let Err(e) = file.write_all(line.as_bytes()) {
+                    eprintln!("producer: cannot record an ack: {e}");
+                    std::process::exit(3);
+                }
+                self.acked.fetch_add(1, Ordering::SeqCst);
+            }
+            Err((error, message)) => {
+                if self.failed.fetch_add(1, Ordering::SeqCst) < 5 {
+                    let value = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                    let id = value.split(':').next().unwrap_or_default();
+                    eprintln!("producer: delivery of {id} failed: {error}");
+                }
+            }
+        }
+    }
+}
+
+/// The child process: sends [`MESSAGES`] at [`RATE_PER_SEC`], records each
+/// acknowledgement, prints a one-line report on stdout. Exits 0 once every
+/// message is acknowledged.
+fn producer_main() -> ExitCode {
+    let (Ok(bootstrap), Ok(acked_path)) = (std::env::var(BOOTSTRAP_VAR), std::env::var(ACKED_VAR))
+    else {
+        eprintln!("producer: {BOOTSTRAP_VAR} and {ACKED_VAR} must be set");
+        return ExitCode::from(2);
+    };
+    let file = match OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&acked_path)
+    {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("producer: cannot open {acked_path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let extra_debug = std::env::var(PRODUCER_DEBUG_VAR).ok();
+    let context = AckWriter {
+        file: Mutex::new(file),
+        verbose: extra_debug.is_some(),
+        acked: AtomicUsize::new(0),
+        failed: AtomicUsize::new(0),
+        cut: AtomicUsize::new(0),
+    };
+    // `broker` debugging yields the REQERR lines that count cut-off requests.
+    let debug = match extra_debug {
+        Some(extra) => format!("broker,{extra}"),
+        None => "broker".to_owned(),
+    };
+    let producer: BaseProducer<AckWriter> = match ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "60000")
+        .set("retries", "2147483647")
+        .set("max.in.flight.requests.per.connection", "5")
+        .set("linger.ms", "5")
+        .set("retry.backoff.ms", "50")
+        .set("retry.backoff.max.ms", "250")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "250")
+        .set("socket.timeout.ms", "10000")
+        .set("debug", debug)
+        .set_log_level(RDKafkaLogLevel::Debug)
+        .create_with_context(context)
+    {
+        Ok(producer) => producer,
+        Err(e) => {
+            eprintln!("producer: cannot create the producer: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let started = Instant::now();
+    let deadline = started + PRODUCER_DEADLINE - Duration::from_secs(5);
+    let context = producer.context();
+    let mut sent = 0;
+    while context.acked.load(Ordering::SeqCst) + context.failed.load(Ordering::SeqCst) < MESSAGES
+        && Instant::now() < deadline
+    {
+        let due = usize::try_from(started.elapsed().as_millis() * u128::from(RATE_PER_SEC) / 1000)
+            .unwrap_or(usize::MAX)
+            .min(MESSAGES);
+        while sent < due {
+            let key = sent.to_string();
+            let value = payload(sent);
+            match producer.send(BaseRecord::to(TOPIC).key(&key).payload(&value)) {
+                Ok(()) => sent += 1,
+                Err((e, _)) => {
+                    eprintln!("producer: cannot enqueue msg-{sent}: {e}");
+                    break;
+                }
+            }
+        }
+        producer.poll(Duration::from_millis(5));
+        if let Some((code, reason)) = producer.client().fatal_error() {
+            eprintln!("producer: fatal error {code:?}: {reason}");
+            break;
+        }
+    }
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    if let Err(e) = producer.flush(remaining) {
+        eprintln!("producer: flush: {e}");
+    }
+    let acked = context.acked.load(Ordering::SeqCst);
+    println!(
+        "sent {sent}, acknowledged {acked}, failed {}, {} produce requests cut off by a kill \
+         and retried, {:.1} s",
+        context.failed.load(Ordering::SeqCst),
+        context.cut.load(Ordering::SeqCst),
+        started.elapsed().as_secs_f64()
+    );
+    if acked == MESSAGES {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+// -------------------------------------------------------------- supervisor
+
+/// The child processes; both are SIGKILLed when this is dropped.
+#[derive(Default)]
+struct Children {
+    broker: Option<Child>,
+    producer: Option<Child>,
+}
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in [self.broker.take(), self.producer.take()]
+            .into_iter()
+            .flatten()
+        {
+            kill(child);
+        }
+    }
+}
+
+/// SIGKILLs a child and reaps it.
+fn kill(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// One case's processes and files.
+struct Run {
+    children: Children,
+    dir: PathBuf,
+    address: SocketAddr,
+    log: PathBuf,
+    acked: PathBuf,
+    starts: usize,
+}
+
+impl Run {
+    /// Appends a marker line to the broker log, to find the restarts.
+    fn mark(&self, text: &str) {
+        if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(&self.log) {
+            let _ = writeln!(log, "===== crash test: {text} =====");
+        }
+    }
+
+    /// Starts the broker and waits until it has logged that it started and
+    /// accepts a connection.
+    fn start_broker(&mut self) -> Result<(), String> {
+        self.starts += 1;
+        self.mark(&format!("broker start #{}", self.starts));
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .map_err(|e| format!("cannot open {}: {e}", self.log.display()))?;
+        let stderr = log.try_clone().map_err(|e| e.to_string())?;
+        let level = std::env::var(LOG_LEVEL_VAR).unwrap_or_else(|_| "info".into());
+        let child = Command::new(STROM)
+            .arg("--listen")
+            .arg(self.address.to_string())
+            .arg("--data-dir")
+            .arg(self.dir.join("data"))
+            .args(["--num-partitions", "2", "--log-level", &level])
+            .args(["--set", "log.segment.bytes=1048576"])
+            .env_clear()
+            .env("RUST_BACKTRACE", "1")
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| format!("cannot start {STROM}: {e}"))?;
+        self.children.broker = Some(child);
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Some(child) = self.children.broker.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.children.broker = None;
+                    return Err(format!(
+                        "broker start #{} exited with {status}; see {}",
+                        self.starts,
+                        self.log.display()
+                    ));
+                }
+            }
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text.matches("strom started").count() >= self.starts
+                && TcpStream::connect_timeout(&self.address, Duration::from_secs(1)).is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "broker start #{} not up within {START_DEADLINE:?}; see {}",
+                    self.starts,
+                    self.log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Stops the broker cleanly (SIGTERM) and waits for it to exit 0.
+    fn stop_broker(&mut self) -> Result<(), String> {
+        let Some(mut child) = self.children.broker.take() else {
+            return Ok(());
+        };
+        self.mark("SIGTERM");
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .map_err(|e| format!("kill -TERM: {e}"))?;
+        if !status.success() {
+            kill(child);
+            return Err("kill -TERM failed".into());
+        }
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => return Ok(()),
+                Ok(Some(status)) => return Err(format!("the broker exited with {status}")),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                _ => {
+                    kill(child);
+                    return Err(format!("the broker did not stop within {START_DEADLINE:?}"));
+                }
+            }
+        }
+    }
+
+    /// SIGKILLs the broker and starts it again on the same port and dir.
+    fn crash_and_restart(&mut self, why: &str) -> Result<(), String> {
+        if let Some(child) = self.children.broker.take() {
+            kill(child);
+        }
+        self.mark(&format!("SIGKILL ({why})"));
+        self.start_broker()
+    }
+
+    /// Acknowledgements recorded so far (complete lines).
+    fn acked_count(&self) -> usize {
+        std::fs::read(&self.acked)
+            .map(|bytes| bytes.iter().filter(|b| **b == b'\n').count())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `target` messages are acknowledged; `false` if the
+    /// producer ended first.
+    fn wait_for_acks(&mut self, target: usize) -> Result<bool, String> {
+        let deadline = Instant::now() + PROGRESS_DEADLINE;
+        loop {
+            if self.acked_count() >= target {
+                return Ok(true);
+            }
+            if let Some(producer) = self.children.producer.as_mut() {
+                if let Ok(Some(_)) = producer.try_wait() {
+                    return Ok(false);
+                }
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "only {} of {target} acknowledged within {PROGRESS_DEADLINE:?}",
+                    self.acked_count()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Waits for the producer to exit: its status and its report line.
+    fn wait_for_producer(&mut self, deadline: Instant) -> Result<(ExitStatus, String), String> {
+        let Some(producer) = self.children.producer.as_mut() else {
+            return Err("no producer running".into());
+        };
+        loop {
+            match producer.try_wait() {
+                Ok(Some(status)) => {
+                    let mut report = String::new();
+                    if let Some(mut stdout) = producer.stdout.take() {
+                        let _ = stdout.read_to_string(&mut report);
+                    }
+                    self.children.producer = None;
+                    return Ok((status, report));
+                }
+                Ok(None) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "the producer did not finish within {PRODUCER_DEADLINE:?} \
+                         ({} acknowledged)",
+                        self.acked_count()
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(10)),
+                Err(e) => return Err(format!("waiting for the producer: {e}")),
+            }
+        }
+    }
+}
+
+fn admin(address: SocketAddr) -> Result<AdminClient<DefaultClientContext>, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", address.to_string())
+        .create()
+        .map_err(|e| format!("admin client: {e}"))
+}
+
+/// Creates the topic with [`PARTITIONS`] partitions.
+fn create_topic(address: SocketAddr) -> Result<(), String> {
+    let admin = admin(address)?;
+    let options = AdminOptions::new().request_timeout(Some(CLIENT_DEADLINE));
+    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1));
+    let results = futures::executor::block_on(admin.create_topics([&topic], &options))
+        .map_err(|e| format!("create topic: {e}"))?;
+    for result in results {
+        result.map_err(|(name, code)| format!("create topic {name}: {code}"))?;
+    }
+    Ok(())
+}
+
+/// Entry names in `dir`, sorted.
+fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// `msg-<i>` → its acknowledged (partition, offset).
+fn read_acked(path: &Path) -> Result<HashMap<usize, (i32, i64)>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let mut acked = HashMap::new();
+    for line in text.lines() {
+        let mut fields = line.split(' ');
+        let mut parse = || {
+            let id = fields.next()?.strip_prefix("msg-")?.parse().ok()?;
+            let partition = fields.next()?.parse().ok()?;
+            let offset = fields.next()?.parse().ok()?;
+            Some((id, partition, offset))
+        };
+        let Some((id, partition, offset)) = parse() else {
+            return Err(format!("bad line in {}: {line:?}", path.display()));
+        };
+        if let Some(earlier) = acked.insert(id, (partition, offset)) {
+            return Err(format!(
+                "msg-{id} acknowledged twice: at {earlier:?} and at ({partition}, {offset})"
+            ));
+        }
+    }
+    Ok(acked)
+}
+
+/// One record read back.
+struct Record {
+    partition: i32,
+    offset: i64,
+    /// The message number, if the payload is exactly what was sent.
+    id: Option<usize>,
+    /// The payload (for reporting a bad one).
+    value: String,
+}
+
+/// Reads both partitions from the beginning up to their high watermarks.
+fn consume_all(address: SocketAddr) -> Result<Vec<Record>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address.to_string())
+        // librdkafka wants a group id even for `assign`; nothing is committed.
+        .set("group.id", "strom-crash-reader")
+        .set("enable.auto.commit", "false")
+        .set("socket.timeout.ms", "10000")
+        .create()
+        .map_err(|e| format!("consumer: {e}"))?;
+    let mut assignment = TopicPartitionList::new();
+    let mut ends = BTreeMap::new();
+    for partition in 0..PARTITIONS {
+        let (low, high) = consumer
+            .fetch_watermarks(TOPIC, partition, CLIENT_DEADLINE)
+            .map_err(|e| format!("watermarks of partition {partition}: {e}"))?;
+        if low != 0 {
+            return Err(format!("partition {partition} starts at {low}, expected 0"));
+        }
+        ends.insert(partition, high);
+        assignment
+            .add_partition_offset(TOPIC, partition, Offset::Beginning)
+            .map_err(|e| format!("assignment: {e}"))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("assign: {e}"))?;
+    let mut next: BTreeMap<i32, i64> = (0..PARTITIONS).map(|p| (p, 0)).collect();
+    let mut records = Vec::new();
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    while next.iter().any(|(p, n)| *n < ends[p]) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "reading back did not reach the high watermarks {ends:?} within \
+                 {CLIENT_DEADLINE:?}: next offsets {next:?}"
+            ));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.map_err(|e| format!("consume: {e}"))?;
+        let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+        let id = value
+            .split(':')
+            .next()
+            .and_then(|id| id.strip_prefix("msg-"))
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|i| *i < MESSAGES && payload(*i) == value);
+        next.insert(message.partition(), message.offset() + 1);
+        records.push(Record {
+            partition: message.partition(),
+            offset: message.offset(),
+            id,
+            value,
+        });
+    }
+    Ok(records)
+}
+
+/// Every way the log read back disagrees with the acknowledgements.
+fn check(acked: &HashMap<usize, (i32, i64)>, log: &[Record]) -> Vec<String> {
+    const SHOWN: usize = 10;
+    let mut failures = Vec::new();
+    let mut report = |what: &str, examples: Vec<String>| {
+        if !examples.is_empty() {
+            let shown: Vec<&str> = examples.iter().take(SHOWN).map(String::as_str).collect();
+            failures.push(format!(
+                "{what}: {} (e.g. {})",
+                examples.len(),
+                shown.join("; ")
+            ));
+        }
+    };
+
+    let mut found: HashMap<usize, Vec<(i32, i64)>> = HashMap::new();
+    let mut corrupt = Vec::new();
+    for record in log {
+        match record.id {
+            Some(id) => found
+                .entry(id)
+                .or_default()
+                .push((record.partition, record.offset)),
+            None => corrupt.push(format!(
+                "({}, {}) holds {:?}",
+                record.partition,
+                record.offset,
+                record.value.chars().take(40).collect::<String>()
+            )),
+        }
+    }
+    report("records with an unexpected payload", corrupt);
+
+    let mut duplicates: Vec<(usize, &Vec<(i32, i64)>)> = found
+        .iter()
+        .filter(|(_, places)| places.len() > 1)
+        .map(|(id, places)| (*id, places))
+        .collect();
+    duplicates.sort();
+    report(
+        "values stored more than once (idempotence broken)",
+        duplicates
+            .iter()
+            .map(|(id, places)| {
+                let acked = acked
+                    .get(id)
+                    .map_or("unacknowledged".to_owned(), |a| format!("acked at {a:?}"));
+                format!("msg-{id} at {places:?}, {acked}")
+            })
+            .collect(),
+    );
+
+    let mut ids: Vec<&usize> = acked.keys().collect();
+    ids.sort();
+    let mut lost = Vec::new();
+    let mut moved = Vec::new();
+    for id in ids {
+        let at = acked[id];
+        match found.get(id).map(Vec::as_slice) {
+            None => lost.push(format!("msg-{id} acked at {at:?}")),
+            Some(places) if !places.contains(&at) => {
+                moved.push(format!("msg-{id} acked at {at:?}, found at {places:?}"));
+            }
+            Some(_) => {}
+        }
+    }
+    report("acknowledged values missing (lost)", lost);
+    report("acknowledged values at another offset", moved);
+
+    for partition in 0..PARTITIONS {
+        let mut records: Vec<&Record> = log.iter().filter(|r| r.partition == partition).collect();
+        records.sort_by_key(|r| r.offset);
+        let gaps: Vec<String> = records
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| i64::try_from(*i).ok() != Some(r.offset))
+            .map(|(i, r)| format!("record #{i} has offset {}", r.offset))
+            .collect();
+        report(&format!("partition {partition}: offsets not dense"), gaps);
+        let ids: Vec<(i64, usize)> = records
+            .iter()
+            .filter_map(|r| r.id.map(|id| (r.offset, id)))
+            .collect();
+        let reordered: Vec<String> = ids
+            .windows(2)
+            .filter(|w| w[1].1 <= w[0].1)
+            .map(|w| {
+                format!(
+                    "msg-{} at {} before msg-{} at {}",
+                    w[0].1, w[0].0, w[1].1, w[1].0
+                )
+            })
+            .collect();
+        report(
+            &format!("partition {partition}: values out of send order"),
+            reordered,
+        );
+    }
+    failures
+}
