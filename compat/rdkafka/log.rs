@@ -233,7 +233,6 @@ async fn codec_lz4() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "librdkafka is built without libzstd: needs rdkafka's `zstd` feature in Cargo.toml"]
 async fn codec_zstd() {
     codec_round_trip("zstd").await;
 }
