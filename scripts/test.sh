@@ -3,34 +3,46 @@
 #
 #   scripts/test.sh
 #
-# Installs (idempotently): kcat from Debian packages. Then: format and lint
-# checks, the release build, `cargo test` (unit, protocol-tests, compat),
-# and the kcat checks against the release binary. Ends with one line
-# "N passed, M failed".
+# 1. Installs (idempotently) the Debian packages the tests need; the client
+#    suites install their own pip / npm / jar dependencies into caches.
+# 2. Format and lint checks, the release build.
+# 3. `cargo test`: unit tests, protocol-tests, compat (rdkafka, CLI, crash,
+#    the Apache Kafka comparison, which skips without Docker).
+# 4. The client suites in compat/ against the release binary: kcat,
+#    confluent-kafka / kafka-python / aiokafka, kafkajs, the Java client, and
+#    librdkafka's own test suite (allowlist).
+# Ends with a client x scenario table and one line "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
 passed=0
 failed=0
-summary=()
+steps=()
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
 
 record() { # record NAME STATUS
     if [ "$2" -eq 0 ]; then
-        passed=$((passed + 1)); summary+=("PASS  $1")
+        passed=$((passed + 1)); steps+=("PASS  $1")
     else
-        failed=$((failed + 1)); summary+=("FAIL  $1")
+        failed=$((failed + 1)); steps+=("FAIL  $1")
     fi
+}
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
 install_packages() {
     local missing=()
     command -v kcat >/dev/null 2>&1 || missing+=(kcat)
+    dpkg -s libzstd-dev >/dev/null 2>&1 || missing+=(libzstd-dev)
+    dpkg -s pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    command -v unzip >/dev/null 2>&1 || missing+=(unzip)
     if [ ${#missing[@]} -gt 0 ]; then
         echo "== installing ${missing[*]}"
-        local sudo=""
-        [ "$(id -u)" -eq 0 ] || sudo="sudo"
-        $sudo apt-get update -q >/dev/null
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q "${missing[@]}" >/dev/null
+        as_root apt-get update -q >/dev/null
+        DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -q "${missing[@]}" >/dev/null
     fi
 }
 
@@ -58,17 +70,75 @@ passed=$((passed + cargo_passed)); failed=$((failed + cargo_failed))
 if [ "$cargo_status" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then
     failed=$((failed + 1))   # a build or harness failure with no test counted
 fi
-summary+=("cargo test: $cargo_passed passed, $cargo_failed failed (exit $cargo_status)")
+steps+=("cargo test: $cargo_passed passed, $cargo_failed failed (exit $cargo_status)")
 rm -f "$test_log"
 
+# Each client suite prints RESULT lines; a suite that dies without them
+# still counts as a failure.
+run_suite() { # run_suite NAME TIMEOUT-SECONDS SCRIPT
+    echo "== $1"
+    local log status
+    log=$(mktemp)
+    timeout "$2" bash "$3" 2>&1 | tee "$log"
+    status=${PIPESTATUS[0]}
+    grep '^RESULT ' "$log" >>"$results"
+    if ! grep -q '^RESULT ' "$log"; then
+        record "$1 (no results, exit $status)" 1
+    elif [ "$status" -ne 0 ] && ! grep -q '^RESULT .* FAIL' "$log"; then
+        record "$1 (exit $status after its results)" 1
+    fi
+    rm -f "$log"
+}
+
 if [ "$build" -eq 0 ]; then
-    scripts/kcat-check.sh; record "kcat against the release binary" $?
+    scripts/kcat-check.sh; record "kcat -L against the release binary" $?
+    run_suite kcat 300 compat/kcat/run.sh
+    run_suite python 900 compat/python/run.sh
+    run_suite kafkajs 600 compat/kafkajs/run.sh
+    run_suite java 900 compat/java/run.sh
+    run_suite librdkafka 1800 compat/librdkafka/run.sh
 else
-    record "kcat against the release binary (no binary)" 1
+    record "client suites (no release binary)" 1
 fi
+
+read -r suite_passed suite_failed < <(awk '$4 == "PASS" { p++ } $4 == "FAIL" { f++ } END { print p + 0, f + 0 }' "$results")
+passed=$((passed + suite_passed)); failed=$((failed + suite_failed))
 
 echo
 echo "== summary"
-printf '%s\n' "${summary[@]}"
+printf '%s\n' "${steps[@]}"
+python3 - "$results" <<'EOF'
+import sys
+rows, clients = {}, []
+librdkafka = {"PASS": 0, "FAIL": 0}
+failures = []
+for line in open(sys.argv[1]):
+    parts = line.split(maxsplit=4)
+    if len(parts) < 4:
+        continue
+    _, client, scenario, status = parts[:4]
+    if status not in ("PASS", "FAIL"):
+        continue
+    if status == "FAIL":
+        failures.append(line.strip())
+    if client == "librdkafka":
+        librdkafka[status] += 1
+        continue
+    if client not in clients:
+        clients.append(client)
+    detail = parts[4] if len(parts) > 4 else ""
+    mark = "n/a" if detail.startswith("n/a") else ("ok" if status == "PASS" else "FAIL")
+    rows.setdefault(scenario, {})[client] = mark
+if rows:
+    width = max(len(s) for s in rows) + 2
+    print()
+    print("scenario".ljust(width) + "".join(c.ljust(16) for c in clients))
+    for scenario, marks in rows.items():
+        print(scenario.ljust(width) + "".join(marks.get(c, "-").ljust(16) for c in clients))
+print(f"\nlibrdkafka test suite (allowlist): {librdkafka['PASS']} passed, {librdkafka['FAIL']} failed")
+for failure in failures:
+    print(failure)
+EOF
+echo
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

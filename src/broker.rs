@@ -28,6 +28,10 @@ pub struct Broker {
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
     db: sled::Db,
+    /// Serialises topic creation, growth and deletion: each spans the
+    /// registry and the log directories, and a topic re-created by name
+    /// while its deletion is half done would lose its new files.
+    topic_changes: std::sync::Mutex<()>,
 }
 
 impl Broker {
@@ -84,6 +88,7 @@ impl Broker {
             logs,
             groups,
             db,
+            topic_changes: std::sync::Mutex::new(()),
         };
         let now = log::now_ms();
         for meta in broker.topics.all() {
@@ -136,6 +141,7 @@ impl Broker {
         partitions: Vec<Vec<i32>>,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicMeta>, ApiError> {
+        let _change = self.lock_topic_changes();
         let meta = self.topics.create(TopicMeta {
             name: name.to_owned(),
             id: uuid::Uuid::new_v4(),
@@ -189,6 +195,7 @@ impl Broker {
         new_count: i32,
         assignments: Option<Vec<Vec<i32>>>,
     ) -> Result<Arc<TopicMeta>, ApiError> {
+        let _change = self.lock_topic_changes();
         let mut old_count = 0;
         let meta = self.topics.update(name, |meta| {
             old_count = meta.partition_count();
@@ -240,6 +247,7 @@ impl Broker {
     /// # Errors
     /// UNKNOWN_TOPIC_OR_PARTITION, or KAFKA_STORAGE_ERROR if data cannot be removed.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
+        let _change = self.lock_topic_changes();
         let meta = self.topics.delete(name)?;
         self.logs
             .delete_topic(name, meta.partition_count())
@@ -249,6 +257,11 @@ impl Broker {
         }
         tracing::info!(topic = name, id = %meta.id, "deleted topic");
         Ok(meta)
+    }
+
+    fn lock_topic_changes(&self) -> std::sync::MutexGuard<'_, ()> {
+        // Guards no data of its own, so a poisoned lock is still usable.
+        self.topic_changes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Replica lists for partitions `from..to`: `replicas` brokers each,
