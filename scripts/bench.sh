@@ -1,0 +1,499 @@
+#!/usr/bin/env bash
+# Benchmarks the release `strom` binary with librdkafka's rdkafka_performance
+# and scripts/latency.rs, next to the Apache Kafka 4.1 reference numbers and
+# strom's targets. Prints one table; writes the same numbers as JSON.
+#
+#   scripts/bench.sh [RESULTS.json]      # default: bench-results.json in the repo root
+#   STROM_BENCH_REPEAT=1 scripts/bench.sh   # one run per throughput (default 3, median)
+#   STROM_BENCH_LINGER_MS=1000 scripts/bench.sh  # rdkafka_performance's own linger (default 5)
+#
+# Steps (each under a timeout; about 1-2 minutes after the builds):
+#   1. cargo build --release, the `latency` example, and librdkafka 2.0.2's
+#      examples/rdkafka_performance (Debian source, via compat/librdkafka/setup.sh).
+#   2. Start to first answered ApiVersions: spawn the binary, retry an
+#      ApiVersions request until it answers (median of 5, fresh data dirs).
+#   3. One broker on a fresh data dir and free port (compat/lib/broker.sh):
+#      idle RSS; produce 1M x 100 B acks=1 / acks=all+idempotence / lz4;
+#      300k x 1 KB acks=1; consume 1M x 100 B; latency at 5,000 msg/s for
+#      20 s (acks=all); 8 producers x 64 partitions; RSS after the runs and
+#      its high-water mark (VmHWM). Each throughput is run $STROM_BENCH_REPEAT
+#      times (fresh topic per producer run); the table shows the median run
+#      and the JSON keeps every run. Numbers on a shared 2-core machine are
+#      noisy: compare runs, not single digits.
+# Exit status: 0 when every step ran (targets missed or not), 1 otherwise.
+# The broker log and every client's output are kept under a temp dir whose
+# path is printed when a step fails.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${1:-$ROOT/bench-results.json}
+case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
+
+export STROM_ROOT=$ROOT STROM_BIN=$ROOT/target/release/strom
+# shellcheck source=../compat/lib/broker.sh
+source "$ROOT/compat/lib/broker.sh"
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strom-bench.XXXXXX")
+REPEAT=${STROM_BENCH_REPEAT:-3} # runs per throughput measurement; the median is reported
+# rdkafka_performance sets linger.ms=1000 itself, so every run would end with
+# the last, partial batch idling for up to a second (1M x 100 B: ~1.25 s of
+# which ~1 s is that wait). Producers here use librdkafka's own default
+# (and the Java client's since Kafka 4.0): 5 ms.
+LINGER=${STROM_BENCH_LINGER_MS:-5}
+RAW=$WORK/raw.jsonl # one JSON object per measurement, rendered at the end
+: >"$RAW"
+FAILED=0
+BG_PIDS=()
+
+# fd 4: the script's stderr, also from a signal trap run while a command's
+# output is redirected to a file.
+exec 4>&2
+log() { printf '== %s\n' "$*" >&4; }
+fail() { printf 'bench: FAIL: %s\n' "$*" >&4; FAILED=1; }
+
+# Stops the broker: SIGTERM, up to 15 s, then SIGKILL; keeps its log.
+stop_bench_broker() {
+    [ -n "${STROM_PID:-}" ] || return 0
+    cp "$STROM_DATA/strom.log" "$WORK/strom.log" 2>/dev/null || true
+    kill -TERM "$STROM_PID" 2>/dev/null || true
+    local i
+    for i in $(seq 150); do
+        kill -0 "$STROM_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$STROM_PID" 2>/dev/null; then
+        fail "broker did not exit within 15 s of SIGTERM; killed"
+        kill -KILL "$STROM_PID" 2>/dev/null || true
+    fi
+    stop_broker
+}
+
+cleanup() {
+    local p
+    for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    stop_bench_broker
+    if [ "$FAILED" -eq 0 ]; then rm -rf "$WORK"; else echo "bench: logs kept in $WORK" >&4; fi
+}
+trap cleanup EXIT
+trap 'FAILED=1; exit 130' INT TERM
+
+# bg CMD...: runs CMD in the background and waits for it, so that a signal to
+# this script is handled at once (cleanup stops CMD). Returns CMD's status.
+bg() {
+    "$@" &
+    local pid=$! rc p keep=()
+    BG_PIDS+=("$pid")
+    wait "$pid"
+    rc=$?
+    for p in "${BG_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
+    BG_PIDS=("${keep[@]}")
+    return $rc
+}
+
+# ---------------------------------------------------------------- helpers (python)
+cat >"$WORK/helper.py" <<'PY'
+import json, os, re, signal, socket, statistics, struct, subprocess, sys, tempfile, time
+
+# SIGTERM (timeout, the script's cleanup) runs the finally blocks: no stray broker.
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+def kstr(s):
+    b = s.encode(); return struct.pack(">h", len(b)) + b
+
+def request(api_key, version, corr, body):
+    hdr = struct.pack(">hhi", api_key, version, corr) + kstr("strom-bench")
+    msg = hdr + body
+    return struct.pack(">i", len(msg)) + msg
+
+def read_frame(sock):
+    def exact(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = sock.recv(n - len(buf))
+            if not chunk:
+                raise ConnectionError("closed")
+            buf += chunk
+        return buf
+    (n,) = struct.unpack(">i", exact(4))
+    return exact(n)
+
+def api_versions_once(host, port, timeout):
+    """One ApiVersions v0 round trip; True when answered with error_code 0."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.settimeout(timeout)
+        s.sendall(request(18, 0, 7, b""))
+        resp = read_frame(s)
+        corr, err = struct.unpack(">ih", resp[:6])
+        return corr == 7 and err == 0
+
+def startup(binary, trials):
+    """Wall time from spawn to the first answered ApiVersions, per trial."""
+    times = []
+    for _ in range(trials):
+        d = tempfile.mkdtemp(prefix="strom-bench-start.")
+        port = free_port()
+        log = open(os.path.join(d, "strom.log"), "wb")
+        t0 = time.perf_counter()
+        p = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--data-dir", os.path.join(d, "data")],
+                             stdout=log, stderr=subprocess.STDOUT)
+        answered = None
+        try:
+            while time.perf_counter() - t0 < 30:
+                try:
+                    if api_versions_once("127.0.0.1", port, 2.0):
+                        answered = time.perf_counter(); break
+                except OSError:
+                    if p.poll() is not None:
+                        break
+                    time.sleep(0.0002)
+        finally:
+            p.terminate()
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill(); p.wait()
+            log.close()
+        if answered is None:
+            sys.stderr.write(open(os.path.join(d, "strom.log")).read())
+            raise SystemExit("strom did not answer ApiVersions within 30 s")
+        subprocess.run(["rm", "-rf", d])
+        times.append((answered - t0) * 1000)
+    print(json.dumps({"kind": "startup", "trials_ms": [round(t, 2) for t in times],
+                      "median_ms": round(statistics.median(times), 2)}))
+
+def create_topic(bootstrap, name, partitions):
+    """CreateTopics v2 (the lowest version Kafka 4.1 serves)."""
+    host, port = bootstrap.rsplit(":", 1)
+    body = struct.pack(">i", 1) + kstr(name) + struct.pack(">ihii", partitions, 1, 0, 0)
+    body += struct.pack(">ib", 30000, 0)
+    with socket.create_connection((host, int(port)), timeout=30) as s:
+        s.sendall(request(19, 2, 11, body))
+        resp = read_frame(s)
+    _corr, _throttle, n = struct.unpack(">iii", resp[:12])
+    off = 12
+    (ln,) = struct.unpack(">h", resp[off:off + 2]); off += 2 + ln
+    (err,) = struct.unpack(">h", resp[off:off + 2])
+    if n != 1 or err not in (0, 36):
+        raise SystemExit(f"CreateTopics {name}: error code {err}")
+
+PRODUCED = re.compile(r"% (\d+) messages produced \((\d+) bytes\), (\d+) delivered \(offset (-?\d+), (\d+) failed\) "
+                      r"in (\d+)ms: (\d+) msgs/s and ([\d.]+) MB/s, (\d+) produce failures")
+CONSUMED = re.compile(r"% (\d+) messages \((\d+) bytes\) consumed in (\d+)ms: (\d+) msgs/s \(([\d.]+) MB/s\)")
+
+def parse_perf(mode, path, expect):
+    """The last summary line of an rdkafka_performance run."""
+    text = open(path, errors="replace").read()
+    if mode == "P":
+        m = PRODUCED.findall(text)
+        if not m:
+            return None
+        msgs, byts, dr, _off, failed, ms, rate, mbs, _txerr = m[-1]
+        ok = int(dr) == expect and int(failed) == 0
+        return {"messages": int(dr), "failed": int(failed), "ms": int(ms), "msgs_per_s": int(rate),
+                "mb_per_s": float(mbs), "complete": ok}
+    m = CONSUMED.findall(text)
+    if not m:
+        return None
+    msgs, byts, ms, rate, mbs = m[-1]
+    return {"messages": int(msgs), "ms": int(ms), "msgs_per_s": int(rate), "mb_per_s": float(mbs),
+            "complete": int(msgs) == expect}
+
+def cmd_perf(args):
+    kind, mode, path, expect, wall, run = args[0], args[1], args[2], int(args[3]), float(args[4]), int(args[5])
+    r = parse_perf(mode, path, expect)
+    if r is None:
+        print(json.dumps({"kind": kind, "run": run, "error": "no summary line"})); return
+    r["kind"] = kind; r["run"] = run; r["wall_s"] = round(wall, 3)
+    print(json.dumps(r))
+
+def cmd_parallel(args):
+    kind, wall, expect_each, run, paths = args[0], float(args[1]), int(args[2]), int(args[3]), args[4:]
+    runs = [parse_perf("P", p, expect_each) for p in paths]
+    total = sum(r["messages"] for r in runs if r)
+    complete = all(r and r["complete"] for r in runs)
+    print(json.dumps({"kind": kind, "run": run, "producers": len(paths), "messages": total, "wall_s": round(wall, 3),
+                      "msgs_per_s": int(total / wall) if wall > 0 else 0,
+                      "mb_per_s": round(total * 100 / wall / 1e6, 2) if wall > 0 else 0,
+                      "sum_of_reported_msgs_per_s": sum(r["msgs_per_s"] for r in runs if r),
+                      "complete": complete}))
+
+# ------------------------------------------------------------------ report
+KAFKA = "Apache Kafka 4.1 (issue)"
+
+def fmt_int(x):
+    return f"{x:,.0f}"
+
+def report(raw_path, out_path, meta_json):
+    raw, runs = {}, {}
+    for line in open(raw_path):
+        line = line.strip()
+        if line:
+            o = json.loads(line)
+            if "run" in o:
+                runs.setdefault(o["kind"], []).append(o)
+            else:
+                raw[o["kind"]] = o
+    # A repeated throughput: the median run by msgs/s; an error in any run wins.
+    for kind, rs in runs.items():
+        bad = [r for r in rs if "error" in r or not r.get("complete")]
+        if bad:
+            raw[kind] = dict(bad[0], runs=rs)
+        else:
+            ordered = sorted(rs, key=lambda r: r["msgs_per_s"])
+            raw[kind] = dict(ordered[(len(ordered) - 1) // 2], runs=rs)
+    meta = json.loads(meta_json)
+    rows, metrics = [], []
+
+    def add(mid, label, value, unit, shown, kafka, kafka_shown, target_op, target, target_shown, extra=None):
+        passed = None
+        if value is not None and target is not None:
+            passed = value >= target if target_op == ">=" else value < target
+        metrics.append({"id": mid, "label": label, "value": value, "unit": unit,
+                        "kafka_4_1": kafka, "target": ({"op": target_op, "value": target} if target is not None else None),
+                        "pass": passed, **(extra or {})})
+        verdict = "-" if passed is None else ("PASS" if passed else "MISS")
+        if value is None:
+            verdict = "ERROR"
+        rows.append((label, shown, kafka_shown, target_shown, verdict))
+
+    def tput(mid, label, kafka_msgs, kafka_mb):
+        r = raw.get(mid)
+        ok = r is not None and "error" not in r and r.get("complete", False)
+        v = r["msgs_per_s"] if ok else None
+        shown = f"{fmt_int(r['msgs_per_s'])} msg/s ({r['mb_per_s']:.1f} MB/s)" if ok else "error"
+        if r is not None and "error" not in r and not r.get("complete", False):
+            shown = f"incomplete: {r.get('messages')} msgs"
+        if kafka_msgs:
+            kshown = f"{fmt_int(kafka_msgs)} msg/s ({kafka_mb} MB/s)"
+            target = 2 * kafka_msgs
+            tshown = f">= {fmt_int(target)} msg/s"
+            ratio = {"x_kafka": round(v / kafka_msgs, 2)} if v else {}
+        else:
+            kshown, target, tshown, ratio = "n/a", None, "-", {}
+        if ratio:
+            shown += f" = {ratio['x_kafka']}x"
+        every = [x["msgs_per_s"] for x in (r or {}).get("runs", []) if "msgs_per_s" in x]
+        if ok and len(every) > 1:
+            shown += f"; runs {min(every) / 1000:,.0f}k-{max(every) / 1000:,.0f}k"
+        add(mid, label, v, "msg/s", shown, kafka_msgs, kshown, ">=", target, tshown,
+            {"mb_per_s": r.get("mb_per_s") if r else None, "runs_msgs_per_s": every, **ratio, "raw": r})
+
+    tput("produce_100b_acks1", "produce 1M x 100 B, acks=1", 380000, 38)
+    tput("produce_100b_idempotent", "produce 1M x 100 B, acks=all+idempotence", 380000, 38)
+    tput("produce_100b_lz4", "produce 1M x 100 B, acks=1, lz4", None, None)
+    tput("produce_1kb_acks1", "produce 300k x 1 KB, acks=1", 123000, 126)
+    tput("consume_100b", "consume 1M x 100 B from beginning", 2300000, 234)
+    tput("produce_8x64", "8 producers x 64 partitions, 100 B, acks=1", None, None)
+
+    lat = raw.get("latency")
+    ok = lat is not None and "error" not in lat and lat.get("received") == lat.get("sent")
+    if ok:
+        shown = f"p50 {lat['p50_ms']} / p99 {lat['p99_ms']} / p99.9 {lat['p999_ms']} / max {lat['max_ms']} ms"
+    else:
+        shown = "error" if lat is None or "error" in lat else f"lost {lat['sent'] - lat['received']} msgs"
+    add("latency_p99_ms", "e2e latency, 5,000 msg/s x 20 s, acks=all", lat["p99_ms"] if ok else None, "ms",
+        shown, None, "n/a", "<", 10, "p99 < 10 ms", {"raw": lat})
+
+    rss = raw.get("rss", {})
+    def mb(kb):
+        return None if kb is None else round(kb / 1024, 1)
+    idle = mb(rss.get("idle_rss_kb"))
+    add("rss_idle_mb", "broker RSS idle (after start)", idle, "MB",
+        f"{idle} MB" if idle is not None else "error", 340, "340 MB", "<", 30, "< 30 MB")
+    after, hwm = mb(rss.get("after_rss_kb")), mb(rss.get("peak_hwm_kb"))
+    add("rss_peak_mb", "broker RSS peak (VmHWM) / after the runs", hwm, "MB",
+        f"{hwm} MB / {after} MB" if hwm is not None else "error", 970, "970 MB after runs", "<", 200, "peak < 200 MB",
+        {"after_runs_mb": after})
+
+    st = raw.get("startup")
+    sv = st["median_ms"] if st and "error" not in st else None
+    add("start_ms", "start to first answered ApiVersions", sv, "ms",
+        f"{sv} ms (median of {len(st['trials_ms'])})" if sv is not None else "error",
+        9500, "9,500 ms", "<", 100, "< 100 ms", {"raw": st})
+
+    widths = [max(len(str(r[i])) for r in rows + [("metric", "strom", KAFKA, "strom target", "verdict")]) for i in range(5)]
+    def line(cells):
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+    print(line(("metric", "strom", KAFKA, "strom target", "verdict")))
+    print("|-" + "-|-".join("-" * w for w in widths) + "-|")
+    for r in rows:
+        print(line(r))
+    doc = {"meta": meta, "metrics": metrics}
+    with open(out_path, "w") as f:
+        json.dump(doc, f, indent=2); f.write("\n")
+
+if __name__ == "__main__":
+    cmd, rest = sys.argv[1], sys.argv[2:]
+    if cmd == "startup":
+        startup(rest[0], int(rest[1]))
+    elif cmd == "create-topic":
+        create_topic(rest[0], rest[1], int(rest[2]))
+    elif cmd == "perf":
+        cmd_perf(rest)
+    elif cmd == "parallel":
+        cmd_parallel(rest)
+    elif cmd == "report":
+        report(rest[0], rest[1], rest[2])
+PY
+helper() { python3 "$WORK/helper.py" "$@"; }
+
+now_s() { date +%s.%N; }
+elapsed() { python3 -c "import sys; print(float(sys.argv[2]) - float(sys.argv[1]))" "$1" "$2"; }
+
+broker_alive() {
+    if ! kill -0 "$STROM_PID" 2>/dev/null; then
+        fail "broker process $STROM_PID is gone (log: $WORK/strom.log)"
+        cp "$STROM_DATA/strom.log" "$WORK/strom.log" 2>/dev/null || true
+        return 1
+    fi
+}
+
+vm() { # vm FIELD: a /proc/<broker>/status field in kB
+    awk -v f="$1:" '$1 == f {print $2}' "/proc/$STROM_PID/status" 2>/dev/null
+}
+
+# perf_run KIND MODE EXPECT TIMEOUT TOPIC ARGS...: $REPEAT rdkafka_performance
+# runs; a producer writes to TOPIC-<run>, a consumer reads TOPIC every time.
+perf_run() {
+    local kind=$1 mode=$2 expect=$3 limit=$4 topic=$5; shift 5
+    local run out t0 t1 rc r t extra
+    for run in $(seq 1 "$REPEAT"); do
+        broker_alive || return 1
+        log "$kind (run $run of $REPEAT)"
+        out=$WORK/$kind.$run.out
+        [ "$mode" = P ] && t="$topic-$run" || t=$topic
+        t0=$(now_s)
+        extra=()
+        [ "$mode" = P ] && extra=(-X "linger.ms=$LINGER")
+        bg timeout -k 5 "$limit" "$PERF" "-$mode" -b "$STROM_BOOTSTRAP" -t "$t" -c "$expect" "${extra[@]}" "$@" >"$out" 2>&1
+        rc=$?
+        t1=$(now_s)
+        r=$(helper perf "$kind" "$mode" "$out" "$expect" "$(elapsed "$t0" "$t1")" "$run")
+        echo "$r" >>"$RAW"
+        if [ $rc -ne 0 ] || ! grep -q '"complete": true' <<<"$r"; then
+            fail "$kind run $run: exit $rc, $r (output: $out)"
+            tail -5 "$out" >&2
+        fi
+    done
+}
+
+# ---------------------------------------------------------------- 1. builds
+log "cargo build --release"
+bg timeout 1800 cargo build --release --quiet || { fail "cargo build --release"; exit 1; }
+log "cargo build --release --example latency"
+bg timeout 1800 cargo build --release --quiet --example latency || { fail "building the latency example"; exit 1; }
+LATENCY=$ROOT/target/release/examples/latency
+
+log "librdkafka 2.0.2 rdkafka_performance (compat/librdkafka/setup.sh)"
+bg timeout 3600 "$ROOT/compat/librdkafka/setup.sh" >"$WORK/setup.out" 2>"$WORK/setup.err"
+SRC=$(tail -1 "$WORK/setup.out")
+if [ -z "$SRC" ] || [ ! -d "$SRC" ]; then fail "compat/librdkafka/setup.sh (see $WORK/setup.err)"; exit 1; fi
+PERF=$SRC/examples/rdkafka_performance
+if [ ! -x "$PERF" ]; then
+    bg timeout 600 make -C "$SRC/examples" rdkafka_performance >"$WORK/perf-make.out" 2>&1 ||
+        { fail "make rdkafka_performance (see $WORK/perf-make.out)"; exit 1; }
+fi
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ------------------------------------------------- 2. start to first answer
+log "start to first answered ApiVersions (5 trials)"
+if bg timeout 200 python3 "$WORK/helper.py" startup "$STROM_BIN" 5 >"$WORK/startup.out"; then
+    cat "$WORK/startup.out" >>"$RAW"
+else
+    fail "startup measurement"
+fi
+
+# ---------------------------------------------------------------- 3. broker
+log "starting broker"
+start_broker || { fail "start_broker"; exit 1; }
+log "broker pid $STROM_PID on $STROM_BOOTSTRAP, data $STROM_DATA"
+sleep 1
+IDLE_RSS=$(vm VmRSS)
+
+perf_run produce_100b_acks1 P 1000000 180 bench-100b-acks1 -p 0 -s 100 -X acks=1
+perf_run produce_100b_idempotent P 1000000 180 bench-100b-idem -p 0 -s 100 \
+    -X acks=all -X enable.idempotence=true
+perf_run produce_100b_lz4 P 1000000 180 bench-100b-lz4 -p 0 -s 100 -X acks=1 -z lz4
+perf_run produce_1kb_acks1 P 300000 180 bench-1kb-acks1 -p 0 -s 1024 -X acks=1
+perf_run consume_100b C 1000000 120 bench-100b-acks1-1 -p 0 -o beginning
+
+if broker_alive; then
+    log "latency: 5,000 msg/s for 20 s, acks=all"
+    bg timeout -k 5 120 "$LATENCY" --bootstrap "$STROM_BOOTSTRAP" --rate 5000 --seconds 20 \
+        --topic bench-latency >"$WORK/latency.out" 2>"$WORK/latency.err"
+    rc=$?
+    r=$(tail -1 "$WORK/latency.out")
+    if [ $rc -eq 0 ] && [ -n "$r" ]; then
+        python3 -c 'import json,sys; o=json.loads(sys.argv[1]); o["kind"]="latency"; print(json.dumps(o))' "$r" >>"$RAW"
+    else
+        fail "latency run: exit $rc, $r $(cat "$WORK/latency.err")"
+        [ -n "$r" ] && python3 -c 'import json,sys; o=json.loads(sys.argv[1]); o["kind"]="latency"; print(json.dumps(o))' "$r" >>"$RAW" 2>/dev/null
+    fi
+fi
+
+if broker_alive; then
+    for run in $(seq 1 "$REPEAT"); do
+        broker_alive || break
+        log "8 producers x 64 partitions, 8 x 250,000 x 100 B, acks=1 (run $run of $REPEAT)"
+        if ! bg timeout 60 python3 "$WORK/helper.py" create-topic "$STROM_BOOTSTRAP" "bench-p64-$run" 64; then
+            fail "creating the 64-partition topic bench-p64-$run"
+            break
+        fi
+        outs=()
+        pids=()
+        t0=$(now_s)
+        for i in $(seq 1 8); do
+            out=$WORK/produce_8x64.$run.$i.out
+            outs+=("$out")
+            timeout -k 5 180 "$PERF" -P -b "$STROM_BOOTSTRAP" -t "bench-p64-$run" -s 100 -c 250000 -X acks=1 \
+                -X "linger.ms=$LINGER" >"$out" 2>&1 &
+            pids+=($!)
+            BG_PIDS+=($!)
+        done
+        rcs=0
+        for p in "${pids[@]}"; do wait "$p" || rcs=$((rcs + 1)); done
+        t1=$(now_s)
+        BG_PIDS=()
+        r=$(helper parallel produce_8x64 "$(elapsed "$t0" "$t1")" 250000 "$run" "${outs[@]}")
+        echo "$r" >>"$RAW"
+        if [ $rcs -ne 0 ] || ! grep -q '"complete": true' <<<"$r"; then
+            fail "produce_8x64 run $run: $rcs producers failed, $r (outputs: $WORK/produce_8x64.$run.*.out)"
+        fi
+    done
+fi
+
+if broker_alive; then
+    AFTER_RSS=$(vm VmRSS)
+    PEAK_HWM=$(vm VmHWM)
+    python3 -c 'import json,sys; v=[int(x) if x else None for x in sys.argv[1:]]; print(json.dumps({"kind":"rss","idle_rss_kb":v[0],"after_rss_kb":v[1],"peak_hwm_kb":v[2]}))' \
+        "$IDLE_RSS" "$AFTER_RSS" "$PEAK_HWM" >>"$RAW"
+    if grep -qE ' (ERROR|WARN) ' "$STROM_DATA/strom.log"; then
+        log "broker log has warnings/errors:"
+        grep -E ' (ERROR|WARN) ' "$STROM_DATA/strom.log" | head -20 >&2
+    fi
+else
+    python3 -c 'import json,sys; print(json.dumps({"kind":"rss","idle_rss_kb":int(sys.argv[1]) if sys.argv[1] else None}))' "$IDLE_RSS" >>"$RAW"
+fi
+stop_bench_broker
+
+# ---------------------------------------------------------------- report
+LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
+META=$(python3 -c '
+import json, platform, sys
+print(json.dumps({"date": sys.argv[1], "git_commit": sys.argv[2], "nproc": int(sys.argv[3]),
+                  "loadavg_before": sys.argv[4], "loadavg_after": sys.argv[5], "kernel": platform.release(),
+                  "librdkafka": "2.0.2 (Debian source, examples/rdkafka_performance)",
+                  "producer_linger_ms": int(sys.argv[6]), "runs_per_throughput": int(sys.argv[7]),
+                  "kafka_reference": "Apache Kafka 4.1 numbers quoted in the issue"}))' \
+    "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo -dirty)" \
+    "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$LINGER" "$REPEAT")
+echo
+echo "strom benchmark ($(nproc) CPUs, load average before $LOAD_BEFORE, after $LOAD_AFTER; throughputs: median of $REPEAT runs, producer linger.ms=$LINGER)"
+helper report "$RAW" "$OUT" "$META" || fail "rendering the report"
+echo
+echo "results: $OUT"
+exit "$FAILED"
