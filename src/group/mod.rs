@@ -110,7 +110,9 @@ impl GroupCoordinator {
         }
         let member_id = params.member_id.clone();
         let group = self.get_or_create(group_id);
-        let reply = lock(&group).join(params, &self.timeouts, Instant::now());
+        let reply = self
+            .lock_current(&group)
+            .join(params, &self.timeouts, Instant::now());
         match reply {
             Reply::Now(outcome) => outcome,
             Reply::Later(rx) => rx.await.unwrap_or_else(|_| JoinOutcome {
@@ -138,7 +140,7 @@ impl GroupCoordinator {
                 ..SyncOutcome::default()
             };
         };
-        let reply = lock(&group).sync(
+        let reply = self.lock_current(&group).sync(
             member_id,
             instance_id,
             generation,
@@ -164,9 +166,12 @@ impl GroupCoordinator {
         generation: i32,
     ) -> Option<ResponseError> {
         match self.get(group_id) {
-            Some(group) => {
-                lock(&group).heartbeat(member_id, instance_id, generation, Instant::now())
-            }
+            Some(group) => self.lock_current(&group).heartbeat(
+                member_id,
+                instance_id,
+                generation,
+                Instant::now(),
+            ),
             None => Some(ResponseError::UnknownMemberId),
         }
     }
@@ -180,7 +185,7 @@ impl GroupCoordinator {
         let Some(group) = self.get(group_id) else {
             return vec![Some(ResponseError::UnknownMemberId); members.len()];
         };
-        let mut group = lock(&group);
+        let mut group = self.lock_current(&group);
         let now = Instant::now();
         members
             .iter()
@@ -210,7 +215,12 @@ impl GroupCoordinator {
         } else {
             self.get(group_id).ok_or(ResponseError::IllegalGeneration)?
         };
-        let result = lock(&group).check_commit(member_id, instance_id, generation, Instant::now());
+        let result = self.lock_current(&group).check_commit(
+            member_id,
+            instance_id,
+            generation,
+            Instant::now(),
+        );
         result
     }
 
@@ -224,7 +234,7 @@ impl GroupCoordinator {
                 members: Vec::new(),
             };
         };
-        let group = lock(&group);
+        let group = self.lock_current(&group);
         let (protocol, members) = group.describe();
         GroupDescription {
             state: group.state(),
@@ -240,7 +250,7 @@ impl GroupCoordinator {
         let mut listed: Vec<(String, String, GroupState)> = groups
             .iter()
             .map(|g| {
-                let g = lock(g);
+                let g = self.lock_current(g);
                 (
                     g.id.clone(),
                     g.protocol_type().unwrap_or_default().to_owned(),
@@ -272,7 +282,7 @@ impl GroupCoordinator {
     pub fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
         let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
         {
-            let mut group = lock(&group);
+            let mut group = self.lock_current(&group);
             if !group.is_empty() {
                 return Err(ResponseError::NonEmptyGroup);
             }
@@ -288,14 +298,21 @@ impl GroupCoordinator {
 
     /// Runs every group's timers (sessions, join and sync deadlines).
     pub fn tick(&self) {
-        let now = Instant::now();
         let groups: Vec<SharedGroup> = self.map().values().cloned().collect();
         for group in groups {
-            let mut group = lock(&group);
-            for member in group.tick(&self.timeouts, now) {
-                info!(group = %group.id, member, "member session expired");
-            }
+            drop(self.lock_current(&group));
         }
+    }
+
+    /// Locks a group with its timers run up to now, so a reader never sees
+    /// a member whose session has already expired (the timer task only
+    /// ticks every 100 ms; Kafka expires members at the deadline).
+    fn lock_current<'a>(&self, group: &'a SharedGroup) -> MutexGuard<'a, ClassicGroup> {
+        let mut guard = lock(group);
+        for member in guard.tick(&self.timeouts, Instant::now()) {
+            info!(group = %guard.id, member, "member session expired");
+        }
+        guard
     }
 
     /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR,
