@@ -60,7 +60,7 @@ record "cargo build --release" $build
 
 echo "== cargo test"
 test_log=$(mktemp)
-cargo test --all-targets 2>&1 | tee "$test_log"
+cargo test --all-targets --no-fail-fast 2>&1 | tee "$test_log"
 cargo_status=${PIPESTATUS[0]}
 # Count individual cargo tests into the totals.
 read -r cargo_passed cargo_failed < <(awk '/^test result:/ {

@@ -156,26 +156,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs the broker until SIGINT or SIGTERM.
+/// Runs the broker until SIGINT or SIGTERM. The handlers are installed
+/// before the broker starts, so a signal right after the start line is
+/// never fatal.
 async fn serve(config: BrokerConfig) -> Result<(), strom::Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let watch = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(stream) => Some(stream),
+        Err(e) => {
+            tracing::warn!(cause = %e, signal = name, "cannot watch this signal");
+            None
+        }
+    };
+    let mut interrupt = watch(SignalKind::interrupt(), "SIGINT");
+    let mut terminate = watch(SignalKind::terminate(), "SIGTERM");
     let broker = RunningBroker::start(config).await?;
-    wait_for_signal().await;
+    tokio::select! {
+        _ = received(&mut interrupt) => {}
+        _ = received(&mut terminate) => {}
+    }
     tracing::info!("shutting down");
     broker.shutdown().await
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
+/// Resolves when the signal arrives; never, if it is not watched.
+async fn received(stream: &mut Option<tokio::signal::unix::Signal>) {
+    match stream {
+        Some(stream) => {
+            stream.recv().await;
         }
-        Err(e) => {
-            tracing::warn!(cause = %e, "cannot watch SIGTERM; stopping on SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
+        None => std::future::pending().await,
     }
 }
