@@ -22,7 +22,6 @@ const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
-const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
 
 /// Why bytes are not a valid batch.
@@ -141,20 +140,25 @@ impl BatchHeader {
         self.attributes & 0x7
     }
 
-    /// Whether the batch belongs to a transaction.
-    pub fn is_transactional(&self) -> bool {
-        self.attributes & TRANSACTIONAL_BIT != 0
-    }
-
     /// Whether the batch holds a transaction marker.
     pub fn is_control(&self) -> bool {
-        self.attributes & CONTROL_BIT != 0
+        is_control(self.attributes)
+    }
+
+    /// Whether the timestamps are the broker's append time (LogAppendTime).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes & TIMESTAMP_TYPE_BIT != 0
     }
 
     /// Whether the producer fields are set (an idempotent producer wrote it).
     pub fn has_producer(&self) -> bool {
         self.producer_id >= 0
     }
+}
+
+/// Whether batch `attributes` mark a control batch (a transaction marker).
+pub fn is_control(attributes: i16) -> bool {
+    attributes & CONTROL_BIT != 0
 }
 
 /// Checks one whole batch as a producer sent it: header, CRC-32C, a record

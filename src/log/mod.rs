@@ -11,7 +11,6 @@ mod partition;
 mod producer_state;
 mod segment;
 
-pub use batch::{BatchError, BatchHeader};
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
 };

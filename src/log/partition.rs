@@ -162,6 +162,16 @@ struct LogState {
     deleted: bool,
 }
 
+impl LogState {
+    fn offsets(&self) -> LogOffsets {
+        LogOffsets {
+            log_start_offset: self.log_start_offset,
+            high_watermark: self.high_watermark,
+            log_end_offset: self.log_end_offset,
+        }
+    }
+}
+
 /// One partition's log.
 #[derive(Debug)]
 pub struct PartitionLog {
@@ -236,7 +246,7 @@ impl PartitionLog {
             for entry in index.range(*base..next) {
                 segment.max_timestamp = segment.max_timestamp.max(entry.max_timestamp);
                 log_end_offset = entry.last_offset + 1;
-                if entry.producer_id >= 0 && !is_control(entry.attributes) {
+                if entry.producer_id >= 0 && !batch::is_control(entry.attributes) {
                     producers.record(
                         entry.producer_id,
                         entry.producer_epoch,
@@ -292,12 +302,7 @@ impl PartitionLog {
 
     /// The current offsets.
     pub fn offsets(&self) -> LogOffsets {
-        let state = self.lock();
-        LogOffsets {
-            log_start_offset: state.log_start_offset,
-            high_watermark: state.high_watermark,
-            log_end_offset: state.log_end_offset,
-        }
+        self.lock().offsets()
     }
 
     /// Validates and appends one batch as the producer sent it, assigning
@@ -438,11 +443,7 @@ impl PartitionLog {
             if state.deleted {
                 return Err(ReadError::Deleted);
             }
-            let offsets = LogOffsets {
-                log_start_offset: state.log_start_offset,
-                high_watermark: state.high_watermark,
-                log_end_offset: state.log_end_offset,
-            };
+            let offsets = state.offsets();
             if offset < state.log_start_offset || offset > state.log_end_offset {
                 return Err(ReadError::OffsetOutOfRange);
             }
@@ -559,7 +560,7 @@ impl PartitionLog {
             .ok()?
             .records;
         let header = BatchHeader::parse(&bytes).ok()?;
-        if header.attributes & (1 << 3) != 0 {
+        if header.is_log_append_time() {
             // LogAppendTime: every record carries the batch's max timestamp.
             let offset = header.base_offset.max(log_start);
             return wanted(offset, header.max_timestamp).then_some((offset, header.max_timestamp));
@@ -749,10 +750,6 @@ fn flush_active(state: &mut LogState, now_ms: i64) -> io::Result<()> {
     state.unflushed_records = 0;
     state.last_flush_ms = now_ms;
     Ok(())
-}
-
-fn is_control(attributes: i16) -> bool {
-    attributes & (1 << 5) != 0
 }
 
 fn last_sequence(entry: &BatchEntry) -> i32 {
