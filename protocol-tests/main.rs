@@ -9,6 +9,7 @@
 //! rather than hanging the run.
 
 mod api_versions;
+mod broker_configs;
 mod create_topics;
 mod golden;
 mod malformed;

@@ -3,12 +3,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use kafka_protocol::error::ResponseError;
 
-use crate::cluster::{self, BrokerEndpoint, ClusterInfo, TopicMeta, TopicRegistry};
-use crate::config::BrokerConfig;
+use crate::cluster::{
+    self, BrokerEndpoint, ClusterInfo, DynamicConfigStore, TopicMeta, TopicRegistry,
+};
+use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
 use crate::group::{GroupCoordinator, GroupTimeouts};
 use crate::log::{self, LogConfig, LogManager};
@@ -17,8 +19,10 @@ use crate::log::{self, LogConfig, LogManager};
 /// to use from many connection tasks at once.
 #[derive(Debug)]
 pub struct Broker {
-    /// Every setting.
-    pub config: BrokerConfig,
+    /// Every setting: a snapshot replaced whole when a dynamic config changes.
+    config: RwLock<Arc<BrokerConfig>>,
+    /// Where dynamic broker configs are stored.
+    dynamic_configs: DynamicConfigStore,
     /// Cluster id, this node, the broker list.
     pub cluster: ClusterInfo,
     /// Topic metadata.
@@ -28,9 +32,10 @@ pub struct Broker {
     /// Consumer groups and committed offsets.
     pub groups: GroupCoordinator,
     db: sled::Db,
-    /// Serialises topic creation, growth and deletion: each spans the
-    /// registry and the log directories, and a topic re-created by name
-    /// while its deletion is half done would lose its new files.
+    /// Serialises topic creation, growth, deletion and config changes: each
+    /// spans the registry and the log directories (a topic re-created by
+    /// name while its deletion is half done would lose its new files), and
+    /// a broker config change re-applies every topic's log settings.
     topic_changes: std::sync::Mutex<()>,
 }
 
@@ -61,6 +66,16 @@ impl Broker {
             .cache_capacity(64 << 20)
             .open()?;
         let topics = TopicRegistry::open(&db)?;
+        let dynamic_configs = DynamicConfigStore::open(&db)?;
+        let config = config
+            .with_dynamic(
+                DynamicScope::ClusterDefault,
+                dynamic_configs.load(DynamicScope::ClusterDefault)?,
+            )
+            .with_dynamic(
+                DynamicScope::Broker,
+                dynamic_configs.load(DynamicScope::Broker)?,
+            );
         let logs = LogManager::open(&data_dir, db.clone()).map_err(dir_error)?;
         let millis = |key: &str| {
             std::time::Duration::from_millis(u64::try_from(config.get_i64(key)).unwrap_or(0))
@@ -82,7 +97,8 @@ impl Broker {
             }],
         };
         let broker = Self {
-            config,
+            config: RwLock::new(Arc::new(config)),
+            dynamic_configs,
             cluster,
             topics,
             logs,
@@ -101,9 +117,52 @@ impl Broker {
         Ok(broker)
     }
 
+    /// The current settings (a snapshot: later dynamic changes do not show in it).
+    pub fn config(&self) -> Arc<BrokerConfig> {
+        self.config
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Changes one dynamic broker config layer with `change`, which
+    /// validates what it sets; unless `validate_only`, the new layer is
+    /// stored, becomes the current config, and every topic's log settings
+    /// are recomputed (a `log.*` key may be a topic default).
+    ///
+    /// # Errors
+    /// The error `change` returns, or UNKNOWN_SERVER_ERROR if not stored.
+    pub fn update_broker_configs(
+        &self,
+        scope: DynamicScope,
+        validate_only: bool,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        let _change = self.lock_topic_changes();
+        let current = self.config();
+        let mut values = current.dynamic(scope).clone();
+        change(&mut values)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.dynamic_configs.replace(scope, &values)?;
+        tracing::info!(?scope, keys = ?values.keys().collect::<Vec<_>>(), "altered broker configs");
+        let next = Arc::new(current.with_dynamic(scope, values));
+        *self
+            .config
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        for meta in self.topics.all() {
+            self.logs
+                .set_config(&meta.name, &self.log_config(&meta.configs));
+        }
+        Ok(())
+    }
+
     /// The log settings of a topic with `overrides`, over the broker defaults.
     pub fn log_config(&self, overrides: &BTreeMap<String, String>) -> LogConfig {
-        let value = |key: &str| self.config.topic_value(overrides, key);
+        let config = self.config();
+        let value = |key: &str| config.topic_value(overrides, key);
         let number =
             |key: &str, default: i64| value(key).and_then(|v| v.parse().ok()).unwrap_or(default);
         let defaults = LogConfig::default();
@@ -173,9 +232,9 @@ impl Broker {
     /// # Errors
     /// As [`Broker::create_topic`]; a concurrent creation of the same name wins.
     pub fn auto_create_topic(&self, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
-        let count = i32::try_from(self.config.get_i64("num.partitions")).unwrap_or(1);
-        let replicas =
-            i16::try_from(self.config.get_i64("default.replication.factor")).unwrap_or(1);
+        let config = self.config();
+        let count = i32::try_from(config.get_i64("num.partitions")).unwrap_or(1);
+        let replicas = i16::try_from(config.get_i64("default.replication.factor")).unwrap_or(1);
         let assignment = self.default_assignment(0, count, replicas);
         match self.create_topic(name, assignment, BTreeMap::new()) {
             Err(e) if e.code == ResponseError::TopicAlreadyExists => self.topics.get(name).ok_or(e),
@@ -236,6 +295,7 @@ impl Broker {
         name: &str,
         change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
+        let _change = self.lock_topic_changes();
         let meta = self.topics.update(name, |meta| change(&mut meta.configs))?;
         self.logs.set_config(name, &self.log_config(&meta.configs));
         tracing::info!(topic = name, "altered topic configs");

@@ -82,6 +82,12 @@ pub enum Error {
         /// The decode failure.
         source: serde_json::Error,
     },
+    /// A stored dynamic broker config is not UTF-8.
+    #[error("dynamic broker config '{key}' is corrupt")]
+    CorruptDynamicConfig {
+        /// The record's key.
+        key: String,
+    },
 }
 
 /// The crate's result type for broker failures.

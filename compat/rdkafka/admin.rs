@@ -2,7 +2,8 @@
 //! alter configs, grow, delete; the error codes Kafka gives.
 
 use rdkafka::admin::{
-    AlterConfig, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
+    AlterConfig, ConfigEntry, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
 };
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
@@ -281,5 +282,99 @@ async fn topics_survive_restart() {
             .get("segment.bytes")
             .and_then(|e| e.value.as_deref()),
         Some("2097152")
+    );
+}
+
+/// Describes broker 1 and returns its entries by name.
+async fn broker_entries(broker: &TestBroker) -> std::collections::HashMap<String, ConfigEntry> {
+    let described = broker
+        .admin()
+        .describe_configs([&ResourceSpecifier::Broker(1)], &options())
+        .await
+        .expect("describe broker");
+    let resource = described.into_iter().next().expect("one result");
+    let resource = resource.expect("broker resource");
+    resource
+        .entries
+        .into_iter()
+        .map(|e| (e.name.clone(), e))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dynamic_broker_configs() {
+    let broker = TestBroker::start(&[]).await;
+    broker.create_topic("dyn", 1, &[]).await;
+    let admin = broker.admin();
+
+    // Every Kafka 4.1 broker key is described; passwords have no value.
+    let entries = broker_entries(&broker).await;
+    assert!(entries.len() > 200, "only {} broker keys", entries.len());
+    let jaas = &entries["sasl.jaas.config"];
+    assert!(jaas.is_sensitive && jaas.value.is_none());
+    assert!(entries["log.retention.hours"].is_read_only);
+    assert!(!entries["log.retention.ms"].is_read_only);
+
+    // A per-broker key (librdkafka's own test sets this one) and a
+    // cluster-wide topic default, on broker 1.
+    let alter = AlterConfig::new(ResourceSpecifier::Broker(1))
+        .set("sasl.kerberos.min.time.before.relogin", "58000")
+        .set("log.retention.ms", "7200000");
+    let result = admin
+        .alter_configs([&alter], &options())
+        .await
+        .expect("alter");
+    assert!(result[0].is_ok(), "{:?}", result[0]);
+    let entries = broker_entries(&broker).await;
+    let retention = &entries["log.retention.ms"];
+    assert_eq!(retention.value.as_deref(), Some("7200000"));
+    assert_eq!(retention.source, ConfigSource::DynamicBroker);
+    assert_eq!(
+        entries["sasl.kerberos.min.time.before.relogin"]
+            .value
+            .as_deref(),
+        Some("58000")
+    );
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic("dyn")], &options())
+        .await
+        .expect("describe topic");
+    let topic = described[0].as_ref().expect("topic");
+    let topic_retention = topic.get("retention.ms").expect("retention.ms");
+    assert_eq!(topic_retention.value.as_deref(), Some("7200000"));
+    assert_eq!(topic_retention.source, ConfigSource::DynamicBroker);
+
+    // Refusals (a read-only key, a bad value) store nothing. The rdkafka
+    // crate drops per-resource error codes, so protocol-tests/broker_configs.rs
+    // checks those (INVALID_REQUEST and Kafka's messages).
+    for (key, value) in [("node.id", "7"), ("log.retention.ms", "soon")] {
+        let alter = AlterConfig::new(ResourceSpecifier::Broker(1)).set(key, value);
+        admin
+            .alter_configs([&alter], &options())
+            .await
+            .expect("alter");
+    }
+    let entries = broker_entries(&broker).await;
+    assert_eq!(entries["node.id"].value.as_deref(), Some("1"));
+    assert_eq!(
+        entries["log.retention.ms"].value.as_deref(),
+        Some("7200000")
+    );
+
+    // A restart keeps dynamic configs.
+    drop(admin);
+    let broker = TestBroker::start_in(broker.stop().await, &[]).await;
+    let entries = broker_entries(&broker).await;
+    assert_eq!(
+        entries["log.retention.ms"].source,
+        ConfigSource::DynamicBroker
+    );
+    assert_eq!(
+        broker
+            .running
+            .broker()
+            .log_config(&Default::default())
+            .retention_ms,
+        7_200_000
     );
 }

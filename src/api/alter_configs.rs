@@ -4,8 +4,12 @@
 //! - Topics: every value is validated (unknown key or bad value:
 //!   INVALID_CONFIG) and the new set is persisted; `validate_only` stores
 //!   nothing. APPEND/SUBTRACT apply only to LIST keys.
-//! - Brokers: strom has no dynamic broker configs, so, as Kafka does for
-//!   read-only keys, INVALID_REQUEST "Cannot update these configs dynamically".
+//! - Brokers (name `""`: the cluster-wide defaults; or this node's id): the
+//!   keys Kafka can update dynamically, and custom keys Kafka does not know,
+//!   are stored and take effect where strom reads them (e.g. `log.*` topic
+//!   defaults). As in Kafka (KAFKA-13609), every refusal is INVALID_REQUEST:
+//!   a read-only key ("Cannot update these configs dynamically"), a
+//!   per-broker key at the cluster level, a bad value.
 
 use std::collections::BTreeMap;
 
@@ -23,7 +27,7 @@ use super::describe_configs::{
 use super::{duplicates, str_bytes};
 use crate::broker::Broker;
 use crate::cluster::validate_topic_name;
-use crate::config::{topic_def, validate_topic_config, ConfigType};
+use crate::config::{broker_def, topic_def, ConfigDef, ConfigType, DynamicScope, UpdateMode};
 use crate::error::ApiError;
 
 type Overrides = BTreeMap<String, String>;
@@ -35,17 +39,22 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResp
         .resources
         .iter()
         .map(|resource| {
-            let keys: Vec<&str> = resource.configs.iter().map(|c| c.name.as_str()).collect();
+            let keys = resource.configs.iter().map(|c| c.name.as_str());
             let outcome = alter(
                 broker,
                 resource.resource_type,
                 &resource.resource_name,
-                &keys,
                 request.validate_only,
-                |overrides| {
+                |target, overrides| {
+                    target.check_keys(keys)?;
                     overrides.clear();
                     for config in &resource.configs {
-                        set(overrides, config.name.as_str(), config.value.as_ref())?;
+                        set(
+                            target,
+                            overrides,
+                            config.name.as_str(),
+                            config.value.as_ref(),
+                        )?;
                     }
                     Ok(())
                 },
@@ -71,15 +80,14 @@ pub fn handle_incremental(
         .resources
         .iter()
         .map(|resource| {
-            let keys: Vec<&str> = resource.configs.iter().map(|c| c.name.as_str()).collect();
-            let outcome = if duplicates(keys.iter().copied()).is_empty() {
+            let keys = resource.configs.iter().map(|c| c.name.as_str());
+            let outcome = if duplicates(keys).is_empty() {
                 alter(
                     broker,
                     resource.resource_type,
                     &resource.resource_name,
-                    &keys,
                     request.validate_only,
-                    |overrides| apply_operations(overrides, resource),
+                    |target, overrides| apply_operations(target, overrides, resource),
                 )
             } else {
                 Err(ApiError::new(
@@ -98,19 +106,84 @@ pub fn handle_incremental(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
+/// Whose keys a change applies to, and so which rules they follow.
+#[derive(Clone, Copy)]
+enum Target {
+    /// A topic: only topic-level keys, bad ones are INVALID_CONFIG.
+    Topic,
+    /// A dynamic broker layer: dynamic or custom keys, bad ones are INVALID_REQUEST.
+    Broker(DynamicScope),
+}
+
+impl Target {
+    /// The definition of `key`; `None` for a custom broker key.
+    fn def(self, key: &str) -> Result<Option<&'static ConfigDef>, ApiError> {
+        match self {
+            Target::Topic => topic_def(key)
+                .map(|d| Some(&d.def))
+                .ok_or_else(|| invalid_config(format!("Unknown topic config name: {key}"))),
+            Target::Broker(_) => Ok(broker_def(key).map(|d| &d.def)),
+        }
+    }
+
+    /// Checks a value `key` is to take.
+    fn validate(self, key: &str, value: &str) -> Result<(), ApiError> {
+        let Some(def) = self.def(key)? else {
+            return Ok(());
+        };
+        def.validate(value).map_err(|message| match self {
+            Target::Topic => invalid_config(message),
+            Target::Broker(_) => ApiError::new(ResponseError::InvalidRequest, message),
+        })
+    }
+
+    /// Kafka's whole-request checks for a broker layer: every key set must
+    /// be dynamic (or custom), and per-broker keys need a broker id.
+    fn check_keys<'a>(self, keys: impl Iterator<Item = &'a str>) -> Result<(), ApiError> {
+        let Target::Broker(scope) = self else {
+            return Ok(());
+        };
+        let keys: Vec<&str> = keys.collect();
+        let with_mode = |wanted: UpdateMode| -> Vec<&str> {
+            keys.iter()
+                .copied()
+                .filter(|k| broker_def(k).is_some_and(|d| d.mode == wanted))
+                .collect()
+        };
+        let refuse = |why: &str, names: Vec<&str>| {
+            Err(ApiError::new(
+                ResponseError::InvalidRequest,
+                format!("{why}: Set({})", names.join(", ")),
+            ))
+        };
+        let read_only = with_mode(UpdateMode::ReadOnly);
+        if !read_only.is_empty() {
+            return refuse("Cannot update these configs dynamically", read_only);
+        }
+        let per_broker = with_mode(UpdateMode::PerBroker);
+        if scope == DynamicScope::ClusterDefault && !per_broker.is_empty() {
+            return refuse(
+                "Cannot update these configs at default cluster level, broker id must be specified",
+                per_broker,
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Applies `change` to one resource's overrides and stores the result
 /// (unless `validate_only`).
 fn alter(
     broker: &Broker,
     resource_type: i8,
     name: &str,
-    keys: &[&str],
     validate_only: bool,
-    change: impl FnOnce(&mut Overrides) -> Result<(), ApiError>,
+    change: impl FnOnce(Target, &mut Overrides) -> Result<(), ApiError>,
 ) -> Result<(), ApiError> {
     match resource_type {
         TOPIC_RESOURCE => {
             validate_topic_name(name)?;
+            let change = |overrides: &mut Overrides| change(Target::Topic, overrides);
             if validate_only {
                 let meta = broker.topics.get(name).ok_or_else(|| unknown_topic(name))?;
                 change(&mut meta.configs.clone())
@@ -124,22 +197,22 @@ fn alter(
             }
         }
         BROKER_RESOURCE => {
-            if !name.is_empty() {
+            let scope = if name.is_empty() {
+                DynamicScope::ClusterDefault
+            } else {
                 check_broker_name(broker, name)?;
-            }
-            Err(ApiError::new(
-                ResponseError::InvalidRequest,
-                format!(
-                    "Cannot update these configs dynamically: Set({})",
-                    keys.join(", ")
-                ),
-            ))
+                DynamicScope::Broker
+            };
+            broker.update_broker_configs(scope, validate_only, |overrides| {
+                change(Target::Broker(scope), overrides)
+            })
         }
         other => Err(unsupported_resource(other)),
     }
 }
 
 fn apply_operations(
+    target: Target,
     overrides: &mut Overrides,
     resource: &IncrementalResource,
 ) -> Result<(), ApiError> {
@@ -147,22 +220,27 @@ fn apply_operations(
     const DELETE: i8 = 1;
     const APPEND: i8 = 2;
     const SUBTRACT: i8 = 3;
+    let set_keys = resource
+        .configs
+        .iter()
+        .filter(|c| c.config_operation != DELETE)
+        .map(|c| c.name.as_str());
+    target.check_keys(set_keys)?;
     for config in &resource.configs {
         let key = config.name.as_str();
         match config.config_operation {
-            SET => set(overrides, key, config.value.as_ref())?,
+            SET => set(target, overrides, key, config.value.as_ref())?,
             DELETE => {
-                validate_key(key)?;
+                target.def(key)?;
                 overrides.remove(key);
             }
             op @ (APPEND | SUBTRACT) => {
-                let def = validate_key(key)?;
                 let verb = if op == APPEND { "append" } else { "subtract" };
-                if def.kind != ConfigType::List {
+                let Some(def) = target.def(key)?.filter(|d| d.kind == ConfigType::List) else {
                     return Err(invalid_config(format!(
                         "Config value {verb} is not allowed for config key: {key}"
                     )));
-                }
+                };
                 let current = overrides
                     .get(key)
                     .map(String::as_str)
@@ -182,7 +260,7 @@ fn apply_operations(
                     }
                 }
                 let joined = items.join(",");
-                validate_topic_config(key, &joined).map_err(invalid_config)?;
+                target.validate(key, &joined)?;
                 overrides.insert(key.to_owned(), joined);
             }
             other => {
@@ -197,22 +275,21 @@ fn apply_operations(
 }
 
 /// Validates and sets one key; a null value is INVALID_REQUEST, as in Kafka.
-fn set(overrides: &mut Overrides, key: &str, value: Option<&StrBytes>) -> Result<(), ApiError> {
+fn set(
+    target: Target,
+    overrides: &mut Overrides,
+    key: &str,
+    value: Option<&StrBytes>,
+) -> Result<(), ApiError> {
     let Some(value) = value else {
         return Err(ApiError::new(
             ResponseError::InvalidRequest,
             format!("Null value not supported for : {key}"),
         ));
     };
-    validate_topic_config(key, value).map_err(invalid_config)?;
+    target.validate(key, value)?;
     overrides.insert(key.to_owned(), value.trim().to_owned());
     Ok(())
-}
-
-fn validate_key(key: &str) -> Result<&'static crate::config::ConfigDef, ApiError> {
-    topic_def(key)
-        .map(|d| &d.def)
-        .ok_or_else(|| invalid_config(format!("Unknown topic config name: {key}")))
 }
 
 fn invalid_config(message: String) -> ApiError {

@@ -105,7 +105,7 @@ fn plan(broker: &Broker, topic: &CreatableTopic) -> Result<TopicPlan, ApiError> 
 
 fn default_partitions(broker: &Broker, topic: &CreatableTopic) -> Result<Vec<Vec<i32>>, ApiError> {
     let count = match topic.num_partitions {
-        -1 => i32::try_from(broker.config.get_i64("num.partitions")).unwrap_or(1),
+        -1 => i32::try_from(broker.config().get_i64("num.partitions")).unwrap_or(1),
         n if n <= 0 => {
             return Err(ApiError::new(
                 ResponseError::InvalidPartitions,
@@ -115,7 +115,7 @@ fn default_partitions(broker: &Broker, topic: &CreatableTopic) -> Result<Vec<Vec
         n => n,
     };
     let replicas = match topic.replication_factor {
-        -1 => i16::try_from(broker.config.get_i64("default.replication.factor")).unwrap_or(1),
+        -1 => i16::try_from(broker.config().get_i64("default.replication.factor")).unwrap_or(1),
         n if n <= 0 => {
             return Err(ApiError::new(
                 ResponseError::InvalidReplicationFactor,
@@ -182,10 +182,11 @@ fn describe_created(
         .into_iter()
         .map(|entry| {
             CreatableTopicConfigs::default()
-                .with_name(str_bytes(entry.def.name))
+                .with_name(str_bytes(entry.name))
                 .with_value(entry.value.map(str_bytes))
                 .with_read_only(entry.read_only)
                 .with_config_source(entry.source as i8)
+                .with_is_sensitive(entry.sensitive)
         })
         .collect();
     result.with_configs(Some(configs))

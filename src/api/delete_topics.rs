@@ -61,7 +61,7 @@ pub fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest) -> De
 }
 
 fn delete(broker: &Broker, name: &str) -> Result<(String, uuid::Uuid), ApiError> {
-    if !broker.config.get_bool("delete.topic.enable") {
+    if !broker.config().get_bool("delete.topic.enable") {
         return Err(ApiError::new(
             ResponseError::TopicDeletionDisabled,
             "Topic deletion is disabled.",

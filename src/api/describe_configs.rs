@@ -4,9 +4,12 @@
 //!
 //! - Topic (type 2): every topic-level key Kafka 4.1 reports; the value is
 //!   the topic's override, else the broker's setting, else the default.
-//! - Broker (type 4): every broker key strom knows, for this node's id;
-//!   all read-only (strom has no dynamic broker configs yet). The empty name
-//!   (cluster-wide dynamic defaults) has none.
+//! - Broker (type 4), this node's id: every broker key of Kafka 4.1 plus
+//!   any custom key set dynamically, each with its most specific layer
+//!   (dynamic per-broker, dynamic cluster default, static, default); keys
+//!   Kafka cannot change dynamically are read-only; passwords are sensitive
+//!   and have no value.
+//! - Broker, empty name: the dynamic cluster-wide defaults only.
 //! - Other resource types (loggers, client metrics, groups): INVALID_REQUEST.
 
 use std::collections::BTreeMap;
@@ -20,7 +23,10 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use super::str_bytes;
 use crate::broker::Broker;
 use crate::cluster::validate_topic_name;
-use crate::config::{broker_def, ConfigDef, ConfigSource, BROKER_CONFIGS, TOPIC_CONFIGS};
+use crate::config::{
+    broker_configs, broker_def, BrokerConfig, ConfigSource, ConfigType, DynamicScope, UpdateMode,
+    TOPIC_CONFIGS,
+};
 use crate::error::ApiError;
 
 /// Kafka's resource type number for topics.
@@ -30,10 +36,14 @@ pub(super) const BROKER_RESOURCE: i8 = 4;
 
 /// One described config, before it is put into a version's response type.
 pub(super) struct ConfigEntry {
-    pub def: &'static ConfigDef,
+    pub name: String,
     pub value: Option<String>,
     pub source: ConfigSource,
     pub read_only: bool,
+    pub sensitive: bool,
+    /// Kafka's type number; 0 (UNKNOWN) for a custom key.
+    pub kind: i8,
+    pub doc: Option<&'static str>,
     /// Where else the value could come from, most specific first.
     pub synonyms: Vec<(String, Option<String>, ConfigSource)>,
 }
@@ -43,6 +53,7 @@ pub(super) fn topic_configs(
     broker: &Broker,
     overrides: &BTreeMap<String, String>,
 ) -> Vec<ConfigEntry> {
+    let config = broker.config();
     TOPIC_CONFIGS
         .iter()
         .map(|topic_def| {
@@ -51,61 +62,97 @@ pub(super) fn topic_configs(
             if let Some(v) = overrides.get(name) {
                 synonyms.push((name.to_owned(), Some(v.clone()), ConfigSource::DynamicTopic));
             }
-            for key in topic_def.broker_synonyms {
-                if broker.config.is_explicit(key) {
-                    let value = broker.config.get(key).map(str::to_owned);
-                    synonyms.push(((*key).to_owned(), value, ConfigSource::StaticBroker));
+            synonyms.extend(config.broker_synonym_values(topic_def.broker_synonyms));
+            if topic_def.broker_synonyms.is_empty() {
+                if let Some(v) = topic_def.def.default {
+                    synonyms.push((name.to_owned(), Some(v.to_owned()), ConfigSource::Default));
                 }
-            }
-            let (default, default_source) = broker.config.topic_default(topic_def);
-            // The built-in default is reported under the least specific broker
-            // key that has one, in that key's own unit (log.retention.hours=168).
-            let built_in = topic_def
-                .broker_synonyms
-                .iter()
-                .rev()
-                .find_map(|key| broker_def(key).and_then(|d| d.default).map(|v| (*key, v)))
-                .or_else(|| topic_def.def.default.map(|v| (name, v)));
-            if let Some((key, value)) = built_in {
-                synonyms.push((
-                    key.to_owned(),
-                    Some(value.to_owned()),
-                    ConfigSource::Default,
-                ));
             }
             let (value, source) = match overrides.get(name) {
                 Some(v) => (Some(v.clone()), ConfigSource::DynamicTopic),
-                None => (default, default_source),
+                None => config.topic_default(topic_def),
             };
             ConfigEntry {
-                def: &topic_def.def,
+                name: name.to_owned(),
                 value,
                 source,
                 read_only: false,
+                sensitive: false,
+                kind: topic_def.def.kind as i8,
+                doc: Some(topic_def.def.doc),
                 synonyms,
             }
         })
         .collect()
 }
 
-fn broker_configs(broker: &Broker) -> Vec<ConfigEntry> {
-    BROKER_CONFIGS
+/// The broker keys that share a value with `key` (`log.retention.ms`,
+/// `.minutes`, `.hours`), most specific first; just `key` for most keys.
+fn broker_synonyms(key: &str) -> Vec<&str> {
+    TOPIC_CONFIGS
         .iter()
-        .map(|def| {
-            let source = if broker.config.is_explicit(def.name) {
-                ConfigSource::StaticBroker
-            } else {
-                ConfigSource::Default
-            };
-            let value = broker.config.get(def.name).map(str::to_owned);
-            ConfigEntry {
-                def,
-                synonyms: vec![(def.name.to_owned(), value.clone(), source)],
-                value,
-                source,
-                read_only: true,
-            }
-        })
+        .map(|t| t.broker_synonyms)
+        .find(|group| group.len() > 1 && group.contains(&key))
+        .map_or_else(|| vec![key], |group| group.to_vec())
+}
+
+/// One broker key as Kafka describes it: its own most specific value and
+/// source; synonyms listed layer by layer from the first entry for `name`
+/// (so a more specific synonym set elsewhere is not this key's value).
+/// `per_broker` is false when describing the cluster-wide defaults, which
+/// leave out the per-broker layer.
+fn broker_entry(config: &BrokerConfig, name: &str, per_broker: bool) -> ConfigEntry {
+    let def = broker_def(name);
+    let sensitive = def.is_none_or(|d| d.def.kind == ConfigType::Password);
+    let synonyms: Vec<_> = config
+        .broker_synonym_values(&broker_synonyms(name))
+        .into_iter()
+        .filter(|(_, _, source)| per_broker || *source != ConfigSource::DynamicBroker)
+        .skip_while(|(key, _, _)| key != name)
+        .map(|(key, value, source)| (key, value.filter(|_| !sensitive), source))
+        .collect();
+    let (value, source) = synonyms
+        .first()
+        .map_or((None, ConfigSource::Unknown), |(_, v, s)| (v.clone(), *s));
+    ConfigEntry {
+        name: name.to_owned(),
+        value,
+        source,
+        read_only: def.is_none_or(|d| d.mode == UpdateMode::ReadOnly),
+        sensitive,
+        kind: def.map_or(0, |d| d.def.kind as i8),
+        doc: def.map(|d| d.def.doc),
+        synonyms,
+    }
+}
+
+/// Every broker key (with custom dynamic keys) of this node.
+fn broker_configs_of_node(broker: &Broker) -> Vec<ConfigEntry> {
+    let config = broker.config();
+    let custom = [DynamicScope::Broker, DynamicScope::ClusterDefault]
+        .into_iter()
+        .flat_map(|scope| config.dynamic(scope).keys())
+        .filter(|key| broker_def(key).is_none());
+    let mut names: Vec<&str> = broker_configs()
+        .iter()
+        .map(|d| d.def.name)
+        .chain(custom.map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| broker_entry(&config, name, true))
+        .collect()
+}
+
+/// The dynamic cluster-wide defaults.
+fn cluster_default_configs(broker: &Broker) -> Vec<ConfigEntry> {
+    let config = broker.config();
+    config
+        .dynamic(DynamicScope::ClusterDefault)
+        .keys()
+        .map(|name| broker_entry(&config, name, false))
         .collect()
 }
 
@@ -127,11 +174,14 @@ pub fn handle(
                     .with_error_code(e.code_i16())
                     .with_error_message(e.message.map(str_bytes)),
                 Ok(entries) => {
+                    // Kafka's filter, quirks included: a config is listed when
+                    // every requested key contains its name (so an empty list
+                    // means all of them).
                     let wanted = resource.configuration_keys.as_ref();
                     let configs = entries
                         .into_iter()
                         .filter(|e| {
-                            wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.def.name))
+                            wanted.is_none_or(|keys| keys.iter().all(|k| k.contains(&e.name)))
                         })
                         .map(|e| to_wire(e, version, request))
                         .collect();
@@ -159,10 +209,10 @@ fn entries_for(
             })?;
             Ok(topic_configs(broker, &meta.configs))
         }
-        BROKER_RESOURCE if name.is_empty() => Ok(Vec::new()),
+        BROKER_RESOURCE if name.is_empty() => Ok(cluster_default_configs(broker)),
         BROKER_RESOURCE => {
             check_broker_name(broker, name)?;
-            Ok(broker_configs(broker))
+            Ok(broker_configs_of_node(broker))
         }
         other => Err(unsupported_resource(other)),
     }
@@ -213,16 +263,16 @@ fn to_wire(
         Vec::new()
     };
     let mut result = DescribeConfigsResourceResult::default()
-        .with_name(str_bytes(entry.def.name))
+        .with_name(str_bytes(entry.name))
         .with_value(entry.value.map(str_bytes))
         .with_read_only(entry.read_only)
         .with_config_source(entry.source as i8)
-        .with_is_sensitive(false)
+        .with_is_sensitive(entry.sensitive)
         .with_synonyms(synonyms);
     if version >= 3 {
-        result = result.with_config_type(entry.def.kind as i8);
+        result = result.with_config_type(entry.kind);
         if request.include_documentation {
-            result = result.with_documentation(Some(str_bytes(entry.def.doc)));
+            result = result.with_documentation(entry.doc.map(str_bytes));
         }
     }
     result

@@ -32,7 +32,7 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    let auto_create = broker.config.get_bool("auto.create.topics.enable")
+    let auto_create = broker.config().get_bool("auto.create.topics.enable")
         && (version < 4 || request.allow_auto_topic_creation);
     let topics = match request.topics {
         Some(list) if !(list.is_empty() && version == 0) => list

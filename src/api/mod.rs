@@ -207,7 +207,7 @@ fn resolve_topic(
         return Ok(meta);
     }
     validate_topic_name(name)?;
-    if auto_create && broker.config.get_bool("auto.create.topics.enable") {
+    if auto_create && broker.config().get_bool("auto.create.topics.enable") {
         return broker.auto_create_topic(name);
     }
     Err(unknown_partition())

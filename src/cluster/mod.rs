@@ -1,12 +1,15 @@
 //! Who is in the cluster and what topics it holds: the cluster id, this
-//! node, the broker list clients see, and the topic registry.
+//! node, the broker list clients see, the topic registry and the dynamic
+//! broker configs.
 //!
 //! Today the cluster is one node. Later the broker list and the topic
 //! registry come from a metadata quorum (an existing Raft library); the
 //! rest of the broker only reads them through this module.
 
+mod dynamic_configs;
 mod topics;
 
+pub use dynamic_configs::DynamicConfigStore;
 pub use topics::{validate_topic_name, TopicMeta, TopicRegistry};
 
 use std::io;

@@ -1,12 +1,14 @@
-//! Broker configuration: every setting under Kafka's name, from defaults,
-//! a `server.properties`-style file, dedicated CLI flags and `--set`
-//! overrides (in that order of precedence, lowest first), plus the rules
+//! Broker configuration: every setting under Kafka's name, in Kafka's
+//! layers (lowest precedence first): built-in defaults; the static config
+//! from a `server.properties`-style file, dedicated CLI flags and `--set`;
+//! dynamic cluster-wide defaults; dynamic per-broker values. Plus the rules
 //! that turn broker-level keys into topic-level defaults.
 
+mod broker_defs;
 mod defs;
 
-pub use defs::BROKER_CONFIGS;
-pub use defs::{broker_def, topic_def, ConfigDef, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
+pub use broker_defs::{broker_configs, broker_def, BrokerConfigDef, UpdateMode};
+pub use defs::{topic_def, ConfigDef, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,12 +16,27 @@ use std::path::{Path, PathBuf};
 /// Where a config value comes from, numbered as DescribeConfigs v1+ reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
+    /// No layer sets the key (a key whose default is null).
+    Unknown = 0,
     /// A per-topic override.
     DynamicTopic = 1,
+    /// Set dynamically for this broker (AlterConfigs on broker `<id>`).
+    DynamicBroker = 2,
+    /// Set dynamically as the cluster-wide default (AlterConfigs on broker `""`).
+    DynamicDefaultBroker = 3,
     /// Set in the broker's config file or on its command line.
     StaticBroker = 4,
     /// Kafka's built-in default.
     Default = 5,
+}
+
+/// Which dynamic broker layer an AlterConfigs request changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicScope {
+    /// The cluster-wide default (resource name `""`).
+    ClusterDefault,
+    /// This broker (resource name = its node id).
+    Broker,
 }
 
 /// A configuration mistake: one clear line for the operator.
@@ -58,10 +75,14 @@ pub enum ConfigError {
 }
 
 /// The broker's settings. Values live as strings under Kafka's keys, exactly
-/// as an operator wrote them; typed getters parse them on demand.
+/// as an operator wrote them; typed getters parse them on demand. The
+/// dynamic layers are replaced whole (see [`BrokerConfig::with_dynamic`]),
+/// so a `BrokerConfig` is an immutable snapshot once the broker runs.
 #[derive(Debug, Clone, Default)]
 pub struct BrokerConfig {
     explicit: BTreeMap<String, String>,
+    dynamic_default: BTreeMap<String, String>,
+    dynamic_broker: BTreeMap<String, String>,
 }
 
 impl BrokerConfig {
@@ -79,7 +100,8 @@ impl BrokerConfig {
             key: key.to_owned(),
             origin: origin.to_owned(),
         })?;
-        def.validate(value)
+        def.def
+            .validate(value)
             .map_err(|message| ConfigError::InvalidValue {
                 message,
                 origin: origin.to_owned(),
@@ -113,18 +135,61 @@ impl BrokerConfig {
         Ok(())
     }
 
-    /// The value of a broker key: explicit if set, else Kafka's default.
-    /// Returns `None` for keys whose default is null.
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.explicit
-            .get(key)
-            .map(String::as_str)
-            .or_else(|| broker_def(key).and_then(|d| d.default))
+    /// A copy with one dynamic layer replaced by `values`.
+    pub fn with_dynamic(&self, scope: DynamicScope, values: BTreeMap<String, String>) -> Self {
+        let mut next = self.clone();
+        match scope {
+            DynamicScope::ClusterDefault => next.dynamic_default = values,
+            DynamicScope::Broker => next.dynamic_broker = values,
+        }
+        next
     }
 
-    /// Whether the operator set `key` explicitly.
+    /// The keys set in one dynamic layer.
+    pub fn dynamic(&self, scope: DynamicScope) -> &BTreeMap<String, String> {
+        match scope {
+            DynamicScope::ClusterDefault => &self.dynamic_default,
+            DynamicScope::Broker => &self.dynamic_broker,
+        }
+    }
+
+    /// The layers that hold explicitly set values, most specific first.
+    fn layers(&self) -> [(ConfigSource, &BTreeMap<String, String>); 3] {
+        [
+            (ConfigSource::DynamicBroker, &self.dynamic_broker),
+            (ConfigSource::DynamicDefaultBroker, &self.dynamic_default),
+            (ConfigSource::StaticBroker, &self.explicit),
+        ]
+    }
+
+    /// The value of a broker key and where it comes from: the most specific
+    /// layer that sets it, else Kafka's default. `None` for keys whose
+    /// default is null.
+    pub fn lookup(&self, key: &str) -> Option<(&str, ConfigSource)> {
+        self.explicit_lookup(key).or_else(|| {
+            broker_def(key)
+                .and_then(|d| d.def.default)
+                .map(|v| (v, ConfigSource::Default))
+        })
+    }
+
+    /// Like [`BrokerConfig::lookup`], without Kafka's default.
+    fn explicit_lookup(&self, key: &str) -> Option<(&str, ConfigSource)> {
+        self.layers()
+            .into_iter()
+            .find_map(|(source, layer)| layer.get(key).map(|v| (v.as_str(), source)))
+    }
+
+    /// The value of a broker key (see [`BrokerConfig::lookup`]).
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.lookup(key).map(|(value, _)| value)
+    }
+
+    /// Whether `key` is set in any layer (file, flags or dynamically).
     pub fn is_explicit(&self, key: &str) -> bool {
-        self.explicit.contains_key(key)
+        self.layers()
+            .iter()
+            .any(|(_, layer)| layer.contains_key(key))
     }
 
     /// A numeric broker key (validated on `set`, so parse failures fall back to 0).
@@ -169,18 +234,38 @@ impl BrokerConfig {
     }
 
     /// The cluster-wide default of a topic key and where it comes from: the
-    /// first explicitly set broker synonym (converted to the topic key's
-    /// unit), else Kafka's default.
+    /// first broker synonym set in any layer (its most specific layer,
+    /// converted to the topic key's unit), else Kafka's default.
     pub fn topic_default(&self, def: &TopicConfigDef) -> (Option<String>, ConfigSource) {
         for synonym in def.broker_synonyms {
-            if let Some(value) = self.explicit.get(*synonym) {
-                return (
-                    Some(to_topic_unit(synonym, value)),
-                    ConfigSource::StaticBroker,
-                );
+            if let Some((value, source)) = self.explicit_lookup(synonym) {
+                return (Some(to_topic_unit(synonym, value)), source);
             }
         }
         (def.def.default.map(str::to_owned), ConfigSource::Default)
+    }
+
+    /// The values of a topic key's broker synonyms, layer by layer (dynamic
+    /// per-broker, dynamic default, static, built-in default) and, within a
+    /// layer, most specific synonym first: DescribeConfigs' synonym list.
+    pub fn broker_synonym_values(
+        &self,
+        synonyms: &[&str],
+    ) -> Vec<(String, Option<String>, ConfigSource)> {
+        let mut values = Vec::new();
+        for (source, layer) in self.layers() {
+            for key in synonyms {
+                if let Some(v) = layer.get(*key) {
+                    values.push(((*key).to_owned(), Some(v.clone()), source));
+                }
+            }
+        }
+        for key in synonyms {
+            if let Some(v) = broker_def(key).and_then(|d| d.def.default) {
+                values.push(((*key).to_owned(), Some(v.to_owned()), ConfigSource::Default));
+            }
+        }
+        values
     }
 
     /// The effective value of a topic key for a topic with `overrides`.

@@ -79,7 +79,8 @@ impl RunningBroker {
         );
         let (shutdown, shutdown_rx) = watch::channel(false);
         let check_interval =
-            u64::try_from(broker.config.get_i64("log.retention.check.interval.ms")).unwrap_or(1000);
+            u64::try_from(broker.config().get_i64("log.retention.check.interval.ms"))
+                .unwrap_or(1000);
         tokio::spawn(group_timer_loop(broker.clone(), shutdown_rx.clone()));
         tokio::spawn(maintenance_loop(
             broker.clone(),
