@@ -124,6 +124,25 @@ async fn cluster_default_scope_and_precedence() {
     let sources: Vec<i8> = max.synonyms.iter().map(|s| s.source).collect();
     assert_eq!(sources, [DYNAMIC_BROKER, DYNAMIC_DEFAULT, DEFAULT]);
 
+    // A listener-prefixed key is per broker and typed like the key under it.
+    assert_eq!(
+        alter(
+            &mut client,
+            "1",
+            &[(
+                "listener.name.external.ssl.keystore.password",
+                SET,
+                "secret"
+            )],
+        )
+        .await,
+        (0, String::new())
+    );
+    let node = describe(&mut client, "1").await;
+    let password = entry(&node, "listener.name.external.ssl.keystore.password");
+    assert!(password.is_sensitive && password.value.is_none());
+    assert_eq!(password.config_type, 9, "PASSWORD");
+
     // DELETE falls back to the next layer.
     assert_eq!(
         alter(&mut client, "1", &[("message.max.bytes", DELETE, "")]).await,
@@ -149,6 +168,16 @@ async fn refusals_are_invalid_request() {
             "",
             ("sasl.kerberos.min.time.before.relogin", SET, "58000"),
             "Cannot update these configs at default cluster level, broker id must be specified: Set(sasl.kerberos.min.time.before.relogin)",
+        ),
+        (
+            "1",
+            ("ssl.keystore.location", SET, "/k.jks"),
+            "These security configs can be dynamically updated only per-listener using the listener prefix: Set(ssl.keystore.location)",
+        ),
+        (
+            "",
+            ("listener.name.external.ssl.keystore.location", SET, "/k.jks"),
+            "Cannot update these configs at default cluster level, broker id must be specified: Set(listener.name.external.ssl.keystore.location)",
         ),
         (
             "1",

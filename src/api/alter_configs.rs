@@ -27,7 +27,9 @@ use super::describe_configs::{
 use super::{duplicates, str_bytes};
 use crate::broker::Broker;
 use crate::cluster::validate_topic_name;
-use crate::config::{broker_def, topic_def, ConfigDef, ConfigType, DynamicScope, UpdateMode};
+use crate::config::{
+    broker_def_for, topic_def, update_mode, ConfigDef, ConfigType, DynamicScope, UpdateMode,
+};
 use crate::error::ApiError;
 
 type Overrides = BTreeMap<String, String>;
@@ -106,6 +108,21 @@ pub fn handle_incremental(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
+/// SSL keys Kafka updates dynamically only under a listener prefix
+/// (`SslConfigs.RECONFIGURABLE_CONFIGS`).
+const LISTENER_ONLY_CONFIGS: &[&str] = &[
+    "ssl.key.password",
+    "ssl.keystore.certificate.chain",
+    "ssl.keystore.key",
+    "ssl.keystore.location",
+    "ssl.keystore.password",
+    "ssl.keystore.type",
+    "ssl.truststore.certificates",
+    "ssl.truststore.location",
+    "ssl.truststore.password",
+    "ssl.truststore.type",
+];
+
 /// Whose keys a change applies to, and so which rules they follow.
 #[derive(Clone, Copy)]
 enum Target {
@@ -122,7 +139,7 @@ impl Target {
             Target::Topic => topic_def(key)
                 .map(|d| Some(&d.def))
                 .ok_or_else(|| invalid_config(format!("Unknown topic config name: {key}"))),
-            Target::Broker(_) => Ok(broker_def(key).map(|d| &d.def)),
+            Target::Broker(_) => Ok(broker_def_for(key).map(|d| &d.def)),
         }
     }
 
@@ -147,7 +164,7 @@ impl Target {
         let with_mode = |wanted: UpdateMode| -> Vec<&str> {
             keys.iter()
                 .copied()
-                .filter(|k| broker_def(k).is_some_and(|d| d.mode == wanted))
+                .filter(|k| update_mode(k) == Some(wanted))
                 .collect()
         };
         let refuse = |why: &str, names: Vec<&str>| {
@@ -159,6 +176,17 @@ impl Target {
         let read_only = with_mode(UpdateMode::ReadOnly);
         if !read_only.is_empty() {
             return refuse("Cannot update these configs dynamically", read_only);
+        }
+        let bare_security: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| LISTENER_ONLY_CONFIGS.contains(k))
+            .collect();
+        if !bare_security.is_empty() {
+            return refuse(
+                "These security configs can be dynamically updated only per-listener using the listener prefix",
+                bare_security,
+            );
         }
         let per_broker = with_mode(UpdateMode::PerBroker);
         if scope == DynamicScope::ClusterDefault && !per_broker.is_empty() {

@@ -24,8 +24,8 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::cluster::validate_topic_name;
 use crate::config::{
-    broker_configs, broker_def, BrokerConfig, ConfigSource, ConfigType, DynamicScope, UpdateMode,
-    TOPIC_CONFIGS,
+    broker_configs, broker_def, broker_def_for, BrokerConfig, ConfigSource, ConfigType,
+    DynamicScope, UpdateMode, TOPIC_CONFIGS,
 };
 use crate::error::ApiError;
 
@@ -102,7 +102,7 @@ fn broker_synonyms(key: &str) -> Vec<&str> {
 /// `per_broker` is false when describing the cluster-wide defaults, which
 /// leave out the per-broker layer.
 fn broker_entry(config: &BrokerConfig, name: &str, per_broker: bool) -> ConfigEntry {
-    let def = broker_def(name);
+    let def = broker_def_for(name);
     let sensitive = def.is_none_or(|d| d.def.kind == ConfigType::Password);
     let synonyms: Vec<_> = config
         .broker_synonym_values(&broker_synonyms(name))
@@ -118,7 +118,8 @@ fn broker_entry(config: &BrokerConfig, name: &str, per_broker: bool) -> ConfigEn
         name: name.to_owned(),
         value,
         source,
-        read_only: def.is_none_or(|d| d.mode == UpdateMode::ReadOnly),
+        // As Kafka: only the exact names it declares dynamic are writable.
+        read_only: broker_def(name).is_none_or(|d| d.mode == UpdateMode::ReadOnly),
         sensitive,
         kind: def.map_or(0, |d| d.def.kind as i8),
         doc: def.map(|d| d.def.doc),

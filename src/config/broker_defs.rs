@@ -43,6 +43,41 @@ pub fn broker_def(name: &str) -> Option<&'static BrokerConfigDef> {
         .map(|at| &defs[at])
 }
 
+/// Kafka's listener keys that may be set cluster-wide even with a listener
+/// prefix (`DynamicBrokerConfig.ClusterLevelListenerConfigs`).
+const CLUSTER_LEVEL_LISTENER_CONFIGS: &[&str] = &[
+    "max.connection.creation.rate",
+    "max.connections",
+    "num.network.threads",
+];
+
+/// The key under a listener prefix: `listener.name.<listener>.<key>` → `<key>`.
+pub fn listener_base(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("listener.name.")?;
+    let (_listener, base) = rest.split_once('.')?;
+    Some(base)
+}
+
+/// The definition that rules `key`: its own, else (for a listener-prefixed
+/// key) the definition of the key under the prefix.
+pub fn broker_def_for(key: &str) -> Option<&'static BrokerConfigDef> {
+    broker_def(key).or_else(|| listener_base(key).and_then(broker_def))
+}
+
+/// How `key` may be updated: its own mode; a listener-prefixed key is
+/// per-broker unless Kafka allows it cluster-wide; `None` for a custom key.
+pub fn update_mode(key: &str) -> Option<UpdateMode> {
+    if let Some(def) = broker_def(key) {
+        return Some(def.mode);
+    }
+    let base = listener_base(key)?;
+    Some(if CLUSTER_LEVEL_LISTENER_CONFIGS.contains(&base) {
+        UpdateMode::ClusterWide
+    } else {
+        UpdateMode::PerBroker
+    })
+}
+
 /// One table row; `None` for the header, comments and blank lines (a unit
 /// test checks that every other line parses).
 fn parse_line(line: &'static str) -> Option<BrokerConfigDef> {
@@ -156,5 +191,22 @@ mod tests {
             .validate("shred")
             .is_err());
         assert!(broker_def("no.such.key").is_none());
+        assert_eq!(
+            listener_base("listener.name.ext.ssl.keystore.type"),
+            Some("ssl.keystore.type")
+        );
+        assert_eq!(
+            broker_def_for("listener.name.ext.ssl.keystore.password").map(|d| d.def.kind),
+            Some(ConfigType::Password)
+        );
+        assert_eq!(
+            update_mode("listener.name.ext.max.connections"),
+            Some(UpdateMode::ClusterWide)
+        );
+        assert_eq!(
+            update_mode("listener.name.ext.ssl.keystore.type"),
+            Some(UpdateMode::PerBroker)
+        );
+        assert_eq!(update_mode("custom.key"), None);
     }
 }

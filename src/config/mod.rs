@@ -7,7 +7,9 @@
 mod broker_defs;
 mod defs;
 
-pub use broker_defs::{broker_configs, broker_def, BrokerConfigDef, UpdateMode};
+pub use broker_defs::{
+    broker_configs, broker_def, broker_def_for, update_mode, BrokerConfigDef, UpdateMode,
+};
 pub use defs::{topic_def, ConfigDef, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
 
 use std::collections::BTreeMap;
@@ -91,12 +93,13 @@ impl BrokerConfig {
         Self::default()
     }
 
-    /// Sets one broker key after checking the key exists and the value is valid.
+    /// Sets one broker key after checking the key exists (a Kafka broker key,
+    /// possibly under a `listener.name.<listener>.` prefix) and the value is valid.
     ///
     /// # Errors
     /// [`ConfigError::UnknownKey`] or [`ConfigError::InvalidValue`], naming `origin`.
     pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
-        let def = broker_def(key).ok_or_else(|| ConfigError::UnknownKey {
+        let def = broker_def_for(key).ok_or_else(|| ConfigError::UnknownKey {
             key: key.to_owned(),
             origin: origin.to_owned(),
         })?;
@@ -351,6 +354,13 @@ mod tests {
             (Some("3600000".to_owned()), ConfigSource::StaticBroker)
         );
         config.set("log.retention.ms", "5", "--set").unwrap();
+        config
+            .set(
+                "listener.name.external.ssl.keystore.type",
+                "PKCS12",
+                "--set",
+            )
+            .unwrap();
         assert_eq!(config.topic_default(retention).0.as_deref(), Some("5"));
     }
 
