@@ -756,6 +756,33 @@ public class Scenarios {
         Config b = get(admin.describeConfigs(List.of(broker)).all()).get(broker);
         eq("1", b.get("num.partitions").value(), "broker num.partitions");
         eq("0", b.get("group.initial.rebalance.delay.ms").value(), "broker --set value");
+        check(b.entries().size() > 300, "every Kafka 4.1 broker key described (" + b.entries().size() + ")");
+        check(b.get("sasl.jaas.config").isSensitive() && b.get("sasl.jaas.config").value() == null,
+                "sasl.jaas.config sensitive, no value");
+        check(b.get("num.partitions").isReadOnly(), "num.partitions read-only");
+
+        // Dynamic broker configs, as kafka-configs.sh --entity-default does:
+        // a cluster-wide default, shown on broker 1 with its source, then removed.
+        ConfigResource clusterDefault = new ConfigResource(ConfigResource.Type.BROKER, "");
+        get(admin.incrementalAlterConfigs(Map.of(clusterDefault, List.of(new AlterConfigOp(
+                new ConfigEntry("log.retention.ms", "86400000"), AlterConfigOp.OpType.SET)))).all());
+        Config dyn = get(admin.describeConfigs(List.of(broker)).all()).get(broker);
+        eq("86400000", dyn.get("log.retention.ms").value(), "dynamic log.retention.ms");
+        eq(ConfigEntry.ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG, dyn.get("log.retention.ms").source(),
+                "dynamic log.retention.ms source");
+        eq(1, get(admin.describeConfigs(List.of(clusterDefault)).all()).get(clusterDefault).entries().size(),
+                "cluster-default entries");
+        try {
+            get(admin.incrementalAlterConfigs(Map.of(broker, List.of(new AlterConfigOp(
+                    new ConfigEntry("num.partitions", "3"), AlterConfigOp.OpType.SET)))).all());
+            check(false, "altering read-only num.partitions was accepted");
+        } catch (org.apache.kafka.common.errors.InvalidRequestException e) {
+            check(e.getMessage().contains("Cannot update these configs dynamically"), "read-only key: " + e);
+        }
+        get(admin.incrementalAlterConfigs(Map.of(clusterDefault, List.of(new AlterConfigOp(
+                new ConfigEntry("log.retention.ms", ""), AlterConfigOp.OpType.DELETE)))).all());
+        eq(0, get(admin.describeConfigs(List.of(clusterDefault)).all()).get(clusterDefault).entries().size(),
+                "cluster-default entries after DELETE");
 
         // Synonyms as Kafka lists them (kafka-configs.sh --describe --all shows
         // "retention.ms=... synonyms={DYNAMIC_TOPIC_CONFIG:retention.ms=...,
@@ -765,7 +792,7 @@ public class Scenarios {
         for (ConfigEntry.ConfigSynonym x : retention.synonyms()) syn.add(x.source() + ":" + x.name() + "=" + x.value());
         eq(List.of("DYNAMIC_TOPIC_CONFIG:retention.ms=7200000", "DEFAULT_CONFIG:log.retention.hours=168"), syn,
                 "retention.ms synonyms");
-        return "topic overrides (source, type, synonyms) + defaults, incrementalAlterConfigs SET/DELETE, broker configs";
+        return "topic overrides (source, type, synonyms) + defaults, incrementalAlterConfigs SET/DELETE, broker configs (316 keys, dynamic cluster default set/describe/delete, read-only refused)";
     }
 
     // ------------------------------------------------------------- runner
