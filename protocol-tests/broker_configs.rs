@@ -202,3 +202,28 @@ async fn refusals_are_invalid_request() {
     assert_eq!(entry(&node, "message.max.bytes").config_source, DEFAULT);
     broker.shutdown().await;
 }
+
+/// `max.connections` is dynamic: a connection held back by the limit is
+/// served once the limit is raised.
+#[tokio::test]
+async fn max_connections_can_be_raised_while_running() {
+    let broker = TestBroker::start_with(&[("max.connections", "1")]).await;
+    let mut first = broker.connect().await;
+    first.api_versions_ok().await;
+    // The kernel completes the handshake; strom does not serve it yet.
+    let mut second = broker.connect().await;
+    let pending = tokio::spawn(async move {
+        second.api_versions_ok().await;
+        second
+    });
+    assert_eq!(
+        alter(&mut first, "", &[("max.connections", SET, "2")]).await,
+        (0, String::new())
+    );
+    let second = tokio::time::timeout(crate::support::DEADLINE, pending)
+        .await
+        .expect("the held connection is served within the deadline")
+        .expect("second client");
+    drop((first, second));
+    broker.shutdown().await;
+}

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 
@@ -19,8 +19,9 @@ use crate::log::{self, LogConfig, LogManager};
 /// to use from many connection tasks at once.
 #[derive(Debug)]
 pub struct Broker {
-    /// Every setting: a snapshot replaced whole when a dynamic config changes.
-    config: RwLock<Arc<BrokerConfig>>,
+    /// Every setting: a snapshot replaced whole when a dynamic config
+    /// changes (a watch channel, so the server can react to a new one).
+    config: tokio::sync::watch::Sender<Arc<BrokerConfig>>,
     /// Where dynamic broker configs are stored.
     dynamic_configs: DynamicConfigStore,
     /// Cluster id, this node, the broker list.
@@ -97,7 +98,7 @@ impl Broker {
             }],
         };
         let broker = Self {
-            config: RwLock::new(Arc::new(config)),
+            config: tokio::sync::watch::Sender::new(Arc::new(config)),
             dynamic_configs,
             cluster,
             topics,
@@ -119,10 +120,12 @@ impl Broker {
 
     /// The current settings (a snapshot: later dynamic changes do not show in it).
     pub fn config(&self) -> Arc<BrokerConfig> {
-        self.config
-            .read()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        self.config.borrow().clone()
+    }
+
+    /// A receiver that sees every new config snapshot.
+    pub fn watch_config(&self) -> tokio::sync::watch::Receiver<Arc<BrokerConfig>> {
+        self.config.subscribe()
     }
 
     /// Changes one dynamic broker config layer with `change`, which
@@ -147,11 +150,8 @@ impl Broker {
         }
         self.dynamic_configs.replace(scope, &values)?;
         tracing::info!(?scope, keys = ?values.keys().collect::<Vec<_>>(), "altered broker configs");
-        let next = Arc::new(current.with_dynamic(scope, values));
-        *self
-            .config
-            .write()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = next;
+        self.config
+            .send_replace(Arc::new(current.with_dynamic(scope, values)));
         for meta in self.topics.all() {
             self.logs
                 .set_config(&meta.name, &self.log_config(&meta.configs));

@@ -7,11 +7,12 @@ mod connection;
 pub use connection::Connection;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
@@ -63,9 +64,6 @@ impl RunningBroker {
                 u64::try_from(config.get_i64("connections.max.idle.ms")).unwrap_or(u64::MAX),
             ),
         };
-        let max_connections = usize::try_from(config.get_i64("max.connections"))
-            .unwrap_or(usize::MAX)
-            .min(Semaphore::MAX_PERMITS);
         let data_dir = config.data_dir();
         let broker = Arc::new(Broker::open(config, host.clone(), port)?);
         info!(
@@ -87,13 +85,7 @@ impl RunningBroker {
             Duration::from_millis(check_interval.clamp(1, 1000)),
             shutdown_rx.clone(),
         ));
-        let accept_loop = tokio::spawn(accept_loop(
-            listener,
-            broker.clone(),
-            Arc::new(Semaphore::new(max_connections)),
-            limits,
-            shutdown_rx,
-        ));
+        let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), limits, shutdown_rx));
         Ok(Self {
             local_addr,
             broker,
@@ -195,20 +187,17 @@ async fn group_timer_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
 async fn accept_loop(
     listener: TcpListener,
     broker: Arc<Broker>,
-    limit: Arc<Semaphore>,
     limits: ConnectionLimits,
     mut shutdown: watch::Receiver<bool>,
 ) {
     // Each connection task holds a sender; when all are dropped, `recv`
     // returns None and every connection is done (mini-redis's pattern).
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let slots = Arc::new(ConnectionSlots::default());
+    let mut config = broker.watch_config();
     loop {
-        let permit = tokio::select! {
-            // The semaphore is never closed, so acquiring cannot fail.
-            permit = limit.clone().acquire_owned() => match permit {
-                Ok(permit) => permit,
-                Err(_) => break,
-            },
+        let slot = tokio::select! {
+            slot = slots.wait_for_slot(&mut config) => slot,
             _ = shutdown.changed() => break,
         };
         let (socket, peer) = tokio::select! {
@@ -220,13 +209,56 @@ async fn accept_loop(
             broker: broker.clone(),
             shutdown: shutdown.clone(),
             _done: done_tx.clone(),
-            _permit: permit,
+            _slot: slot,
         };
         tokio::spawn(task.run(Connection::new(socket, peer, limits.max_frame), limits.idle));
     }
     drop(listener);
     drop(done_tx);
     let _ = done_rx.recv().await;
+}
+
+/// Counts open connections against `max.connections`, which can change
+/// while the broker runs (a dynamic cluster-wide key in Kafka): a lower
+/// limit closes nobody, it only holds back new connections, as in Kafka.
+#[derive(Default)]
+struct ConnectionSlots {
+    /// Incremented only by the accept loop, decremented by [`ConnectionSlot`]s.
+    open: AtomicUsize,
+    /// Signalled whenever a connection ends.
+    closed: Notify,
+}
+
+impl ConnectionSlots {
+    /// Waits until fewer than `max.connections` are open, then takes a slot.
+    async fn wait_for_slot(
+        self: &Arc<Self>,
+        config: &mut watch::Receiver<Arc<BrokerConfig>>,
+    ) -> ConnectionSlot {
+        loop {
+            let limit = usize::try_from(config.borrow_and_update().get_i64("max.connections"))
+                .unwrap_or(usize::MAX);
+            // Only this loop adds, so the slot is still free after the check.
+            if self.open.load(Ordering::SeqCst) < limit {
+                self.open.fetch_add(1, Ordering::SeqCst);
+                return ConnectionSlot(self.clone());
+            }
+            tokio::select! {
+                _ = self.closed.notified() => {}
+                Ok(()) = config.changed() => {}
+            }
+        }
+    }
+}
+
+/// One open connection's place under `max.connections`; freed on drop.
+struct ConnectionSlot(Arc<ConnectionSlots>);
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::SeqCst);
+        self.0.closed.notify_one();
+    }
 }
 
 /// Accepts one connection; on an accept error (e.g. out of file
@@ -252,7 +284,7 @@ struct ConnectionTask {
     /// Dropped when the task ends: tells the accept loop this one is done.
     _done: mpsc::Sender<()>,
     /// Holds a place under `max.connections`.
-    _permit: OwnedSemaphorePermit,
+    _slot: ConnectionSlot,
 }
 
 impl ConnectionTask {
