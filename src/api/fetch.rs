@@ -1,5 +1,8 @@
 //! Fetch v4-v18: whole record batches straight from the segment files.
 //!
+//! - Records are not read here: each partition's records field holds a
+//!   `protocol::splice_marker` and the response lists the file regions, which
+//!   the server sends from the page cache with `sendfile`.
 //! - Long poll: when less than `min_bytes` is ready, waits up to
 //!   `max_wait_ms`, woken by appends to any requested partition (no sleep loops).
 //! - `max_bytes` and `partition_max_bytes` are soft for the first non-empty
@@ -29,7 +32,8 @@ use tokio::sync::futures::Notified;
 use super::{partition_log, read_error, resolve_topic, TopicRef};
 use crate::broker::Broker;
 use crate::error::ApiError;
-use crate::log::PartitionLog;
+use crate::log::{FileRegion, PartitionLog};
+use crate::protocol::splice_marker;
 
 const READ_COMMITTED: i8 = 1;
 
@@ -39,11 +43,17 @@ struct Wanted {
     log: Result<Arc<PartitionLog>, ApiError>,
 }
 
-/// Answers a Fetch request, waiting for data as the request allows.
-pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> FetchResponse {
+/// Answers a Fetch request, waiting for data as the request allows: the
+/// response and the file regions its records markers stand for.
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: FetchRequest,
+) -> (FetchResponse, Vec<FileRegion>) {
     if request.session_id != 0 {
-        return FetchResponse::default()
-            .with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        let response =
+            FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
+        return (response, Vec::new());
     }
     let by_id = version >= 13;
     let topics: Vec<(FetchableTopicResponse, Vec<Wanted>)> = request
@@ -89,15 +99,16 @@ pub async fn handle(broker: &Broker, version: i16, request: FetchRequest) -> Fet
                 notified
             })
             .collect();
-        let (responses, ready_bytes, any_error) = read_all(&topics, max_bytes, read_committed);
+        let read = read_all(&topics, max_bytes, read_committed);
         let expired = tokio::time::Instant::now() >= deadline;
-        if ready_bytes >= min_bytes.max(1)
-            || any_error
+        if read.bytes >= min_bytes.max(1)
+            || read.any_error
             || expired
             || wakeups.is_empty()
             || min_bytes == 0
         {
-            return FetchResponse::default().with_responses(responses);
+            let response = FetchResponse::default().with_responses(read.responses);
+            return (response, read.regions);
         }
         tokio::select! {
             _ = futures::future::select_all(wakeups.iter_mut()) => {}
@@ -114,15 +125,26 @@ fn check_leader_epoch(epoch: i32) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Reads every requested partition once: the responses, the bytes
-/// returned, and whether any partition failed.
+/// One pass over the requested partitions.
+struct ReadPass {
+    responses: Vec<FetchableTopicResponse>,
+    /// The file regions behind the records markers, in marker order.
+    regions: Vec<FileRegion>,
+    /// Record bytes returned.
+    bytes: usize,
+    /// Whether any partition failed.
+    any_error: bool,
+}
+
+/// Locates every requested partition's batches once.
 fn read_all(
     topics: &[(FetchableTopicResponse, Vec<Wanted>)],
     max_bytes: usize,
     read_committed: bool,
-) -> (Vec<FetchableTopicResponse>, usize, bool) {
+) -> ReadPass {
     let mut used = 0usize;
     let mut any_error = false;
+    let mut regions = Vec::new();
     let responses = topics
         .iter()
         .map(|(skeleton, wanted)| {
@@ -153,19 +175,24 @@ fn read_all(
                                 .with_log_start_offset(offsets.log_start_offset)
                         }
                         Ok(read) => {
-                            // Only the first non-empty partition may exceed the limits.
-                            let records = if used > 0 && read.records.len() > limit {
-                                Bytes::new()
-                            } else {
-                                read.records
-                            };
-                            used += records.len();
-                            response
+                            let response = response
                                 .with_high_watermark(read.offsets.high_watermark)
                                 .with_last_stable_offset(read.offsets.high_watermark)
                                 .with_log_start_offset(read.offsets.log_start_offset)
-                                .with_aborted_transactions(read_committed.then(Vec::new))
-                                .with_records(Some(records))
+                                .with_aborted_transactions(read_committed.then(Vec::new));
+                            // Only the first non-empty partition may exceed the limits.
+                            let region = read.records.filter(|r| used == 0 || r.len <= limit);
+                            let Some(region) = region else {
+                                return response;
+                            };
+                            used += region.len;
+                            match records_field(region, &mut regions) {
+                                Ok(records) => response.with_records(Some(records)),
+                                Err(e) => {
+                                    any_error = true;
+                                    error_data(response, &e)
+                                }
+                            }
                         }
                     }
                 })
@@ -173,7 +200,24 @@ fn read_all(
             skeleton.clone().with_partitions(partitions)
         })
         .collect();
-    (responses, used, any_error)
+    ReadPass {
+        responses,
+        regions,
+        bytes: used,
+        any_error,
+    }
+}
+
+/// The records field for `region`: a splice marker (the region joins
+/// `regions`), or, past the markers a response can hold, the bytes themselves.
+fn records_field(region: FileRegion, regions: &mut Vec<FileRegion>) -> Result<Bytes, ApiError> {
+    if let Some(marker) = splice_marker(regions.len()) {
+        regions.push(region);
+        return Ok(marker);
+    }
+    region
+        .read()
+        .map_err(|e| ApiError::new(ResponseError::KafkaStorageError, e.to_string()))
 }
 
 fn error_data(response: PartitionData, e: &ApiError) -> PartitionData {

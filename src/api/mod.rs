@@ -38,7 +38,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::cluster::{validate_topic_name, TopicMeta};
 use crate::error::ApiError;
-use crate::log::{AppendError, PartitionLog, ReadError, SequenceError};
+use crate::log::{AppendError, FileRegion, PartitionLog, ReadError, SequenceError};
 use crate::protocol::Request;
 
 /// Acl operation bits a topic grants (READ, WRITE, CREATE, DELETE, ALTER,
@@ -68,6 +68,16 @@ const OPERATIONS_NOT_REQUESTED: i32 = i32::MIN;
 #[error("no handler for api key {0}")]
 pub struct NoHandler(pub i16);
 
+/// A handler's answer: the response, and the file regions its records
+/// fields stand for (Fetch puts a `protocol::splice_marker` in each).
+#[derive(Debug)]
+pub struct Reply {
+    /// The response body.
+    pub body: ResponseKind,
+    /// Marker `i` in `body` stands for `regions[i]`.
+    pub regions: Vec<FileRegion>,
+}
+
 /// Runs the handler for `request` from the client at `peer`. `Ok(None)` means the request takes no
 /// response (Produce with acks=0).
 ///
@@ -77,7 +87,7 @@ pub async fn dispatch(
     broker: &Broker,
     peer: std::net::SocketAddr,
     request: Request,
-) -> Result<Option<ResponseKind>, NoHandler> {
+) -> Result<Option<Reply>, NoHandler> {
     let version = request.api_version();
     let key = request.api_key();
     let client_id = request
@@ -91,7 +101,13 @@ pub async fn dispatch(
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
-        RequestKind::Fetch(req) => ResponseKind::Fetch(fetch::handle(broker, version, req).await),
+        RequestKind::Fetch(req) => {
+            let (response, regions) = fetch::handle(broker, version, req).await;
+            return Ok(Some(Reply {
+                body: ResponseKind::Fetch(response),
+                regions,
+            }));
+        }
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
         }
@@ -163,7 +179,10 @@ pub async fn dispatch(
         }
         _ => return Err(NoHandler(key)),
     };
-    Ok(Some(response))
+    Ok(Some(Reply {
+        body: response,
+        regions: Vec::new(),
+    }))
 }
 
 /// How a request names a topic: by name, or by id (Produce v13+, Fetch v13+).

@@ -15,6 +15,7 @@ pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
 };
 pub use producer_state::SequenceError;
+pub use segment::FileRegion;
 
 use std::collections::HashMap;
 use std::io;

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use super::batch::{self, BatchError, BatchHeader, HEADER_SIZE};
 use super::index::{BatchEntry, SegmentIndex};
 use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
-use super::segment::{self, LogSegment};
+use super::segment::{self, FileRegion, LogSegment};
 
 /// The settings a partition log obeys, resolved from its topic's overrides
 /// and the broker defaults. Changing them takes effect on the next append
@@ -137,13 +137,35 @@ pub struct LogOffsets {
     pub log_end_offset: i64,
 }
 
-/// Bytes read from the log plus the offsets at the time of reading.
+/// Where the wanted batches are, plus the offsets at the time of reading.
 #[derive(Debug, Clone)]
 pub struct ReadResult {
-    /// Whole record batches, back to back; empty if none.
-    pub records: Bytes,
+    /// Whole record batches, back to back; `None` if there are none.
+    pub records: Option<FileRegion>,
     /// Offsets when the read ran.
     pub offsets: LogOffsets,
+}
+
+impl ReadResult {
+    /// How many bytes of batches were found.
+    pub fn len(&self) -> usize {
+        self.records.as_ref().map_or(0, |r| r.len)
+    }
+
+    /// Whether no batch was found.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_none()
+    }
+
+    /// The batches, read into memory (empty if none).
+    ///
+    /// # Errors
+    /// The segment cannot be read.
+    pub fn bytes(&self) -> std::io::Result<Bytes> {
+        self.records
+            .as_ref()
+            .map_or(Ok(Bytes::new()), FileRegion::read)
+    }
 }
 
 #[derive(Debug)]
@@ -450,16 +472,8 @@ impl PartitionLog {
             let upper = upper_offset.unwrap_or(offsets.high_watermark);
             (offsets, self.locate(&state, offset, max_bytes, upper))
         };
-        let Some((file, position, length)) = slice else {
-            return Ok(ReadResult {
-                records: Bytes::new(),
-                offsets,
-            });
-        };
-        let bytes = segment::read_at(&file, position, length)
-            .map_err(|e| ReadError::Storage(e.to_string()))?;
         Ok(ReadResult {
-            records: Bytes::from(bytes),
+            records: slice.filter(|region| region.len > 0),
             offsets,
         })
     }
@@ -471,7 +485,7 @@ impl PartitionLog {
         offset: i64,
         max_bytes: usize,
         upper: i64,
-    ) -> Option<(Arc<std::fs::File>, u64, usize)> {
+    ) -> Option<FileRegion> {
         let first = self.index.find(offset).filter(|e| e.base_offset < upper)?;
         let mut total: u64 = 0;
         for entry in self.index.range(offset..) {
@@ -483,8 +497,11 @@ impl PartitionLog {
             }
             total += u64::from(entry.size);
         }
-        let file = state.segments.get(&first.segment)?.reader();
-        Some((file, first.position, usize::try_from(total).ok()?))
+        Some(FileRegion {
+            file: state.segments.get(&first.segment)?.reader(),
+            position: first.position,
+            len: usize::try_from(total).ok()?,
+        })
     }
 
     /// The first offset at or after the log start whose record timestamp is
@@ -558,7 +575,8 @@ impl PartitionLog {
                 Some(i64::MAX),
             )
             .ok()?
-            .records;
+            .bytes()
+            .ok()?;
         let header = BatchHeader::parse(&bytes).ok()?;
         if header.is_log_append_time() {
             // LogAppendTime: every record carries the batch's max timestamp.
@@ -882,10 +900,11 @@ mod tests {
         let mut next = from;
         loop {
             let result = log.read(next, 1 << 20, None).unwrap();
-            if result.records.is_empty() {
+            if result.is_empty() {
                 return offsets;
             }
-            let mut rest = &result.records[..];
+            let bytes = result.bytes().unwrap();
+            let mut rest = &bytes[..];
             while !rest.is_empty() {
                 let header = BatchHeader::parse(rest).unwrap();
                 offsets.extend(header.base_offset..=header.last_offset());
@@ -914,8 +933,13 @@ mod tests {
         assert_eq!(read_all(&log, 0), (0..30).collect::<Vec<_>>());
         // A read inside a batch returns that whole batch.
         let inside = log.read(4, 1, None).unwrap();
-        assert_eq!(BatchHeader::parse(&inside.records).unwrap().base_offset, 3);
-        assert!(log.read(30, 100, None).unwrap().records.is_empty());
+        assert_eq!(
+            BatchHeader::parse(&inside.bytes().unwrap())
+                .unwrap()
+                .base_offset,
+            3
+        );
+        assert!(log.read(30, 100, None).unwrap().is_empty());
         assert!(matches!(
             log.read(31, 100, None),
             Err(ReadError::OffsetOutOfRange)
@@ -929,10 +953,10 @@ mod tests {
         log.append(batch(5, 0, Compression::None), 0).unwrap();
         log.append(batch(5, 0, Compression::None), 0).unwrap();
         let one = log.read(0, 10, None).unwrap();
-        let header = BatchHeader::parse(&one.records).unwrap();
-        assert_eq!(header.size, one.records.len());
+        let header = BatchHeader::parse(&one.bytes().unwrap()).unwrap();
+        assert_eq!(header.size, one.len());
         let both = log.read(0, 1 << 20, None).unwrap();
-        assert_eq!(both.records.len(), 2 * header.size);
+        assert_eq!(both.len(), 2 * header.size);
     }
 
     #[test]

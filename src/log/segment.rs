@@ -147,6 +147,31 @@ pub fn read_at(file: &File, position: u64, length: usize) -> io::Result<Vec<u8>>
     Ok(buf)
 }
 
+/// A non-empty byte range of a segment file holding whole batches: what a
+/// fetch sends. The bytes stay on disk (or in the page cache) until sent,
+/// so the server can hand them to the socket with `sendfile`. The range is
+/// always published (indexed) data, which is never truncated, and the
+/// shared handle keeps a deleted segment readable until the region is dropped.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    /// The segment file.
+    pub file: Arc<File>,
+    /// Where the range starts.
+    pub position: u64,
+    /// How many bytes it holds (more than 0).
+    pub len: usize,
+}
+
+impl FileRegion {
+    /// The bytes of the range, read into memory.
+    ///
+    /// # Errors
+    /// The read fails or the file is shorter than the range.
+    pub fn read(&self) -> io::Result<bytes::Bytes> {
+        read_at(&self.file, self.position, self.len).map(bytes::Bytes::from)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

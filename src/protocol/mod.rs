@@ -5,8 +5,10 @@
 //! A frame here is what follows the 4-byte size prefix (the server's framing
 //! layer strips and adds that prefix).
 
+mod splice;
 mod versions;
 
+pub use splice::{splice_marker, Chunk, ResponseFrame};
 pub use versions::{supported, ApiRange, SUPPORTED_APIS};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
@@ -15,6 +17,9 @@ use kafka_protocol::messages::{
     ApiKey, ProduceRequest, RequestHeader, RequestKind, ResponseHeader, ResponseKind,
 };
 use kafka_protocol::protocol::{Decodable, Encodable};
+
+use crate::log::FileRegion;
+use splice::SpliceBuf;
 
 /// A decoded request: its header and typed body.
 #[derive(Debug)]
@@ -170,14 +175,16 @@ fn legacy_produce_refusal(header: &RequestHeader, request: &ProduceRequest) -> B
     buf.freeze()
 }
 
-/// Encodes a response to `request` (correlation id, header, body).
+/// Encodes a response to `request` (correlation id, header, body). Record
+/// fields holding [`splice_marker`]s become the matching `regions`.
 ///
 /// # Errors
 /// [`EncodeError`] when the response does not fit its version.
 pub fn encode_response(
     header: &RequestHeader,
     response: &ResponseKind,
-) -> Result<Bytes, EncodeError> {
+    regions: &[FileRegion],
+) -> Result<ResponseFrame, EncodeError> {
     let mut version = header.request_api_version;
     let key = ApiKey::try_from(header.request_api_key).unwrap_or(ApiKey::ApiVersions);
     if key == ApiKey::ApiVersions && supported(key).is_some_and(|r| version > r.max) {
@@ -188,13 +195,25 @@ pub fn encode_response(
         version,
         cause: cause.to_string(),
     };
+    let header_version = key.response_header_version(version);
+    let response_header = ResponseHeader::default().with_correlation_id(header.correlation_id);
+    if let ResponseKind::Fetch(fetch) = response {
+        // The only response with records: encoded through the splicing buffer.
+        let mut buf = SpliceBuf::new(regions, header_version >= 1);
+        response_header
+            .encode(&mut buf, header_version)
+            .map_err(fail)?;
+        fetch.encode(&mut buf, version).map_err(fail)?;
+        return buf
+            .finish()
+            .ok_or_else(|| fail(anyhow::anyhow!("a records marker outside a records field")));
+    }
     let mut buf = BytesMut::with_capacity(64);
-    ResponseHeader::default()
-        .with_correlation_id(header.correlation_id)
-        .encode(&mut buf, key.response_header_version(version))
+    response_header
+        .encode(&mut buf, header_version)
         .map_err(fail)?;
     response.encode(&mut buf, version).map_err(fail)?;
-    Ok(buf.freeze())
+    Ok(buf.freeze().into())
 }
 
 #[cfg(test)]
@@ -287,9 +306,75 @@ mod tests {
         .unwrap();
         let mut header = request.header;
         header.request_api_version = 9;
-        let bytes =
-            encode_response(&header, &ResponseKind::ApiVersions(Default::default())).unwrap();
+        let frame =
+            encode_response(&header, &ResponseKind::ApiVersions(Default::default()), &[]).unwrap();
         // correlation id, error code, empty api array, no throttle (v0)
-        assert_eq!(&bytes[..], &[0, 0, 0, 7, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(flatten(&frame), [0, 0, 0, 7, 0, 0, 0, 0, 0, 0]);
+    }
+
+    /// The frame's bytes, file regions read in.
+    fn flatten(frame: &ResponseFrame) -> Vec<u8> {
+        let mut out = Vec::new();
+        for chunk in &frame.chunks {
+            match chunk {
+                Chunk::Bytes(b) => out.extend_from_slice(b),
+                Chunk::File(r) => out.extend_from_slice(&r.read().unwrap()),
+            }
+        }
+        out
+    }
+
+    /// A spliced Fetch response is byte for byte the response with the
+    /// records inline, in both the classic and the flexible layout, for
+    /// empty, small (1-byte varint) and large (multi-byte varint) regions.
+    #[test]
+    fn spliced_fetch_equals_inline_fetch() {
+        use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+        use kafka_protocol::messages::FetchResponse;
+        use std::io::Write;
+
+        let mut file = tempfile::tempfile().unwrap();
+        let data: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        file.write_all(&data).unwrap();
+        let file = std::sync::Arc::new(file);
+        let regions = [(10, 3), (100, 200), (1_000, 65_000)].map(|(position, len)| FileRegion {
+            file: file.clone(),
+            position,
+            len,
+        });
+        let build = |records: &dyn Fn(usize) -> Bytes| {
+            let partitions = (0..regions.len())
+                .map(|i| {
+                    PartitionData::default()
+                        .with_partition_index(i32::try_from(i).unwrap())
+                        .with_high_watermark(42)
+                        .with_records(Some(records(i)))
+                })
+                .chain([PartitionData::default()
+                    .with_partition_index(9)
+                    .with_records(Some(Bytes::new()))])
+                .collect();
+            ResponseKind::Fetch(
+                FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                    .with_topic(kafka_protocol::messages::TopicName(
+                        kafka_protocol::protocol::StrBytes::from_static_str("t"),
+                    ))
+                    .with_partitions(partitions)]),
+            )
+        };
+        let spliced = build(&|i| splice_marker(i).unwrap());
+        let inline = build(&|i| regions[i].read().unwrap());
+        for version in [4, 11, 12, 16, 18] {
+            let mut header = RequestHeader::default()
+                .with_request_api_key(ApiKey::Fetch as i16)
+                .with_request_api_version(version);
+            header.correlation_id = 5;
+            let frame = encode_response(&header, &spliced, &regions).unwrap();
+            assert_eq!(frame.chunks.len(), 2 * regions.len() + 1, "v{version}");
+            let expected = encode_response(&header, &inline, &[]).unwrap();
+            assert_eq!(expected.chunks.len(), 1);
+            assert_eq!(flatten(&frame), flatten(&expected), "v{version}");
+            assert_eq!(frame.len(), flatten(&expected).len());
+        }
     }
 }

@@ -321,7 +321,7 @@ impl ConnectionTask {
                 }) => {
                     debug!(%peer, ?key, version, "refused request");
                     if let Some(bytes) = response {
-                        if let Err(e) = connection.write_frame(bytes).await {
+                        if let Err(e) = connection.write_frame(bytes.into()).await {
                             debug!(%peer, cause = %e, "client went away");
                             break;
                         }
@@ -336,22 +336,22 @@ impl ConnectionTask {
             let header = request.header.clone();
             debug!(%peer, api_key = header.request_api_key, version = header.request_api_version,
                 correlation_id = header.correlation_id, "request");
-            let response = match api::dispatch(&self.broker, peer, request).await {
-                Ok(Some(response)) => response,
+            let reply = match api::dispatch(&self.broker, peer, request).await {
+                Ok(Some(reply)) => reply,
                 Ok(None) => continue,
                 Err(e) => {
                     error!(%peer, cause = %e, "closing connection");
                     break;
                 }
             };
-            let bytes = match protocol::encode_response(&header, &response) {
-                Ok(bytes) => bytes,
+            let frame = match protocol::encode_response(&header, &reply.body, &reply.regions) {
+                Ok(frame) => frame,
                 Err(e) => {
                     error!(%peer, cause = %e, "closing connection");
                     break;
                 }
             };
-            if let Err(e) = connection.write_frame(bytes).await {
+            if let Err(e) = connection.write_frame(frame).await {
                 debug!(%peer, cause = %e, "client went away");
                 break;
             }
