@@ -354,13 +354,13 @@ mod tests {
                     .with_partition_index(9)
                     .with_records(Some(Bytes::new()))])
                 .collect();
-            ResponseKind::Fetch(
-                FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            ResponseKind::Fetch(FetchResponse::default().with_responses(
+                vec![FetchableTopicResponse::default()
                     .with_topic(kafka_protocol::messages::TopicName(
                         kafka_protocol::protocol::StrBytes::from_static_str("t"),
                     ))
-                    .with_partitions(partitions)]),
-            )
+                    .with_partitions(partitions)],
+            ))
         };
         let spliced = build(&|i| splice_marker(i).unwrap());
         let inline = build(&|i| regions[i].read().unwrap());
