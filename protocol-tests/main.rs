@@ -15,4 +15,5 @@ mod golden;
 mod malformed;
 mod metadata;
 mod pipelining;
+mod produce_rules;
 mod support;

@@ -177,6 +177,16 @@ impl Broker {
             log_append_time: value("message.timestamp.type").as_deref() == Some("LogAppendTime"),
             flush_messages: number("flush.messages", defaults.flush_messages),
             flush_ms: number("flush.ms", defaults.flush_ms),
+            timestamp_before_max_ms: number(
+                "message.timestamp.before.max.ms",
+                defaults.timestamp_before_max_ms,
+            ),
+            timestamp_after_max_ms: number(
+                "message.timestamp.after.max.ms",
+                defaults.timestamp_after_max_ms,
+            ),
+            compact: value("cleanup.policy")
+                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
         }
     }
 

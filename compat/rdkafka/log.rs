@@ -1,7 +1,8 @@
 //! The log through librdkafka: Produce, Fetch, ListOffsets, DeleteRecords
 //! and InitProducerId as a real producer and consumer use them. Keyed
 //! partitioning, every compression codec, headers and null fields, size
-//! limits, timestamps, a restart, idempotence, DeleteRecords and retention.
+//! limits, timestamps and the record rules, a restart, idempotence,
+//! DeleteRecords and retention.
 //! Consumers use `assign` with explicit offsets (no group membership).
 
 use std::collections::{HashMap, HashSet};
@@ -352,6 +353,60 @@ async fn value_over_topic_limit_is_refused() {
     assign(&consumer, "small", 1, Offset::Beginning);
     let messages = receive(&consumer, 1, DEADLINE).await;
     assert_eq!(text(&messages[0]), fits);
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("millis fit i64")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn record_rules_refuse_future_timestamps_and_keyless_compacted_records() {
+    let broker = TestBroker::start(&[]).await;
+    broker.create_topic("stamps", 1, &[]).await;
+    broker
+        .create_topic(
+            "lenient",
+            1,
+            &[("message.timestamp.after.max.ms", "86400000")],
+        )
+        .await;
+    broker
+        .create_topic("compacted", 1, &[("cleanup.policy", "compact")])
+        .await;
+    let producer = broker.producer(&[]);
+    let until = Instant::now() + DEADLINE;
+    let two_hours_ahead = now_ms() + 2 * 3_600_000;
+    let future = |topic| {
+        FutureRecord::to(topic)
+            .partition(0)
+            .payload("from the future")
+            .timestamp(two_hours_ahead)
+    };
+
+    // Kafka 4's default allows timestamps at most one hour ahead.
+    match report(enqueue(&producer, future("stamps")), until).await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::InvalidTimestamp)) => {}
+        other => panic!("expected InvalidTimestamp, got {other:?}"),
+    }
+    let lenient = delivered(enqueue(&producer, future("lenient")), until).await;
+    assert_eq!(lenient.offset, 0);
+
+    let keyless = FutureRecord::to("compacted").partition(0).payload("no key");
+    match report(enqueue(&producer, keyless), until).await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::InvalidRecord)) => {}
+        other => panic!("expected InvalidRecord, got {other:?}"),
+    }
+    let keyed = FutureRecord::to("compacted")
+        .partition(0)
+        .key("k")
+        .payload("keyed");
+    assert_eq!(delivered(enqueue(&producer, keyed), until).await.offset, 0);
+    let now = FutureRecord::to("stamps").partition(0).payload("now");
+    assert_eq!(delivered(enqueue(&producer, now), until).await.offset, 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -276,7 +276,12 @@ fn partition_log(
 fn append_error(e: AppendError) -> ApiError {
     let code = match &e {
         AppendError::Corrupt(_) => ResponseError::CorruptMessage,
-        AppendError::Invalid(_) => ResponseError::InvalidRecord,
+        AppendError::Invalid(_)
+        | AppendError::Records {
+            invalid_timestamp: false,
+            ..
+        } => ResponseError::InvalidRecord,
+        AppendError::Records { .. } => ResponseError::InvalidTimestamp,
         AppendError::TooLarge { .. } => ResponseError::MessageTooLarge,
         AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
             ResponseError::InvalidProducerEpoch

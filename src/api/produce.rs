@@ -3,18 +3,27 @@
 //!
 //! - Each partition's data must be exactly one record batch (magic 2),
 //!   validated before it is stored: CORRUPT_MESSAGE for a bad CRC, magic or
-//!   length, INVALID_RECORD for a bad record count or several batches,
-//!   MESSAGE_TOO_LARGE past `max.message.bytes`.
+//!   length, INVALID_RECORD for a bad record count, several batches or a
+//!   control batch, MESSAGE_TOO_LARGE past `max.message.bytes`.
+//! - Record rules, with `record_errors` naming each refused record (v8+):
+//!   INVALID_TIMESTAMP for a CreateTime timestamp outside
+//!   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`
+//!   (1 hour ahead by default), INVALID_RECORD for a record without a key
+//!   on a compacted topic. Compressed batches are not inflated: their
+//!   timestamps are checked by the batch header's first and largest ones,
+//!   their keys not at all.
 //! - Idempotent batches: a retry gets its original offset back;
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap; INVALID_PRODUCER_EPOCH when fenced.
 //! - acks 0, 1 and -1 (one node: all replicas are this one); anything else is
 //!   INVALID_REQUIRED_ACKS. acks=0 sends no response.
 //! - Unknown topics are auto-created when `auto.create.topics.enable` is on.
-//! - v13 addresses topics by id. Omitted: `record_errors` per record,
-//!   `current_leader` (no leader changes on one node).
+//! - v13 addresses topics by id. Omitted: `current_leader` (no leader
+//!   changes on one node).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use bytes::Bytes;
@@ -22,7 +31,7 @@ use bytes::Bytes;
 use super::{append_error, partition_log, resolve_topic, str_bytes, TopicRef};
 use crate::broker::Broker;
 use crate::error::ApiError;
-use crate::log::{now_ms, AppendInfo};
+use crate::log::{now_ms, AppendError, AppendInfo, RecordError};
 
 /// Answers a Produce request; `None` for acks=0.
 pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -40,7 +49,7 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                 .into_iter()
                 .map(|data| {
                     let outcome = match (&acks_error, &resolved) {
-                        (Some(e), _) | (None, Err(e)) => Err(e.clone()),
+                        (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
                         (None, Ok(meta)) => {
                             append(broker, &meta.name, data.index, data.records, now)
                         }
@@ -51,18 +60,7 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                             .with_base_offset(info.base_offset)
                             .with_log_append_time_ms(info.log_append_time)
                             .with_log_start_offset(info.log_start_offset),
-                        Err(e) => {
-                            let response = response
-                                .with_error_code(e.code_i16())
-                                .with_base_offset(-1)
-                                .with_log_append_time_ms(-1)
-                                .with_log_start_offset(-1);
-                            if version >= 8 {
-                                response.with_error_message(e.message.map(str_bytes))
-                            } else {
-                                response
-                            }
-                        }
+                        Err(refusal) => refusal.response(response, version),
                     }
                 })
                 .collect();
@@ -75,13 +73,62 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
     (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
+/// Why a partition's data was not stored.
+struct Refusal {
+    error: ApiError,
+    /// The refused records (record rule violations only).
+    record_errors: Vec<RecordError>,
+    /// The partition's log start offset, when Kafka reports it.
+    log_start_offset: i64,
+}
+
+impl From<ApiError> for Refusal {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            record_errors: Vec::new(),
+            log_start_offset: -1,
+        }
+    }
+}
+
+impl Refusal {
+    /// The partition's response carrying this refusal.
+    fn response(
+        self,
+        response: PartitionProduceResponse,
+        version: i16,
+    ) -> PartitionProduceResponse {
+        let response = response
+            .with_error_code(self.error.code_i16())
+            .with_base_offset(-1)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(self.log_start_offset);
+        if version < 8 {
+            return response;
+        }
+        let record_errors = self
+            .record_errors
+            .into_iter()
+            .map(|e| {
+                BatchIndexAndErrorMessage::default()
+                    .with_batch_index(e.batch_index)
+                    .with_batch_index_error_message(Some(str_bytes(e.message)))
+            })
+            .collect();
+        response
+            .with_error_message(self.error.message.map(str_bytes))
+            .with_record_errors(record_errors)
+    }
+}
+
 fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
     records: Option<Bytes>,
     now: i64,
-) -> Result<AppendInfo, ApiError> {
+) -> Result<AppendInfo, Refusal> {
     let log = partition_log(broker, topic, partition)?;
     let records = records.ok_or_else(|| {
         ApiError::new(
@@ -89,5 +136,13 @@ fn append(
             "Produce request has no records",
         )
     })?;
-    log.append(records.to_vec(), now).map_err(append_error)
+    log.append(records.to_vec(), now).map_err(|e| match e {
+        // As Kafka's RecordValidationException: the records and the log start.
+        AppendError::Records { ref errors, .. } => Refusal {
+            record_errors: errors.clone(),
+            log_start_offset: log.offsets().log_start_offset,
+            error: append_error(e),
+        },
+        e => Refusal::from(append_error(e)),
+    })
 }

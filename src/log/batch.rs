@@ -1,6 +1,8 @@
 //! Record batches (magic 2) as bytes: header fields read in place,
-//! validation (magic, lengths, CRC-32C, record count), and the few
-//! rewrites the broker makes (base offset, leader epoch, log append time).
+//! validation (magic, lengths, CRC-32C, record count, and the record rules
+//! of Kafka's `LogValidator`: timestamp bounds, keys on compacted topics, no
+//! control batches from clients), and the few rewrites the broker makes
+//! (base offset, leader epoch, log append time).
 //!
 //! Layout of the fixed 61-byte header (big-endian):
 //! ```text
@@ -23,6 +25,8 @@ const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
 const CONTROL_BIT: i16 = 1 << 5;
+/// A record timestamp meaning "none" (`RecordBatch.NO_TIMESTAMP`).
+const NO_TIMESTAMP: i64 = -1;
 
 /// Why bytes are not a valid batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +37,51 @@ pub enum BatchError {
     Corrupt(String),
     /// Well-formed but not acceptable (INVALID_RECORD).
     Invalid(String),
+    /// Records that break the topic's [`RecordRules`], by index in the batch.
+    Records(Vec<(i32, RecordProblem)>),
+}
+
+/// The per-record rules a topic imposes on produced batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRules {
+    /// `message.timestamp.type=LogAppendTime`: the broker stamps the batch,
+    /// so producer timestamps are not range-checked.
+    pub log_append_time: bool,
+    /// `message.timestamp.before.max.ms`: how far a CreateTime timestamp
+    /// may lag the broker's clock.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`: how far it may lead it.
+    pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy` includes `compact`: every record needs a key.
+    pub keys_required: bool,
+}
+
+/// Why one record breaks the [`RecordRules`] (a Kafka `RecordError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordProblem {
+    /// A CreateTime timestamp outside `[low, high]` (INVALID_TIMESTAMP).
+    TimestampOutOfRange {
+        /// The record's timestamp.
+        timestamp: i64,
+        /// The record's offset as the producer numbered it.
+        offset: i64,
+        /// `now - message.timestamp.before.max.ms`.
+        low: i64,
+        /// `now + message.timestamp.after.max.ms`.
+        high: i64,
+    },
+    /// A producer marked the batch LogAppendTime on a LogAppendTime topic
+    /// (INVALID_TIMESTAMP).
+    LogAppendTimeFromProducer,
+    /// A record without a key on a compacted topic (INVALID_RECORD).
+    MissingKey,
+}
+
+impl RecordProblem {
+    /// Whether Kafka answers INVALID_TIMESTAMP (else INVALID_RECORD).
+    pub fn is_timestamp(&self) -> bool {
+        !matches!(self, Self::MissingKey)
+    }
 }
 
 impl fmt::Display for BatchError {
@@ -40,6 +89,9 @@ impl fmt::Display for BatchError {
         match self {
             Self::Truncated => write!(f, "record batch is truncated"),
             Self::Corrupt(why) | Self::Invalid(why) => write!(f, "{why}"),
+            Self::Records(problems) => {
+                write!(f, "{} records break the topic's rules", problems.len())
+            }
         }
     }
 }
@@ -161,13 +213,17 @@ pub fn is_control(attributes: i16) -> bool {
     attributes & CONTROL_BIT != 0
 }
 
-/// Checks one whole batch as a producer sent it: header, CRC-32C, a record
-/// count matching `lastOffsetDelta`, and, for uncompressed batches, that the
-/// records fill the batch exactly.
+/// Checks one whole batch as a producer sent it at `now_ms`: header,
+/// CRC-32C, a record count matching `lastOffsetDelta`, no control batch,
+/// and the topic's `rules` for every record. Uncompressed records are walked
+/// one by one (they must also fill the batch exactly); compressed batches
+/// are not inflated, so their timestamps are checked by the header's first
+/// and largest ones and their keys not at all.
 ///
 /// # Errors
-/// [`BatchError`] describing the first problem found.
-pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
+/// [`BatchError`] describing the first problem found, or
+/// [`BatchError::Records`] listing every record that breaks a rule.
+pub fn validate(bytes: &[u8], rules: &RecordRules, now_ms: i64) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(bytes)?;
     if bytes.len() < header.size {
         return Err(BatchError::Truncated);
@@ -186,15 +242,97 @@ pub fn validate(bytes: &[u8]) -> Result<BatchHeader, BatchError> {
             header.records_count, header.last_offset_delta
         )));
     }
+    if header.is_control() {
+        return Err(BatchError::Invalid(
+            "Clients are not allowed to write control records".into(),
+        ));
+    }
+    let checker = RecordChecker {
+        header: &header,
+        rules,
+        now_ms,
+    };
+    let mut problems = Vec::new();
     if header.compression() == 0 {
-        check_uncompressed_records(&bytes[HEADER_SIZE..], header.records_count)?;
+        walk_uncompressed_records(
+            &bytes[HEADER_SIZE..],
+            header.records_count,
+            |index, record| {
+                if let Some(problem) = checker.check(record) {
+                    problems.push((index, problem));
+                }
+            },
+        )?;
     } else if header.compression() > 4 {
         return Err(BatchError::Invalid(format!(
             "unknown compression codec {}",
             header.compression()
         )));
+    } else {
+        let first = checker.header_record(header.base_timestamp, 0);
+        let largest = checker.header_record(header.max_timestamp, header.last_offset_delta);
+        let problem = checker.check(first).or_else(|| checker.check(largest));
+        problems.extend(problem.map(|p| (0, p)));
     }
-    Ok(header)
+    if problems.is_empty() {
+        Ok(header)
+    } else {
+        Err(BatchError::Records(problems))
+    }
+}
+
+/// The fields of one record that the [`RecordRules`] look at.
+#[derive(Debug, Clone, Copy)]
+struct RecordFields {
+    timestamp_delta: i64,
+    offset_delta: i64,
+    has_key: bool,
+}
+
+/// Applies [`RecordRules`] to the records of one batch, as Kafka's
+/// `LogValidator.validateRecord` does.
+struct RecordChecker<'a> {
+    header: &'a BatchHeader,
+    rules: &'a RecordRules,
+    now_ms: i64,
+}
+
+impl RecordChecker<'_> {
+    /// A record of a compressed batch known only from the header: its
+    /// `timestamp`, at `offset_delta`; keys unknown, so not checked.
+    fn header_record(&self, timestamp: i64, offset_delta: i32) -> RecordFields {
+        RecordFields {
+            timestamp_delta: timestamp.wrapping_sub(self.header.base_timestamp),
+            offset_delta: i64::from(offset_delta),
+            has_key: true,
+        }
+    }
+
+    fn check(&self, record: RecordFields) -> Option<RecordProblem> {
+        if self.rules.keys_required && !record.has_key {
+            return Some(RecordProblem::MissingKey);
+        }
+        let timestamp = if self.header.is_log_append_time() {
+            self.header.max_timestamp
+        } else {
+            self.header
+                .base_timestamp
+                .wrapping_add(record.timestamp_delta)
+        };
+        if !self.rules.log_append_time && timestamp != NO_TIMESTAMP {
+            // Kafka's arithmetic, overflow included.
+            let lag = self.now_ms.wrapping_sub(timestamp);
+            let out_of_range = lag > self.rules.timestamp_before_max_ms
+                || lag.wrapping_neg() > self.rules.timestamp_after_max_ms;
+            return out_of_range.then(|| RecordProblem::TimestampOutOfRange {
+                timestamp,
+                offset: self.header.base_offset.wrapping_add(record.offset_delta),
+                low: self.now_ms.wrapping_sub(self.rules.timestamp_before_max_ms),
+                high: self.now_ms.wrapping_add(self.rules.timestamp_after_max_ms),
+            });
+        }
+        (self.header.is_log_append_time()).then_some(RecordProblem::LogAppendTimeFromProducer)
+    }
 }
 
 /// Verifies the stored CRC-32C over everything from `attributes` on.
@@ -217,8 +355,13 @@ pub fn check_crc(bytes: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
     Ok(())
 }
 
-/// Walks the length-prefixed records of an uncompressed batch.
-fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), BatchError> {
+/// Walks the length-prefixed records of an uncompressed batch, handing
+/// each one's index and fields to `each`.
+fn walk_uncompressed_records(
+    mut records: &[u8],
+    count: i32,
+    mut each: impl FnMut(i32, RecordFields),
+) -> Result<(), BatchError> {
     for index in 0..count {
         let (length, used) = read_varint(records)
             .ok_or_else(|| BatchError::Invalid(format!("record {index} has a bad length")))?;
@@ -228,6 +371,9 @@ fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), Batc
             .checked_add(length)
             .filter(|e| *e <= records.len())
             .ok_or_else(|| BatchError::Invalid(format!("record {index} runs past the batch")))?;
+        let fields = record_fields(&records[used..end])
+            .ok_or_else(|| BatchError::Invalid(format!("record {index} is malformed")))?;
+        each(index, fields);
         records = &records[end..];
     }
     if !records.is_empty() {
@@ -237,6 +383,22 @@ fn check_uncompressed_records(mut records: &[u8], count: i32) -> Result<(), Batc
         )));
     }
     Ok(())
+}
+
+/// Reads the fields up to the key length of one record's body
+/// (attributes i8, timestampDelta, offsetDelta, keyLength: varints).
+fn record_fields(body: &[u8]) -> Option<RecordFields> {
+    let mut at = 1; // attributes, unused since Kafka 0.11
+    let mut next = || {
+        let (value, used) = read_varint(body.get(at..)?)?;
+        at += used;
+        Some(value)
+    };
+    Some(RecordFields {
+        timestamp_delta: next()?,
+        offset_delta: next()?,
+        has_key: next()? >= 0,
+    })
 }
 
 /// A zig-zag varint (Kafka's record field encoding): value and bytes used.
@@ -275,9 +437,48 @@ pub(crate) mod tests {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// Kafka's default topic rules (CreateTime, at most 1 hour ahead, not compacted).
+    const KAFKA_DEFAULTS: RecordRules = RecordRules {
+        log_append_time: false,
+        timestamp_before_max_ms: i64::MAX,
+        timestamp_after_max_ms: 3_600_000,
+        keys_required: false,
+    };
+
     /// Encodes `count` records as one batch with the kafka-protocol encoder.
     pub(crate) fn batch(count: i32, timestamp: i64, compression: Compression) -> Vec<u8> {
         batch_with_producer(count, timestamp, compression, -1, -1, -1)
+    }
+
+    /// Encodes records with the given timestamps and keys (`None`: no key).
+    fn batch_of(records: &[(i64, Option<&str>)], compression: Compression) -> Vec<u8> {
+        let records: Vec<Record> = records
+            .iter()
+            .zip(0..)
+            .map(|(&(timestamp, key), offset)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset,
+                // A constant offset - sequence keeps the encoder to one batch.
+                sequence: i32::try_from(offset).expect("small offset") - 1,
+                timestamp,
+                key: key.map(|k| bytes::Bytes::from(k.to_owned())),
+                value: Some(bytes::Bytes::from_static(b"value")),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+        buf.to_vec()
     }
 
     /// As [`batch`], with idempotent producer fields.
@@ -329,7 +530,7 @@ pub(crate) mod tests {
     fn validates_encoder_output() {
         for compression in [Compression::None, Compression::Gzip, Compression::Lz4] {
             let bytes = batch(3, 1000, compression);
-            let header = validate(&bytes).expect("valid");
+            let header = validate(&bytes, &KAFKA_DEFAULTS, 0).expect("valid");
             assert_eq!(header.records_count, 3);
             assert_eq!(header.last_offset_delta, 2);
             assert_eq!(header.max_timestamp, 1002);
@@ -338,6 +539,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_damage() {
+        let validate = |bytes: &[u8]| validate(bytes, &KAFKA_DEFAULTS, 0);
         let good = batch(2, 0, Compression::None);
         let mut flipped = good.clone();
         let last = flipped.len() - 1;
@@ -359,9 +561,114 @@ pub(crate) mod tests {
     fn assign_keeps_crc_valid() {
         let mut bytes = batch(2, 5, Compression::None);
         assign(&mut bytes, 42, 0, Some(777));
-        let header = validate(&bytes).expect("still valid");
+        let header = validate(&bytes, &KAFKA_DEFAULTS, 0).expect("still valid");
         assert_eq!(header.base_offset, 42);
         assert_eq!(header.max_timestamp, 777);
         assert_ne!(header.attributes & TIMESTAMP_TYPE_BIT, 0);
+    }
+
+    const NOW: i64 = 1_800_000_000_000;
+    const HOUR: i64 = 3_600_000;
+
+    fn problems(result: Result<BatchHeader, BatchError>) -> Vec<(i32, RecordProblem)> {
+        match result {
+            Err(BatchError::Records(problems)) => problems,
+            other => panic!("expected record problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn timestamps_more_than_an_hour_ahead_are_refused_per_record() {
+        let bytes = batch_of(
+            &[
+                (NOW, Some("a")),
+                (NOW + HOUR + 1, Some("b")),
+                (NOW + HOUR, Some("c")),
+            ],
+            Compression::None,
+        );
+        let found = problems(validate(&bytes, &KAFKA_DEFAULTS, NOW));
+        assert_eq!(
+            found,
+            vec![(
+                1,
+                RecordProblem::TimestampOutOfRange {
+                    timestamp: NOW + HOUR + 1,
+                    offset: 1,
+                    low: NOW.wrapping_sub(i64::MAX),
+                    high: NOW + HOUR,
+                }
+            )]
+        );
+        assert!(found[0].1.is_timestamp());
+        // Old timestamps pass by default, fail under a before limit; -1 means none.
+        let old = batch_of(&[(0, Some("a")), (-1, Some("b"))], Compression::None);
+        assert!(validate(&old, &KAFKA_DEFAULTS, NOW).is_ok());
+        let strict = RecordRules {
+            timestamp_before_max_ms: HOUR,
+            ..KAFKA_DEFAULTS
+        };
+        assert_eq!(problems(validate(&old, &strict, NOW)).len(), 1);
+        // LogAppendTime topics ignore the producer's clock.
+        let append_time = RecordRules {
+            log_append_time: true,
+            ..KAFKA_DEFAULTS
+        };
+        assert!(validate(&bytes, &append_time, NOW).is_ok());
+    }
+
+    #[test]
+    fn compressed_batches_are_checked_by_their_header_timestamps() {
+        let ahead = batch_of(
+            &[(NOW, Some("a")), (NOW + 2 * HOUR, Some("b"))],
+            Compression::Lz4,
+        );
+        let found = problems(validate(&ahead, &KAFKA_DEFAULTS, NOW));
+        assert!(matches!(
+            found[..],
+            [(0, RecordProblem::TimestampOutOfRange { offset: 1, .. })]
+        ));
+        let fine = batch_of(&[(NOW, None)], Compression::Gzip);
+        let compacted = RecordRules {
+            keys_required: true,
+            ..KAFKA_DEFAULTS
+        };
+        assert!(
+            validate(&fine, &compacted, NOW).is_ok(),
+            "keys of compressed batches are not seen"
+        );
+    }
+
+    #[test]
+    fn compacted_topics_need_keys() {
+        let compacted = RecordRules {
+            keys_required: true,
+            ..KAFKA_DEFAULTS
+        };
+        let bytes = batch_of(
+            &[(NOW, None), (NOW, Some("k")), (NOW, None)],
+            Compression::None,
+        );
+        assert_eq!(
+            problems(validate(&bytes, &compacted, NOW)),
+            vec![
+                (0, RecordProblem::MissingKey),
+                (2, RecordProblem::MissingKey)
+            ]
+        );
+        assert!(validate(&bytes, &KAFKA_DEFAULTS, NOW).is_ok());
+    }
+
+    #[test]
+    fn control_batches_from_clients_are_refused() {
+        let mut bytes = batch(1, NOW, Compression::None);
+        let attributes = i16_at(&bytes, ATTRIBUTES_OFFSET) | CONTROL_BIT;
+        bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+        bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            validate(&bytes, &KAFKA_DEFAULTS, NOW),
+            Err(BatchError::Invalid(m)) if m.contains("control records")
+        ));
     }
 }

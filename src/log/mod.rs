@@ -13,6 +13,7 @@ mod segment;
 
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
+    RecordError,
 };
 pub use producer_state::SequenceError;
 pub use segment::FileRegion;

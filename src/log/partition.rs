@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::batch::{self, BatchError, BatchHeader, HEADER_SIZE};
+use super::batch::{self, BatchError, BatchHeader, RecordProblem, RecordRules, HEADER_SIZE};
 use super::index::{BatchEntry, SegmentIndex};
 use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
 use super::segment::{self, FileRegion, LogSegment};
@@ -42,6 +42,24 @@ pub struct LogConfig {
     pub flush_messages: i64,
     /// `flush.ms`: fsync when data has been unflushed this long.
     pub flush_ms: i64,
+    /// `message.timestamp.before.max.ms`.
+    pub timestamp_before_max_ms: i64,
+    /// `message.timestamp.after.max.ms`.
+    pub timestamp_after_max_ms: i64,
+    /// `cleanup.policy` includes `compact` (records need keys).
+    pub compact: bool,
+}
+
+impl LogConfig {
+    /// The per-record rules produced batches must follow.
+    pub fn record_rules(&self) -> RecordRules {
+        RecordRules {
+            log_append_time: self.log_append_time,
+            timestamp_before_max_ms: self.timestamp_before_max_ms,
+            timestamp_after_max_ms: self.timestamp_after_max_ms,
+            keys_required: self.compact,
+        }
+    }
 }
 
 impl Default for LogConfig {
@@ -55,6 +73,9 @@ impl Default for LogConfig {
             log_append_time: false,
             flush_messages: i64::MAX,
             flush_ms: i64::MAX,
+            timestamp_before_max_ms: i64::MAX,
+            timestamp_after_max_ms: 3_600_000,
+            compact: false,
         }
     }
 }
@@ -66,6 +87,14 @@ pub enum AppendError {
     Corrupt(String),
     /// A well-formed batch that breaks a rule (INVALID_RECORD).
     Invalid(String),
+    /// Records that break the topic's record rules (INVALID_TIMESTAMP if
+    /// any timestamp is out of range, else INVALID_RECORD).
+    Records {
+        /// Whether a timestamp is to blame.
+        invalid_timestamp: bool,
+        /// Each refused record, as Kafka's `RecordError`s.
+        errors: Vec<RecordError>,
+    },
     /// Larger than `max.message.bytes` (MESSAGE_TOO_LARGE).
     TooLarge {
         /// The batch size.
@@ -89,18 +118,90 @@ impl std::fmt::Display for AppendError {
                 f,
                 "The record batch is {size} bytes, larger than the maximum of {max} bytes"
             ),
+            Self::Records {
+                invalid_timestamp: true,
+                ..
+            } => write!(
+                f,
+                "One or more records have been rejected due to invalid timestamp"
+            ),
+            Self::Records { errors, .. } => write!(
+                f,
+                "One or more records have been rejected due to {} record errors in total, \
+                 and only showing the first three errors at most: [{}]",
+                errors.len(),
+                errors
+                    .iter()
+                    .take(3)
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
             Self::Sequence(e) => write!(f, "{e}"),
             Self::Deleted => write!(f, "the partition was deleted"),
         }
     }
 }
 
-impl From<BatchError> for AppendError {
-    fn from(e: BatchError) -> Self {
+/// One refused record of a produced batch (Kafka's `RecordError`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordError {
+    /// The record's index in its batch.
+    pub batch_index: i32,
+    /// Why, in Kafka's words.
+    pub message: String,
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RecordError(batchIndex={}, message='{}')",
+            self.batch_index, self.message
+        )
+    }
+}
+
+impl AppendError {
+    /// The append error for a batch `validate` refused in `topic`-`partition`.
+    fn from_batch(e: BatchError, topic: &str, partition: i32) -> Self {
         match e {
             BatchError::Truncated | BatchError::Corrupt(_) => Self::Corrupt(e.to_string()),
-            BatchError::Invalid(m) => Self::Invalid(m),
+            BatchError::Invalid(m) => {
+                Self::Invalid(format!("{m} in topic partition {topic}-{partition}"))
+            }
+            BatchError::Records(problems) => Self::Records {
+                invalid_timestamp: problems.iter().any(|(_, p)| p.is_timestamp()),
+                errors: problems
+                    .into_iter()
+                    .map(|(batch_index, problem)| RecordError {
+                        batch_index,
+                        message: record_message(&problem, topic, partition),
+                    })
+                    .collect(),
+            },
         }
+    }
+}
+
+/// Kafka's text for one refused record.
+fn record_message(problem: &RecordProblem, topic: &str, partition: i32) -> String {
+    match problem {
+        RecordProblem::TimestampOutOfRange {
+            timestamp,
+            offset,
+            low,
+            high,
+        } => format!(
+            "Timestamp {timestamp} of message with offset {offset} is out of range. \
+             The timestamp should be within [{low}, {high}]"
+        ),
+        RecordProblem::LogAppendTimeFromProducer => "Invalid timestamp type in message. \
+             Producer should not set timestamp type to LogAppendTime."
+            .into(),
+        RecordProblem::MissingKey => format!(
+            "Compacted topic cannot accept message without key in topic partition {topic}-{partition}"
+        ),
     }
 }
 
@@ -333,7 +434,9 @@ impl PartitionLog {
     /// # Errors
     /// [`AppendError`] naming the reason; nothing is stored then.
     pub fn append(&self, mut bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
-        let header = batch::validate(&bytes)?;
+        let rules = self.lock().config.record_rules();
+        let header = batch::validate(&bytes, &rules, now_ms)
+            .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
         let mut state = self.lock();
         if state.deleted {
             return Err(AppendError::Deleted);

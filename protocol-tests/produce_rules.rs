@@ -1,0 +1,165 @@
+//! Produce (key 0) v11 against the record rules of Kafka's `LogValidator`:
+//! a CreateTime timestamp more than `message.timestamp.after.max.ms` (1 hour)
+//! ahead gets INVALID_TIMESTAMP, a keyless record on a compacted topic
+//! INVALID_RECORD; both with Kafka's messages and `record_errors` naming the
+//! refused records, and nothing stored.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::produce_response::PartitionProduceResponse;
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use crate::support::{Client, TestBroker};
+
+const INVALID_TIMESTAMP: i16 = 32;
+const INVALID_RECORD: i16 = 87;
+const HOUR: i64 = 3_600_000;
+
+fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
+fn now_ms() -> i64 {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    i64::try_from(since_epoch.as_millis()).expect("millis fit i64")
+}
+
+/// One uncompressed batch of records with these timestamps and keys.
+fn batch(records: &[(i64, Option<&'static str>)]) -> Bytes {
+    let records: Vec<Record> = records
+        .iter()
+        .zip(0..)
+        .map(|(&(timestamp, key), offset)| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset,
+            // A constant offset - sequence keeps the encoder to one batch.
+            sequence: i32::try_from(offset).expect("small offset") - 1,
+            timestamp,
+            key: key.map(|k| Bytes::from_static(k.as_bytes())),
+            value: Some(Bytes::from_static(b"value")),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    buf.freeze()
+}
+
+async fn create_topic(client: &mut Client, name: &str, configs: &[(&str, &str)]) {
+    let configs = configs
+        .iter()
+        .map(|(key, value)| {
+            CreatableTopicConfig::default()
+                .with_name(text(key))
+                .with_value(Some(text(value)))
+        })
+        .collect();
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(text(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(configs)])
+        .with_timeout_ms(5000);
+    let response: CreateTopicsResponse = client.request(ApiKey::CreateTopics, 7, &request).await;
+    assert_eq!(response.topics[0].error_code, 0, "create {name}");
+}
+
+/// Produce v11, acks=-1, of one batch to partition 0 of `topic`.
+async fn produce(client: &mut Client, topic: &str, records: Bytes) -> PartitionProduceResponse {
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(text(topic)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let response: ProduceResponse = client.request(ApiKey::Produce, 11, &request).await;
+    response.responses[0].partition_responses[0].clone()
+}
+
+/// The `(batch_index, message)` pairs of a response's record errors.
+fn record_errors(response: &PartitionProduceResponse) -> Vec<(i32, String)> {
+    response
+        .record_errors
+        .iter()
+        .map(|e| {
+            let message = e.batch_index_error_message.as_ref().map(|m| m.to_string());
+            (e.batch_index, message.unwrap_or_default())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn future_timestamps_and_keyless_compacted_records_are_refused() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.connect().await;
+    create_topic(&mut client, "stamps", &[]).await;
+    create_topic(&mut client, "compacted", &[("cleanup.policy", "compact")]).await;
+
+    let now = now_ms();
+    let ahead = now + 2 * HOUR;
+    let refused = produce(&mut client, "stamps", batch(&[(now, None), (ahead, None)])).await;
+    assert_eq!(refused.error_code, INVALID_TIMESTAMP);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some("One or more records have been rejected due to invalid timestamp")
+    );
+    assert_eq!((refused.base_offset, refused.log_start_offset), (-1, 0));
+    let errors = record_errors(&refused);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, 1);
+    let prefix = format!("Timestamp {ahead} of message with offset 1 is out of range. ");
+    assert!(errors[0].1.starts_with(&prefix), "{}", errors[0].1);
+    // The window ends an hour after the broker's clock read the batch.
+    let window = errors[0].1.rsplit_once(", ").expect("window").1;
+    let high: i64 = window.trim_end_matches(']').parse().expect("window end");
+    assert!((now + HOUR..ahead).contains(&high), "{high}");
+
+    let keyless = batch(&[(now, Some("k")), (now, None)]);
+    let refused = produce(&mut client, "compacted", keyless).await;
+    assert_eq!(refused.error_code, INVALID_RECORD);
+    let why = "Compacted topic cannot accept message without key in topic partition compacted-0";
+    assert_eq!(record_errors(&refused), vec![(1, why.to_owned())]);
+    assert_eq!(
+        refused.error_message.as_deref(),
+        Some(
+            format!(
+                "One or more records have been rejected due to 1 record errors in total, and only \
+                 showing the first three errors at most: [RecordError(batchIndex=1, message='{why}')]"
+            )
+            .as_str()
+        )
+    );
+
+    // Nothing was stored: the first accepted batches start at offset 0.
+    for topic in ["stamps", "compacted"] {
+        let accepted = produce(&mut client, topic, batch(&[(now, Some("k"))])).await;
+        assert_eq!(
+            (accepted.error_code, accepted.base_offset),
+            (0, 0),
+            "{topic}"
+        );
+    }
+    broker.shutdown().await;
+}
