@@ -1,8 +1,10 @@
-//! Produce (key 0) v11 against the record rules of Kafka's `LogValidator`:
-//! a CreateTime timestamp more than `message.timestamp.after.max.ms` (1 hour)
-//! ahead gets INVALID_TIMESTAMP, a keyless record on a compacted topic
-//! INVALID_RECORD; both with Kafka's messages and `record_errors` naming the
-//! refused records, and nothing stored.
+//! Produce (key 0) v11 against the rules Kafka checks before it stores a
+//! batch: a CreateTime timestamp more than `message.timestamp.after.max.ms`
+//! (1 hour) ahead gets INVALID_TIMESTAMP, a keyless record on a compacted
+//! topic INVALID_RECORD (both with Kafka's messages and `record_errors`
+//! naming the refused records), acks=all on a topic whose
+//! `min.insync.replicas` is above the one in-sync replica NOT_ENOUGH_REPLICAS;
+//! nothing is stored.
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -20,6 +22,7 @@ use crate::support::{Client, TestBroker};
 
 const INVALID_TIMESTAMP: i16 = 32;
 const INVALID_RECORD: i16 = 87;
+const NOT_ENOUGH_REPLICAS: i16 = 19;
 const HOUR: i64 = 3_600_000;
 
 fn text(s: &str) -> StrBytes {
@@ -86,8 +89,18 @@ async fn create_topic(client: &mut Client, name: &str, configs: &[(&str, &str)])
 
 /// Produce v11, acks=-1, of one batch to partition 0 of `topic`.
 async fn produce(client: &mut Client, topic: &str, records: Bytes) -> PartitionProduceResponse {
+    produce_with_acks(client, topic, -1, records).await
+}
+
+/// Produce v11 of one batch to partition 0 of `topic`.
+async fn produce_with_acks(
+    client: &mut Client,
+    topic: &str,
+    acks: i16,
+    records: Bytes,
+) -> PartitionProduceResponse {
     let request = ProduceRequest::default()
-        .with_acks(-1)
+        .with_acks(acks)
         .with_timeout_ms(5000)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(TopicName(text(topic)))
@@ -161,5 +174,21 @@ async fn future_timestamps_and_keyless_compacted_records_are_refused() {
             "{topic}"
         );
     }
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn acks_all_needs_min_insync_replicas() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.connect().await;
+    create_topic(&mut client, "strict", &[("min.insync.replicas", "2")]).await;
+    let records = batch(&[(now_ms(), Some("k"))]);
+
+    let refused = produce(&mut client, "strict", records.clone()).await;
+    assert_eq!(refused.error_code, NOT_ENOUGH_REPLICAS);
+    assert_eq!((refused.base_offset, refused.log_start_offset), (-1, 0));
+    // acks=1 waits for no replica but the leader: stored at offset 0.
+    let accepted = produce_with_acks(&mut client, "strict", 1, records).await;
+    assert_eq!((accepted.error_code, accepted.base_offset), (0, 0));
     broker.shutdown().await;
 }

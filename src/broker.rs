@@ -185,6 +185,7 @@ impl Broker {
                 "message.timestamp.after.max.ms",
                 defaults.timestamp_after_max_ms,
             ),
+            min_insync_replicas: number("min.insync.replicas", defaults.min_insync_replicas),
             compact: value("cleanup.policy")
                 .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
         }

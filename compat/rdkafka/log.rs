@@ -410,6 +410,27 @@ async fn record_rules_refuse_future_timestamps_and_keyless_compacted_records() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn acks_all_is_refused_below_min_insync_replicas() {
+    let broker = TestBroker::start(&[]).await;
+    broker
+        .create_topic("strict", 1, &[("min.insync.replicas", "2")])
+        .await;
+    let until = Instant::now() + DEADLINE;
+    // NOT_ENOUGH_REPLICAS is retriable; without retries it is reported at once.
+    let all = broker.producer(&[("acks", "all"), ("retries", "0")]);
+    let record = FutureRecord::to("strict").partition(0).payload("durable?");
+    match report(enqueue(&all, record), until).await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::NotEnoughReplicas)) => {}
+        other => panic!("expected NotEnoughReplicas, got {other:?}"),
+    }
+    let one = broker.producer(&[("acks", "1")]);
+    let record = FutureRecord::to("strict")
+        .partition(0)
+        .payload("leader only");
+    assert_eq!(delivered(enqueue(&one, record), until).await.offset, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn offsets_for_times_and_watermarks() {
     let broker = TestBroker::start(&[]).await;
     // Timestamps near the epoch are long past any retention: keep them.

@@ -15,7 +15,9 @@
 //! - Idempotent batches: a retry gets its original offset back;
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap; INVALID_PRODUCER_EPOCH when fenced.
 //! - acks 0, 1 and -1 (one node: all replicas are this one); anything else is
-//!   INVALID_REQUIRED_ACKS. acks=0 sends no response.
+//!   INVALID_REQUIRED_ACKS. acks=0 sends no response. With acks=-1, a topic
+//!   whose `min.insync.replicas` exceeds the in-sync replicas (this node
+//!   alone) gets NOT_ENOUGH_REPLICAS and nothing is stored, as in Kafka.
 //! - Unknown topics are auto-created when `auto.create.topics.enable` is on.
 //! - v13 addresses topics by id. Omitted: `current_leader` (no leader
 //!   changes on one node).
@@ -50,9 +52,14 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                 .map(|data| {
                     let outcome = match (&acks_error, &resolved) {
                         (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
-                        (None, Ok(meta)) => {
-                            append(broker, &meta.name, data.index, data.records, now)
-                        }
+                        (None, Ok(meta)) => append(
+                            broker,
+                            &meta.name,
+                            data.index,
+                            request.acks,
+                            data.records,
+                            now,
+                        ),
                     };
                     let response = PartitionProduceResponse::default().with_index(data.index);
                     match outcome {
@@ -122,14 +129,32 @@ impl Refusal {
     }
 }
 
+/// How many replicas of a partition are in sync: on one node, the leader.
+const IN_SYNC_REPLICAS: i64 = 1;
+
 fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
+    acks: i16,
     records: Option<Bytes>,
     now: i64,
 ) -> Result<AppendInfo, Refusal> {
     let log = partition_log(broker, topic, partition)?;
+    let min_insync_replicas = log.config().min_insync_replicas;
+    if acks == -1 && IN_SYNC_REPLICAS < min_insync_replicas {
+        return Err(Refusal {
+            error: ApiError::new(
+                ResponseError::NotEnoughReplicas,
+                format!(
+                    "The size of the current ISR : {IN_SYNC_REPLICAS} is insufficient to satisfy \
+                     the min.isr requirement of {min_insync_replicas} for partition {topic}-{partition}"
+                ),
+            ),
+            record_errors: Vec::new(),
+            log_start_offset: log.offsets().log_start_offset,
+        });
+    }
     let records = records.ok_or_else(|| {
         ApiError::new(
             ResponseError::InvalidRecord,

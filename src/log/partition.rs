@@ -48,6 +48,8 @@ pub struct LogConfig {
     pub timestamp_after_max_ms: i64,
     /// `cleanup.policy` includes `compact` (records need keys).
     pub compact: bool,
+    /// `min.insync.replicas`: replicas an acks=all write needs in sync.
+    pub min_insync_replicas: i64,
 }
 
 impl LogConfig {
@@ -76,6 +78,7 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             compact: false,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -421,6 +424,11 @@ impl PartitionLog {
     /// Replaces the log's settings.
     pub fn set_config(&self, config: LogConfig) {
         self.lock().config = config;
+    }
+
+    /// The log's current settings.
+    pub fn config(&self) -> LogConfig {
+        self.lock().config.clone()
     }
 
     /// The current offsets.
