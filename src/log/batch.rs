@@ -450,37 +450,6 @@ pub(crate) mod tests {
         batch_with_producer(count, timestamp, compression, -1, -1, -1)
     }
 
-    /// Encodes records with the given timestamps and keys (`None`: no key).
-    fn batch_of(records: &[(i64, Option<&str>)], compression: Compression) -> Vec<u8> {
-        let records: Vec<Record> = records
-            .iter()
-            .zip(0..)
-            .map(|(&(timestamp, key), offset)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: 0,
-                producer_id: -1,
-                producer_epoch: -1,
-                timestamp_type: TimestampType::Creation,
-                offset,
-                // A constant offset - sequence keeps the encoder to one batch.
-                sequence: i32::try_from(offset).expect("small offset") - 1,
-                timestamp,
-                key: key.map(|k| bytes::Bytes::from(k.to_owned())),
-                value: Some(bytes::Bytes::from_static(b"value")),
-                headers: Default::default(),
-            })
-            .collect();
-        let mut buf = BytesMut::new();
-        let options = RecordEncodeOptions {
-            version: 2,
-            compression,
-        };
-        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
-        buf.to_vec()
-    }
-
     /// As [`batch`], with idempotent producer fields.
     pub(crate) fn batch_with_producer(
         count: i32,
@@ -490,8 +459,36 @@ pub(crate) mod tests {
         producer_epoch: i16,
         base_sequence: i32,
     ) -> Vec<u8> {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
+        let records: Vec<(i64, Option<String>)> = (0..count)
+            .map(|i| (timestamp + i64::from(i), Some(format!("key-{i}"))))
+            .collect();
+        encode(
+            &records,
+            compression,
+            (producer_id, producer_epoch, base_sequence),
+        )
+    }
+
+    /// Encodes records with the given timestamps and keys (`None`: no key).
+    fn batch_of(records: &[(i64, Option<&str>)], compression: Compression) -> Vec<u8> {
+        let records: Vec<(i64, Option<String>)> = records
+            .iter()
+            .map(|(timestamp, key)| (*timestamp, key.map(str::to_owned)))
+            .collect();
+        encode(&records, compression, (-1, -1, -1))
+    }
+
+    /// One batch of `(timestamp, key)` records, values `value-<i>`, written
+    /// by `(producer id, epoch, base sequence)`.
+    fn encode(
+        records: &[(i64, Option<String>)],
+        compression: Compression,
+        (producer_id, producer_epoch, base_sequence): (i64, i16, i32),
+    ) -> Vec<u8> {
+        let records: Vec<Record> = records
+            .iter()
+            .zip(0..)
+            .map(|((timestamp, key), i)| Record {
                 transactional: false,
                 control: false,
                 delete_horizon: false,
@@ -507,22 +504,18 @@ pub(crate) mod tests {
                 } else {
                     base_sequence + i
                 },
-                timestamp: timestamp + i64::from(i),
-                key: Some(bytes::Bytes::from(format!("key-{i}"))),
+                timestamp: *timestamp,
+                key: key.clone().map(bytes::Bytes::from),
                 value: Some(bytes::Bytes::from(format!("value-{i}"))),
                 headers: Default::default(),
             })
             .collect();
         let mut buf = BytesMut::new();
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression,
-            },
-        )
-        .expect("encode batch");
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
         buf.to_vec()
     }
 
