@@ -9,9 +9,9 @@
 //!   INVALID_TIMESTAMP for a CreateTime timestamp outside
 //!   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`
 //!   (1 hour ahead by default), INVALID_RECORD for a record without a key
-//!   on a compacted topic. Compressed batches are not inflated: their
-//!   timestamps are checked by the batch header's first and largest ones,
-//!   their keys not at all.
+//!   on a compacted topic. Compressed batches are inflated (streamed) only
+//!   when a rule needs their records; by default the batch header's first
+//!   and largest timestamps settle the time bounds.
 //! - Idempotent batches: a retry gets its original offset back;
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap; INVALID_PRODUCER_EPOCH when fenced.
 //! - acks 0, 1 and -1 (one node: all replicas are this one); anything else is

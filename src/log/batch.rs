@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use super::compressed;
+
 /// Size of the batch header up to and including `recordsCount`.
 pub const HEADER_SIZE: usize = 61;
 /// Bytes before `batchLength` counts from (baseOffset + batchLength).
@@ -216,9 +218,9 @@ pub fn is_control(attributes: i16) -> bool {
 /// Checks one whole batch as a producer sent it at `now_ms`: header,
 /// CRC-32C, a record count matching `lastOffsetDelta`, no control batch,
 /// and the topic's `rules` for every record. Uncompressed records are walked
-/// one by one (they must also fill the batch exactly); compressed batches
-/// are not inflated, so their timestamps are checked by the header's first
-/// and largest ones and their keys not at all.
+/// one by one (they must also fill the batch exactly). Compressed batches are
+/// inflated (as a stream) only when a rule needs their records; by default
+/// their header's first and largest timestamps settle the time bounds.
 ///
 /// # Errors
 /// [`BatchError`] describing the first problem found, or
@@ -253,26 +255,28 @@ pub fn validate(bytes: &[u8], rules: &RecordRules, now_ms: i64) -> Result<BatchH
         now_ms,
     };
     let mut problems = Vec::new();
-    if header.compression() == 0 {
-        walk_uncompressed_records(
-            &bytes[HEADER_SIZE..],
-            header.records_count,
-            |index, record| {
-                if let Some(problem) = checker.check(record) {
-                    problems.push((index, problem));
+    let mut check = |index, record| {
+        if let Some(problem) = checker.check(record) {
+            problems.push((index, problem));
+        }
+    };
+    let payload = &bytes[HEADER_SIZE..];
+    match header.compression() {
+        0 => walk_uncompressed_records(payload, header.records_count, check)?,
+        codec @ 1..=4 if checker.needs_compressed_records() => {
+            compressed::walk_records(codec, payload, header.records_count, |index, prefix| {
+                // A prefix too short to parse is left for the consumer to trip on.
+                if let Some(record) = record_fields(prefix) {
+                    check(index, record);
                 }
-            },
-        )?;
-    } else if header.compression() > 4 {
-        return Err(BatchError::Invalid(format!(
-            "unknown compression codec {}",
-            header.compression()
-        )));
-    } else {
-        let first = checker.header_record(header.base_timestamp, 0);
-        let largest = checker.header_record(header.max_timestamp, header.last_offset_delta);
-        let problem = checker.check(first).or_else(|| checker.check(largest));
-        problems.extend(problem.map(|p| (0, p)));
+            })?;
+        }
+        1..=4 => {}
+        codec => {
+            return Err(BatchError::Invalid(format!(
+                "unknown compression codec {codec}"
+            )))
+        }
     }
     if problems.is_empty() {
         Ok(header)
@@ -298,14 +302,25 @@ struct RecordChecker<'a> {
 }
 
 impl RecordChecker<'_> {
-    /// A record of a compressed batch known only from the header: its
-    /// `timestamp`, at `offset_delta`; keys unknown, so not checked.
-    fn header_record(&self, timestamp: i64, offset_delta: i32) -> RecordFields {
-        RecordFields {
+    /// Whether a compressed batch must be inflated to apply the rules: on
+    /// compacted topics (keys), under a finite `before` bound (the first
+    /// record need not be the oldest), or when the header's first or largest
+    /// timestamp is refused (to name every refused record). Otherwise the
+    /// header's timestamps settle it.
+    fn needs_compressed_records(&self) -> bool {
+        let header_record = |timestamp: i64| RecordFields {
             timestamp_delta: timestamp.wrapping_sub(self.header.base_timestamp),
-            offset_delta: i64::from(offset_delta),
+            offset_delta: 0,
             has_key: true,
-        }
+        };
+        self.rules.keys_required
+            || self.rules.timestamp_before_max_ms != i64::MAX
+            || self
+                .check(header_record(self.header.base_timestamp))
+                .is_some()
+            || self
+                .check(header_record(self.header.max_timestamp))
+                .is_some()
     }
 
     fn check(&self, record: RecordFields) -> Option<RecordProblem> {
@@ -402,7 +417,7 @@ fn record_fields(body: &[u8]) -> Option<RecordFields> {
 }
 
 /// A zig-zag varint (Kafka's record field encoding): value and bytes used.
-fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
+pub(super) fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
     let mut raw: u64 = 0;
     for (i, byte) in bytes.iter().enumerate().take(10) {
         raw |= u64::from(byte & 0x7f) << (7 * i);
@@ -610,34 +625,89 @@ pub(crate) mod tests {
         assert!(validate(&bytes, &append_time, NOW).is_ok());
     }
 
+    const COMPACTED: RecordRules = RecordRules {
+        keys_required: true,
+        ..KAFKA_DEFAULTS
+    };
+
+    /// Rewrites the CRC after a test edits a batch.
+    fn reseal(bytes: &mut [u8]) {
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+        bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
     #[test]
-    fn compressed_batches_are_checked_by_their_header_timestamps() {
-        let ahead = batch_of(
-            &[(NOW, Some("a")), (NOW + 2 * HOUR, Some("b"))],
+    fn compressed_batches_are_inflated_when_a_rule_needs_their_records() {
+        let codecs = [
+            Compression::Gzip,
+            Compression::Snappy,
             Compression::Lz4,
-        );
-        let found = problems(validate(&ahead, &KAFKA_DEFAULTS, NOW));
+            Compression::Zstd,
+        ];
+        for compression in codecs {
+            // Keys on compacted topics: every codec streams record by record.
+            let records = [
+                (NOW, Some("a")),
+                (NOW, Some("b")),
+                (NOW, None),
+                (NOW, Some("d")),
+            ];
+            let bytes = batch_of(&records, compression);
+            assert!(
+                validate(&bytes, &KAFKA_DEFAULTS, NOW).is_ok(),
+                "{compression:?}"
+            );
+            assert_eq!(
+                problems(validate(&bytes, &COMPACTED, NOW)),
+                vec![(2, RecordProblem::MissingKey)],
+                "{compression:?}"
+            );
+            // A refused header timestamp: every refused record is named.
+            let ahead = [
+                (NOW + 2 * HOUR, Some("a")),
+                (NOW, Some("b")),
+                (NOW + 3 * HOUR, Some("c")),
+            ];
+            let bytes = batch_of(&ahead, compression);
+            let found = problems(validate(&bytes, &KAFKA_DEFAULTS, NOW));
+            let refused: Vec<(i32, i64)> = found
+                .iter()
+                .map(|(index, problem)| match problem {
+                    RecordProblem::TimestampOutOfRange { offset, .. } => (*index, *offset),
+                    other => panic!("{other:?}"),
+                })
+                .collect();
+            assert_eq!(refused, vec![(0, 0), (2, 2)], "{compression:?}");
+        }
+    }
+
+    #[test]
+    fn compressed_payloads_that_do_not_inflate_are_corrupt() {
+        let mut bytes = batch_of(&[(NOW, Some("a")), (NOW, Some("b"))], Compression::Gzip);
+        let end = bytes.len();
+        bytes[HEADER_SIZE + 10..end].fill(0xaa);
+        reseal(&mut bytes);
+        // Nothing needs the records under the default rules ...
+        assert!(validate(&bytes, &KAFKA_DEFAULTS, NOW).is_ok());
+        // ... a compacted topic inflates them.
         assert!(matches!(
-            found[..],
-            [(0, RecordProblem::TimestampOutOfRange { offset: 1, .. })]
+            validate(&bytes, &COMPACTED, NOW),
+            Err(BatchError::Corrupt(_))
         ));
-        let fine = batch_of(&[(NOW, None)], Compression::Gzip);
-        let compacted = RecordRules {
-            keys_required: true,
-            ..KAFKA_DEFAULTS
-        };
-        assert!(
-            validate(&fine, &compacted, NOW).is_ok(),
-            "keys of compressed batches are not seen"
-        );
+        // A batch declaring more records than it holds.
+        let mut short = batch_of(&[(NOW, Some("a"))], Compression::Lz4);
+        short[23..27].copy_from_slice(&1i32.to_be_bytes()); // lastOffsetDelta
+        short[57..61].copy_from_slice(&2i32.to_be_bytes()); // recordsCount
+        reseal(&mut short);
+        assert!(matches!(
+            validate(&short, &COMPACTED, NOW),
+            Err(BatchError::Invalid(m)) if m.contains("ends before record 1")
+        ));
     }
 
     #[test]
     fn compacted_topics_need_keys() {
-        let compacted = RecordRules {
-            keys_required: true,
-            ..KAFKA_DEFAULTS
-        };
+        let compacted = COMPACTED;
         let bytes = batch_of(
             &[(NOW, None), (NOW, Some("k")), (NOW, None)],
             Compression::None,
@@ -657,8 +727,7 @@ pub(crate) mod tests {
         let mut bytes = batch(1, NOW, Compression::None);
         let attributes = i16_at(&bytes, ATTRIBUTES_OFFSET) | CONTROL_BIT;
         bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
-        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
-        bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+        reseal(&mut bytes);
         assert!(matches!(
             validate(&bytes, &KAFKA_DEFAULTS, NOW),
             Err(BatchError::Invalid(m)) if m.contains("control records")

@@ -6,6 +6,7 @@
 //! the sled index is a cache that recovery rebuilds from them.
 
 mod batch;
+mod compressed;
 mod index;
 mod partition;
 mod producer_state;
