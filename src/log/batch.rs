@@ -265,10 +265,11 @@ pub fn validate(bytes: &[u8], rules: &RecordRules, now_ms: i64) -> Result<BatchH
         0 => walk_uncompressed_records(payload, header.records_count, check)?,
         codec @ 1..=4 if checker.needs_compressed_records() => {
             compressed::walk_records(codec, payload, header.records_count, |index, prefix| {
-                // A prefix too short to parse is left for the consumer to trip on.
-                if let Some(record) = record_fields(prefix) {
-                    check(index, record);
-                }
+                check(
+                    index,
+                    record_fields(prefix).ok_or_else(|| malformed(index))?,
+                );
+                Ok(())
             })?;
         }
         1..=4 => {}
@@ -386,8 +387,7 @@ fn walk_uncompressed_records(
             .checked_add(length)
             .filter(|e| *e <= records.len())
             .ok_or_else(|| BatchError::Invalid(format!("record {index} runs past the batch")))?;
-        let fields = record_fields(&records[used..end])
-            .ok_or_else(|| BatchError::Invalid(format!("record {index} is malformed")))?;
+        let fields = record_fields(&records[used..end]).ok_or_else(|| malformed(index))?;
         each(index, fields);
         records = &records[end..];
     }
@@ -398,6 +398,10 @@ fn walk_uncompressed_records(
         )));
     }
     Ok(())
+}
+
+fn malformed(index: i32) -> BatchError {
+    BatchError::Invalid(format!("record {index} is malformed"))
 }
 
 /// Reads the fields up to the key length of one record's body

@@ -15,16 +15,17 @@ pub const RECORD_PREFIX: usize = 1 + 3 * 10;
 /// Inflates `payload` (the bytes after the batch header) compressed with
 /// codec `codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd) and hands each of its
 /// `count` records' index and body prefix (up to [`RECORD_PREFIX`] bytes)
-/// to `each`.
+/// to `each`, stopping at the first error `each` returns.
 ///
 /// # Errors
 /// [`BatchError::Corrupt`] if the payload does not inflate,
-/// [`BatchError::Invalid`] if it does not hold exactly `count` records.
+/// [`BatchError::Invalid`] if it does not hold exactly `count` records, or
+/// the error of `each`.
 pub fn walk_records(
     codec: i16,
     payload: &[u8],
     count: i32,
-    mut each: impl FnMut(i32, &[u8]),
+    mut each: impl FnMut(i32, &[u8]) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
     let corrupt = |e: io::Error| BatchError::Corrupt(format!("compressed records: {e}"));
     let mut stream = BufReader::new(decoder(codec, payload).map_err(corrupt)?);
@@ -33,7 +34,7 @@ pub fn walk_records(
         let length = read_length(&mut stream, index)?;
         let mut body = (&mut stream).take(length);
         let read = read_up_to(&mut body, &mut prefix).map_err(corrupt)?;
-        each(index, &prefix[..read]);
+        each(index, &prefix[..read])?;
         let skipped = io::copy(&mut body, &mut io::sink()).map_err(corrupt)?;
         if u64::try_from(read)
             .unwrap_or(u64::MAX)
