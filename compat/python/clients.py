@@ -602,6 +602,15 @@ class KafkaPythonConsumer:
         return TopicPartition(self.topic, p)
 
     def subscribe(self, topic):
+        # kafka-python 3.0.12 can drop a JoinGroup/SyncGroup result that
+        # arrives after poll()'s timeout once the leader's assignment already
+        # matches its metadata (join_group_async skips the finished task when
+        # need_rejoin() is False), leaving the member with no partitions for
+        # good. A leader that joins before its metadata has the topic assigns
+        # nothing, then rejoins on the metadata update: that rejoin is where
+        # it bites. Knowing the topic's partitions before subscribing makes
+        # the first assignment complete, so no such rejoin happens.
+        wait_until(lambda: self.c.partitions_for_topic(topic), 15, f"kafka-python metadata for {topic}")
         self.topic = topic
         self.c.subscribe([topic])
 
@@ -975,6 +984,23 @@ ADAPTERS = {
     "kafka-python": KafkaPythonClient,
     "aiokafka": AiokafkaClient,
 }
+
+
+def wait_until(pred, seconds, what, interval=0.05):
+    """pred() until it returns something truthy; fail after `seconds`."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while True:
+        try:
+            v = pred()
+            if v:
+                return v
+            last = v
+        except AssertionError as e:  # a condition that asserts counts as "not yet"
+            last = e
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
 
 
 def poll_members(cli, consumers, until, seconds, what):

@@ -29,6 +29,7 @@ from clients import (
     AdminError,
     background_polling,
     poll_members,
+    wait_until,
 )
 
 CLIENTS = ["confluent-kafka", "kafka-python", "aiokafka"]
@@ -43,23 +44,6 @@ def scenario(name):
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def wait_until(pred, seconds, what, interval=0.05):
-    """pred() until it returns something truthy; fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    last = None
-    while True:
-        try:
-            v = pred()
-            if v:
-                return v
-            last = v
-        except AssertionError as e:  # a condition that asserts counts as "not yet"
-            last = e
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {seconds}s waiting for {what}; last: {last!r}")
-        time.sleep(interval)
 
 
 def consume(consumer, n, seconds, what):
