@@ -33,7 +33,7 @@ use bytes::Bytes;
 use super::{append_error, partition_log, resolve_topic, str_bytes, TopicRef};
 use crate::broker::Broker;
 use crate::error::ApiError;
-use crate::log::{now_ms, AppendError, AppendInfo, RecordError};
+use crate::log::{now_ms, AppendError, AppendInfo, PartitionLog, RecordError};
 
 /// Answers a Produce request; `None` for acks=0.
 pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -132,6 +132,26 @@ impl Refusal {
 /// How many replicas of a partition are in sync: on one node, the leader.
 const IN_SYNC_REPLICAS: i64 = 1;
 
+/// NOT_ENOUGH_REPLICAS when the partition's `min.insync.replicas` is more
+/// than the replicas in sync (checked for acks=-1 only, as Kafka does).
+fn check_in_sync_replicas(log: &PartitionLog, topic: &str, partition: i32) -> Result<(), Refusal> {
+    let min_insync_replicas = log.config().min_insync_replicas;
+    if IN_SYNC_REPLICAS >= min_insync_replicas {
+        return Ok(());
+    }
+    Err(Refusal {
+        error: ApiError::new(
+            ResponseError::NotEnoughReplicas,
+            format!(
+                "The size of the current ISR : {IN_SYNC_REPLICAS} is insufficient to satisfy \
+                 the min.isr requirement of {min_insync_replicas} for partition {topic}-{partition}"
+            ),
+        ),
+        record_errors: Vec::new(),
+        log_start_offset: log.offsets().log_start_offset,
+    })
+}
+
 fn append(
     broker: &Broker,
     topic: &str,
@@ -141,19 +161,8 @@ fn append(
     now: i64,
 ) -> Result<AppendInfo, Refusal> {
     let log = partition_log(broker, topic, partition)?;
-    let min_insync_replicas = log.config().min_insync_replicas;
-    if acks == -1 && IN_SYNC_REPLICAS < min_insync_replicas {
-        return Err(Refusal {
-            error: ApiError::new(
-                ResponseError::NotEnoughReplicas,
-                format!(
-                    "The size of the current ISR : {IN_SYNC_REPLICAS} is insufficient to satisfy \
-                     the min.isr requirement of {min_insync_replicas} for partition {topic}-{partition}"
-                ),
-            ),
-            record_errors: Vec::new(),
-            log_start_offset: log.offsets().log_start_offset,
-        });
+    if acks == -1 {
+        check_in_sync_replicas(&log, topic, partition)?;
     }
     let records = records.ok_or_else(|| {
         ApiError::new(
