@@ -12,9 +12,8 @@ use kafka_protocol::messages::{
     ApiKey, DescribeConfigsRequest, DescribeConfigsResponse, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse,
 };
-use kafka_protocol::protocol::StrBytes;
 
-use crate::support::{Client, TestBroker};
+use crate::support::{text, Client, TestBroker};
 
 const BROKER: i8 = 4;
 const SET: i8 = 0;
@@ -25,10 +24,6 @@ const APPEND: i8 = 2;
 const DYNAMIC_BROKER: i8 = 2;
 const DYNAMIC_DEFAULT: i8 = 3;
 const DEFAULT: i8 = 5;
-
-fn text(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
 
 /// One IncrementalAlterConfigs on broker resource `name`; its error code and message.
 async fn alter(client: &mut Client, name: &str, ops: &[(&str, i8, &str)]) -> (i16, String) {

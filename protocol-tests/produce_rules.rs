@@ -13,21 +13,16 @@ use kafka_protocol::messages::produce_response::PartitionProduceResponse;
 use kafka_protocol::messages::{
     ApiKey, CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
 };
-use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
-use crate::support::{Client, TestBroker};
+use crate::support::{text, Client, TestBroker};
 
 const INVALID_TIMESTAMP: i16 = 32;
 const INVALID_RECORD: i16 = 87;
 const NOT_ENOUGH_REPLICAS: i16 = 19;
 const HOUR: i64 = 3_600_000;
-
-fn text(s: &str) -> StrBytes {
-    StrBytes::from_string(s.to_owned())
-}
 
 fn now_ms() -> i64 {
     let since_epoch = std::time::SystemTime::now()

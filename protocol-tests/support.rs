@@ -22,6 +22,11 @@ pub const DEADLINE: Duration = Duration::from_secs(10);
 /// The largest response frame the client accepts (a sanity bound).
 const MAX_RESPONSE: usize = 64 * 1024 * 1024;
 
+/// A protocol string field holding `s`.
+pub fn text(s: &str) -> StrBytes {
+    StrBytes::from_string(s.to_owned())
+}
+
 /// The client id every request built here carries.
 pub const CLIENT_ID: &str = "protocol-tests";
 
