@@ -602,17 +602,28 @@ class KafkaPythonConsumer:
         return TopicPartition(self.topic, p)
 
     def subscribe(self, topic):
-        # kafka-python 3.0.12 can drop a JoinGroup/SyncGroup result that
-        # arrives after poll()'s timeout once the leader's assignment already
-        # matches its metadata (join_group_async skips the finished task when
-        # need_rejoin() is False), leaving the member with no partitions for
-        # good. A leader that joins before its metadata has the topic assigns
-        # nothing, then rejoins on the metadata update: that rejoin is where
-        # it bites. Knowing the topic's partitions before subscribing makes
-        # the first assignment complete, so no such rejoin happens.
-        wait_until(lambda: self.c.partitions_for_topic(topic), 15, f"kafka-python metadata for {topic}")
+        # kafka-python 3.0.12 drops a JoinGroup/SyncGroup result that arrives
+        # after poll()'s timeout when the rejoin was started by a metadata
+        # change (join_group_async is skipped once the leader's new
+        # assignment matches its metadata, so need_rejoin() is False): the
+        # heartbeat stays disabled, the session expires and the member is
+        # silently out of the group. The metadata change comes from the
+        # coordinator's metadata snapshot, which only a metadata response
+        # after subscribe() fills in; a leader that assigns before that
+        # response rejoins later and can hit the bug. Kafka's default
+        # group.initial.rebalance.delay.ms (3 s) hides this; the suite runs
+        # with 0, so wait here until the coordinator has seen the topic's
+        # partitions, before the first poll sends a JoinGroup.
         self.topic = topic
         self.c.subscribe([topic])
+
+        def coordinator_knows_topic():
+            if self.c._coordinator._metadata_snapshot.get(topic):
+                return True
+            self.c._cluster.request_update()
+            return False
+
+        wait_until(coordinator_knows_topic, 15, f"kafka-python metadata for {topic}", interval=0.1)
 
     def assign(self, topic, offsets):
         self.topic = topic
