@@ -33,7 +33,7 @@ make_venv() {
         python3 -m venv "$venv"
 }
 
-want=$( (sha256sum "$here/requirements.txt"; python3 --version) | sha256sum | cut -d' ' -f1)
+want=$( (sha256sum <"$here/requirements.txt"; python3 --version) | sha256sum | cut -d' ' -f1)
 stamp="$venv/.strom-requirements"
 if ! "$venv/bin/python" -c '' 2>/dev/null; then
     # missing, or its interpreter is gone (only ever remove a venv)
