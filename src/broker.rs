@@ -367,10 +367,30 @@ impl Broker {
     }
 }
 
-/// Checks that a partition count change is a growth, with Kafka's messages.
+/// The most records one admin operation may produce in Kafka's KRaft
+/// controller (`MAX_RECORDS_PER_USER_OP`); one per new partition.
+const MAX_RECORDS_PER_USER_OP: i64 = 10_000;
+
+/// Refuses creating `added` partitions in one request when Kafka's
+/// controller would: more than [`MAX_RECORDS_PER_USER_OP`].
 ///
 /// # Errors
-/// INVALID_PARTITIONS.
+/// POLICY_VIOLATION, with Kafka's message.
+pub fn check_partitions_per_request(added: i64) -> Result<(), ApiError> {
+    if added > MAX_RECORDS_PER_USER_OP {
+        return Err(ApiError::new(
+            ResponseError::PolicyViolation,
+            "Unable to perform excessively large batch operation.",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks that a partition count change is a growth of a size one request
+/// may make, with Kafka's messages.
+///
+/// # Errors
+/// INVALID_PARTITIONS, or POLICY_VIOLATION (see [`check_partitions_per_request`]).
 pub fn check_partition_growth(current: i32, requested: i32) -> Result<(), ApiError> {
     if requested == current {
         return Err(ApiError::new(
@@ -386,7 +406,7 @@ pub fn check_partition_growth(current: i32, requested: i32) -> Result<(), ApiErr
             ),
         ));
     }
-    Ok(())
+    check_partitions_per_request(i64::from(requested) - i64::from(current))
 }
 
 fn storage_error(topic: &str, e: &std::io::Error) -> ApiError {

@@ -18,7 +18,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 
 use super::describe_configs::topic_configs;
 use super::{check_replicas, duplicates, str_bytes};
-use crate::broker::Broker;
+use crate::broker::{check_partitions_per_request, Broker};
 use crate::cluster::validate_topic_name;
 use crate::config::validate_topic_config;
 use crate::error::ApiError;
@@ -73,12 +73,7 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
 fn plan(broker: &Broker, topic: &CreatableTopic) -> Result<TopicPlan, ApiError> {
     let name = topic.name.0.as_str();
     validate_topic_name(name)?;
-    if broker.topics.get(name).is_some() {
-        return Err(ApiError::new(
-            ResponseError::TopicAlreadyExists,
-            format!("Topic '{name}' already exists."),
-        ));
-    }
+    broker.topics.check_new_name(name)?;
     let partitions = if topic.assignments.is_empty() {
         default_partitions(broker, topic)?
     } else {
@@ -114,6 +109,7 @@ fn default_partitions(broker: &Broker, topic: &CreatableTopic) -> Result<Vec<Vec
         }
         n => n,
     };
+    check_partitions_per_request(i64::from(count))?;
     let replicas = match topic.replication_factor {
         -1 => i16::try_from(broker.config().get_i64("default.replication.factor")).unwrap_or(1),
         n if n <= 0 => {
@@ -143,6 +139,7 @@ fn manual_partitions(broker: &Broker, topic: &CreatableTopic) -> Result<Vec<Vec<
             "Both numPartitions or replicationFactor and replicasAssignments were set. Both cannot be used at the same time.",
         ));
     }
+    check_partitions_per_request(i64::try_from(topic.assignments.len()).unwrap_or(i64::MAX))?;
     let mut by_index = BTreeMap::new();
     for assignment in &topic.assignments {
         let replicas: Vec<i32> = assignment.broker_ids.iter().map(|b| b.0).collect();

@@ -5,7 +5,8 @@
 //!   the server sends from the page cache with `sendfile`.
 //! - Long poll: when less than `min_bytes` is ready, waits up to
 //!   `max_wait_ms`, woken by appends to any requested partition (no sleep loops).
-//! - `max_bytes` and `partition_max_bytes` are soft for the first non-empty
+//! - `max_bytes` (capped by the broker's `fetch.max.bytes`, 55 MiB by
+//!   default) and `partition_max_bytes` are soft for the first non-empty
 //!   partition (it always gets one whole batch, so a consumer can progress),
 //!   hard for the rest.
 //! - A fetch at an offset inside a batch returns that whole batch; an
@@ -80,7 +81,11 @@ pub async fn handle(
         })
         .collect();
     let read_committed = request.isolation_level == READ_COMMITTED;
-    let max_bytes = usize::try_from(request.max_bytes).unwrap_or(0);
+    // As Kafka: the broker's `fetch.max.bytes` caps what a request may ask.
+    let broker_max = usize::try_from(broker.config().get_i64("fetch.max.bytes")).unwrap_or(0);
+    let max_bytes = usize::try_from(request.max_bytes)
+        .unwrap_or(0)
+        .min(broker_max);
     let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + wait;

@@ -135,7 +135,7 @@ pub async fn dispatch(
             ResponseKind::LeaveGroup(leave_group::handle(broker, version, req))
         }
         RequestKind::OffsetCommit(req) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(broker, req))
+            ResponseKind::OffsetCommit(offset_commit::handle(broker, version, req))
         }
         RequestKind::OffsetFetch(req) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, req))

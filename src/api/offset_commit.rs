@@ -4,7 +4,8 @@
 //! - Members commit within their generation (ILLEGAL_GENERATION,
 //!   UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS between
 //!   join and sync); generation -1 without a member id commits for an empty
-//!   group (manual assignment, admin tools).
+//!   group (manual assignment, admin tools). A generation of a group that
+//!   does not exist is GROUP_ID_NOT_FOUND from v9, ILLEGAL_GENERATION before.
 //! - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; metadata over
 //!   4096 bytes (`offset.metadata.max.bytes`): OFFSET_METADATA_TOO_LARGE.
 //! - `retention_time_ms` (v2-v4) is ignored, as in Kafka 4:
@@ -23,14 +24,22 @@ use crate::log::now_ms;
 /// Kafka's default `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
 
-/// Answers an OffsetCommit request.
-pub fn handle(broker: &Broker, request: OffsetCommitRequest) -> OffsetCommitResponse {
+/// Answers an OffsetCommit request of `version`.
+pub fn handle(broker: &Broker, version: i16, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = request.group_id.0.as_str();
+    // A generation of a group that does not exist: GROUP_ID_NOT_FOUND from
+    // v9 on, ILLEGAL_GENERATION before (as Kafka's group coordinator).
+    let unknown_group = if version >= 9 {
+        ResponseError::GroupIdNotFound
+    } else {
+        ResponseError::IllegalGeneration
+    };
     let check = broker.groups.check_commit(
         group,
         &request.member_id,
         request.group_instance_id.as_deref(),
         request.generation_id_or_member_epoch,
+        unknown_group,
     );
     let now = now_ms();
     let topics = request

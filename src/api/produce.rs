@@ -1,19 +1,22 @@
 //! Produce v3-v13 (v0-v2 are advertised for librdkafka < 2.11 but refused
 //! by the codec with UNSUPPORTED_VERSION, as Kafka 4 does).
 //!
-//! - Each partition's data must be exactly one record batch (magic 2),
-//!   validated before it is stored: CORRUPT_MESSAGE for a bad CRC, magic or
-//!   length, INVALID_RECORD for a bad record count, several batches or a
-//!   control batch, MESSAGE_TOO_LARGE past `max.message.bytes`.
-//! - Record rules, with `record_errors` naming each refused record (v8+):
+//! - Each partition's data must be exactly one record batch, validated
+//!   before it is stored, in Kafka's order: INVALID_RECORD for a magic
+//!   other than 2, a base offset other than 0 or a truncated batch;
+//!   MESSAGE_TOO_LARGE past `max.message.bytes`; CORRUPT_MESSAGE for a bad
+//!   CRC or length; INVALID_RECORD for a bad record count, a producer id
+//!   without a sequence, several batches or a control batch.
+//! - Record rules for every record, compressed ones inflated as a stream,
+//!   with `record_errors` naming each refused record (v8+):
 //!   INVALID_TIMESTAMP for a CreateTime timestamp outside
 //!   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`
 //!   (1 hour ahead by default), INVALID_RECORD for a record without a key
-//!   on a compacted topic. Compressed batches are inflated (streamed) only
-//!   when a rule needs their records; by default the batch header's first
-//!   and largest timestamps settle the time bounds.
+//!   on a compacted topic or records that do not fill the batch exactly.
 //! - Idempotent batches: a retry gets its original offset back;
-//!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap; INVALID_PRODUCER_EPOCH when fenced.
+//!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap or a new epoch not starting at
+//!   0; INVALID_PRODUCER_EPOCH when fenced. A producer the partition has no
+//!   state for may start at any sequence, as in Kafka.
 //! - acks 0, 1 and -1 (one node: all replicas are this one); anything else is
 //!   INVALID_REQUIRED_ACKS. acks=0 sends no response. With acks=-1, a topic
 //!   whose `min.insync.replicas` exceeds the in-sync replicas (this node

@@ -100,18 +100,45 @@ impl TopicRegistry {
         self.read().by_name.values().cloned().collect()
     }
 
+    /// Checks that a topic named `name` may be created: no topic has that
+    /// name, nor one that differs only by '.' against '_' (Kafka's metric
+    /// names would collide).
+    ///
+    /// # Errors
+    /// TOPIC_ALREADY_EXISTS or INVALID_TOPIC_EXCEPTION, with Kafka's messages.
+    pub fn check_new_name(&self, name: &str) -> Result<(), ApiError> {
+        let state = self.read();
+        if state.by_name.contains_key(name) {
+            return Err(ApiError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        let unify = |n: &str| n.replace('.', "_");
+        let unified = unify(name);
+        let has_collision_chars = |n: &str| n.contains(['.', '_']);
+        if let Some(other) = state
+            .by_name
+            .keys()
+            .filter(|_| has_collision_chars(name))
+            .find(|other| has_collision_chars(other) && unify(other) == unified)
+        {
+            return Err(ApiError::new(
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic: {other}"),
+            ));
+        }
+        Ok(())
+    }
+
     /// Adds a topic.
     ///
     /// # Errors
-    /// TOPIC_ALREADY_EXISTS, or UNKNOWN_SERVER_ERROR if it cannot be stored.
+    /// As [`TopicRegistry::check_new_name`], or UNKNOWN_SERVER_ERROR if it
+    /// cannot be stored.
     pub fn create(&self, meta: TopicMeta) -> Result<Arc<TopicMeta>, ApiError> {
         let _writer = self.lock_writer();
-        if self.read().by_name.contains_key(&meta.name) {
-            return Err(ApiError::new(
-                ResponseError::TopicAlreadyExists,
-                format!("Topic '{}' already exists.", meta.name),
-            ));
-        }
+        self.check_new_name(&meta.name)?;
         self.store(&meta)?;
         let meta = Arc::new(meta);
         let mut state = self.write();

@@ -109,10 +109,15 @@ impl GroupCoordinator {
             };
         }
         let member_id = params.member_id.clone();
-        let group = self.get_or_create(group_id);
-        let reply = self
-            .lock_current(&group)
-            .join(params, &self.timeouts, Instant::now());
+        let reply = loop {
+            let group = self.get_or_create(group_id);
+            let mut group = self.lock_current(&group);
+            // Deleted or expired since the lookup (it is out of the map
+            // now): join the group that replaces it.
+            if group.state() != GroupState::Dead {
+                break group.join(params, &self.timeouts, Instant::now());
+            }
+        };
         match reply {
             Reply::Now(outcome) => outcome,
             Reply::Later(rx) => rx.await.unwrap_or_else(|_| JoinOutcome {
@@ -196,7 +201,8 @@ impl GroupCoordinator {
     }
 
     /// Checks an OffsetCommit's member and generation (creating the group
-    /// for a commit from outside any generation).
+    /// for a commit from outside any generation); a commit within a
+    /// generation of a group that does not exist gets `unknown_group`.
     ///
     /// # Errors
     /// The Kafka error for the whole commit.
@@ -206,6 +212,7 @@ impl GroupCoordinator {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        unknown_group: ResponseError,
     ) -> Result<(), ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
@@ -213,7 +220,7 @@ impl GroupCoordinator {
         let group = if generation < 0 {
             self.get_or_create(group_id)
         } else {
-            self.get(group_id).ok_or(ResponseError::IllegalGeneration)?
+            self.get(group_id).ok_or(unknown_group)?
         };
         let result = self.lock_current(&group).check_commit(
             member_id,
@@ -286,9 +293,8 @@ impl GroupCoordinator {
             if !group.is_empty() {
                 return Err(ResponseError::NonEmptyGroup);
             }
-            group.mark_dead();
+            self.forget(&mut group);
         }
-        self.map().remove(group_id);
         self.offsets
             .remove_where(group_id, |_, _, _| true)
             .map_err(|_| ResponseError::UnknownServerError)?;
@@ -346,9 +352,20 @@ impl GroupCoordinator {
                     info!(group = %id, expired = n, "expired committed offsets");
                 }
             }
-            if !self.offsets.has_group(&id) && lock(&shared).is_empty() {
-                self.map().remove(&id);
+            if !self.offsets.has_group(&id) {
+                let mut group = lock(&shared);
+                if group.is_empty() {
+                    self.forget(&mut group);
+                }
             }
         }
+    }
+
+    /// Marks a locked, empty group dead and drops it from the map, both
+    /// under its lock, so a join that found it before sees it dead and
+    /// retries (lock order: a group, then the map).
+    fn forget(&self, group: &mut ClassicGroup) {
+        group.mark_dead();
+        self.map().remove(&group.id);
     }
 }

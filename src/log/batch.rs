@@ -1,8 +1,9 @@
 //! Record batches (magic 2) as bytes: header fields read in place,
-//! validation (magic, lengths, CRC-32C, record count, and the record rules
-//! of Kafka's `LogValidator`: timestamp bounds, keys on compacted topics, no
-//! control batches from clients), and the few rewrites the broker makes
-//! (base offset, leader epoch, log append time).
+//! validation (magic, base offset, size, CRC-32C, record count, and the
+//! record rules of Kafka's `LogValidator`: timestamp bounds, keys on
+//! compacted topics, no control batches from clients), walking the records
+//! of stored batches, and the few rewrites the broker makes (base offset,
+//! leader epoch, log append time).
 //!
 //! Layout of the fixed 61-byte header (big-endian):
 //! ```text
@@ -35,8 +36,16 @@ const NO_TIMESTAMP: i64 = -1;
 pub enum BatchError {
     /// Fewer bytes than the header or than `batchLength` claims (a torn write).
     Truncated,
-    /// The CRC, magic or lengths are wrong (CORRUPT_MESSAGE).
+    /// The CRC or length field is wrong, or the records do not inflate
+    /// (CORRUPT_MESSAGE).
     Corrupt(String),
+    /// Larger than the topic's `max.message.bytes` (MESSAGE_TOO_LARGE).
+    TooLarge {
+        /// The batch's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// Well-formed but not acceptable (INVALID_RECORD).
     Invalid(String),
     /// Records that break the topic's [`RecordRules`], by index in the batch.
@@ -91,6 +100,10 @@ impl fmt::Display for BatchError {
         match self {
             Self::Truncated => write!(f, "record batch is truncated"),
             Self::Corrupt(why) | Self::Invalid(why) => write!(f, "{why}"),
+            Self::TooLarge { size, max } => write!(
+                f,
+                "the record batch is {size} bytes, more than the maximum of {max}"
+            ),
             Self::Records(problems) => {
                 write!(f, "{} records break the topic's rules", problems.len())
             }
@@ -144,7 +157,8 @@ impl BatchHeader {
     ///
     /// # Errors
     /// [`BatchError::Truncated`] if `bytes` is shorter than the header;
-    /// [`BatchError::Corrupt`] for a bad length or magic.
+    /// [`BatchError::Corrupt`] for a bad length; [`BatchError::Invalid`]
+    /// for a magic other than 2.
     pub fn parse(bytes: &[u8]) -> Result<Self, BatchError> {
         if bytes.len() < HEADER_SIZE {
             return Err(BatchError::Truncated);
@@ -157,8 +171,8 @@ impl BatchHeader {
             .ok_or_else(|| BatchError::Corrupt(format!("invalid batch length {batch_length}")))?;
         let magic = bytes[MAGIC_OFFSET];
         if magic != 2 {
-            return Err(BatchError::Corrupt(format!(
-                "unsupported record batch magic {magic}; only magic 2 is accepted"
+            return Err(BatchError::Invalid(format!(
+                "record batch magic {magic}: only record batches with magic version 2 are allowed"
             )));
         }
         Ok(Self {
@@ -175,9 +189,11 @@ impl BatchHeader {
         })
     }
 
-    /// Offset of the last record.
+    /// Offset of the last record (saturating: a damaged header on disk
+    /// must not overflow).
     pub fn last_offset(&self) -> i64 {
-        self.base_offset + i64::from(self.last_offset_delta)
+        self.base_offset
+            .saturating_add(i64::from(self.last_offset_delta))
     }
 
     /// Sequence number of the last record (wrapping as Kafka's does).
@@ -215,18 +231,35 @@ pub fn is_control(attributes: i16) -> bool {
     attributes & CONTROL_BIT != 0
 }
 
-/// Checks one whole batch as a producer sent it at `now_ms`: header,
-/// CRC-32C, a record count matching `lastOffsetDelta`, no control batch,
-/// and the topic's `rules` for every record. Uncompressed records are walked
-/// one by one (they must also fill the batch exactly). Compressed batches are
-/// inflated (as a stream) only when a rule needs their records; by default
-/// their header's first and largest timestamps settle the time bounds.
+/// Checks one whole batch as a producer sent it at `now_ms`, in Kafka's
+/// order: header and magic, a base offset of 0, at most `max_bytes`
+/// (`max.message.bytes`), CRC-32C, a record count matching
+/// `lastOffsetDelta`, a sequence with a producer id, no control batch, and
+/// the topic's `rules` for every record. Compressed records are inflated as
+/// a stream, never whole; either way the records must fill the batch exactly.
 ///
 /// # Errors
 /// [`BatchError`] describing the first problem found, or
 /// [`BatchError::Records`] listing every record that breaks a rule.
-pub fn validate(bytes: &[u8], rules: &RecordRules, now_ms: i64) -> Result<BatchHeader, BatchError> {
+pub fn validate(
+    bytes: &[u8],
+    max_bytes: usize,
+    rules: &RecordRules,
+    now_ms: i64,
+) -> Result<BatchHeader, BatchError> {
     let header = BatchHeader::parse(bytes)?;
+    if header.base_offset != 0 {
+        return Err(BatchError::Invalid(format!(
+            "The baseOffset of the record batch in the append should be 0, but it is {}",
+            header.base_offset
+        )));
+    }
+    if bytes.len() > max_bytes {
+        return Err(BatchError::TooLarge {
+            size: bytes.len(),
+            max: max_bytes,
+        });
+    }
     if bytes.len() < header.size {
         return Err(BatchError::Truncated);
     }
@@ -244,6 +277,12 @@ pub fn validate(bytes: &[u8], rules: &RecordRules, now_ms: i64) -> Result<BatchH
             header.records_count, header.last_offset_delta
         )));
     }
+    if header.has_producer() && header.base_sequence < 0 {
+        return Err(BatchError::Invalid(format!(
+            "Invalid sequence number {} in record batch with producerId {}",
+            header.base_sequence, header.producer_id
+        )));
+    }
     if header.is_control() {
         return Err(BatchError::Invalid(
             "Clients are not allowed to write control records".into(),
@@ -255,34 +294,62 @@ pub fn validate(bytes: &[u8], rules: &RecordRules, now_ms: i64) -> Result<BatchH
         now_ms,
     };
     let mut problems = Vec::new();
-    let mut check = |index, record| {
+    walk_records(bytes, &header, |index, record| {
         if let Some(problem) = checker.check(record) {
             problems.push((index, problem));
         }
-    };
-    let payload = &bytes[HEADER_SIZE..];
-    match header.compression() {
-        0 => walk_uncompressed_records(payload, header.records_count, check)?,
-        codec @ 1..=4 if checker.needs_compressed_records() => {
-            compressed::walk_records(codec, payload, header.records_count, |index, prefix| {
-                check(
-                    index,
-                    record_fields(prefix).ok_or_else(|| malformed(index))?,
-                );
-                Ok(())
-            })?;
-        }
-        1..=4 => {}
-        codec => {
-            return Err(BatchError::Invalid(format!(
-                "unknown compression codec {codec}"
-            )))
-        }
-    }
+    })?;
     if problems.is_empty() {
         Ok(header)
     } else {
         Err(BatchError::Records(problems))
+    }
+}
+
+/// The first record of a stored batch (its whole bytes, header included)
+/// whose `(offset, timestamp)` is `wanted`. LogAppendTime batches give
+/// every record the batch's max timestamp. Records are read as
+/// [`validate`] reads them; a damaged batch yields what precedes the damage.
+pub fn find_record(bytes: &[u8], wanted: impl Fn(i64, i64) -> bool) -> Option<(i64, i64)> {
+    let header = BatchHeader::parse(bytes).ok()?;
+    let bytes = bytes.get(..header.size)?;
+    let mut found = None;
+    let _ = walk_records(bytes, &header, |_, record| {
+        let offset = header.base_offset.wrapping_add(record.offset_delta);
+        let timestamp = if header.is_log_append_time() {
+            header.max_timestamp
+        } else {
+            header.base_timestamp.wrapping_add(record.timestamp_delta)
+        };
+        if found.is_none() && wanted(offset, timestamp) {
+            found = Some((offset, timestamp));
+        }
+    });
+    found
+}
+
+/// Hands each record's index and fields to `each`, inflating compressed
+/// records as a stream. `bytes` is one whole batch.
+fn walk_records(
+    bytes: &[u8],
+    header: &BatchHeader,
+    mut each: impl FnMut(i32, RecordFields),
+) -> Result<(), BatchError> {
+    let payload = bytes.get(HEADER_SIZE..).unwrap_or_default();
+    match header.compression() {
+        0 => walk_uncompressed_records(payload, header.records_count, each),
+        codec @ 1..=4 => {
+            compressed::walk_records(codec, payload, header.records_count, |index, prefix| {
+                each(
+                    index,
+                    record_fields(prefix).ok_or_else(|| malformed(index))?,
+                );
+                Ok(())
+            })
+        }
+        codec => Err(BatchError::Invalid(format!(
+            "unknown compression codec {codec}"
+        ))),
     }
 }
 
@@ -303,27 +370,6 @@ struct RecordChecker<'a> {
 }
 
 impl RecordChecker<'_> {
-    /// Whether a compressed batch must be inflated to apply the rules: on
-    /// compacted topics (keys), under a finite `before` bound (the first
-    /// record need not be the oldest), or when the header's first or largest
-    /// timestamp is refused (to name every refused record). Otherwise the
-    /// header's timestamps settle it.
-    fn needs_compressed_records(&self) -> bool {
-        let header_record = |timestamp: i64| RecordFields {
-            timestamp_delta: timestamp.wrapping_sub(self.header.base_timestamp),
-            offset_delta: 0,
-            has_key: true,
-        };
-        self.rules.keys_required
-            || self.rules.timestamp_before_max_ms != i64::MAX
-            || self
-                .check(header_record(self.header.base_timestamp))
-                .is_some()
-            || self
-                .check(header_record(self.header.max_timestamp))
-                .is_some()
-    }
-
     fn check(&self, record: RecordFields) -> Option<RecordProblem> {
         if self.rules.keys_required && !record.has_key {
             return Some(RecordProblem::MissingKey);
@@ -456,6 +502,9 @@ pub(crate) mod tests {
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
 
+    /// Kafka's default `max.message.bytes`.
+    const MAX: usize = 1_048_588;
+
     /// Kafka's default topic rules (CreateTime, at most 1 hour ahead, not compacted).
     const KAFKA_DEFAULTS: RecordRules = RecordRules {
         log_append_time: false,
@@ -542,7 +591,7 @@ pub(crate) mod tests {
     fn validates_encoder_output() {
         for compression in [Compression::None, Compression::Gzip, Compression::Lz4] {
             let bytes = batch(3, 1000, compression);
-            let header = validate(&bytes, &KAFKA_DEFAULTS, 0).expect("valid");
+            let header = validate(&bytes, MAX, &KAFKA_DEFAULTS, 0).expect("valid");
             assert_eq!(header.records_count, 3);
             assert_eq!(header.last_offset_delta, 2);
             assert_eq!(header.max_timestamp, 1002);
@@ -551,7 +600,7 @@ pub(crate) mod tests {
 
     #[test]
     fn rejects_damage() {
-        let validate = |bytes: &[u8]| validate(bytes, &KAFKA_DEFAULTS, 0);
+        let validate = |bytes: &[u8]| validate(bytes, MAX, &KAFKA_DEFAULTS, 0);
         let good = batch(2, 0, Compression::None);
         let mut flipped = good.clone();
         let last = flipped.len() - 1;
@@ -563,17 +612,40 @@ pub(crate) mod tests {
         );
         let mut magic = good.clone();
         magic[MAGIC_OFFSET] = 1;
-        assert!(matches!(validate(&magic), Err(BatchError::Corrupt(_))));
+        assert!(matches!(validate(&magic), Err(BatchError::Invalid(_))));
         let mut long = good.clone();
         long.extend_from_slice(&[0; 4]);
         assert!(matches!(validate(&long), Err(BatchError::Invalid(_))));
+        // Kafka's order: base offset, then size, then CRC.
+        let mut offset = flipped.clone();
+        offset[0..8].copy_from_slice(&7i64.to_be_bytes());
+        assert!(matches!(
+            validate(&offset),
+            Err(BatchError::Invalid(m)) if m.contains("should be 0, but it is 7")
+        ));
+        assert_eq!(
+            super::validate(&flipped, good.len() - 1, &KAFKA_DEFAULTS, 0),
+            Err(BatchError::TooLarge {
+                size: good.len(),
+                max: good.len() - 1
+            })
+        );
+        // A producer id needs a sequence.
+        let mut unsequenced = batch_with_producer(1, 0, Compression::None, 5, 0, 0);
+        unsequenced[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+        reseal(&mut unsequenced);
+        assert!(matches!(
+            validate(&unsequenced),
+            Err(BatchError::Invalid(m)) if m.contains("Invalid sequence number -1")
+        ));
     }
 
     #[test]
     fn assign_keeps_crc_valid() {
         let mut bytes = batch(2, 5, Compression::None);
         assign(&mut bytes, 42, 0, Some(777));
-        let header = validate(&bytes, &KAFKA_DEFAULTS, 0).expect("still valid");
+        let header = BatchHeader::parse(&bytes).expect("header");
+        check_crc(&bytes, &header).expect("still valid");
         assert_eq!(header.base_offset, 42);
         assert_eq!(header.max_timestamp, 777);
         assert_ne!(header.attributes & TIMESTAMP_TYPE_BIT, 0);
@@ -599,7 +671,7 @@ pub(crate) mod tests {
             ],
             Compression::None,
         );
-        let found = problems(validate(&bytes, &KAFKA_DEFAULTS, NOW));
+        let found = problems(validate(&bytes, MAX, &KAFKA_DEFAULTS, NOW));
         assert_eq!(
             found,
             vec![(
@@ -615,18 +687,18 @@ pub(crate) mod tests {
         assert!(found[0].1.is_timestamp());
         // Old timestamps pass by default, fail under a before limit; -1 means none.
         let old = batch_of(&[(0, Some("a")), (-1, Some("b"))], Compression::None);
-        assert!(validate(&old, &KAFKA_DEFAULTS, NOW).is_ok());
+        assert!(validate(&old, MAX, &KAFKA_DEFAULTS, NOW).is_ok());
         let strict = RecordRules {
             timestamp_before_max_ms: HOUR,
             ..KAFKA_DEFAULTS
         };
-        assert_eq!(problems(validate(&old, &strict, NOW)).len(), 1);
+        assert_eq!(problems(validate(&old, MAX, &strict, NOW)).len(), 1);
         // LogAppendTime topics ignore the producer's clock.
         let append_time = RecordRules {
             log_append_time: true,
             ..KAFKA_DEFAULTS
         };
-        assert!(validate(&bytes, &append_time, NOW).is_ok());
+        assert!(validate(&bytes, MAX, &append_time, NOW).is_ok());
     }
 
     const COMPACTED: RecordRules = RecordRules {
@@ -641,7 +713,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn compressed_batches_are_inflated_when_a_rule_needs_their_records() {
+    fn compressed_batches_are_checked_record_by_record() {
         let codecs = [
             Compression::Gzip,
             Compression::Snappy,
@@ -658,22 +730,25 @@ pub(crate) mod tests {
             ];
             let bytes = batch_of(&records, compression);
             assert!(
-                validate(&bytes, &KAFKA_DEFAULTS, NOW).is_ok(),
+                validate(&bytes, MAX, &KAFKA_DEFAULTS, NOW).is_ok(),
                 "{compression:?}"
             );
             assert_eq!(
-                problems(validate(&bytes, &COMPACTED, NOW)),
+                problems(validate(&bytes, MAX, &COMPACTED, NOW)),
                 vec![(2, RecordProblem::MissingKey)],
                 "{compression:?}"
             );
-            // A refused header timestamp: every refused record is named.
+            // Every refused timestamp is named, also one the header hides
+            // (its max timestamp claims less than a record holds).
             let ahead = [
                 (NOW + 2 * HOUR, Some("a")),
                 (NOW, Some("b")),
                 (NOW + 3 * HOUR, Some("c")),
             ];
-            let bytes = batch_of(&ahead, compression);
-            let found = problems(validate(&bytes, &KAFKA_DEFAULTS, NOW));
+            let mut bytes = batch_of(&ahead, compression);
+            bytes[35..43].copy_from_slice(&NOW.to_be_bytes()); // maxTimestamp
+            reseal(&mut bytes);
+            let found = problems(validate(&bytes, MAX, &KAFKA_DEFAULTS, NOW));
             let refused: Vec<(i32, i64)> = found
                 .iter()
                 .map(|(index, problem)| match problem {
@@ -691,11 +766,8 @@ pub(crate) mod tests {
         let end = bytes.len();
         bytes[HEADER_SIZE + 10..end].fill(0xaa);
         reseal(&mut bytes);
-        // Nothing needs the records under the default rules ...
-        assert!(validate(&bytes, &KAFKA_DEFAULTS, NOW).is_ok());
-        // ... a compacted topic inflates them.
         assert!(matches!(
-            validate(&bytes, &COMPACTED, NOW),
+            validate(&bytes, MAX, &KAFKA_DEFAULTS, NOW),
             Err(BatchError::Corrupt(_))
         ));
         // A batch declaring more records than it holds.
@@ -704,9 +776,39 @@ pub(crate) mod tests {
         short[57..61].copy_from_slice(&2i32.to_be_bytes()); // recordsCount
         reseal(&mut short);
         assert!(matches!(
-            validate(&short, &COMPACTED, NOW),
+            validate(&short, MAX, &KAFKA_DEFAULTS, NOW),
             Err(BatchError::Invalid(m)) if m.contains("ends before record 1")
         ));
+        // Claiming 2^31 - 1 records costs a walk to the end of the data.
+        let mut huge = batch_of(&[(NOW, Some("a"))], Compression::Zstd);
+        huge[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        huge[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        reseal(&mut huge);
+        assert!(matches!(
+            validate(&huge, MAX, &KAFKA_DEFAULTS, NOW),
+            Err(BatchError::Invalid(m)) if m.contains("ends before record 1")
+        ));
+        assert_eq!(find_record(&huge, |_, _| true), Some((0, NOW)));
+    }
+
+    #[test]
+    fn find_record_reads_stored_batches() {
+        for compression in [Compression::None, Compression::Snappy] {
+            let records = [(NOW, Some("a")), (NOW + 5, Some("b")), (NOW + 2, Some("c"))];
+            let mut bytes = batch_of(&records, compression);
+            assign(&mut bytes, 100, 0, None);
+            assert_eq!(
+                find_record(&bytes, |_, ts| ts > NOW),
+                Some((101, NOW + 5))
+            );
+            assert_eq!(find_record(&bytes, |o, _| o >= 102), Some((102, NOW + 2)));
+            assert_eq!(find_record(&bytes, |_, ts| ts > NOW + 5), None);
+            assign(&mut bytes, 100, 0, Some(NOW + 9));
+            assert_eq!(find_record(&bytes, |o, _| o >= 101), Some((101, NOW + 9)));
+            // A damaged length field is no panic.
+            bytes[8..12].copy_from_slice(&i32::MAX.to_be_bytes());
+            assert_eq!(find_record(&bytes, |_, _| true), None);
+        }
     }
 
     #[test]
@@ -717,13 +819,13 @@ pub(crate) mod tests {
             Compression::None,
         );
         assert_eq!(
-            problems(validate(&bytes, &compacted, NOW)),
+            problems(validate(&bytes, MAX, &compacted, NOW)),
             vec![
                 (0, RecordProblem::MissingKey),
                 (2, RecordProblem::MissingKey)
             ]
         );
-        assert!(validate(&bytes, &KAFKA_DEFAULTS, NOW).is_ok());
+        assert!(validate(&bytes, MAX, &KAFKA_DEFAULTS, NOW).is_ok());
     }
 
     #[test]
@@ -733,7 +835,7 @@ pub(crate) mod tests {
         bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
         reseal(&mut bytes);
         assert!(matches!(
-            validate(&bytes, &KAFKA_DEFAULTS, NOW),
+            validate(&bytes, MAX, &KAFKA_DEFAULTS, NOW),
             Err(BatchError::Invalid(m)) if m.contains("control records")
         ));
     }

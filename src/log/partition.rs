@@ -169,7 +169,13 @@ impl AppendError {
     /// The append error for a batch `validate` refused in `topic`-`partition`.
     fn from_batch(e: BatchError, topic: &str, partition: i32) -> Self {
         match e {
-            BatchError::Truncated | BatchError::Corrupt(_) => Self::Corrupt(e.to_string()),
+            BatchError::Corrupt(_) => Self::Corrupt(e.to_string()),
+            BatchError::TooLarge { size, max } => Self::TooLarge { size, max },
+            // Kafka finds no whole batch in the data: INVALID_RECORD.
+            BatchError::Truncated => Self::Invalid(format!(
+                "{e}: a produce request must hold one whole record batch \
+                 for topic partition {topic}-{partition}"
+            )),
             BatchError::Invalid(m) => {
                 Self::Invalid(format!("{m} in topic partition {topic}-{partition}"))
             }
@@ -442,18 +448,15 @@ impl PartitionLog {
     /// # Errors
     /// [`AppendError`] naming the reason; nothing is stored then.
     pub fn append(&self, mut bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
-        let rules = self.lock().config.record_rules();
-        let header = batch::validate(&bytes, &rules, now_ms)
+        let (max_bytes, rules) = {
+            let state = self.lock();
+            (state.config.max_message_bytes, state.config.record_rules())
+        };
+        let header = batch::validate(&bytes, max_bytes, &rules, now_ms)
             .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
         let mut state = self.lock();
         if state.deleted {
             return Err(AppendError::Deleted);
-        }
-        if bytes.len() > state.config.max_message_bytes {
-            return Err(AppendError::TooLarge {
-                size: bytes.len(),
-                max: state.config.max_message_bytes,
-            });
         }
         if header.has_producer() && !header.is_control() {
             let check = state
@@ -688,18 +691,7 @@ impl PartitionLog {
             .ok()?
             .bytes()
             .ok()?;
-        let header = BatchHeader::parse(&bytes).ok()?;
-        if header.is_log_append_time() {
-            // LogAppendTime: every record carries the batch's max timestamp.
-            let offset = header.base_offset.max(log_start);
-            return wanted(offset, header.max_timestamp).then_some((offset, header.max_timestamp));
-        }
-        let mut buf = bytes.slice(..header.size);
-        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
-        set.records
-            .iter()
-            .map(|r| (r.offset, r.timestamp))
-            .find(|(o, t)| wanted(*o, *t))
+        batch::find_record(&bytes, wanted)
     }
 
     /// Moves the log start offset to `offset` (DeleteRecords); `-1` means
@@ -923,9 +915,9 @@ fn recover_segment(
     while position < size {
         let remaining = usize::try_from(size - position).unwrap_or(usize::MAX);
         let header_bytes = segment::read_at(&reader, position, remaining.min(HEADER_SIZE))?;
-        let whole = BatchHeader::parse(&header_bytes)
-            .ok()
-            .filter(|h| h.size <= remaining && h.base_offset >= expected_offset);
+        let whole = BatchHeader::parse(&header_bytes).ok().filter(|h| {
+            h.size <= remaining && h.base_offset >= expected_offset && h.last_offset_delta >= 0
+        });
         let verified = match whole {
             Some(h) => {
                 let bytes = segment::read_at(&reader, position, h.size)?;

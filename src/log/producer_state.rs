@@ -98,19 +98,11 @@ impl ProducerStateManager {
         first_sequence: i32,
         last_sequence: i32,
     ) -> Result<SequenceCheck, SequenceError> {
-        // An unknown producer, or a bumped epoch, starts at sequence 0.
-        let fresh_start = || {
-            if first_sequence == 0 {
-                Ok(SequenceCheck::Append)
-            } else {
-                Err(SequenceError::OutOfOrder {
-                    got: first_sequence,
-                    expected: 0,
-                })
-            }
-        };
+        // An unknown producer may start at any sequence, as in Kafka (its
+        // batches may have gone with retention or DeleteRecords); a bumped
+        // epoch starts at sequence 0.
         let Some(entry) = self.producers.get(&producer_id) else {
-            return fresh_start();
+            return Ok(SequenceCheck::Append);
         };
         if epoch < entry.epoch {
             return Err(SequenceError::StaleEpoch {
@@ -119,7 +111,14 @@ impl ProducerStateManager {
             });
         }
         if epoch > entry.epoch {
-            return fresh_start();
+            return if first_sequence == 0 {
+                Ok(SequenceCheck::Append)
+            } else {
+                Err(SequenceError::OutOfOrder {
+                    got: first_sequence,
+                    expected: 0,
+                })
+            };
         }
         if let Some(seen) = entry
             .batches
@@ -186,9 +185,11 @@ mod tests {
             state.check(7, 0, 5, 9),
             Err(SequenceError::StaleEpoch { .. })
         ));
+        // An unknown producer may start anywhere; a new epoch starts at 0.
+        assert_eq!(state.check(8, 0, 3, 3), Ok(SequenceCheck::Append));
         assert!(matches!(
-            state.check(8, 0, 3, 3),
-            Err(SequenceError::OutOfOrder { .. })
+            state.check(7, 2, 3, 3),
+            Err(SequenceError::OutOfOrder { expected: 0, .. })
         ));
         for i in 1..=6 {
             state.record(7, 1, i, i, 200 + i64::from(i));
