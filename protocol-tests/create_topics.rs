@@ -140,6 +140,11 @@ const ERROR_CASES: &[ErrorCase] = &[
         code: 42,
     },
     ErrorCase {
+        what: "more partitions than Kafka's controller takes in one request",
+        topics: |n| vec![topic(n, 2_000_000_000, 1)],
+        code: 44,
+    },
+    ErrorCase {
         what: "manual assignment naming broker 7",
         topics: |n| vec![assigned(n, &[&[7]])],
         code: 39,
@@ -389,5 +394,29 @@ async fn good_create_reports_the_topic() {
     let created = result(&response, "manual");
     assert_eq!(created.error_code, 0, "manual: {:?}", created.error_message);
     assert_eq!(created.num_partitions, 2, "manual partitions");
+    broker.shutdown().await;
+}
+
+#[tokio::test]
+async fn names_colliding_on_dot_and_underscore_are_refused() {
+    let broker = TestBroker::start().await;
+    let mut client = broker.connect().await;
+    let response = create(&mut client, 7, vec![topic("metrics.in", 1, 1)], false).await;
+    assert_eq!(result(&response, "metrics.in").error_code, 0);
+    for validate_only in [true, false] {
+        let response = create(
+            &mut client,
+            7,
+            vec![topic("metrics_in", 1, 1)],
+            validate_only,
+        )
+        .await;
+        let refused = result(&response, "metrics_in");
+        assert_eq!(refused.error_code, 17, "validate_only={validate_only}");
+        assert_eq!(
+            refused.error_message.as_deref(),
+            Some("Topic 'metrics_in' collides with existing topic: metrics.in")
+        );
+    }
     broker.shutdown().await;
 }

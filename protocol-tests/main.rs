@@ -11,6 +11,7 @@
 mod api_versions;
 mod broker_configs;
 mod create_topics;
+mod edge_errors;
 mod golden;
 mod malformed;
 mod metadata;

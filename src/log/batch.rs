@@ -797,10 +797,7 @@ pub(crate) mod tests {
             let records = [(NOW, Some("a")), (NOW + 5, Some("b")), (NOW + 2, Some("c"))];
             let mut bytes = batch_of(&records, compression);
             assign(&mut bytes, 100, 0, None);
-            assert_eq!(
-                find_record(&bytes, |_, ts| ts > NOW),
-                Some((101, NOW + 5))
-            );
+            assert_eq!(find_record(&bytes, |_, ts| ts > NOW), Some((101, NOW + 5)));
             assert_eq!(find_record(&bytes, |o, _| o >= 102), Some((102, NOW + 2)));
             assert_eq!(find_record(&bytes, |_, ts| ts > NOW + 5), None);
             assign(&mut bytes, 100, 0, Some(NOW + 9));
