@@ -13,6 +13,9 @@
 //!   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`
 //!   (1 hour ahead by default), INVALID_RECORD for a record without a key
 //!   on a compacted topic or records that do not fill the batch exactly.
+//!   Compressed batches are checked and appended on tokio's blocking pool:
+//!   a small batch may inflate to gigabytes, and the async workers keep
+//!   serving other connections meanwhile.
 //! - Idempotent batches: a retry gets its original offset back;
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap or a new epoch not starting at
 //!   0; INVALID_PRODUCER_EPOCH when fenced. A producer the partition has no
@@ -31,55 +34,60 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use super::{append_error, partition_log, resolve_topic, str_bytes, TopicRef};
 use crate::broker::Broker;
 use crate::error::ApiError;
-use crate::log::{now_ms, AppendError, AppendInfo, PartitionLog, RecordError};
+use crate::log::{is_compressed, now_ms, AppendError, AppendInfo, PartitionLog, RecordError};
 
 /// Answers a Produce request; `None` for acks=0.
-pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks_error = (!matches!(request.acks, -1..=1))
         .then(|| ApiError::new(ResponseError::InvalidRequiredAcks, "Invalid required acks"));
     let now = now_ms();
-    let responses = request
-        .topic_data
-        .into_iter()
-        .map(|topic| {
-            let reference = TopicRef::new(version >= 13, &topic.name, topic.topic_id);
-            let resolved = resolve_topic(broker, &reference, true);
-            let partitions = topic
-                .partition_data
-                .into_iter()
-                .map(|data| {
-                    let outcome = match (&acks_error, &resolved) {
-                        (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
-                        (None, Ok(meta)) => append(
-                            broker,
-                            &meta.name,
-                            data.index,
-                            request.acks,
-                            data.records,
-                            now,
-                        ),
-                    };
-                    let response = PartitionProduceResponse::default().with_index(data.index);
-                    match outcome {
-                        Ok(info) => response
-                            .with_base_offset(info.base_offset)
-                            .with_log_append_time_ms(info.log_append_time)
-                            .with_log_start_offset(info.log_start_offset),
-                        Err(refusal) => refusal.response(response, version),
-                    }
-                })
-                .collect();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic in request.topic_data {
+        let reference = TopicRef::new(version >= 13, &topic.name, topic.topic_id);
+        let resolved = resolve_topic(broker, &reference, true);
+        let mut partitions = Vec::with_capacity(topic.partition_data.len());
+        for data in topic.partition_data {
+            let outcome = match (&acks_error, &resolved) {
+                (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
+                (None, Ok(meta)) => {
+                    append(
+                        broker,
+                        &meta.name,
+                        data.index,
+                        request.acks,
+                        data.records,
+                        now,
+                    )
+                    .await
+                }
+            };
+            let response = PartitionProduceResponse::default().with_index(data.index);
+            partitions.push(match outcome {
+                Ok(info) => response
+                    .with_base_offset(info.base_offset)
+                    .with_log_append_time_ms(info.log_append_time)
+                    .with_log_start_offset(info.log_start_offset),
+                Err(refusal) => refusal.response(response, version),
+            });
+        }
+        responses.push(
             TopicProduceResponse::default()
                 .with_name(reference.name_for_response())
                 .with_topic_id(reference.id)
-                .with_partition_responses(partitions)
-        })
-        .collect();
+                .with_partition_responses(partitions),
+        );
+    }
     (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
@@ -155,7 +163,7 @@ fn check_in_sync_replicas(log: &PartitionLog, topic: &str, partition: i32) -> Re
     })
 }
 
-fn append(
+async fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
@@ -173,7 +181,19 @@ fn append(
             "Produce request has no records",
         )
     })?;
-    log.append(records.to_vec(), now).map_err(|e| match e {
+    let bytes = records.to_vec();
+    let appended = if is_compressed(&bytes) {
+        // Checking compressed records means inflating them, which a small
+        // batch can make take seconds: off the async workers, so other
+        // connections are served meanwhile.
+        let log = Arc::clone(&log);
+        tokio::task::spawn_blocking(move || log.append(bytes, now))
+            .await
+            .unwrap_or_else(|e| Err(AppendError::Storage(e.to_string())))
+    } else {
+        log.append(bytes, now)
+    };
+    appended.map_err(|e| match e {
         // As Kafka's RecordValidationException: the records and the log start.
         AppendError::Records { ref errors, .. } => Refusal {
             record_errors: errors.clone(),
