@@ -186,6 +186,7 @@ impl Broker {
                 defaults.timestamp_after_max_ms,
             ),
             min_insync_replicas: number("min.insync.replicas", defaults.min_insync_replicas),
+            producer_id_expiration_ms: config.get_i64("producer.id.expiration.ms"),
             compact: value("cleanup.policy")
                 .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
         }

@@ -25,7 +25,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 /// Owns every partition log under `DATA_DIR/logs` (Kafka's `LogManager`).
 #[derive(Debug)]
@@ -108,8 +108,8 @@ impl LogManager {
         Ok(())
     }
 
-    /// One retention and flush pass over every partition; failures are
-    /// logged per partition and never stop the others.
+    /// One retention, flush and producer-expiry pass over every partition;
+    /// failures are logged per partition and never stop the others.
     pub fn maintain(&self, now_ms: i64) {
         let logs: Vec<Arc<PartitionLog>> = self.read().values().cloned().collect();
         for log in logs {
@@ -118,6 +118,10 @@ impl LogManager {
             }
             if let Err(e) = log.flush_if_due(now_ms) {
                 error!(topic = %log.topic, partition = log.partition, cause = %e, "flush failed");
+            }
+            let expired = log.expire_producers(now_ms);
+            if expired > 0 {
+                debug!(topic = %log.topic, partition = log.partition, expired, "expired idle producers");
             }
         }
     }

@@ -50,6 +50,9 @@ pub struct LogConfig {
     pub compact: bool,
     /// `min.insync.replicas`: replicas an acks=all write needs in sync.
     pub min_insync_replicas: i64,
+    /// `producer.id.expiration.ms`: forget an idempotent producer this
+    /// long after its last batch.
+    pub producer_id_expiration_ms: i64,
 }
 
 impl LogConfig {
@@ -79,6 +82,7 @@ impl Default for LogConfig {
             timestamp_after_max_ms: 3_600_000,
             compact: false,
             min_insync_replicas: 1,
+            producer_id_expiration_ms: 86_400_000,
         }
     }
 }
@@ -385,6 +389,7 @@ impl PartitionLog {
                         entry.base_sequence,
                         last_sequence(&entry),
                         entry.base_offset,
+                        entry.max_timestamp,
                     );
                 }
             }
@@ -516,6 +521,7 @@ impl PartitionLog {
                 header.base_sequence,
                 header.last_sequence(),
                 base_offset,
+                max_timestamp,
             );
         }
         state.unflushed_records += i64::from(header.records_count);
@@ -720,6 +726,14 @@ impl PartitionLog {
                 .map_err(|e| ReadError::Storage(e.to_string()))?;
         }
         Ok(state.log_start_offset)
+    }
+
+    /// Forgets idempotent producers idle past `producer.id.expiration.ms`;
+    /// how many went.
+    pub fn expire_producers(&self, now_ms: i64) -> usize {
+        let mut state = self.lock();
+        let expiration_ms = state.config.producer_id_expiration_ms;
+        state.producers.expire(now_ms, expiration_ms)
     }
 
     /// Deletes closed segments past `retention.ms` or beyond

@@ -24,6 +24,8 @@ struct SequencedBatch {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<SequencedBatch>,
+    /// The largest timestamp of its last batch (what expiry goes by).
+    last_timestamp: i64,
 }
 
 /// What to do with an incoming idempotent batch.
@@ -140,7 +142,8 @@ impl ProducerStateManager {
         Ok(SequenceCheck::Append)
     }
 
-    /// Records an appended batch (also used to replay the index on start).
+    /// Records an appended batch whose largest timestamp is `timestamp`
+    /// (also used to replay the index on start).
     pub fn record(
         &mut self,
         producer_id: i64,
@@ -148,8 +151,10 @@ impl ProducerStateManager {
         first_sequence: i32,
         last_sequence: i32,
         base_offset: i64,
+        timestamp: i64,
     ) {
         let entry = self.producers.entry(producer_id).or_default();
+        entry.last_timestamp = timestamp;
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -163,6 +168,15 @@ impl ProducerStateManager {
             entry.batches.pop_front();
         }
     }
+
+    /// Forgets producers whose last batch is `expiration_ms` or more older
+    /// than `now_ms` (Kafka's `producer.id.expiration.ms`); how many went.
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        let before = self.producers.len();
+        self.producers
+            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        before - self.producers.len()
+    }
 }
 
 #[cfg(test)]
@@ -173,14 +187,14 @@ mod tests {
     fn duplicates_gaps_and_fencing() {
         let mut state = ProducerStateManager::default();
         assert_eq!(state.check(7, 0, 0, 4), Ok(SequenceCheck::Append));
-        state.record(7, 0, 0, 4, 100);
+        state.record(7, 0, 0, 4, 100, 0);
         assert_eq!(state.check(7, 0, 0, 4), Ok(SequenceCheck::Duplicate(100)));
         assert_eq!(state.check(7, 0, 5, 9), Ok(SequenceCheck::Append));
         assert!(matches!(
             state.check(7, 0, 7, 9),
             Err(SequenceError::OutOfOrder { expected: 5, .. })
         ));
-        state.record(7, 1, 0, 0, 200);
+        state.record(7, 1, 0, 0, 200, 0);
         assert!(matches!(
             state.check(7, 0, 5, 9),
             Err(SequenceError::StaleEpoch { .. })
@@ -192,7 +206,7 @@ mod tests {
             Err(SequenceError::OutOfOrder { expected: 0, .. })
         ));
         for i in 1..=6 {
-            state.record(7, 1, i, i, 200 + i64::from(i));
+            state.record(7, 1, i, i, 200 + i64::from(i), 0);
         }
         // Only the last five batches are remembered.
         assert!(matches!(
@@ -200,5 +214,17 @@ mod tests {
             Err(SequenceError::OutOfOrder { .. })
         ));
         assert_eq!(state.check(7, 1, 2, 2), Ok(SequenceCheck::Duplicate(202)));
+    }
+
+    #[test]
+    fn producers_expire_after_their_last_batch() {
+        let mut state = ProducerStateManager::default();
+        state.record(1, 0, 0, 0, 10, 1_000);
+        state.record(2, 0, 0, 0, 11, 5_000);
+        assert_eq!(state.expire(10_999, 10_000), 0);
+        assert_eq!(state.expire(11_000, 10_000), 1);
+        // Producer 1 is unknown now: any sequence is taken; 2 is still known.
+        assert_eq!(state.check(1, 0, 7, 7), Ok(SequenceCheck::Append));
+        assert_eq!(state.check(2, 0, 0, 0), Ok(SequenceCheck::Duplicate(11)));
     }
 }
