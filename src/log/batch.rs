@@ -245,6 +245,7 @@ pub fn is_control(attributes: i16) -> bool {
 /// `lastOffsetDelta`, a sequence with a producer id, no control batch, and
 /// the topic's `rules` for every record. Compressed records are inflated as
 /// a stream, never whole; either way the records must fill the batch exactly.
+/// The header returned carries the records' largest timestamp.
 ///
 /// # Errors
 /// [`BatchError`] describing the first problem found, or
@@ -302,13 +303,24 @@ pub fn validate(
         now_ms,
     };
     let mut problems = Vec::new();
+    let mut max_timestamp = NO_TIMESTAMP;
     walk_records(bytes, &header, |index, record| {
+        max_timestamp =
+            max_timestamp.max(header.base_timestamp.wrapping_add(record.timestamp_delta));
         if let Some(problem) = checker.check(record) {
             problems.push((index, problem));
         }
     })?;
     if problems.is_empty() {
-        Ok(header)
+        // The records' largest timestamp, whatever the header claims.
+        Ok(BatchHeader {
+            max_timestamp: if header.is_log_append_time() {
+                header.max_timestamp
+            } else {
+                max_timestamp
+            },
+            ..header
+        })
     } else {
         Err(BatchError::Records(problems))
     }
@@ -487,19 +499,34 @@ pub(super) fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
     None
 }
 
+/// The timestamps the broker stamps on a batch it stores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// CreateTime: the max timestamp is the largest of the records'.
+    CreateTime(i64),
+    /// LogAppendTime: the broker's clock at append.
+    LogAppendTime(i64),
+}
+
 /// Rewrites the fields the broker owns: the base offset and the partition
-/// leader epoch (both outside the CRC), and, for LogAppendTime topics, the
-/// timestamp type and max timestamp (then the CRC).
-pub fn assign(bytes: &mut [u8], base_offset: i64, leader_epoch: i32, log_append_time: Option<i64>) {
+/// leader epoch (both outside the CRC), and, as Kafka's `LogValidator`
+/// does, the max timestamp (the records' largest, or the append time with
+/// the LogAppendTime attribute), recomputing the CRC when they change.
+pub fn assign(bytes: &mut [u8], base_offset: i64, leader_epoch: i32, stamp: Stamp) {
     bytes[0..8].copy_from_slice(&base_offset.to_be_bytes());
     bytes[12..16].copy_from_slice(&leader_epoch.to_be_bytes());
-    if let Some(now) = log_append_time {
-        let attributes = i16_at(bytes, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_BIT;
-        bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
-        bytes[35..43].copy_from_slice(&now.to_be_bytes());
-        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
-        bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    let old_attributes = i16_at(bytes, ATTRIBUTES_OFFSET);
+    let (attributes, max_timestamp) = match stamp {
+        Stamp::CreateTime(max) => (old_attributes, max),
+        Stamp::LogAppendTime(now) => (old_attributes | TIMESTAMP_TYPE_BIT, now),
+    };
+    if attributes == old_attributes && i64_at(bytes, 35) == max_timestamp {
+        return;
     }
+    bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    bytes[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+    bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
 }
 
 #[cfg(test)]
@@ -651,12 +678,26 @@ pub(crate) mod tests {
     #[test]
     fn assign_keeps_crc_valid() {
         let mut bytes = batch(2, 5, Compression::None);
-        assign(&mut bytes, 42, 0, Some(777));
+        assign(&mut bytes, 42, 0, Stamp::LogAppendTime(777));
         let header = BatchHeader::parse(&bytes).expect("header");
         check_crc(&bytes, &header).expect("still valid");
         assert_eq!(header.base_offset, 42);
         assert_eq!(header.max_timestamp, 777);
         assert_ne!(header.attributes & TIMESTAMP_TYPE_BIT, 0);
+    }
+
+    #[test]
+    fn the_stored_max_timestamp_is_the_records_largest() {
+        // A header claiming a max timestamp below a record's.
+        let mut bytes = batch(3, 1000, Compression::Lz4);
+        bytes[35..43].copy_from_slice(&1000i64.to_be_bytes());
+        reseal(&mut bytes);
+        let header = validate(&bytes, MAX, &KAFKA_DEFAULTS, 0).expect("valid");
+        assert_eq!(header.max_timestamp, 1002);
+        assign(&mut bytes, 0, 0, Stamp::CreateTime(header.max_timestamp));
+        let stored = BatchHeader::parse(&bytes).expect("header");
+        check_crc(&bytes, &stored).expect("CRC recomputed");
+        assert_eq!(stored.max_timestamp, 1002);
     }
 
     const NOW: i64 = 1_800_000_000_000;
@@ -804,11 +845,11 @@ pub(crate) mod tests {
         for compression in [Compression::None, Compression::Snappy] {
             let records = [(NOW, Some("a")), (NOW + 5, Some("b")), (NOW + 2, Some("c"))];
             let mut bytes = batch_of(&records, compression);
-            assign(&mut bytes, 100, 0, None);
+            assign(&mut bytes, 100, 0, Stamp::CreateTime(NOW + 5));
             assert_eq!(find_record(&bytes, |_, ts| ts > NOW), Some((101, NOW + 5)));
             assert_eq!(find_record(&bytes, |o, _| o >= 102), Some((102, NOW + 2)));
             assert_eq!(find_record(&bytes, |_, ts| ts > NOW + 5), None);
-            assign(&mut bytes, 100, 0, Some(NOW + 9));
+            assign(&mut bytes, 100, 0, Stamp::LogAppendTime(NOW + 9));
             assert_eq!(find_record(&bytes, |o, _| o >= 101), Some((101, NOW + 9)));
             // A damaged length field is no panic.
             bytes[8..12].copy_from_slice(&i32::MAX.to_be_bytes());

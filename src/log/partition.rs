@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use super::batch::{self, BatchError, BatchHeader, RecordProblem, RecordRules, HEADER_SIZE};
+use super::batch::{self, BatchError, BatchHeader, RecordProblem, RecordRules, Stamp, HEADER_SIZE};
 use super::index::{BatchEntry, SegmentIndex};
 use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
 use super::segment::{self, FileRegion, LogSegment};
@@ -484,8 +484,12 @@ impl PartitionLog {
         self.maybe_roll(&mut state, bytes.len() as u64, now_ms)?;
         let base_offset = state.log_end_offset;
         let append_time = state.config.log_append_time.then_some(now_ms);
-        batch::assign(&mut bytes, base_offset, 0, append_time);
         let max_timestamp = append_time.unwrap_or(header.max_timestamp);
+        let stamp = match append_time {
+            Some(now) => Stamp::LogAppendTime(now),
+            None => Stamp::CreateTime(max_timestamp),
+        };
+        batch::assign(&mut bytes, base_offset, 0, stamp);
         let last_offset = base_offset + i64::from(header.last_offset_delta);
 
         let (segment_base, segment) = state
