@@ -60,12 +60,7 @@ impl Broker {
         check_writable(&data_dir).map_err(dir_error)?;
         let cluster_id =
             cluster::load_or_create_cluster_id(&data_dir, node_id).map_err(dir_error)?;
-        // sled's default cache is 1 GiB; the index is small and hot, so a
-        // modest cache keeps the broker's memory low.
-        let db = sled::Config::new()
-            .path(data_dir.join("meta"))
-            .cache_capacity(64 << 20)
-            .open()?;
+        let db = open_metadata_store(&data_dir.join("meta"))?;
         let topics = TopicRegistry::open(&db)?;
         let dynamic_configs = DynamicConfigStore::open(&db)?;
         let config = config
@@ -385,6 +380,38 @@ pub fn check_partitions_per_request(added: i64) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// How long opening the metadata store waits for a previous handle in this
+/// process to let go of its file lock.
+const STORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Opens the sled metadata store at `path`. sled's background threads hold
+/// the directory's file lock a moment after its last handle is dropped, so
+/// a restart in the same process (tests) waits for the lock, up to
+/// [`STORE_LOCK_WAIT`]; another broker holding it fails after that.
+///
+/// # Errors
+/// sled cannot open the store.
+pub(crate) fn open_metadata_store(path: &std::path::Path) -> sled::Result<sled::Db> {
+    let deadline = std::time::Instant::now() + STORE_LOCK_WAIT;
+    loop {
+        // sled's default cache is 1 GiB; the index is small and hot, so a
+        // modest cache keeps the broker's memory low.
+        match sled::Config::new()
+            .path(path)
+            .cache_capacity(64 << 20)
+            .open()
+        {
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Checks that a partition count change is a growth of a size one request

@@ -97,7 +97,7 @@ pub async fn dispatch(
         .unwrap_or_default()
         .to_owned();
     let response = match request.body {
-        RequestKind::Produce(req) => match produce::handle(broker, version, req).await {
+        RequestKind::Produce(req) => match produce::handle(broker, version, req) {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
@@ -156,14 +156,16 @@ pub async fn dispatch(
         RequestKind::Metadata(req) => {
             ResponseKind::Metadata(metadata::handle(broker, version, req))
         }
+        // Topic creation and deletion do disk work that grows with the
+        // partition count.
         RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(create_topics::handle(broker, version, req))
+            ResponseKind::CreateTopics(blocking(|| create_topics::handle(broker, version, req)))
         }
         RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(delete_topics::handle(broker, version, req))
+            ResponseKind::DeleteTopics(blocking(|| delete_topics::handle(broker, version, req)))
         }
         RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(create_partitions::handle(broker, req))
+            ResponseKind::CreatePartitions(blocking(|| create_partitions::handle(broker, req)))
         }
         RequestKind::DescribeConfigs(req) => {
             ResponseKind::DescribeConfigs(describe_configs::handle(broker, version, &req))
@@ -261,6 +263,17 @@ fn partition_lookup<'a>(
 ///
 /// # Errors
 /// UNKNOWN_TOPIC_OR_PARTITION.
+/// Runs `f`, which may block for long (disk work or inflating that grows
+/// with the request), without stalling the other tasks of this worker: on a
+/// multi-threaded runtime the worker first hands its queue to another
+/// thread. (A current-thread runtime, as in some tests, just runs `f`.)
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 fn partition_log(
     broker: &Broker,
     topic: &str,

@@ -13,9 +13,9 @@
 //!   `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms`
 //!   (1 hour ahead by default), INVALID_RECORD for a record without a key
 //!   on a compacted topic or records that do not fill the batch exactly.
-//!   Compressed batches are checked and appended on tokio's blocking pool:
-//!   a small batch may inflate to gigabytes, and the async workers keep
-//!   serving other connections meanwhile.
+//!   Compressed batches are checked and appended as blocking work (a
+//!   small batch may inflate to gigabytes): the worker's other tasks move
+//!   to another thread meanwhile.
 //! - Idempotent batches: a retry gets its original offset back;
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap or a new epoch not starting at
 //!   0; INVALID_PRODUCER_EPOCH when fenced. A producer the partition has no
@@ -34,21 +34,15 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
-use std::sync::Arc;
-
 use bytes::Bytes;
 
-use super::{append_error, partition_log, resolve_topic, str_bytes, TopicRef};
+use super::{append_error, blocking, partition_log, resolve_topic, str_bytes, TopicRef};
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::log::{is_compressed, now_ms, AppendError, AppendInfo, PartitionLog, RecordError};
 
 /// Answers a Produce request; `None` for acks=0.
-pub async fn handle(
-    broker: &Broker,
-    version: i16,
-    request: ProduceRequest,
-) -> Option<ProduceResponse> {
+pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
     let acks_error = (!matches!(request.acks, -1..=1))
         .then(|| ApiError::new(ResponseError::InvalidRequiredAcks, "Invalid required acks"));
     let now = now_ms();
@@ -60,17 +54,14 @@ pub async fn handle(
         for data in topic.partition_data {
             let outcome = match (&acks_error, &resolved) {
                 (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
-                (None, Ok(meta)) => {
-                    append(
-                        broker,
-                        &meta.name,
-                        data.index,
-                        request.acks,
-                        data.records,
-                        now,
-                    )
-                    .await
-                }
+                (None, Ok(meta)) => append(
+                    broker,
+                    &meta.name,
+                    data.index,
+                    request.acks,
+                    data.records,
+                    now,
+                ),
             };
             let response = PartitionProduceResponse::default().with_index(data.index);
             partitions.push(match outcome {
@@ -163,7 +154,7 @@ fn check_in_sync_replicas(log: &PartitionLog, topic: &str, partition: i32) -> Re
     })
 }
 
-async fn append(
+fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
@@ -186,10 +177,7 @@ async fn append(
         // Checking compressed records means inflating them, which a small
         // batch can make take seconds: off the async workers, so other
         // connections are served meanwhile.
-        let log = Arc::clone(&log);
-        tokio::task::spawn_blocking(move || log.append(bytes, now))
-            .await
-            .unwrap_or_else(|e| Err(AppendError::Storage(e.to_string())))
+        blocking(|| log.append(bytes, now))
     } else {
         log.append(bytes, now)
     };

@@ -280,7 +280,7 @@ mod tests {
             db.flush().unwrap();
             created
         };
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::broker::open_metadata_store(dir.path()).unwrap();
         let registry = TopicRegistry::open(&db).unwrap();
         assert_eq!(registry.all().len(), 1);
         let a = registry.get_by_id(&created.id).unwrap();

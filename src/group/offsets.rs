@@ -228,7 +228,7 @@ mod tests {
             store.remove_topic("u").unwrap();
             db.flush().unwrap();
         }
-        let db = sled::open(dir.path()).unwrap();
+        let db = crate::broker::open_metadata_store(dir.path()).unwrap();
         let store = OffsetStore::open(&db).unwrap();
         assert_eq!(store.fetch("g", "t", 1), Some(at(11)));
         assert_eq!(store.fetch("g", "u", 0), None);
