@@ -259,10 +259,6 @@ fn partition_lookup<'a>(
     }
 }
 
-/// The log of one partition of a known topic.
-///
-/// # Errors
-/// UNKNOWN_TOPIC_OR_PARTITION.
 /// Runs `f`, which may block for long (disk work or inflating that grows
 /// with the request), without stalling the other tasks of this worker: on a
 /// multi-threaded runtime the worker first hands its queue to another
@@ -274,6 +270,10 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// The log of one partition of a known topic.
+///
+/// # Errors
+/// UNKNOWN_TOPIC_OR_PARTITION.
 fn partition_log(
     broker: &Broker,
     topic: &str,

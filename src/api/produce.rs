@@ -46,39 +46,43 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
     let acks_error = (!matches!(request.acks, -1..=1))
         .then(|| ApiError::new(ResponseError::InvalidRequiredAcks, "Invalid required acks"));
     let now = now_ms();
-    let mut responses = Vec::with_capacity(request.topic_data.len());
-    for topic in request.topic_data {
-        let reference = TopicRef::new(version >= 13, &topic.name, topic.topic_id);
-        let resolved = resolve_topic(broker, &reference, true);
-        let mut partitions = Vec::with_capacity(topic.partition_data.len());
-        for data in topic.partition_data {
-            let outcome = match (&acks_error, &resolved) {
-                (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
-                (None, Ok(meta)) => append(
-                    broker,
-                    &meta.name,
-                    data.index,
-                    request.acks,
-                    data.records,
-                    now,
-                ),
-            };
-            let response = PartitionProduceResponse::default().with_index(data.index);
-            partitions.push(match outcome {
-                Ok(info) => response
-                    .with_base_offset(info.base_offset)
-                    .with_log_append_time_ms(info.log_append_time)
-                    .with_log_start_offset(info.log_start_offset),
-                Err(refusal) => refusal.response(response, version),
-            });
-        }
-        responses.push(
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|topic| {
+            let reference = TopicRef::new(version >= 13, &topic.name, topic.topic_id);
+            let resolved = resolve_topic(broker, &reference, true);
+            let partitions = topic
+                .partition_data
+                .into_iter()
+                .map(|data| {
+                    let outcome = match (&acks_error, &resolved) {
+                        (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
+                        (None, Ok(meta)) => append(
+                            broker,
+                            &meta.name,
+                            data.index,
+                            request.acks,
+                            data.records,
+                            now,
+                        ),
+                    };
+                    let response = PartitionProduceResponse::default().with_index(data.index);
+                    match outcome {
+                        Ok(info) => response
+                            .with_base_offset(info.base_offset)
+                            .with_log_append_time_ms(info.log_append_time)
+                            .with_log_start_offset(info.log_start_offset),
+                        Err(refusal) => refusal.response(response, version),
+                    }
+                })
+                .collect();
             TopicProduceResponse::default()
                 .with_name(reference.name_for_response())
                 .with_topic_id(reference.id)
-                .with_partition_responses(partitions),
-        );
-    }
+                .with_partition_responses(partitions)
+        })
+        .collect();
     (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
 }
 
