@@ -114,21 +114,18 @@ impl TopicRegistry {
                 format!("Topic '{name}' already exists."),
             ));
         }
+        if !name.contains(['.', '_']) {
+            return Ok(());
+        }
         let unify = |n: &str| n.replace('.', "_");
         let unified = unify(name);
-        let has_collision_chars = |n: &str| n.contains(['.', '_']);
-        if let Some(other) = state
-            .by_name
-            .keys()
-            .filter(|_| has_collision_chars(name))
-            .find(|other| has_collision_chars(other) && unify(other) == unified)
-        {
-            return Err(ApiError::new(
+        match state.by_name.keys().find(|other| unify(other) == unified) {
+            Some(other) => Err(ApiError::new(
                 ResponseError::InvalidTopicException,
                 format!("Topic '{name}' collides with existing topic: {other}"),
-            ));
+            )),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Adds a topic.

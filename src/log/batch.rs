@@ -3,7 +3,7 @@
 //! record rules of Kafka's `LogValidator`: timestamp bounds, keys on
 //! compacted topics, no control batches from clients), walking the records
 //! of stored batches, and the few rewrites the broker makes (base offset,
-//! leader epoch, log append time).
+//! leader epoch, max timestamp and LogAppendTime).
 //!
 //! Layout of the fixed 61-byte header (big-endian):
 //! ```text
