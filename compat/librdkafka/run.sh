@@ -91,6 +91,10 @@ stop_all() {
     rm -f "$TESTS_DIR"/stats_*.json
 }
 trap stop_all EXIT
+# offset.store.method=file tests (0014) keep offsets in <topic>-<partition>.offset
+# files there too. Their "random" topic names do repeat across runs, and a
+# stale file makes a consumer start at an old stored offset: start clean.
+rm -f "$TESTS_DIR"/*.offset
 
 # --- entries -------------------------------------------------------------
 # entries.txt: one line per entry: phase<TAB>number<TAB>env...<TAB>flags...
