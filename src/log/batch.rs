@@ -229,9 +229,7 @@ impl BatchHeader {
 /// Whether `bytes` start a batch whose records are compressed: checking
 /// them means inflating, and a small batch may inflate to gigabytes.
 pub fn is_compressed(bytes: &[u8]) -> bool {
-    bytes
-        .get(ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2)
-        .is_some_and(|a| i16::from_be_bytes([a[0], a[1]]) & 0x7 != 0)
+    BatchHeader::parse(bytes).is_ok_and(|h| h.compression() != 0)
 }
 
 /// Whether batch `attributes` mark a control batch (a transaction marker).
