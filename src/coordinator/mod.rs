@@ -161,7 +161,10 @@ impl StateTopic {
                 producer_epoch: -1,
                 timestamp_type: TimestampType::Creation,
                 offset: i64::try_from(i).unwrap_or(i64::MAX),
-                sequence: -1,
+                // The encoder keeps records in one batch only while offset
+                // minus sequence stays constant, and writes the first
+                // record's sequence as the base: -1, no producer.
+                sequence: i32::try_from(i).unwrap_or(i32::MAX) - 1,
                 timestamp: now_ms,
                 key: Some(key.clone()),
                 value: value.clone(),
