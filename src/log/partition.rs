@@ -24,7 +24,7 @@ use super::segment::{self, FileRegion, LogSegment};
 /// The settings a partition log obeys, resolved from its topic's overrides
 /// and the broker defaults. Changing them takes effect on the next append
 /// or retention pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -46,8 +46,24 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`.
     pub timestamp_after_max_ms: i64,
-    /// `cleanup.policy` includes `compact` (records need keys).
+    /// `cleanup.policy` includes `compact`: records need keys and the
+    /// cleaner keeps the latest record per key.
     pub compact: bool,
+    /// `cleanup.policy` includes `delete`: `retention.ms` and
+    /// `retention.bytes` delete old segments. Without it (compact only)
+    /// retention never deletes a segment.
+    pub delete: bool,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone after
+    /// the first clean that saw it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the dirty share of the cleanable range
+    /// above which the log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the
+    /// log cleanable whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
     /// `min.insync.replicas`: replicas an acks=all write needs in sync.
     pub min_insync_replicas: i64,
     /// `producer.id.expiration.ms`: forget an idempotent producer this
@@ -81,6 +97,11 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             compact: false,
+            delete: true,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
         }
@@ -741,13 +762,15 @@ impl PartitionLog {
     }
 
     /// Deletes closed segments past `retention.ms` or beyond
-    /// `retention.bytes`; never the active segment. Returns how many went.
+    /// `retention.bytes`; never the active segment, and nothing unless
+    /// `cleanup.policy` includes `delete` (a compact-only log keeps every
+    /// segment: the cleaner alone shrinks it). Returns how many went.
     ///
     /// # Errors
     /// A file or the index cannot be updated.
     pub fn enforce_retention(&self, now_ms: i64) -> io::Result<usize> {
         let mut state = self.lock();
-        if state.deleted {
+        if state.deleted || !state.config.delete {
             return Ok(0);
         }
         let retention_ms = state.config.retention_ms;
@@ -1118,6 +1141,35 @@ mod tests {
         let reopened = fixture.open(small_segments());
         assert_eq!(reopened.offsets().log_start_offset, start);
         assert_eq!(reopened.offsets().log_end_offset, 30);
+    }
+
+    #[test]
+    fn retention_skips_compact_only_logs() {
+        let fixture = Fixture::new();
+        let compact_only = LogConfig {
+            retention_ms: 100,
+            retention_bytes: 0,
+            compact: true,
+            delete: false,
+            ..small_segments()
+        };
+        let log = fixture.open(compact_only.clone());
+        for i in 0..10 {
+            log.append(batch(3, 1000 + i, Compression::None), 0)
+                .unwrap();
+        }
+        let files = fixture.segment_files().len();
+        assert!(files > 2);
+        assert_eq!(log.enforce_retention(1_000_000).unwrap(), 0);
+        assert_eq!(fixture.segment_files().len(), files);
+        assert_eq!(log.offsets().log_start_offset, 0);
+        // compact,delete: retention applies again.
+        log.set_config(LogConfig {
+            delete: true,
+            ..compact_only
+        });
+        assert!(log.enforce_retention(1_000_000).unwrap() > 0);
+        assert_eq!(fixture.segment_files().len(), 1);
     }
 
     #[test]
