@@ -363,6 +363,21 @@ impl Broker {
         self.groups.expire_offsets(now);
     }
 
+    /// One log cleaner pass under the current `log.cleaner.*` settings;
+    /// whether a log was cleaned. `stop` is polled between batches.
+    pub fn clean_logs(&self, stop: &dyn Fn() -> bool) -> bool {
+        let config = self.config();
+        let cleaner = log::CleanerConfig {
+            dedupe_buffer_size: u64::try_from(config.get_i64("log.cleaner.dedupe.buffer.size"))
+                .unwrap_or(0),
+            io_max_bytes_per_second: config
+                .get("log.cleaner.io.max.bytes.per.second")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::MAX),
+        };
+        self.logs.clean_one(log::now_ms(), &cleaner, stop)
+    }
+
     /// Flushes every log and the metadata store to disk (on shutdown).
     ///
     /// # Errors
