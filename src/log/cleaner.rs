@@ -267,7 +267,7 @@ fn build_offset_map(
     if stopped {
         return Ok(None);
     }
-    if end <= first_dirty {
+    if full && end <= first_dirty {
         return Err(io::Error::other(format!(
             "log.cleaner.dedupe.buffer.size holds {capacity} keys, too few for one batch"
         )));
@@ -483,4 +483,491 @@ pub(crate) fn clean(
     }
     log.set_cleaner_checkpoint(end)?;
     Ok(Outcome::Cleaned(end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::index::SegmentIndex;
+    use crate::log::partition::cleaning::swap_file_name;
+    use crate::log::LogConfig;
+    use bytes::{Bytes, BytesMut};
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
+        TimestampType,
+    };
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    /// (offset, key, value) of a stored record.
+    type Stored = (i64, String, Option<String>);
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        db: sled::Db,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let db = sled::open(dir.path().join("meta")).unwrap();
+            Self { dir, db }
+        }
+
+        fn open(&self, config: LogConfig) -> PartitionLog {
+            PartitionLog::open(&self.dir.path().join("t-0"), "t", 0, &self.db, config, 0).unwrap()
+        }
+
+        fn files(&self) -> Vec<String> {
+            let mut names: Vec<String> = std::fs::read_dir(self.dir.path().join("t-0"))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().into_string().unwrap())
+                .collect();
+            names.sort();
+            names
+        }
+    }
+
+    fn compacted(segment_bytes: u64) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            compact: true,
+            delete: false,
+            min_cleanable_dirty_ratio: 0.0,
+            delete_retention_ms: 1000,
+            ..LogConfig::default()
+        }
+    }
+
+    /// One batch of `(key, value)` records (`None`: a tombstone), values
+    /// naming nothing in particular; `producer`: (id, epoch, base sequence).
+    fn encode(
+        records: &[(&str, Option<&str>)],
+        compression: Compression,
+        producer: (i64, i16, i32),
+    ) -> Vec<u8> {
+        let (producer_id, producer_epoch, base_sequence) = producer;
+        let records: Vec<Record> = records
+            .iter()
+            .zip(0..)
+            .map(|((key, value), i)| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: 0,
+                producer_id,
+                producer_epoch,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::from(i),
+                sequence: if base_sequence < 0 {
+                    i - 1
+                } else {
+                    base_sequence + i
+                },
+                timestamp: NOW + i64::from(i),
+                key: Some(Bytes::from(key.to_string())),
+                value: value.map(|v| Bytes::from(v.to_string())),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        buf.to_vec()
+    }
+
+    /// Every record (offset, key, value) from the log start, decoded by kafka-protocol.
+    fn records(log: &PartitionLog) -> Vec<Stored> {
+        let mut out = Vec::new();
+        let mut next = log.offsets().log_start_offset;
+        loop {
+            let result = log.read(next, 1 << 20, None).unwrap();
+            if result.is_empty() {
+                return out;
+            }
+            let mut bytes = result.bytes().unwrap();
+            for set in RecordBatchDecoder::decode_all(&mut bytes).unwrap() {
+                for r in set.records {
+                    let text = |b: Option<Bytes>| b.map(|b| String::from_utf8(b.to_vec()).unwrap());
+                    out.push((r.offset, text(r.key).unwrap(), text(r.value)));
+                }
+            }
+            // Follow the batches (an empty batch has no record to go by).
+            let raw = log.read(next, 1 << 20, None).unwrap().bytes().unwrap();
+            let mut rest = &raw[..];
+            while !rest.is_empty() {
+                let header = BatchHeader::parse(rest).unwrap();
+                next = header.last_offset() + 1;
+                rest = &rest[header.size..];
+            }
+        }
+    }
+
+    fn clean_now(log: &PartitionLog, now: i64) -> Outcome {
+        let plan = plan(log, now).unwrap();
+        clean(log, &plan, now, &CleanerConfig::default(), &|| false).unwrap()
+    }
+
+    /// Appends round after round of keys k0..k{keys}, values `v<offset>`.
+    fn fill(log: &PartitionLog, keys: usize, rounds: usize, compression: Compression) {
+        for _ in 0..rounds {
+            let next = log.offsets().log_end_offset;
+            let values: Vec<String> = (0..keys).map(|i| format!("v{}", next + i as i64)).collect();
+            let names: Vec<String> = (0..keys).map(|i| format!("k{i}")).collect();
+            let batch: Vec<(&str, Option<&str>)> = names
+                .iter()
+                .zip(&values)
+                .map(|(k, v)| (k.as_str(), Some(v.as_str())))
+                .collect();
+            log.append(encode(&batch, compression, (-1, -1, -1)), NOW)
+                .unwrap();
+        }
+    }
+
+    /// What compaction must leave: per key the latest (offset, value) below `end`,
+    /// plus everything from `end` on.
+    fn expected(before: &[Stored], end: i64) -> Vec<Stored> {
+        let mut latest: HashMap<&str, i64> = HashMap::new();
+        for (offset, key, _) in before.iter().filter(|r| r.0 < end) {
+            latest.insert(key, *offset);
+        }
+        before
+            .iter()
+            .filter(|(offset, key, _)| *offset >= end || latest[key.as_str()] == *offset)
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn keeps_the_latest_per_key_at_its_offset_for_every_codec() {
+        for compression in [
+            Compression::None,
+            Compression::Gzip,
+            Compression::Snappy,
+            Compression::Lz4,
+            Compression::Zstd,
+        ] {
+            let fixture = Fixture::new();
+            let log = fixture.open(compacted(600));
+            // Uneven batches so that some keep part of their records.
+            fill(&log, 3, 10, compression);
+            fill(&log, 5, 10, compression);
+            let before = records(&log);
+            let active = plan(&log, NOW).unwrap().snapshot.active_base;
+            let Outcome::Cleaned(end) = clean_now(&log, NOW) else {
+                panic!("not cleaned")
+            };
+            assert_eq!(end, active, "{compression:?}");
+            let want = expected(&before, end);
+            assert_eq!(records(&log), want, "{compression:?}");
+            assert!(records(&log).len() < before.len());
+            // Re-encoded batches keep their codec; a restart reads the same.
+            drop(log);
+            let log = fixture.open(compacted(600));
+            assert_eq!(records(&log), want, "{compression:?} after restart");
+            assert_eq!(log.cleaner_checkpoint(), end);
+            // Appends continue at the old end.
+            let end_offset = log.offsets().log_end_offset;
+            let info = log
+                .append(encode(&[("k0", Some("x"))], compression, (-1, -1, -1)), NOW)
+                .unwrap();
+            assert_eq!(info.base_offset, end_offset);
+        }
+    }
+
+    #[test]
+    fn merging_bounds_the_segment_count() {
+        let fixture = Fixture::new();
+        let log = fixture.open(compacted(400));
+        fill(&log, 2, 60, Compression::None);
+        let before = fixture
+            .files()
+            .iter()
+            .filter(|f| f.ends_with(".log"))
+            .count();
+        assert!(before > 10, "{before}");
+        clean_now(&log, NOW);
+        // Cleaned again (nothing dirty): groups keep merging up to segment.bytes.
+        fill(&log, 2, 1, Compression::None);
+        clean_now(&log, NOW);
+        let after: Vec<String> = fixture
+            .files()
+            .into_iter()
+            .filter(|f| f.ends_with(".log"))
+            .collect();
+        assert!(after.len() <= 3, "{after:?}");
+        for name in &after {
+            let size = std::fs::metadata(fixture.dir.path().join("t-0").join(name))
+                .unwrap()
+                .len();
+            assert!(size <= 400, "{name}: {size}");
+        }
+        // Below the active segment, one record per key.
+        let active = plan(&log, NOW).unwrap().snapshot.active_base;
+        let mut keys: Vec<String> = records(&log)
+            .into_iter()
+            .filter(|r| r.0 < active)
+            .map(|r| r.1)
+            .collect();
+        let count = keys.len();
+        keys.dedup();
+        keys.sort();
+        keys.dedup();
+        assert_eq!(keys.len(), count);
+    }
+
+    #[test]
+    fn tombstones_stay_for_delete_retention_ms_then_go() {
+        let fixture = Fixture::new();
+        let log = fixture.open(compacted(300));
+        log.append(
+            encode(
+                &[("a", Some("1")), ("b", Some("2"))],
+                Compression::None,
+                (-1, -1, -1),
+            ),
+            NOW,
+        )
+        .unwrap();
+        log.append(
+            encode(
+                &[("a", None), ("c", Some("3"))],
+                Compression::Lz4,
+                (-1, -1, -1),
+            ),
+            NOW,
+        )
+        .unwrap();
+        fill(&log, 1, 8, Compression::None); // rolls; keys k0 only
+        let first = NOW + 10;
+        clean_now(&log, first);
+        let kept: Vec<_> = records(&log).into_iter().filter(|r| r.0 < 4).collect();
+        assert_eq!(
+            kept,
+            vec![
+                (1, "b".into(), Some("2".into())),
+                (2, "a".into(), None),
+                (3, "c".into(), Some("3".into()))
+            ]
+        );
+        // The batch now carries its delete horizon; record timestamps are unchanged.
+        let raw = log.read(2, 1 << 20, None).unwrap().bytes().unwrap();
+        let header = BatchHeader::parse(&raw).unwrap();
+        assert_eq!(header.delete_horizon(), Some(first + 1000));
+        assert_eq!(batch::find_record(&raw, |o, _| o == 3), Some((3, NOW + 1)));
+        // Before the horizon the tombstone stays; from it on it goes.
+        clean_now(&log, first + 999);
+        assert!(records(&log).contains(&(2, "a".into(), None)));
+        clean_now(&log, first + 1000);
+        let kept: Vec<_> = records(&log).into_iter().filter(|r| r.0 < 4).collect();
+        assert_eq!(
+            kept,
+            vec![
+                (1, "b".into(), Some("2".into())),
+                (3, "c".into(), Some("3".into()))
+            ]
+        );
+    }
+
+    #[test]
+    fn an_idempotent_producers_last_batch_survives_as_an_empty_batch() {
+        let fixture = Fixture::new();
+        let log = fixture.open(compacted(300));
+        log.append(
+            encode(&[("a", Some("1"))], Compression::None, (7, 0, 0)),
+            NOW,
+        )
+        .unwrap();
+        log.append(
+            encode(
+                &[("a", Some("2")), ("b", Some("3"))],
+                Compression::Gzip,
+                (7, 0, 1),
+            ),
+            NOW,
+        )
+        .unwrap();
+        log.append(
+            encode(
+                &[("a", Some("4")), ("b", Some("5"))],
+                Compression::None,
+                (-1, -1, -1),
+            ),
+            NOW,
+        )
+        .unwrap();
+        fill(&log, 1, 8, Compression::None);
+        clean_now(&log, NOW);
+        // Offsets 1..=2 (producer 7's last batch) are an empty batch now.
+        let raw = log.read(1, 1 << 20, None).unwrap().bytes().unwrap();
+        let header = BatchHeader::parse(&raw).unwrap();
+        assert_eq!(
+            (
+                header.base_offset,
+                header.last_offset(),
+                header.records_count
+            ),
+            (1, 2, 0)
+        );
+        assert_eq!((header.producer_id, header.base_sequence), (7, 1));
+        assert!(!records(&log).iter().any(|r| r.0 < 3));
+        drop(log);
+        // After a restart the producer's state is what it was: a retry of
+        // its last batch gets its offset back, the next sequence is taken.
+        let log = fixture.open(compacted(300));
+        let retry = encode(
+            &[("a", Some("2")), ("b", Some("3"))],
+            Compression::Gzip,
+            (7, 0, 1),
+        );
+        assert_eq!(log.append(retry, NOW).unwrap().base_offset, 1);
+        let end = log.offsets().log_end_offset;
+        let next = encode(&[("a", Some("6"))], Compression::None, (7, 0, 3));
+        assert_eq!(log.append(next, NOW).unwrap().base_offset, end);
+    }
+
+    #[test]
+    fn control_and_oversized_batches_are_kept_whole() {
+        let map = HashMap::from([(key_hash(b"a"), 100)]);
+        let filter = Filter {
+            map: &map,
+            now_ms: NOW,
+            horizon: NOW,
+            producer_last_offsets: &HashMap::new(),
+        };
+        let mut control = encode(&[("a", Some("1"))], Compression::None, (5, 0, 0));
+        let attributes = i16::from_be_bytes([control[21], control[22]]) | (1 << 5);
+        control[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&control[21..]);
+        control[17..21].copy_from_slice(&crc.to_be_bytes());
+        let header = BatchHeader::parse(&control).unwrap();
+        assert_eq!(filter.filter(&header, &control), Some(control.clone()));
+        // An ordinary batch of the same superseded key goes.
+        let plain = encode(&[("a", Some("1"))], Compression::Zstd, (-1, -1, -1));
+        assert_eq!(
+            filter.filter(&BatchHeader::parse(&plain).unwrap(), &plain),
+            None
+        );
+        // A compressed batch inflating past the bound is kept as it is.
+        let big = "x".repeat(MAX_INFLATED + 1);
+        let huge = encode(&[("a", Some(&big))], Compression::Zstd, (-1, -1, -1));
+        assert!(huge.len() < 1 << 20);
+        assert_eq!(
+            filter.filter(&BatchHeader::parse(&huge).unwrap(), &huge),
+            Some(huge.clone())
+        );
+    }
+
+    /// A log to clean and what a finished clean leaves in it.
+    fn crash_fixture() -> (Fixture, PartitionLog, Vec<Stored>) {
+        let reference = Fixture::new();
+        let log = reference.open(compacted(500));
+        fill(&log, 4, 12, Compression::Snappy);
+        clean_now(&log, NOW);
+        let want = records(&log);
+        let fixture = Fixture::new();
+        let log = fixture.open(compacted(500));
+        fill(&log, 4, 12, Compression::Snappy);
+        (fixture, log, want)
+    }
+
+    /// Runs the first group's clean up to `step` of the swap protocol
+    /// (1: cleaned written; 2: index entries gone; 3: swap file; 4: old
+    /// segments deleted; 5: renamed to .log, not indexed), then "crashes".
+    fn crash_at(step: u8) {
+        let (fixture, log, want) = crash_fixture();
+        let before = records(&log);
+        let plan = plan(&log, NOW).unwrap();
+        let mut throttle = Throttle::new(f64::MAX);
+        let (map, end) = build_offset_map(&plan, 1 << 20, &mut throttle, &|| false)
+            .unwrap()
+            .unwrap();
+        let groups = group_segments(&plan.snapshot.segments, end, 500);
+        let group = &groups[0];
+        let (from, to) = (group[0].base, group.last().unwrap().next);
+        let filter = Filter {
+            map: &map,
+            now_ms: NOW,
+            horizon: NOW + 1000,
+            producer_last_offsets: &HashMap::new(),
+        };
+        let dir = fixture.dir.path().join("t-0");
+        let cleaned = dir.join(cleaning_file_name(from));
+        write_group(group, &cleaned, &filter, &mut throttle, &|| false)
+            .unwrap()
+            .unwrap();
+        if step >= 2 {
+            SegmentIndex::open(&fixture.db, "t", 0)
+                .unwrap()
+                .remove_range(from..to)
+                .unwrap();
+        }
+        let swap = dir.join(swap_file_name(from, to));
+        if step >= 3 {
+            std::fs::rename(&cleaned, &swap).unwrap();
+        }
+        if step >= 4 {
+            for s in group {
+                std::fs::remove_file(dir.join(crate::log::segment::file_name(s.base))).unwrap();
+            }
+        }
+        if step >= 5 {
+            std::fs::rename(&swap, dir.join(crate::log::segment::file_name(from))).unwrap();
+        }
+        drop(log);
+        let log = fixture.open(compacted(500));
+        let got = records(&log);
+        let names = fixture.files();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains(".cleaned") || n.contains(".swap")),
+            "{names:?}"
+        );
+        if step < 3 {
+            assert_eq!(got, before, "step {step}: the old segments stand");
+        } else {
+            // The first group is cleaned; the rest is as before.
+            let first_group = expected(&before, end);
+            let mut want_now: Vec<_> = first_group.into_iter().filter(|r| r.0 < to).collect();
+            want_now.extend(before.iter().filter(|r| r.0 >= to).cloned());
+            assert_eq!(got, want_now, "step {step}");
+        }
+        // Offsets increase strictly: nothing is duplicated.
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+        // A full clean afterwards ends where an uninterrupted one did.
+        clean_now(&log, NOW);
+        assert_eq!(records(&log), want, "step {step}: after a full clean");
+    }
+
+    #[test]
+    fn a_crash_at_any_step_of_the_swap_loses_and_duplicates_nothing() {
+        for step in 1..=5 {
+            crash_at(step);
+        }
+    }
+
+    #[test]
+    fn retention_and_deletion_abort_a_clean_without_loss() {
+        let fixture = Fixture::new();
+        let log = fixture.open(LogConfig {
+            delete: true,
+            retention_ms: 1,
+            ..compacted(500)
+        });
+        fill(&log, 4, 12, Compression::None);
+        let plan = plan(&log, NOW).unwrap();
+        log.enforce_retention(NOW + 1_000_000).unwrap();
+        let after_retention = records(&log);
+        let config = CleanerConfig::default();
+        assert_eq!(
+            clean(&log, &plan, NOW, &config, &|| false).unwrap(),
+            Outcome::Aborted
+        );
+        assert_eq!(records(&log), after_retention);
+        assert!(!fixture.files().iter().any(|n| n.contains(".cleaned")));
+    }
 }

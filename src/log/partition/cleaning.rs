@@ -73,7 +73,7 @@ pub(crate) struct CleanSnapshot {
 }
 
 /// The name of the swap file replacing the segments with bases in `[from, to)`.
-fn swap_file_name(from: i64, to: i64) -> String {
+pub(crate) fn swap_file_name(from: i64, to: i64) -> String {
     format!("{from:020}-{to:020}.log.swap")
 }
 

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::info;
 
-mod cleaning;
+pub(crate) mod cleaning;
 mod recovery;
 mod retention;
 
