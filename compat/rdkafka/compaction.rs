@@ -26,7 +26,7 @@ async fn read_all(consumer: &StreamConsumer) -> Vec<(i64, String, Option<String>
     assign(consumer, TOPIC, 1, Offset::Beginning);
     let until = Instant::now() + Duration::from_secs(60);
     let mut out = Vec::new();
-    while out.last().map_or(true, |(o, _, _)| *o < high - 1) {
+    while out.last().is_none_or(|(o, _, _)| *o < high - 1) {
         let message = tokio::time::timeout_at(until, consumer.recv())
             .await
             .expect("records before the deadline")
@@ -55,12 +55,7 @@ async fn send(producer: &FutureProducer, key: &str, value: Option<&str>) -> i64 
 
 /// Produces a sentinel (a roll once `segment.ms` has passed, so the data
 /// lands in closed segments) every 100 ms until `done` holds.
-async fn poll_until(
-    broker: &TestBroker,
-    producer: &FutureProducer,
-    what: &str,
-    mut done: impl FnMut() -> bool,
-) {
+async fn poll_until(producer: &FutureProducer, what: &str, mut done: impl FnMut() -> bool) {
     let until = Instant::now() + Duration::from_secs(90);
     while !done() {
         assert!(Instant::now() < until, "{what}: not before the deadline");
@@ -68,7 +63,6 @@ async fn poll_until(
         // Poll interval, not a wait for luck: the loop ends on the condition.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = broker;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,7 +117,7 @@ async fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     }
     let last_data = latest.values().map(|(o, _)| *o).max().expect("offsets");
     let log = broker.running.broker().logs.get(TOPIC, 0).expect("log");
-    poll_until(&broker, &producer, "cleaned past the data", || {
+    poll_until(&producer, "cleaned past the data", || {
         log.cleaner_checkpoint() > last_data
     })
     .await;
@@ -158,7 +152,7 @@ async fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
     while left > 0 {
         assert!(Instant::now() < until, "{left} tombstones still there");
         let checkpoint = log.cleaner_checkpoint();
-        poll_until(&broker, &producer, "cleaned again", || {
+        poll_until(&producer, "cleaned again", || {
             log.cleaner_checkpoint() > checkpoint
         })
         .await;
