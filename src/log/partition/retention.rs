@@ -57,9 +57,12 @@ impl PartitionLog {
             i64::MIN
         };
         self.delete_segments_below(&mut state, |segment, _| {
+            // A closed empty segment (all its records cleaned away) has
+            // no timestamp; it must not hold back the segments after it.
             let expired = retention_ms >= 0
-                && segment.max_timestamp >= 0
-                && now_ms.saturating_sub(segment.max_timestamp) > retention_ms;
+                && (segment.size == 0
+                    || (segment.max_timestamp >= 0
+                        && now_ms.saturating_sub(segment.max_timestamp) > retention_ms));
             let size = i64::try_from(segment.size).unwrap_or(i64::MAX);
             let too_big = excess != i64::MIN && excess - size >= 0;
             if too_big {
