@@ -237,6 +237,11 @@ impl Broker {
         let number =
             |key: &str, default: i64| value(key).and_then(|v| v.parse().ok()).unwrap_or(default);
         let defaults = LogConfig::default();
+        let policy: Vec<String> = value("cleanup.policy")
+            .unwrap_or_else(|| "delete".into())
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .collect();
         LogConfig {
             segment_bytes: u64::try_from(number("segment.bytes", 1 << 30))
                 .unwrap_or(defaults.segment_bytes),
@@ -258,8 +263,14 @@ impl Broker {
             ),
             min_insync_replicas: number("min.insync.replicas", defaults.min_insync_replicas),
             producer_id_expiration_ms: config.get_i64("producer.id.expiration.ms"),
-            compact: value("cleanup.policy")
-                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
+            compact: policy.iter().any(|p| p == "compact"),
+            delete: policy.iter().any(|p| p == "delete"),
+            delete_retention_ms: number("delete.retention.ms", defaults.delete_retention_ms),
+            min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.min_cleanable_dirty_ratio),
+            min_compaction_lag_ms: number("min.compaction.lag.ms", defaults.min_compaction_lag_ms),
+            max_compaction_lag_ms: number("max.compaction.lag.ms", defaults.max_compaction_lag_ms),
         }
     }
 
@@ -424,6 +435,21 @@ impl Broker {
         let now = log::now_ms();
         self.logs.maintain(now);
         self.groups.expire_offsets(now);
+    }
+
+    /// One log cleaner pass under the current `log.cleaner.*` settings;
+    /// whether a log was cleaned. `stop` is polled between batches.
+    pub fn clean_logs(&self, stop: &dyn Fn() -> bool) -> bool {
+        let config = self.config();
+        let cleaner = log::CleanerConfig {
+            dedupe_buffer_size: u64::try_from(config.get_i64("log.cleaner.dedupe.buffer.size"))
+                .unwrap_or(0),
+            io_max_bytes_per_second: config
+                .get("log.cleaner.io.max.bytes.per.second")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::MAX),
+        };
+        self.logs.clean_one(log::now_ms(), &cleaner, stop)
     }
 
     /// Flushes every log and the metadata store to disk (on shutdown).

@@ -156,6 +156,15 @@ impl SegmentIndex {
         self.range(offset..).next()
     }
 
+    /// Makes every change so far durable.
+    ///
+    /// # Errors
+    /// sled fails.
+    pub fn flush(&self) -> sled::Result<()> {
+        self.tree.flush()?;
+        Ok(())
+    }
+
     /// Removes the entries whose last offset lies in `range`.
     ///
     /// # Errors

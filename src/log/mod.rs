@@ -6,6 +6,7 @@
 //! the sled index is a cache that recovery rebuilds from them.
 
 mod batch;
+mod cleaner;
 mod compressed;
 mod index;
 mod partition;
@@ -13,6 +14,7 @@ mod producer_state;
 mod segment;
 
 pub use batch::{is_compressed, BatchHeader};
+pub use cleaner::CleanerConfig;
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
     RecordError,
@@ -122,6 +124,32 @@ impl LogManager {
             let expired = log.expire_producers(now_ms);
             if expired > 0 {
                 debug!(topic = %log.topic, partition = log.partition, expired, "expired idle producers");
+            }
+        }
+    }
+
+    /// One cleaner pass: cleans the compacted log with the highest dirty
+    /// ratio among those due (Kafka's filthiest log), if any; whether one
+    /// was cleaned. `stop` is polled between batches (shutdown); a
+    /// failure is logged for that partition only.
+    pub fn clean_one(&self, now_ms: i64, config: &CleanerConfig, stop: &dyn Fn() -> bool) -> bool {
+        let logs: Vec<Arc<PartitionLog>> = self.read().values().cloned().collect();
+        let filthiest = logs
+            .iter()
+            .filter_map(|log| Some((log, cleaner::plan(log, now_ms)?)))
+            .filter(|(_, plan)| plan.eligible)
+            .max_by(|(_, a), (_, b)| a.ratio.total_cmp(&b.ratio));
+        let Some((log, plan)) = filthiest else {
+            return false;
+        };
+        match cleaner::clean(log, &plan, now_ms, config, stop) {
+            Ok(outcome) => {
+                debug!(topic = %log.topic, partition = log.partition, ?outcome, "cleaner pass");
+                matches!(outcome, cleaner::Outcome::Cleaned(_))
+            }
+            Err(e) => {
+                error!(topic = %log.topic, partition = log.partition, cause = %e, "cleaning failed");
+                false
             }
         }
     }

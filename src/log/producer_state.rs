@@ -18,6 +18,7 @@ struct SequencedBatch {
     first_sequence: i32,
     last_sequence: i32,
     base_offset: i64,
+    last_offset: i64,
 }
 
 #[derive(Debug, Default)]
@@ -159,14 +160,25 @@ impl ProducerStateManager {
             entry.epoch = epoch;
             entry.batches.clear();
         }
+        let records = (i64::from(last_sequence) - i64::from(first_sequence))
+            .rem_euclid(i64::from(i32::MAX) + 1);
         entry.batches.push_back(SequencedBatch {
             first_sequence,
             last_sequence,
             base_offset,
+            last_offset: base_offset.saturating_add(records),
         });
         while entry.batches.len() > REMEMBERED_BATCHES {
             entry.batches.pop_front();
         }
+    }
+
+    /// Each known producer's id and the last offset of its last batch.
+    pub fn last_offsets(&self) -> HashMap<i64, i64> {
+        self.producers
+            .iter()
+            .filter_map(|(id, entry)| Some((*id, entry.batches.back()?.last_offset)))
+            .collect()
     }
 
     /// Forgets producers whose last batch is `expiration_ms` or more older

@@ -9,22 +9,30 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::batch::{self, BatchError, BatchHeader, RecordProblem, RecordRules, Stamp, HEADER_SIZE};
+pub(crate) mod cleaning;
+mod recovery;
+mod retention;
+
+pub(crate) use cleaning::{
+    cleaned_file_name as cleaning_file_name, CleanSnapshot, SegmentSnapshot,
+};
+
+use super::batch::{self, BatchError, RecordProblem, RecordRules, Stamp};
 use super::index::{BatchEntry, SegmentIndex};
 use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
-use super::segment::{self, FileRegion, LogSegment};
+use super::segment::{FileRegion, LogSegment};
 
 /// The settings a partition log obeys, resolved from its topic's overrides
 /// and the broker defaults. Changing them takes effect on the next append
 /// or retention pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -46,8 +54,24 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`.
     pub timestamp_after_max_ms: i64,
-    /// `cleanup.policy` includes `compact` (records need keys).
+    /// `cleanup.policy` includes `compact`: records need keys and the
+    /// cleaner keeps the latest record per key.
     pub compact: bool,
+    /// `cleanup.policy` includes `delete`: `retention.ms` and
+    /// `retention.bytes` delete old segments. Without it (compact only)
+    /// retention never deletes a segment.
+    pub delete: bool,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone after
+    /// the first clean that saw it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the dirty share of the cleanable range
+    /// above which the log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the
+    /// log cleanable whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
     /// `min.insync.replicas`: replicas an acks=all write needs in sync.
     pub min_insync_replicas: i64,
     /// `producer.id.expiration.ms`: forget an idempotent producer this
@@ -81,6 +105,11 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             compact: false,
+            delete: true,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
         }
@@ -296,6 +325,10 @@ struct LogState {
     last_flush_ms: i64,
     /// Set by `destroy`: the files and index are gone; every call fails.
     deleted: bool,
+    /// The cleaner checkpoint: every offset below it has been cleaned
+    /// (Kafka's first dirty offset), persisted in the sled tree
+    /// `cleaner_checkpoints`.
+    cleaner_checkpoint: i64,
 }
 
 impl LogState {
@@ -319,6 +352,9 @@ pub struct PartitionLog {
     index: SegmentIndex,
     /// Persisted log start offsets (`<topic>/<partition>` → i64).
     starts: sled::Tree,
+    /// Persisted cleaner checkpoints (`<topic>/<partition>` → version
+    /// byte 0, then the i64 offset).
+    checkpoints: sled::Tree,
     state: Mutex<LogState>,
     appended: Notify,
 }
@@ -328,98 +364,6 @@ fn storage(e: impl std::fmt::Display) -> AppendError {
 }
 
 impl PartitionLog {
-    /// Opens a partition's directory, recovering as Kafka's `LogLoader`
-    /// does: every segment's bytes past its last indexed batch are scanned,
-    /// each batch's CRC checked and indexed; a torn or corrupt tail is cut
-    /// (with a warning); index entries pointing past a file's end are dropped.
-    ///
-    /// # Errors
-    /// The directory or a segment cannot be read or written, or sled fails.
-    pub fn open(
-        dir: &Path,
-        topic: &str,
-        partition: i32,
-        db: &sled::Db,
-        config: LogConfig,
-        now_ms: i64,
-    ) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let index = SegmentIndex::open(db, topic, partition).map_err(io::Error::other)?;
-        let starts = db
-            .open_tree("log_start_offsets")
-            .map_err(io::Error::other)?;
-        let start_key = format!("{topic}/{partition}");
-        let stored_start = starts
-            .get(&start_key)
-            .map_err(io::Error::other)?
-            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes));
-
-        let mut segments = BTreeMap::new();
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if let Some(base) = name.to_str().and_then(segment::parse_file_name) {
-                segments.insert(base, LogSegment::open(&entry.path(), base)?);
-            }
-        }
-        if segments.is_empty() {
-            let base = stored_start.unwrap_or(0);
-            segments.insert(base, LogSegment::create(dir, base, now_ms)?);
-        }
-        let first_base = segments.keys().next().copied().unwrap_or(0);
-        // Entries of segments deleted before a crash could finish the index cleanup.
-        index.remove_range(..first_base).map_err(io::Error::other)?;
-
-        let bases: Vec<i64> = segments.keys().copied().collect();
-        let mut producers = ProducerStateManager::default();
-        let mut log_end_offset = first_base;
-        for (i, base) in bases.iter().enumerate() {
-            let next = bases.get(i + 1).copied().unwrap_or(i64::MAX);
-            let Some(segment) = segments.get_mut(base) else {
-                continue;
-            };
-            recover_segment(segment, &index, next, topic, partition)?;
-            for entry in index.range(*base..next) {
-                segment.max_timestamp = segment.max_timestamp.max(entry.max_timestamp);
-                log_end_offset = entry.last_offset + 1;
-                if entry.producer_id >= 0 && !batch::is_control(entry.attributes) {
-                    producers.record(
-                        entry.producer_id,
-                        entry.producer_epoch,
-                        entry.base_sequence,
-                        last_sequence(&entry),
-                        entry.base_offset,
-                        entry.max_timestamp,
-                    );
-                }
-            }
-            log_end_offset = log_end_offset.max(*base);
-        }
-        let log_start_offset = stored_start
-            .unwrap_or(first_base)
-            .max(first_base)
-            .min(log_end_offset);
-        Ok(Self {
-            topic: topic.to_owned(),
-            partition,
-            dir: dir.to_owned(),
-            index,
-            starts,
-            state: Mutex::new(LogState {
-                config,
-                segments,
-                log_start_offset,
-                log_end_offset,
-                high_watermark: log_end_offset,
-                producers,
-                unflushed_records: 0,
-                last_flush_ms: now_ms,
-                deleted: false,
-            }),
-            appended: Notify::new(),
-        })
-    }
-
     fn lock(&self) -> MutexGuard<'_, LogState> {
         // A panic while holding the lock leaves the state consistent at
         // batch granularity (file first, then index, then offsets), so
@@ -704,121 +648,12 @@ impl PartitionLog {
         batch::find_record(&bytes, wanted)
     }
 
-    /// Moves the log start offset to `offset` (DeleteRecords); `-1` means
-    /// the high watermark. Whole segments below it are deleted.
-    ///
-    /// # Errors
-    /// [`ReadError::OffsetOutOfRange`] past the high watermark.
-    pub fn delete_records_before(&self, offset: i64) -> Result<i64, ReadError> {
-        let mut state = self.lock();
-        if state.deleted {
-            return Err(ReadError::Deleted);
-        }
-        let target = if offset == -1 {
-            state.high_watermark
-        } else {
-            offset
-        };
-        if target < 0 || target > state.high_watermark {
-            return Err(ReadError::OffsetOutOfRange);
-        }
-        if target > state.log_start_offset {
-            state.log_start_offset = target;
-            self.persist_start(target)
-                .map_err(|e| ReadError::Storage(e.to_string()))?;
-            self.delete_segments_below(&mut state, |_, next_base| next_base <= target)
-                .map_err(|e| ReadError::Storage(e.to_string()))?;
-        }
-        Ok(state.log_start_offset)
-    }
-
     /// Forgets idempotent producers idle past `producer.id.expiration.ms`;
     /// how many went.
     pub fn expire_producers(&self, now_ms: i64) -> usize {
         let mut state = self.lock();
         let expiration_ms = state.config.producer_id_expiration_ms;
         state.producers.expire(now_ms, expiration_ms)
-    }
-
-    /// Deletes closed segments past `retention.ms` or beyond
-    /// `retention.bytes`; never the active segment. Returns how many went.
-    ///
-    /// # Errors
-    /// A file or the index cannot be updated.
-    pub fn enforce_retention(&self, now_ms: i64) -> io::Result<usize> {
-        let mut state = self.lock();
-        if state.deleted {
-            return Ok(0);
-        }
-        let retention_ms = state.config.retention_ms;
-        let mut excess = if state.config.retention_bytes >= 0 {
-            let total: u64 = state.segments.values().map(|s| s.size).sum();
-            i64::try_from(total).unwrap_or(i64::MAX) - state.config.retention_bytes
-        } else {
-            i64::MIN
-        };
-        self.delete_segments_below(&mut state, |segment, _| {
-            let expired = retention_ms >= 0
-                && segment.max_timestamp >= 0
-                && now_ms.saturating_sub(segment.max_timestamp) > retention_ms;
-            let size = i64::try_from(segment.size).unwrap_or(i64::MAX);
-            let too_big = excess != i64::MIN && excess - size >= 0;
-            if too_big {
-                excess -= size;
-            }
-            expired || too_big
-        })
-    }
-
-    /// Deletes closed segments from the oldest on while `doomed(segment,
-    /// next_base)` holds, moving the log start offset past them.
-    fn delete_segments_below(
-        &self,
-        state: &mut LogState,
-        mut doomed: impl FnMut(&LogSegment, i64) -> bool,
-    ) -> io::Result<usize> {
-        let mut deleted = 0;
-        loop {
-            let bases: Vec<i64> = state.segments.keys().take(2).copied().collect();
-            let [base, next] = bases[..] else { break };
-            let Some(segment) = state.segments.get(&base) else {
-                break;
-            };
-            if !doomed(segment, next) {
-                break;
-            }
-            // Index entries first, then the file: a crash in between leaves
-            // a file that recovery re-indexes, never an entry without data.
-            self.index
-                .remove_range(base..next)
-                .map_err(io::Error::other)?;
-            if let Some(segment) = state.segments.remove(&base) {
-                segment.delete()?;
-            }
-            deleted += 1;
-            if state.log_start_offset < next {
-                state.log_start_offset = next;
-                self.persist_start(next)?;
-            }
-        }
-        if deleted > 0 {
-            info!(topic = %self.topic, partition = self.partition, deleted,
-                log_start_offset = state.log_start_offset, "deleted old segments");
-        }
-        Ok(deleted)
-    }
-
-    /// Stores the log start offset durably (DeleteRecords is acknowledged
-    /// only after this, and a lower start must never come back).
-    fn persist_start(&self, offset: i64) -> io::Result<()> {
-        self.starts
-            .insert(
-                format!("{}/{}", self.topic, self.partition),
-                &offset.to_be_bytes(),
-            )
-            .map_err(io::Error::other)?;
-        self.starts.flush().map_err(io::Error::other)?;
-        Ok(())
     }
 
     /// Fsyncs the active segment if `flush.ms` has passed with unflushed data.
@@ -858,9 +693,9 @@ impl PartitionLog {
         state.deleted = true;
         state.segments.clear();
         SegmentIndex::destroy(db, &self.topic, self.partition).map_err(io::Error::other)?;
-        self.starts
-            .remove(format!("{}/{}", self.topic, self.partition))
-            .map_err(io::Error::other)?;
+        let key = format!("{}/{}", self.topic, self.partition);
+        self.starts.remove(&key).map_err(io::Error::other)?;
+        self.checkpoints.remove(&key).map_err(io::Error::other)?;
         match std::fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -891,94 +726,12 @@ fn flush_active(state: &mut LogState, now_ms: i64) -> io::Result<()> {
     Ok(())
 }
 
-fn last_sequence(entry: &BatchEntry) -> i32 {
-    if entry.base_sequence < 0 {
-        return -1;
-    }
-    let delta = entry.last_offset - entry.base_offset;
-    i32::try_from((i64::from(entry.base_sequence) + delta) % (i64::from(i32::MAX) + 1))
-        .unwrap_or(-1)
-}
-
-/// Brings one segment and its index entries into agreement: drops entries
-/// past the file's end, then scans and indexes the bytes past the last
-/// indexed batch, cutting the file at the first torn or corrupt batch.
-fn recover_segment(
-    segment: &mut LogSegment,
-    index: &SegmentIndex,
-    next_base: i64,
-    topic: &str,
-    partition: i32,
-) -> io::Result<()> {
-    let base = segment.base_offset;
-    let size = segment.size;
-    if let Some(beyond) = index
-        .range(base..next_base)
-        .find(|e| e.position + u64::from(e.size) > size)
-    {
-        warn!(
-            topic,
-            partition,
-            offset = beyond.base_offset,
-            "index points past the segment end; re-indexing"
-        );
-        index
-            .remove_range(beyond.last_offset..next_base)
-            .map_err(io::Error::other)?;
-    }
-    let last = index.range(base..next_base).last();
-    let mut position = last.map_or(0, |e| e.position + u64::from(e.size));
-    let mut expected_offset = last.map_or(base, |e| e.last_offset + 1);
-    let reader = segment.reader();
-    while position < size {
-        let remaining = usize::try_from(size - position).unwrap_or(usize::MAX);
-        let header_bytes = segment::read_at(&reader, position, remaining.min(HEADER_SIZE))?;
-        let whole = BatchHeader::parse(&header_bytes).ok().filter(|h| {
-            h.size <= remaining && h.base_offset >= expected_offset && h.last_offset_delta >= 0
-        });
-        let verified = match whole {
-            Some(h) => {
-                let bytes = segment::read_at(&reader, position, h.size)?;
-                batch::check_crc(&bytes, &h).ok().map(|()| h)
-            }
-            None => None,
-        };
-        let Some(h) = verified else {
-            warn!(
-                topic,
-                partition,
-                segment = base,
-                position,
-                cut_bytes = size - position,
-                "truncating a torn or corrupt segment tail"
-            );
-            segment.truncate(position)?;
-            break;
-        };
-        index
-            .insert(&BatchEntry {
-                base_offset: h.base_offset,
-                last_offset: h.last_offset(),
-                segment: base,
-                position,
-                size: u32::try_from(h.size).map_err(io::Error::other)?,
-                max_timestamp: h.max_timestamp,
-                producer_id: h.producer_id,
-                producer_epoch: h.producer_epoch,
-                base_sequence: h.base_sequence,
-                attributes: h.attributes,
-            })
-            .map_err(io::Error::other)?;
-        position += h.size as u64;
-        expected_offset = h.last_offset() + 1;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::batch::tests::{batch, batch_with_producer};
+    use crate::log::batch::BatchHeader;
+    use crate::log::segment;
     use kafka_protocol::records::Compression;
     use std::io::Write;
 
@@ -1118,6 +871,35 @@ mod tests {
         let reopened = fixture.open(small_segments());
         assert_eq!(reopened.offsets().log_start_offset, start);
         assert_eq!(reopened.offsets().log_end_offset, 30);
+    }
+
+    #[test]
+    fn retention_skips_compact_only_logs() {
+        let fixture = Fixture::new();
+        let compact_only = LogConfig {
+            retention_ms: 100,
+            retention_bytes: 0,
+            compact: true,
+            delete: false,
+            ..small_segments()
+        };
+        let log = fixture.open(compact_only.clone());
+        for i in 0..10 {
+            log.append(batch(3, 1000 + i, Compression::None), 0)
+                .unwrap();
+        }
+        let files = fixture.segment_files().len();
+        assert!(files > 2);
+        assert_eq!(log.enforce_retention(1_000_000).unwrap(), 0);
+        assert_eq!(fixture.segment_files().len(), files);
+        assert_eq!(log.offsets().log_start_offset, 0);
+        // compact,delete: retention applies again.
+        log.set_config(LogConfig {
+            delete: true,
+            ..compact_only
+        });
+        assert!(log.enforce_retention(1_000_000).unwrap() > 0);
+        assert_eq!(fixture.segment_files().len(), 1);
     }
 
     #[test]
