@@ -15,6 +15,7 @@ mod segment;
 
 pub use batch::{is_compressed, BatchHeader};
 pub use cleaner::CleanerConfig;
+pub use index::LEGACY_VALUE_SIZE as LEGACY_INDEX_VALUE_SIZE;
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
     RecordError,

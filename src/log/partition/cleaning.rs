@@ -36,8 +36,6 @@ use crate::log::segment::{self, LogSegment};
 
 /// The sled tree of cleaner checkpoints.
 pub(super) const CHECKPOINT_TREE: &str = "cleaner_checkpoints";
-/// The version byte that opens a stored checkpoint.
-const CHECKPOINT_VERSION: u8 = 0;
 
 /// A closed segment as the cleaner saw it.
 #[derive(Debug, Clone)]
@@ -103,9 +101,10 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 pub(super) fn read_checkpoint(tree: &sled::Tree, key: &str) -> io::Result<i64> {
     let stored = tree.get(key).map_err(io::Error::other)?;
     Ok(stored
-        .and_then(|v| match v.split_first() {
-            Some((&CHECKPOINT_VERSION, rest)) => rest.try_into().ok().map(i64::from_be_bytes),
-            _ => None,
+        .and_then(|v| {
+            crate::store::unversioned(&v)
+                .and_then(|b| b.try_into().ok())
+                .map(i64::from_be_bytes)
         })
         .unwrap_or(0))
 }
@@ -275,8 +274,7 @@ impl PartitionLog {
     /// # Errors
     /// sled fails.
     pub(crate) fn set_cleaner_checkpoint(&self, offset: i64) -> io::Result<()> {
-        let mut value = vec![CHECKPOINT_VERSION];
-        value.extend_from_slice(&offset.to_be_bytes());
+        let value = crate::store::versioned(&offset.to_be_bytes());
         self.checkpoints
             .insert(format!("{}/{}", self.topic, self.partition), value)
             .map_err(io::Error::other)?;

@@ -41,7 +41,11 @@ impl PartitionLog {
         let stored_start = starts
             .get(&start_key)
             .map_err(io::Error::other)?
-            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes));
+            .and_then(|v| {
+                crate::store::unversioned(&v)
+                    .and_then(|b| b.try_into().ok())
+                    .map(i64::from_be_bytes)
+            });
 
         let checkpoints = db.open_tree(CHECKPOINT_TREE).map_err(io::Error::other)?;
         let cleaner_checkpoint = cleaning::read_checkpoint(&checkpoints, &start_key)?;

@@ -116,7 +116,7 @@ impl PartitionLog {
         self.starts
             .insert(
                 format!("{}/{}", self.topic, self.partition),
-                &offset.to_be_bytes(),
+                crate::store::versioned(&offset.to_be_bytes()),
             )
             .map_err(io::Error::other)?;
         self.starts.flush().map_err(io::Error::other)?;
