@@ -12,6 +12,7 @@ mod index;
 mod partition;
 mod producer_state;
 mod segment;
+mod transactions;
 
 pub use batch::{is_compressed, BatchHeader};
 pub use cleaner::CleanerConfig;
@@ -20,8 +21,9 @@ pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
     RecordError,
 };
-pub use producer_state::SequenceError;
+pub use producer_state::{ProducerSnapshot, SequenceError};
 pub use segment::FileRegion;
+pub use transactions::AbortedTxn;
 
 use std::collections::HashMap;
 use std::io;
