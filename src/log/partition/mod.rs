@@ -291,6 +291,9 @@ pub struct ReadResult {
     pub records: Option<FileRegion>,
     /// Offsets when the read ran.
     pub offsets: LogOffsets,
+    /// For a read_committed read: the aborted transactions overlapping the
+    /// returned batches, by first offset (empty otherwise).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl ReadResult {
@@ -610,21 +613,55 @@ impl PartitionLog {
             (offsets, self.locate(&state, offset, max_bytes, upper))
         };
         Ok(ReadResult {
-            records: slice.filter(|region| region.len > 0),
+            records: slice
+                .map(|(region, _)| region)
+                .filter(|region| region.len > 0),
             offsets,
+            aborted: Vec::new(),
         })
     }
 
-    /// The file, position and length of the contiguous batches to read.
+    /// A read_committed read (Kafka's `FetchIsolation.TXN_COMMITTED`): as
+    /// [`PartitionLog::read`] up to the last stable offset, with the
+    /// aborted transactions that overlap the returned batches.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        let state = self.lock();
+        if state.deleted {
+            return Err(ReadError::Deleted);
+        }
+        let offsets = state.offsets();
+        if offset < state.log_start_offset || offset > state.log_end_offset {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        let located = self.locate(&state, offset, max_bytes, offsets.last_stable_offset);
+        let aborted = match &located {
+            Some((region, next)) if region.len > 0 => state.txns.aborted_between(offset, *next),
+            _ => Vec::new(),
+        };
+        Ok(ReadResult {
+            records: located
+                .map(|(region, _)| region)
+                .filter(|region| region.len > 0),
+            offsets,
+            aborted,
+        })
+    }
+
+    /// The file, position and length of the contiguous batches to read,
+    /// and the offset after the last of them.
     fn locate(
         &self,
         state: &LogState,
         offset: i64,
         max_bytes: usize,
         upper: i64,
-    ) -> Option<FileRegion> {
+    ) -> Option<(FileRegion, i64)> {
         let first = self.index.find(offset).filter(|e| e.base_offset < upper)?;
         let mut total: u64 = 0;
+        let mut next = offset;
         for entry in self.index.range(offset..) {
             let contiguous =
                 entry.segment == first.segment && entry.position == first.position + total;
@@ -633,12 +670,14 @@ impl PartitionLog {
                 break;
             }
             total += u64::from(entry.size);
+            next = entry.last_offset + 1;
         }
-        Some(FileRegion {
+        let region = FileRegion {
             file: state.segments.get(&first.segment)?.reader(),
             position: first.position,
             len: usize::try_from(total).ok()?,
-        })
+        };
+        Some((region, next))
     }
 
     /// The first offset at or after the log start whose record timestamp is
