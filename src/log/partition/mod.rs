@@ -444,6 +444,42 @@ impl PartitionLog {
         Ok(info)
     }
 
+    /// Appends a batch a coordinator built itself (Kafka's appends with
+    /// `AppendOrigin.COORDINATOR`): checked for structure and size only,
+    /// no producer sequence checks (transactional offset commits carry a
+    /// producer id and epoch but no sequence).
+    ///
+    /// # Errors
+    /// The batch is malformed or too large, or the log fails.
+    pub fn append_coordinator(
+        &self,
+        bytes: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let header = batch::BatchHeader::parse(&bytes)
+            .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
+        let mut state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
+        if bytes.len() > state.config.max_message_bytes {
+            return Err(AppendError::TooLarge {
+                size: bytes.len(),
+                max: state.config.max_message_bytes,
+            });
+        }
+        if header.has_producer() {
+            state
+                .producers
+                .check_marker(header.producer_id, header.producer_epoch)
+                .map_err(AppendError::Sequence)?;
+        }
+        let info = self.append_checked(&mut state, bytes, &header, None, now_ms)?;
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
     /// Appends a transaction marker for `producer_id` (Kafka's
     /// `appendAsLeader` of an `EndTransactionMarker`): it takes an offset
     /// like any batch, ends the producer's open transaction here, and an
