@@ -234,9 +234,7 @@ impl StateTopic {
                     }
                     continue;
                 }
-                let producer = header
-                    .is_transactional()
-                    .then_some(header.producer_id);
+                let producer = header.is_transactional().then_some(header.producer_id);
                 match RecordBatchDecoder::decode(&mut whole.clone()) {
                     Ok(set) => {
                         for record in &set.records {

@@ -287,10 +287,7 @@ impl TransactionCoordinator {
                 match record {
                     Some(record) => {
                         by_producer.insert(record.producer_id, id.clone());
-                        txns.insert(
-                            id,
-                            Arc::new(Mutex::new(TxnMetadata::from_record(record))),
-                        );
+                        txns.insert(id, Arc::new(Mutex::new(TxnMetadata::from_record(record))));
                         loaded += 1;
                     }
                     None => {
@@ -394,7 +391,7 @@ impl TransactionCoordinator {
                 // Fence the current producer: bump the epoch and abort its
                 // transaction with it; the client retries.
                 let mut next = meta.clone();
-                next.epoch = next.epoch.saturating_add(1).min(i16::MAX);
+                next.epoch = next.epoch.saturating_add(1);
                 next.last_epoch = -1;
                 *meta = next;
                 self.finish(id, &mut meta, false, markers)?;
@@ -433,14 +430,23 @@ impl TransactionCoordinator {
                 lock(&self.by_producer).insert(next.producer_id, id.to_owned());
                 let answer = (next.producer_id, next.epoch);
                 *meta = next;
-                info!(transactional_id = id, producer_id = answer.0, epoch = answer.1, "initialized transactional producer");
+                info!(
+                    transactional_id = id,
+                    producer_id = answer.0,
+                    epoch = answer.1,
+                    "initialized transactional producer"
+                );
                 Ok(answer)
             }
         }
     }
 
     /// Checks a transactional request's producer against the id's state.
-    fn check_producer(meta: &TxnMetadata, producer_id: i64, epoch: i16) -> Result<(), ResponseError> {
+    fn check_producer(
+        meta: &TxnMetadata,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<(), ResponseError> {
         if meta.producer_id != producer_id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
@@ -467,7 +473,9 @@ impl TransactionCoordinator {
             return Err(ResponseError::InvalidRequest);
         }
         self.ready(id)?;
-        let shared = self.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let shared = self
+            .get(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
         let mut meta = lock(&shared);
         Self::check_producer(&meta, producer_id, epoch)?;
         match meta.state {
@@ -530,7 +538,8 @@ impl TransactionCoordinator {
         if meta.epoch != epoch {
             return Err(ResponseError::InvalidProducerEpoch);
         }
-        if meta.state != TxnState::Ongoing || !meta.partitions.contains(&(topic.to_owned(), partition))
+        if meta.state != TxnState::Ongoing
+            || !meta.partitions.contains(&(topic.to_owned(), partition))
         {
             return Err(ResponseError::InvalidTxnState);
         }
@@ -556,7 +565,9 @@ impl TransactionCoordinator {
             return Err(ResponseError::InvalidRequest);
         }
         self.ready(id)?;
-        let shared = self.get(id).ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let shared = self
+            .get(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
         let mut meta = lock(&shared);
         if meta.producer_id != producer_id {
             return Err(ResponseError::InvalidProducerIdMapping);
@@ -594,7 +605,9 @@ impl TransactionCoordinator {
             *meta = prepared;
         }
         for (topic, partition) in &meta.partitions {
-            if let Err(e) = markers.write_marker(topic, *partition, meta.producer_id, meta.epoch, commit) {
+            if let Err(e) =
+                markers.write_marker(topic, *partition, meta.producer_id, meta.epoch, commit)
+            {
                 // A deleted partition needs no marker; any other failure
                 // leaves the transaction prepared, for the next tick.
                 if e != ResponseError::UnknownTopicOrPartition {
@@ -719,7 +732,8 @@ impl TransactionCoordinator {
             .filter_map(|(id, shared)| {
                 let meta = lock(&shared);
                 let state_ok = states.is_empty() || states.contains(&meta.state);
-                let producer_ok = producer_ids.is_empty() || producer_ids.contains(&meta.producer_id);
+                let producer_ok =
+                    producer_ids.is_empty() || producer_ids.contains(&meta.producer_id);
                 let duration_ok = min_duration_ms < 0
                     || (meta.state == TxnState::Ongoing
                         && now.saturating_sub(meta.start_ms) >= min_duration_ms);
@@ -737,9 +751,12 @@ mod tests {
     use super::*;
     use crate::log::LogConfig;
 
+    /// (topic, partition, producer id, epoch, commit) per marker.
+    type Marker = (String, i32, i64, i16, bool);
+
     /// Records every marker; refuses none.
     #[derive(Default)]
-    struct Markers(Mutex<Vec<(String, i32, i64, i16, bool)>>);
+    struct Markers(Mutex<Vec<Marker>>);
 
     impl MarkerWriter for Markers {
         fn write_marker(
@@ -781,14 +798,13 @@ mod tests {
         let next = || Ok(ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
         {
             let txns = coordinator(dir.path(), &db);
-            let (pid, epoch) = txns.init_producer_id("tx", 60_000, None, &next, &markers).unwrap();
+            let (pid, epoch) = txns
+                .init_producer_id("tx", 60_000, None, &next, &markers)
+                .unwrap();
             assert_eq!((pid, epoch), (100, 0));
             let parts = [("t".to_owned(), 0), ("t".to_owned(), 1)];
             txns.add_partitions("tx", pid, epoch, &parts).unwrap();
-            assert_eq!(
-                txns.append_verified(pid, epoch, "t", 1, || 7).unwrap(),
-                7
-            );
+            assert_eq!(txns.append_verified(pid, epoch, "t", 1, || 7).unwrap(), 7);
             assert_eq!(
                 txns.append_verified(pid, epoch, "t", 2, || 7).unwrap_err(),
                 ResponseError::InvalidTxnState
@@ -808,9 +824,13 @@ mod tests {
                 txns.init_producer_id("tx", 60_000, None, &next, &markers),
                 Err(ResponseError::ConcurrentTransactions)
             );
-            assert_eq!(lock(&markers.0).last().unwrap(), &("t".into(), 0, pid, 1, false));
             assert_eq!(
-                txns.init_producer_id("tx", 60_000, None, &next, &markers).unwrap(),
+                lock(&markers.0).last().unwrap(),
+                &("t".into(), 0, pid, 1, false)
+            );
+            assert_eq!(
+                txns.init_producer_id("tx", 60_000, None, &next, &markers)
+                    .unwrap(),
                 (pid, 2)
             );
             assert_eq!(
@@ -828,6 +848,9 @@ mod tests {
             txns.list(&[TxnState::Ongoing], &[], -1).unwrap(),
             [("tx".to_owned(), 100, TxnState::Ongoing)]
         );
-        assert_eq!(txns.describe("nope").unwrap_err(), ResponseError::TransactionalIdNotFound);
+        assert_eq!(
+            txns.describe("nope").unwrap_err(),
+            ResponseError::TransactionalIdNotFound
+        );
     }
 }

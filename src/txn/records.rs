@@ -77,7 +77,10 @@ pub fn value(record: &TxnRecord) -> Bytes {
 ///
 /// # Errors
 /// The bytes are malformed.
-pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<(String, Option<TxnRecord>)>, String> {
+pub fn decode(
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Result<Option<(String, Option<TxnRecord>)>, String> {
     let mut k = Reader(key);
     if k.i16()? != 0 {
         return Ok(None);
@@ -89,7 +92,9 @@ pub fn decode(key: &[u8], value: Option<&[u8]>) -> Result<Option<(String, Option
     let mut r = Reader(value);
     let version = r.i16()?;
     if version != 0 {
-        return Err(format!("TransactionLogValue version {version} is not supported"));
+        return Err(format!(
+            "TransactionLogValue version {version} is not supported"
+        ));
     }
     let producer_id = r.i64()?;
     let producer_epoch = r.i16()?;
@@ -196,7 +201,10 @@ mod tests {
         let bytes = value(&empty);
         // A null partition array, as Kafka writes for Empty.
         assert_eq!(&bytes[17..21], &(-1i32).to_be_bytes());
-        assert_eq!(decode(&key("e"), Some(&bytes)).unwrap().unwrap().1, Some(empty));
+        assert_eq!(
+            decode(&key("e"), Some(&bytes)).unwrap().unwrap().1,
+            Some(empty)
+        );
         assert_eq!(decode(&key("x"), None).unwrap(), Some(("x".into(), None)));
     }
 }
