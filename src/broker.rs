@@ -12,7 +12,7 @@ use crate::cluster::{
 };
 use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
-use crate::group::{GroupCoordinator, GroupTimeouts};
+use crate::group::{GroupCoordinator, GroupTimeouts, OFFSETS_TOPIC};
 use crate::log::{self, LogConfig, LogManager};
 
 /// The broker's shared state. Handlers get `&Broker`; every field is safe
@@ -30,9 +30,11 @@ pub struct Broker {
     pub topics: TopicRegistry,
     /// Partition data on disk.
     pub logs: LogManager,
-    /// Consumer groups and committed offsets.
-    pub groups: GroupCoordinator,
+    /// Consumer groups and committed offsets (state kept in `__consumer_offsets`).
+    pub groups: Arc<GroupCoordinator>,
     db: sled::Db,
+    /// Serialises the creation of internal topics on first use.
+    internal_topics: std::sync::Mutex<()>,
     /// Serialises topic creation, growth, deletion and config changes: each
     /// spans the registry and the log directories (a topic re-created by
     /// name while its deletion is half done would lose its new files), and
@@ -82,7 +84,11 @@ impl Broker {
             max_session: millis("group.max.session.timeout.ms"),
         };
         let offsets_retention = millis("offsets.retention.minutes") * 60;
-        let groups = GroupCoordinator::open(&db, timeouts, offsets_retention)?;
+        let groups = Arc::new(GroupCoordinator::new(
+            db.clone(),
+            timeouts,
+            offsets_retention,
+        ));
         let cluster = ClusterInfo {
             cluster_id,
             node_id,
@@ -100,6 +106,7 @@ impl Broker {
             logs,
             groups,
             db,
+            internal_topics: std::sync::Mutex::new(()),
             topic_changes: std::sync::Mutex::new(()),
         };
         let now = log::now_ms();
@@ -110,7 +117,76 @@ impl Broker {
                 .open_partitions(&meta.name, 0, meta.partition_count(), &config, now)
                 .map_err(dir_error)?;
         }
+        if broker.topics.get(OFFSETS_TOPIC).is_some() {
+            // Loads (replays) the group state in the background.
+            broker
+                .attach_offsets_topic(false)
+                .map_err(|e| Error::DataDir {
+                    path: data_dir.clone(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
         Ok(broker)
+    }
+
+    /// Makes sure `__consumer_offsets` exists, creating it on first use as
+    /// Kafka does (`offsets.topic.num.partitions`, compacted,
+    /// `offsets.topic.segment.bytes`, replication factor
+    /// `offsets.topic.replication.factor` capped at the live brokers), and
+    /// hands its partitions to the group coordinator.
+    ///
+    /// # Errors
+    /// The topic cannot be created.
+    pub fn ensure_offsets_topic(&self) -> Result<(), ApiError> {
+        if self.groups.is_attached() {
+            return Ok(());
+        }
+        let _once = self
+            .internal_topics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if self.groups.is_attached() {
+            return Ok(());
+        }
+        if self.topics.get(OFFSETS_TOPIC).is_some() {
+            return self.attach_offsets_topic(false);
+        }
+        let config = self.config();
+        let count = i32::try_from(config.get_i64("offsets.topic.num.partitions"))
+            .unwrap_or(50)
+            .max(1);
+        let replicas =
+            i16::try_from(config.get_i64("offsets.topic.replication.factor")).unwrap_or(1);
+        let assignment = self.default_assignment(0, count, replicas);
+        let configs = BTreeMap::from([
+            ("cleanup.policy".to_owned(), "compact".to_owned()),
+            ("compression.type".to_owned(), "producer".to_owned()),
+            (
+                "segment.bytes".to_owned(),
+                config.get_i64("offsets.topic.segment.bytes").to_string(),
+            ),
+        ]);
+        match self.create_topic(OFFSETS_TOPIC, assignment, configs) {
+            Ok(_) => self.attach_offsets_topic(true),
+            Err(e) if e.code == ResponseError::TopicAlreadyExists => {
+                self.attach_offsets_topic(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hands `__consumer_offsets`'s partition logs to the group coordinator.
+    fn attach_offsets_topic(&self, fresh: bool) -> Result<(), ApiError> {
+        let meta = self
+            .topics
+            .get(OFFSETS_TOPIC)
+            .ok_or_else(|| ApiError::code(ResponseError::CoordinatorNotAvailable))?;
+        let logs = (0..meta.partition_count())
+            .map(|p| self.logs.get(OFFSETS_TOPIC, p))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| ApiError::code(ResponseError::CoordinatorNotAvailable))?;
+        self.groups.attach(logs, fresh);
+        Ok(())
     }
 
     /// The current settings (a snapshot: later dynamic changes do not show in it).
@@ -319,9 +395,7 @@ impl Broker {
         self.logs
             .delete_topic(name, meta.partition_count())
             .map_err(|e| storage_error(name, &e))?;
-        if let Err(e) = self.groups.offsets.remove_topic(name) {
-            tracing::error!(topic = name, cause = %e, "cannot drop the deleted topic's committed offsets");
-        }
+        self.groups.remove_topic(name);
         tracing::info!(topic = name, id = %meta.id, "deleted topic");
         Ok(meta)
     }

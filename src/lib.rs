@@ -6,8 +6,9 @@
 //! - [`protocol`]: bytes to typed requests and typed responses to bytes; the
 //!   table of supported API versions. No I/O.
 //! - [`api`]: one handler per Kafka API, plain functions over [`Broker`].
-//! - [`cluster`], [`log`], [`group`]: topic metadata, partition data on
-//!   disk, consumer groups and committed offsets.
+//! - [`group`]: consumer groups and committed offsets, kept as records in
+//!   `__consumer_offsets` through [`coordinator`].
+//! - [`cluster`], [`log`]: topic metadata, partition data on disk.
 //!
 //! [`config`] holds every setting under Kafka's names; [`Broker`] is the
 //! shared state the handlers work on.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod broker;
 pub mod cluster;
 pub mod config;
+pub mod coordinator;
 pub mod error;
 pub mod group;
 pub mod log;

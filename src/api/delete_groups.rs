@@ -12,7 +12,7 @@ pub fn handle(broker: &Broker, request: DeleteGroupsRequest) -> DeleteGroupsResp
         .groups_names
         .into_iter()
         .map(|id| {
-            let error = broker.groups.delete(&id.0).err();
+            let error = super::group_coordinator(broker).delete(&id.0).err();
             DeletableGroupResult::default()
                 .with_group_id(id)
                 .with_error_code(error.map_or(0, |e| e.code()))

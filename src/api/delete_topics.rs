@@ -5,6 +5,7 @@
 //! - Unknown name: UNKNOWN_TOPIC_OR_PARTITION; unknown id: UNKNOWN_TOPIC_ID.
 //! - `delete.topic.enable=false`: TOPIC_DELETION_DISABLED.
 //! - `error_message` exists from v5.
+//! - Internal topics (`__consumer_offsets`) are refused with INVALID_REQUEST.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
@@ -12,6 +13,7 @@ use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse, TopicN
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::cluster::is_internal_topic;
 use crate::error::ApiError;
 
 /// Answers a DeleteTopics request of `version`.
@@ -65,6 +67,14 @@ fn delete(broker: &Broker, name: &str) -> Result<(String, uuid::Uuid), ApiError>
         return Err(ApiError::new(
             ResponseError::TopicDeletionDisabled,
             "Topic deletion is disabled.",
+        ));
+    }
+    if is_internal_topic(name) {
+        // Kafka would let it go and rebuild the coordinator from nothing;
+        // strom's coordinators hold its partitions, so it refuses.
+        return Err(ApiError::new(
+            ResponseError::InvalidRequest,
+            format!("Deleting the internal topic {name} is not supported."),
         ));
     }
     let meta = broker.delete_topic(name)?;

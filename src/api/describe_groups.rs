@@ -28,14 +28,19 @@ pub fn handle(
         .groups
         .into_iter()
         .map(|id| {
-            let described = broker.groups.describe(&id.0);
             let group = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_group_state(str_bytes(described.state.as_str()))
                 .with_authorized_operations(operations);
             if id.0.is_empty() {
-                return group.with_error_code(ResponseError::InvalidGroupId.code());
+                return group
+                    .with_group_state(str_bytes(GroupState::Dead.as_str()))
+                    .with_error_code(ResponseError::InvalidGroupId.code());
             }
+            let described = match broker.groups.describe(&id.0) {
+                Ok(described) => described,
+                Err(e) => return group.with_error_code(e.code()),
+            };
+            let group = group.with_group_state(str_bytes(described.state.as_str()));
             if version >= 6 && described.state == GroupState::Dead {
                 return group
                     .with_error_code(ResponseError::GroupIdNotFound.code())

@@ -1,6 +1,8 @@
 //! FindCoordinator v0-v6: this node coordinates every group (key type 0)
 //! and every transactional id (key type 1). v4+ batches keys.
-//! An unknown key type is INVALID_REQUEST.
+//! The first group lookup creates `__consumer_offsets`, as Kafka does
+//! (COORDINATOR_NOT_AVAILABLE if it cannot be created). An unknown key
+//! type is INVALID_REQUEST.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -24,7 +26,14 @@ pub fn handle(
     let (node_id, host, port) = node.map_or((-1, String::new(), -1), |b| {
         (b.node_id, b.host.clone(), b.port)
     });
-    let error = (!matches!(request.key_type, 0 | 1)).then_some(ResponseError::InvalidRequest);
+    let error = match request.key_type {
+        // Groups: Kafka creates __consumer_offsets on the first lookup.
+        0 => super::blocking(|| broker.ensure_offsets_topic())
+            .err()
+            .map(|_| ResponseError::CoordinatorNotAvailable),
+        1 => None,
+        _ => Some(ResponseError::InvalidRequest),
+    };
     let coordinator = |key: StrBytes| {
         Coordinator::default()
             .with_key(key)

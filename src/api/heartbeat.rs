@@ -7,7 +7,7 @@ use crate::broker::Broker;
 
 /// Answers a Heartbeat request.
 pub fn handle(broker: &Broker, request: &HeartbeatRequest) -> HeartbeatResponse {
-    let error = broker.groups.heartbeat(
+    let error = super::group_coordinator(broker).heartbeat(
         &request.group_id.0,
         &request.member_id,
         request.group_instance_id.as_deref(),

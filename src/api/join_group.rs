@@ -50,7 +50,9 @@ pub async fn handle(
         require_known_member_id: version >= 4,
         supports_skip_assignment: version >= 9,
     };
-    let outcome = broker.groups.join(&request.group_id.0, params).await;
+    let outcome = super::group_coordinator(broker)
+        .join(&request.group_id.0, params)
+        .await;
     let members = outcome
         .members
         .into_iter()

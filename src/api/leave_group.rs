@@ -9,11 +9,12 @@ use crate::broker::Broker;
 /// Answers a LeaveGroup request of `version`.
 pub fn handle(broker: &Broker, version: i16, request: LeaveGroupRequest) -> LeaveGroupResponse {
     let group = &request.group_id.0;
+    let groups = super::group_coordinator(broker);
     if version < 3 {
-        let results = broker
-            .groups
-            .leave(group, &[(request.member_id.to_string(), None)]);
-        let error = results.first().copied().flatten();
+        let error = match groups.leave(group, &[(request.member_id.to_string(), None)]) {
+            Ok(results) => results.first().copied().flatten(),
+            Err(e) => Some(e),
+        };
         return LeaveGroupResponse::default().with_error_code(error.map_or(0, |e| e.code()));
     }
     let wanted: Vec<(String, Option<String>)> = request
@@ -26,7 +27,10 @@ pub fn handle(broker: &Broker, version: i16, request: LeaveGroupRequest) -> Leav
             )
         })
         .collect();
-    let results = broker.groups.leave(group, &wanted);
+    let results = match groups.leave(group, &wanted) {
+        Ok(results) => results,
+        Err(e) => return LeaveGroupResponse::default().with_error_code(e.code()),
+    };
     let members = request
         .members
         .into_iter()

@@ -12,9 +12,11 @@ const GROUP_TYPE: &str = "classic";
 
 /// Answers a ListGroups request.
 pub fn handle(broker: &Broker, request: &ListGroupsRequest) -> ListGroupsResponse {
-    let groups = broker
-        .groups
-        .list()
+    let listed = match broker.groups.list() {
+        Ok(listed) => listed,
+        Err(e) => return ListGroupsResponse::default().with_error_code(e.code()),
+    };
+    let groups = listed
         .into_iter()
         .filter(|(_, _, state)| {
             request.states_filter.is_empty()

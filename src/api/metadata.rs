@@ -7,6 +7,7 @@
 //!   (v4+; always on before) say so; it is returned at once, ready to use.
 //! - Names Kafka rejects get INVALID_TOPIC_EXCEPTION; v10+ may ask by topic
 //!   id, and an unknown id gets UNKNOWN_TOPIC_ID.
+//! - Internal topics (`__consumer_offsets`) carry `is_internal`.
 //! - Authorized operations (v8+) are all operations: there is no authorizer.
 
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use super::{
     str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
 };
 use crate::broker::Broker;
-use crate::cluster::{validate_topic_name, TopicMeta};
+use crate::cluster::{is_internal_topic, validate_topic_name, TopicMeta};
 use crate::error::ApiError;
 
 /// Answers a Metadata request of `version`.
@@ -122,6 +123,7 @@ fn describe(meta: &TopicMeta, topic_ops: i32) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(topic_name(&meta.name)))
         .with_topic_id(meta.id)
+        .with_is_internal(is_internal_topic(&meta.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(topic_ops)
 }

@@ -38,6 +38,7 @@ use kafka_protocol::protocol::StrBytes;
 use crate::broker::Broker;
 use crate::cluster::{validate_topic_name, TopicMeta};
 use crate::error::ApiError;
+use crate::group::GroupCoordinator;
 use crate::log::{AppendError, FileRegion, PartitionLog, ReadError, SequenceError};
 use crate::protocol::Request;
 
@@ -268,6 +269,19 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
         Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
         _ => f(),
     }
+}
+
+/// The group coordinator, after creating `__consumer_offsets` if this is
+/// the first group request (Kafka creates it on first use; the partitions'
+/// directories are disk work, hence `blocking`). If it cannot be created,
+/// the coordinator answers COORDINATOR_NOT_AVAILABLE.
+fn group_coordinator(broker: &Broker) -> &GroupCoordinator {
+    if !broker.groups.is_attached() {
+        if let Err(e) = blocking(|| broker.ensure_offsets_topic()) {
+            tracing::error!(cause = %e, "cannot create {}", crate::group::OFFSETS_TOPIC);
+        }
+    }
+    &broker.groups
 }
 
 /// The log of one partition of a known topic.

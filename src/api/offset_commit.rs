@@ -1,5 +1,7 @@
 //! OffsetCommit v2-v9: committed offsets (with leader epoch and metadata)
-//! persisted per group and partition.
+//! per group and partition, appended to `__consumer_offsets` as one batch
+//! of OffsetCommit records before the response (Kafka's schemas; a commit
+//! is acknowledged only once it is in the log).
 //!
 //! - Members commit within their generation (ILLEGAL_GENERATION,
 //!   UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS between
@@ -34,48 +36,70 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetCommitRequest) -> Of
     } else {
         ResponseError::IllegalGeneration
     };
-    let check = broker.groups.check_commit(
+    let now = now_ms();
+    // Each partition's own refusal, decided before anything is written.
+    let mut accepted = Vec::new();
+    let refusals: Vec<Vec<Option<ResponseError>>> = request
+        .topics
+        .iter()
+        .map(|topic| {
+            let meta = broker.topics.get(&topic.name.0);
+            topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let known = meta
+                        .as_ref()
+                        .is_some_and(|m| (0..m.partition_count()).contains(&p.partition_index));
+                    let metadata = p
+                        .committed_metadata
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default();
+                    if !known {
+                        Some(ResponseError::UnknownTopicOrPartition)
+                    } else if metadata.len() > MAX_METADATA_BYTES {
+                        Some(ResponseError::OffsetMetadataTooLarge)
+                    } else {
+                        accepted.push((
+                            topic.name.0.to_string(),
+                            p.partition_index,
+                            CommittedOffset {
+                                offset: p.committed_offset,
+                                leader_epoch: p.committed_leader_epoch,
+                                metadata,
+                                commit_timestamp: now,
+                            },
+                        ));
+                        None
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    // The accepted offsets are one batch in __consumer_offsets: all or none.
+    let outcome = super::group_coordinator(broker).commit(
         group,
         &request.member_id,
         request.group_instance_id.as_deref(),
         request.generation_id_or_member_epoch,
         unknown_group,
+        accepted,
     );
-    let now = now_ms();
     let topics = request
         .topics
         .into_iter()
-        .map(|topic| {
-            let meta = broker.topics.get(&topic.name.0);
+        .zip(refusals)
+        .map(|(topic, refused)| {
             let partitions = topic
                 .partitions
                 .into_iter()
-                .map(|p| {
-                    let error = match (&check, &meta) {
+                .zip(refused)
+                .map(|(p, refusal)| {
+                    let error = match (&outcome, refusal) {
+                        // A failed member check refuses every partition.
                         (Err(e), _) => Some(*e),
-                        (Ok(()), Some(meta)) if (0..meta.partition_count()).contains(&p.partition_index) => {
-                            let metadata = p.committed_metadata.map(|m| m.to_string()).unwrap_or_default();
-                            if metadata.len() > MAX_METADATA_BYTES {
-                                Some(ResponseError::OffsetMetadataTooLarge)
-                            } else {
-                                let offset = CommittedOffset {
-                                    offset: p.committed_offset,
-                                    leader_epoch: p.committed_leader_epoch,
-                                    metadata,
-                                    commit_timestamp: now,
-                                };
-                                broker
-                                    .groups
-                                    .offsets
-                                    .commit(group, &topic.name.0, p.partition_index, offset)
-                                    .err()
-                                    .map(|e| {
-                                        tracing::error!(cause = %e, "cannot store a committed offset");
-                                        ResponseError::UnknownServerError
-                                    })
-                            }
-                        }
-                        (Ok(()), _) => Some(ResponseError::UnknownTopicOrPartition),
+                        (Ok(()), refusal) => refusal,
                     };
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)

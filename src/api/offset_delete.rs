@@ -1,8 +1,9 @@
 //! OffsetDelete v0: removes a group's committed offsets for some
 //! partitions. GROUP_ID_NOT_FOUND for an unknown group; a topic that live
 //! members subscribe to is GROUP_SUBSCRIBED_TO_TOPIC for its partitions.
+//! The removal is a tombstone per offset in `__consumer_offsets`, written
+//! before the response.
 
-use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
@@ -12,33 +13,29 @@ use crate::broker::Broker;
 
 /// Answers an OffsetDelete request.
 pub fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
-    let group = request.group_id.0.as_str();
-    if !broker.groups.exists(group) {
-        return OffsetDeleteResponse::default()
-            .with_error_code(ResponseError::GroupIdNotFound.code());
-    }
-    let subscribed = broker.groups.subscribed_topics(group);
+    let wanted: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(|p| (t.name.0.to_string(), p.partition_index))
+        })
+        .collect();
+    let mut results =
+        match super::group_coordinator(broker).delete_offsets(&request.group_id.0, &wanted) {
+            Ok(results) => results.into_iter(),
+            Err(e) => return OffsetDeleteResponse::default().with_error_code(e.code()),
+        };
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let name = topic.name.0.to_string();
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let error = if subscribed.contains(&name) {
-                        Some(ResponseError::GroupSubscribedToTopic)
-                    } else {
-                        broker
-                            .groups
-                            .offsets
-                            .remove_where(group, |t, index, _| {
-                                t == name && index == p.partition_index
-                            })
-                            .err()
-                            .map(|_| ResponseError::UnknownServerError)
-                    };
+                    let error = results.next().flatten();
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error.map_or(0, |e| e.code()))

@@ -1,9 +1,12 @@
 //! OffsetFetch v1-v9: committed offsets of one group (v1-v7) or several
 //! (v8+). A null topic list (v2+) means every partition the group has
 //! committed. A partition with no commit answers offset -1, no error.
+//! While the group's `__consumer_offsets` partition loads, the group's
+//! error is COORDINATOR_LOAD_IN_PROGRESS (per partition in v0-v1).
 //! `require_stable` (v7+) waits for nothing: there are no transactional
 //! offsets yet.
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
@@ -30,7 +33,15 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                let topics = fetch(broker, &group.group_id.0, wanted)
+                let fetched = match fetch(broker, &group.group_id.0, wanted) {
+                    Ok(fetched) => fetched,
+                    Err(e) => {
+                        return OffsetFetchResponseGroup::default()
+                            .with_group_id(group.group_id)
+                            .with_error_code(e.code())
+                    }
+                };
+                let topics = fetched
                     .into_iter()
                     .map(|(name, partitions)| {
                         let partitions = partitions
@@ -62,7 +73,24 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    let topics = fetch(broker, &request.group_id.0, wanted)
+    let (fetched, error) = match fetch(broker, &request.group_id.0, wanted.clone()) {
+        Ok(fetched) => (fetched, None),
+        // v0-v1 carry errors per partition only; v2+ at the top as well.
+        Err(e) => (
+            wanted
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(name, partitions)| {
+                    (
+                        name.0.to_string(),
+                        partitions.into_iter().map(|p| (p, None)).collect(),
+                    )
+                })
+                .collect(),
+            Some(e),
+        ),
+    };
+    let topics = fetched
         .into_iter()
         .map(|(name, partitions)| {
             let partitions = partitions
@@ -72,7 +100,8 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                     let partition = OffsetFetchResponsePartition::default()
                         .with_partition_index(index)
                         .with_committed_offset(offset)
-                        .with_metadata(Some(str_bytes(metadata)));
+                        .with_metadata(Some(str_bytes(metadata)))
+                        .with_error_code(error.map_or(0, |e| e.code()));
                     if version >= 5 {
                         partition.with_committed_leader_epoch(epoch)
                     } else {
@@ -85,12 +114,24 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                 .with_partitions(partitions)
         })
         .collect();
-    OffsetFetchResponse::default().with_topics(topics)
+    let response = OffsetFetchResponse::default().with_topics(topics);
+    if version >= 2 {
+        response.with_error_code(error.map_or(0, |e| e.code()))
+    } else {
+        response
+    }
 }
 
 /// Looks up the wanted partitions (or all committed ones).
-fn fetch(broker: &Broker, group: &str, wanted: Option<Vec<(TopicName, Vec<i32>)>>) -> Fetched {
-    let offsets = &broker.groups.offsets;
+///
+/// # Errors
+/// The group's coordinator partition is still loading.
+fn fetch(
+    broker: &Broker,
+    group: &str,
+    wanted: Option<Vec<(TopicName, Vec<i32>)>>,
+) -> Result<Fetched, ResponseError> {
+    let groups = &broker.groups;
     match wanted {
         Some(topics) => topics
             .into_iter()
@@ -98,20 +139,20 @@ fn fetch(broker: &Broker, group: &str, wanted: Option<Vec<(TopicName, Vec<i32>)>
                 let name = name.0.to_string();
                 let found = partitions
                     .into_iter()
-                    .map(|p| (p, offsets.fetch(group, &name, p)))
-                    .collect();
-                (name, found)
+                    .map(|p| Ok((p, groups.committed(group, &name, p)?)))
+                    .collect::<Result<_, ResponseError>>()?;
+                Ok((name, found))
             })
             .collect(),
         None => {
             let mut by_topic: Fetched = Vec::new();
-            for ((topic, partition), committed) in offsets.group_offsets(group) {
+            for ((topic, partition), committed) in groups.group_offsets(group)? {
                 match by_topic.last_mut() {
                     Some((t, list)) if *t == topic => list.push((partition, Some(committed))),
                     _ => by_topic.push((topic, vec![(partition, Some(committed))])),
                 }
             }
-            by_topic
+            Ok(by_topic)
         }
     }
 }

@@ -24,6 +24,8 @@
 //!   INVALID_REQUIRED_ACKS. acks=0 sends no response. With acks=-1, a topic
 //!   whose `min.insync.replicas` exceeds the in-sync replicas (this node
 //!   alone) gets NOT_ENOUGH_REPLICAS and nothing is stored, as in Kafka.
+//! - Internal topics (`__consumer_offsets`) take no client records:
+//!   INVALID_TOPIC_EXCEPTION, as Kafka.
 //! - Unknown topics are auto-created when `auto.create.topics.enable` is on.
 //! - v13 addresses topics by id. Omitted: `current_leader` (no leader
 //!   changes on one node).
@@ -38,6 +40,7 @@ use bytes::Bytes;
 
 use super::{append_error, blocking, partition_log, resolve_topic, str_bytes, TopicRef};
 use crate::broker::Broker;
+use crate::cluster::is_internal_topic;
 use crate::error::ApiError;
 use crate::log::{is_compressed, now_ms, AppendError, AppendInfo, PartitionLog, RecordError};
 
@@ -166,6 +169,12 @@ fn append(
     records: Option<Bytes>,
     now: i64,
 ) -> Result<AppendInfo, Refusal> {
+    if is_internal_topic(topic) {
+        return Err(Refusal::from(ApiError::new(
+            ResponseError::InvalidTopicException,
+            format!("Cannot append to internal topic {topic}"),
+        )));
+    }
     let log = partition_log(broker, topic, partition)?;
     if acks == -1 {
         check_in_sync_replicas(&log, topic, partition)?;

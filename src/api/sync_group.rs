@@ -14,8 +14,7 @@ pub async fn handle(broker: &Broker, request: SyncGroupRequest) -> SyncGroupResp
         .into_iter()
         .map(|a| (a.member_id.to_string(), a.assignment))
         .collect();
-    let outcome = broker
-        .groups
+    let outcome = super::group_coordinator(broker)
         .sync(
             &request.group_id.0,
             &request.member_id,

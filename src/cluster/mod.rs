@@ -12,6 +12,12 @@ mod topics;
 pub use dynamic_configs::DynamicConfigStore;
 pub use topics::{validate_topic_name, TopicMeta, TopicRegistry};
 
+/// Whether `name` is one of Kafka's internal topics (coordinator state):
+/// Metadata marks them `is_internal`, clients may not produce to them.
+pub fn is_internal_topic(name: &str) -> bool {
+    matches!(name, "__consumer_offsets" | "__transaction_state")
+}
+
 use std::io;
 use std::path::Path;
 

@@ -20,6 +20,8 @@ use kafka_protocol::error::ResponseError;
 use tokio::sync::oneshot;
 use tokio::time::{Duration, Instant};
 
+use super::records::{GroupMetadata, MemberMetadata};
+
 /// A group's state, named as Kafka names it on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GroupState {
@@ -219,6 +221,13 @@ pub struct ClassicGroup {
     initial_delay_until: Option<Instant>,
     join_deadline: Option<Instant>,
     sync_deadline: Option<Instant>,
+    /// The group's metadata changed in a way Kafka stores (a rebalance
+    /// completed, the group became empty, a static member was replaced):
+    /// the coordinator writes a record before it lets go of the group.
+    store_pending: bool,
+    /// The leader's assignment is in, but the members' SyncGroup answers
+    /// wait until the group's record is stored ([`ClassicGroup::stored`]).
+    syncs_held: bool,
 }
 
 fn new_member_id(prefix: &str) -> String {
@@ -241,6 +250,108 @@ impl ClassicGroup {
             initial_delay_until: None,
             join_deadline: None,
             sync_deadline: None,
+            store_pending: false,
+            syncs_held: false,
+        }
+    }
+
+    /// A group as its last stored record left it: a stable group keeps its
+    /// generation, leader, members and assignments, and every member's
+    /// session restarts at `now` (as after a Kafka coordinator failover).
+    pub fn restore(id: &str, stored: GroupMetadata, now: Instant) -> Self {
+        let mut group = Self::new(id);
+        group.generation = stored.generation;
+        group.protocol_type = Some(stored.protocol_type).filter(|t| !t.is_empty());
+        let protocol = stored.protocol.clone().unwrap_or_default();
+        for m in stored.members {
+            if let Some(instance) = &m.instance_id {
+                group
+                    .static_members
+                    .insert(instance.clone(), m.member_id.clone());
+            }
+            let millis = |ms: i32| Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+            group.members.push(Member {
+                id: m.member_id,
+                instance_id: m.instance_id,
+                client_id: m.client_id,
+                client_host: m.client_host,
+                session_timeout: millis(m.session_timeout_ms),
+                rebalance_timeout: millis(m.rebalance_timeout_ms.max(m.session_timeout_ms)),
+                protocols: vec![(protocol.clone(), m.subscription)],
+                assignment: m.assignment,
+                awaiting_join: None,
+                awaiting_sync: None,
+                last_heartbeat: now,
+            });
+        }
+        if group.members.is_empty() {
+            group.state = GroupState::Empty;
+        } else {
+            group.state = GroupState::Stable;
+            group.protocol = stored.protocol;
+            group.leader = stored.leader;
+        }
+        group
+    }
+
+    /// The group's record as Kafka stores it, with the state change time
+    /// `now_ms`.
+    pub fn metadata(&self, now_ms: i64) -> GroupMetadata {
+        let protocol = self.protocol.clone().unwrap_or_default();
+        let millis = |d: Duration| i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+        GroupMetadata {
+            protocol_type: self.protocol_type.clone().unwrap_or_default(),
+            generation: self.generation,
+            protocol: self.protocol.clone(),
+            leader: self.leader.clone(),
+            current_state_timestamp: now_ms,
+            members: self
+                .members
+                .iter()
+                .map(|m| MemberMetadata {
+                    member_id: m.id.clone(),
+                    instance_id: m.instance_id.clone(),
+                    client_id: m.client_id.clone(),
+                    client_host: m.client_host.clone(),
+                    rebalance_timeout_ms: millis(m.rebalance_timeout),
+                    session_timeout_ms: millis(m.session_timeout),
+                    subscription: m.metadata_for(&protocol),
+                    assignment: m.assignment.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The record to store, if the group changed since the last one was
+    /// taken; the caller appends it and then calls [`ClassicGroup::stored`].
+    pub fn take_store(&mut self, now_ms: i64) -> Option<GroupMetadata> {
+        std::mem::take(&mut self.store_pending).then(|| self.metadata(now_ms))
+    }
+
+    /// The record from [`ClassicGroup::take_store`] was stored (`None`) or
+    /// failed with `error`: SyncGroup answers held for it go out now, with
+    /// the assignments, or with the error (and the members rejoin).
+    pub fn stored(&mut self, error: Option<ResponseError>, timeouts: &GroupTimeouts, now: Instant) {
+        if !std::mem::take(&mut self.syncs_held) {
+            return;
+        }
+        match error {
+            None => {
+                for i in 0..self.members.len() {
+                    let outcome = self.sync_outcome(i);
+                    if let Some(tx) = self.members[i].awaiting_sync.take() {
+                        let _ = tx.send(outcome);
+                    }
+                }
+            }
+            Some(error) => {
+                for member in &mut self.members {
+                    if let Some(tx) = member.awaiting_sync.take() {
+                        let _ = tx.send(SyncOutcome::refused(error));
+                    }
+                }
+                self.prepare_rebalance(timeouts, now);
+            }
         }
     }
 
@@ -262,6 +373,8 @@ impl ClassicGroup {
     /// Marks the group deleted; waiting requests are answered with an error.
     pub fn mark_dead(&mut self) {
         self.state = GroupState::Dead;
+        // A dead group's tombstone is its last record.
+        self.store_pending = false;
         self.answer_waiting(ResponseError::CoordinatorNotAvailable);
         self.members.clear();
     }
@@ -505,6 +618,8 @@ impl ClassicGroup {
             member.client_id = p.client_id;
             member.client_host = p.client_host;
             member.last_heartbeat = now;
+            // The member id changed: the stored record must name the new one.
+            self.store_pending = true;
             let mut outcome = self.join_outcome(&new_id);
             if self.leader.as_deref() == Some(new_id.as_str()) {
                 if p.supports_skip_assignment {
@@ -616,6 +731,7 @@ impl ClassicGroup {
             self.state = GroupState::Empty;
             self.protocol = None;
             self.leader = None;
+            self.store_pending = true;
             return;
         }
         self.protocol = self.select_protocol();
@@ -761,12 +877,10 @@ impl ClassicGroup {
                     }
                     self.state = GroupState::Stable;
                     self.sync_deadline = None;
-                    for i in 0..self.members.len() {
-                        let outcome = self.sync_outcome(i);
-                        if let Some(tx) = self.members[i].awaiting_sync.take() {
-                            let _ = tx.send(outcome);
-                        }
-                    }
+                    // As Kafka: the answers go out once the group's new
+                    // metadata is stored.
+                    self.store_pending = true;
+                    self.syncs_held = true;
                 }
                 Reply::Later(rx)
             }
@@ -964,6 +1078,23 @@ mod tests {
         }
     }
 
+    /// A SyncGroup whose record (if it completes the rebalance) is stored at once.
+    fn sync_stored(
+        group: &mut ClassicGroup,
+        member: &str,
+        instance: Option<&str>,
+        generation: i32,
+        protocol: (Option<&str>, Option<&str>),
+        assignments: Vec<(String, Bytes)>,
+        now: Instant,
+    ) -> Reply<SyncOutcome> {
+        let reply = group.sync(member, instance, generation, protocol, assignments, now);
+        if group.take_store(0).is_some() {
+            group.stored(None, &TIMEOUTS, now);
+        }
+        reply
+    }
+
     fn now_answer<T>(reply: Reply<T>) -> T {
         match reply {
             Reply::Now(v) => v,
@@ -987,7 +1118,8 @@ mod tests {
         let joined = now_answer(reply);
         assert_eq!((joined.generation, joined.leader.as_str()), (1, a.as_str()));
         assert_eq!(group.state(), GroupState::CompletingRebalance);
-        let synced = now_answer(group.sync(
+        let synced = now_answer(sync_stored(
+            &mut group,
             &a,
             None,
             1,
@@ -1022,7 +1154,8 @@ mod tests {
             (a.clone(), Bytes::from_static(b"A2")),
             (b.clone(), Bytes::from_static(b"B2")),
         ];
-        now_answer(group.sync(
+        now_answer(sync_stored(
+            &mut group,
             &a,
             None,
             2,
@@ -1049,7 +1182,15 @@ mod tests {
         let mut group = ClassicGroup::new("g");
         let (a, reply) = join_new(&mut group, now);
         now_answer(reply);
-        now_answer(group.sync(&a, None, 1, (None, None), vec![], now));
+        now_answer(sync_stored(
+            &mut group,
+            &a,
+            None,
+            1,
+            (None, None),
+            vec![],
+            now,
+        ));
         assert!(group
             .tick(&TIMEOUTS, now + Duration::from_secs(5))
             .is_empty());
@@ -1077,7 +1218,8 @@ mod tests {
         let mut group = ClassicGroup::new("g");
         let joined = now_answer(group.join(params("", Some("i1")), &TIMEOUTS, now));
         let old_id = joined.member_id.clone();
-        now_answer(group.sync(
+        now_answer(sync_stored(
+            &mut group,
             &old_id,
             Some("i1"),
             1,
@@ -1090,7 +1232,8 @@ mod tests {
         assert_ne!(rejoined.member_id, old_id);
         assert_eq!(rejoined.generation, 1, "no rebalance");
         assert_eq!(group.state(), GroupState::Stable);
-        let synced = now_answer(group.sync(
+        let synced = now_answer(sync_stored(
+            &mut group,
             &rejoined.member_id,
             Some("i1"),
             1,

@@ -10,12 +10,14 @@
 
 mod classic;
 mod offsets;
+mod records;
 
 pub use classic::{
     ClassicGroup, GroupState, GroupTimeouts, JoinOutcome, JoinParams, JoinedMember,
     MemberDescription, Reply, SyncOutcome,
 };
-pub use offsets::{CommittedOffset, OffsetStore};
+pub use offsets::{CommittedOffset, OffsetStore, TopicPartition};
+pub use records::{GroupMetadata, GroupRecord, MemberMetadata};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -23,7 +25,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use tokio::time::{Duration, Instant};
-use tracing::info;
+use tracing::{error, info, warn};
+
+use crate::coordinator::{StateRecord, StateTopic};
+use crate::log::{now_ms, AppendError, PartitionLog};
+
+/// The internal topic that holds every group's offsets and metadata.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 type SharedGroup = Arc<Mutex<ClassicGroup>>;
 
@@ -44,10 +52,14 @@ pub struct GroupDescription {
 #[derive(Debug)]
 pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, SharedGroup>>,
-    /// Committed offsets.
-    pub offsets: OffsetStore,
+    /// Committed offsets (the cache of the offset records).
+    offsets: OffsetStore,
+    /// The `__consumer_offsets` partitions, once the topic exists.
+    topic: StateTopic,
     timeouts: GroupTimeouts,
     offsets_retention: Duration,
+    /// Where an older strom kept committed offsets (read once, then dropped).
+    db: sled::Db,
 }
 
 fn lock(group: &SharedGroup) -> MutexGuard<'_, ClassicGroup> {
@@ -56,31 +68,259 @@ fn lock(group: &SharedGroup) -> MutexGuard<'_, ClassicGroup> {
     group.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A locked group that, when let go, stores the metadata record its
+/// changes call for (a completed rebalance, an empty group) before any
+/// other request can see the group, and then releases the SyncGroup
+/// answers that waited for it.
+struct Locked<'a> {
+    group: MutexGuard<'a, ClassicGroup>,
+    coordinator: &'a GroupCoordinator,
+}
+
+impl std::ops::Deref for Locked<'_> {
+    type Target = ClassicGroup;
+    fn deref(&self) -> &ClassicGroup {
+        &self.group
+    }
+}
+
+impl std::ops::DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut ClassicGroup {
+        &mut self.group
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        let Some(metadata) = self.group.take_store(now_ms()) else {
+            return;
+        };
+        let record = GroupRecord::Group {
+            group: self.group.id.clone(),
+            value: Some(metadata),
+        };
+        let error = self.coordinator.append(&self.group.id, &[record]).err();
+        self.group
+            .stored(error, &self.coordinator.timeouts, Instant::now());
+    }
+}
+
+/// Kafka's answer when the coordinator's append fails
+/// (`GroupMetadataManager`'s error mapping).
+fn append_error(e: &AppendError) -> ResponseError {
+    match e {
+        AppendError::TooLarge { .. } => ResponseError::InvalidCommitOffsetSize,
+        AppendError::Deleted => ResponseError::CoordinatorNotAvailable,
+        AppendError::Storage(_) => ResponseError::NotCoordinator,
+        _ => ResponseError::UnknownServerError,
+    }
+}
+
 impl GroupCoordinator {
-    /// Loads committed offsets; groups that have some exist, Empty.
-    ///
-    /// # Errors
-    /// sled fails.
-    pub fn open(
-        db: &sled::Db,
-        timeouts: GroupTimeouts,
-        offsets_retention: Duration,
-    ) -> sled::Result<Self> {
-        let offsets = OffsetStore::open(db)?;
-        let groups = offsets
-            .groups()
-            .into_iter()
-            .map(|id| {
-                let group = Arc::new(Mutex::new(ClassicGroup::new(&id)));
-                (id, group)
-            })
-            .collect();
-        Ok(Self {
-            groups: Mutex::new(groups),
-            offsets,
+    /// A coordinator with no groups yet: they arrive when the
+    /// `__consumer_offsets` partitions are attached and loaded.
+    pub fn new(db: sled::Db, timeouts: GroupTimeouts, offsets_retention: Duration) -> Self {
+        Self {
+            groups: Mutex::new(HashMap::new()),
+            offsets: OffsetStore::default(),
+            topic: StateTopic::new(OFFSETS_TOPIC),
             timeouts,
             offsets_retention,
-        })
+            db,
+        }
+    }
+
+    /// Whether the `__consumer_offsets` partitions are attached.
+    pub fn is_attached(&self) -> bool {
+        self.topic.is_attached()
+    }
+
+    /// Takes the `__consumer_offsets` partition logs and loads them by
+    /// replay on a thread of its own; until a partition is loaded its
+    /// groups answer COORDINATOR_LOAD_IN_PROGRESS. A `fresh` topic (just
+    /// created, empty) is ready at once.
+    pub fn attach(self: &Arc<Self>, logs: Vec<Arc<PartitionLog>>, fresh: bool) {
+        let count = logs.len();
+        if !self.topic.attach(logs) {
+            return;
+        }
+        if fresh {
+            for p in 0..i32::try_from(count).unwrap_or(0) {
+                self.topic.mark_loaded(p);
+            }
+            self.migrate_legacy_offsets();
+            return;
+        }
+        let coordinator = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("group-loader".into())
+            .spawn(move || coordinator.load_all());
+        if let Err(e) = spawned {
+            error!(cause = %e, "cannot start the group loader; loading inline");
+            self.load_all();
+        }
+    }
+
+    /// Replays every partition, then migrates offsets an older strom kept in sled.
+    fn load_all(&self) {
+        let started = std::time::Instant::now();
+        let count = self.topic.partition_count();
+        let mut records = 0;
+        for partition in 0..count {
+            match self.load_partition(partition) {
+                Ok(n) => records += n,
+                Err(e) => {
+                    error!(topic = OFFSETS_TOPIC, partition, cause = %e, "cannot load group state; its groups stay unavailable");
+                    continue;
+                }
+            }
+            self.topic.mark_loaded(partition);
+            if (partition + 1) % 10 == 0 && partition + 1 < count {
+                info!(
+                    topic = OFFSETS_TOPIC,
+                    loaded = partition + 1,
+                    of = count,
+                    records,
+                    "loading groups"
+                );
+            }
+        }
+        info!(
+            groups = self.map().len(),
+            records,
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "loaded group state from {OFFSETS_TOPIC}"
+        );
+        self.migrate_legacy_offsets();
+    }
+
+    /// Rebuilds one partition's groups and offsets from its records.
+    fn load_partition(&self, partition: i32) -> std::io::Result<u64> {
+        let now = Instant::now();
+        let mut stored_groups: HashMap<String, Option<GroupMetadata>> = HashMap::new();
+        let mut offset_groups = Vec::new();
+        let read = self.topic.replay(partition, |key, value| {
+            match GroupRecord::decode(key, value.map(|v| &v[..])) {
+                Ok(Some(GroupRecord::Offset {
+                    group,
+                    topic,
+                    partition,
+                    value,
+                })) => {
+                    self.offsets.apply(&group, &topic, partition, value);
+                    offset_groups.push(group);
+                }
+                Ok(Some(GroupRecord::Group { group, value })) => {
+                    stored_groups.insert(group, value);
+                }
+                Ok(None) => {}
+                Err(e) => warn!(topic = OFFSETS_TOPIC, partition, cause = %e, "skipping a record that does not decode"),
+            }
+        })?;
+        let mut map = self.map();
+        for (id, stored) in stored_groups {
+            match stored {
+                Some(metadata) => {
+                    map.insert(
+                        id.clone(),
+                        Arc::new(Mutex::new(ClassicGroup::restore(&id, metadata, now))),
+                    );
+                }
+                None => {
+                    map.remove(&id);
+                }
+            }
+        }
+        for id in offset_groups {
+            if self.offsets.has_group(&id) {
+                map.entry(id.clone())
+                    .or_insert_with(|| Arc::new(Mutex::new(ClassicGroup::new(&id))));
+            }
+        }
+        Ok(read)
+    }
+
+    /// Writes the committed offsets an older strom kept in the sled tree
+    /// `offsets` as records (where no newer record exists), then drops the tree.
+    fn migrate_legacy_offsets(&self) {
+        let legacy = match offsets::legacy_offsets(&self.db) {
+            Ok(legacy) if legacy.is_empty() => return,
+            Ok(legacy) => legacy,
+            Err(e) => {
+                error!(cause = %e, "cannot read committed offsets of an older version");
+                return;
+            }
+        };
+        let mut by_group: HashMap<String, Vec<GroupRecord>> = HashMap::new();
+        for (group, topic, partition, offset) in legacy {
+            if self.offsets.fetch(&group, &topic, partition).is_none() {
+                by_group
+                    .entry(group.clone())
+                    .or_default()
+                    .push(GroupRecord::Offset {
+                        group,
+                        topic,
+                        partition,
+                        value: Some(offset),
+                    });
+            }
+        }
+        for (group, records) in &by_group {
+            if let Err(e) = self.append_and_apply(group, records) {
+                error!(group, cause = ?e, "cannot migrate committed offsets; kept for the next start");
+                return;
+            }
+            self.get_or_create(group);
+        }
+        match offsets::drop_legacy_offsets(&self.db) {
+            Ok(()) => info!(
+                groups = by_group.len(),
+                "moved committed offsets into {OFFSETS_TOPIC}"
+            ),
+            Err(e) => error!(cause = %e, "cannot drop the migrated offsets tree"),
+        }
+    }
+
+    /// Appends `records` for `group_id` as one batch to its partition.
+    fn append(&self, group_id: &str, records: &[GroupRecord]) -> Result<(), ResponseError> {
+        let partition = self.topic.ready(group_id)?;
+        let encoded: Vec<StateRecord> = records.iter().map(GroupRecord::encode).collect();
+        self.topic
+            .append(partition, &encoded, now_ms())
+            .map(|_| ())
+            .map_err(|e| {
+                error!(group = group_id, cause = %e, "cannot store group state");
+                append_error(&e)
+            })
+    }
+
+    /// Appends offset records, then applies them to the cache.
+    fn append_and_apply(
+        &self,
+        group_id: &str,
+        records: &[GroupRecord],
+    ) -> Result<(), ResponseError> {
+        self.append(group_id, records)?;
+        for record in records {
+            if let GroupRecord::Offset {
+                group,
+                topic,
+                partition,
+                value,
+            } = record
+            {
+                self.offsets.apply(group, topic, *partition, value.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether `group_id`'s partition is loaded.
+    ///
+    /// # Errors
+    /// COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn ready(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.topic.ready(group_id).map(|_| ())
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, SharedGroup>> {
@@ -98,15 +338,34 @@ impl GroupCoordinator {
             .clone()
     }
 
+    /// Locks a group with its timers run up to now, so a reader never sees
+    /// a member whose session has already expired (the timer task only
+    /// ticks every 100 ms; Kafka expires members at the deadline). Letting
+    /// go of it stores what the changes call for.
+    fn lock_current<'a>(&'a self, group: &'a SharedGroup) -> Locked<'a> {
+        let mut guard = lock(group);
+        for member in guard.tick(&self.timeouts, Instant::now()) {
+            info!(group = %guard.id, member, "member session expired");
+        }
+        Locked {
+            group: guard,
+            coordinator: self,
+        }
+    }
+
     /// Handles a JoinGroup, waiting for the rebalance's join phase.
     pub async fn join(&self, group_id: &str, params: JoinParams) -> JoinOutcome {
+        let refused = |error, member_id: String| JoinOutcome {
+            error: Some(error),
+            generation: -1,
+            member_id,
+            ..JoinOutcome::default()
+        };
         if group_id.is_empty() {
-            return JoinOutcome {
-                error: Some(ResponseError::InvalidGroupId),
-                generation: -1,
-                member_id: params.member_id,
-                ..JoinOutcome::default()
-            };
+            return refused(ResponseError::InvalidGroupId, params.member_id);
+        }
+        if let Err(e) = self.ready(group_id) {
+            return refused(e, params.member_id);
         }
         let member_id = params.member_id.clone();
         let reply = loop {
@@ -120,12 +379,9 @@ impl GroupCoordinator {
         };
         match reply {
             Reply::Now(outcome) => outcome,
-            Reply::Later(rx) => rx.await.unwrap_or_else(|_| JoinOutcome {
-                error: Some(ResponseError::UnknownMemberId),
-                generation: -1,
-                member_id,
-                ..JoinOutcome::default()
-            }),
+            Reply::Later(rx) => rx
+                .await
+                .unwrap_or_else(|_| refused(ResponseError::UnknownMemberId, member_id)),
         }
     }
 
@@ -139,11 +395,15 @@ impl GroupCoordinator {
         protocol: (Option<&str>, Option<&str>),
         assignments: Vec<(String, Bytes)>,
     ) -> SyncOutcome {
+        let refused = |error| SyncOutcome {
+            error: Some(error),
+            ..SyncOutcome::default()
+        };
+        if let Err(e) = self.ready(group_id) {
+            return refused(e);
+        }
         let Some(group) = self.get(group_id) else {
-            return SyncOutcome {
-                error: Some(ResponseError::UnknownMemberId),
-                ..SyncOutcome::default()
-            };
+            return refused(ResponseError::UnknownMemberId);
         };
         let reply = self.lock_current(&group).sync(
             member_id,
@@ -155,10 +415,9 @@ impl GroupCoordinator {
         );
         match reply {
             Reply::Now(outcome) => outcome,
-            Reply::Later(rx) => rx.await.unwrap_or_else(|_| SyncOutcome {
-                error: Some(ResponseError::RebalanceInProgress),
-                ..SyncOutcome::default()
-            }),
+            Reply::Later(rx) => rx
+                .await
+                .unwrap_or_else(|_| refused(ResponseError::RebalanceInProgress)),
         }
     }
 
@@ -170,6 +429,9 @@ impl GroupCoordinator {
         instance_id: Option<&str>,
         generation: i32,
     ) -> Option<ResponseError> {
+        if let Err(e) = self.ready(group_id) {
+            return Some(e);
+        }
         match self.get(group_id) {
             Some(group) => self.lock_current(&group).heartbeat(
                 member_id,
@@ -182,77 +444,141 @@ impl GroupCoordinator {
     }
 
     /// Handles a LeaveGroup: one result per (member id, instance id).
+    ///
+    /// # Errors
+    /// The group's partition is not loaded (an error for the whole request).
     pub fn leave(
         &self,
         group_id: &str,
         members: &[(String, Option<String>)],
-    ) -> Vec<Option<ResponseError>> {
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.ready(group_id)?;
         let Some(group) = self.get(group_id) else {
-            return vec![Some(ResponseError::UnknownMemberId); members.len()];
+            return Ok(vec![Some(ResponseError::UnknownMemberId); members.len()]);
         };
         let mut group = self.lock_current(&group);
         let now = Instant::now();
-        members
+        Ok(members
             .iter()
             .map(|(member_id, instance_id)| {
                 group.leave(member_id, instance_id.as_deref(), &self.timeouts, now)
             })
-            .collect()
+            .collect())
     }
 
-    /// Checks an OffsetCommit's member and generation (creating the group
-    /// for a commit from outside any generation); a commit within a
-    /// generation of a group that does not exist gets `unknown_group`.
+    /// Handles an OffsetCommit: checks the member and generation (creating
+    /// the group for a commit from outside any generation; a commit within
+    /// a generation of a group that does not exist gets `unknown_group`),
+    /// then appends one record per offset as one batch and only then makes
+    /// them visible. Offsets the caller refused are not passed in.
     ///
     /// # Errors
     /// The Kafka error for the whole commit.
-    pub fn check_commit(
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit(
         &self,
         group_id: &str,
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
         unknown_group: ResponseError,
+        offsets: Vec<(String, i32, CommittedOffset)>,
     ) -> Result<(), ResponseError> {
         if group_id.is_empty() {
             return Err(ResponseError::InvalidGroupId);
         }
+        self.ready(group_id)?;
         let group = if generation < 0 {
             self.get_or_create(group_id)
         } else {
             self.get(group_id).ok_or(unknown_group)?
         };
-        let result = self.lock_current(&group).check_commit(
-            member_id,
-            instance_id,
-            generation,
-            Instant::now(),
-        );
-        result
+        // The group stays locked until the records are in the log, so two
+        // commits of one group reach the log in the order they apply.
+        let mut group = self.lock_current(&group);
+        group.check_commit(member_id, instance_id, generation, Instant::now())?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<GroupRecord> = offsets
+            .into_iter()
+            .map(|(topic, partition, offset)| GroupRecord::Offset {
+                group: group_id.to_owned(),
+                topic,
+                partition,
+                value: Some(offset),
+            })
+            .collect();
+        self.append_and_apply(group_id, &records)
+    }
+
+    /// The committed offset of one partition (none while not loaded).
+    ///
+    /// # Errors
+    /// The group's partition is not loaded.
+    pub fn committed(
+        &self,
+        group_id: &str,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Option<CommittedOffset>, ResponseError> {
+        self.check_readable(group_id)?;
+        Ok(self.offsets.fetch(group_id, topic, partition))
+    }
+
+    /// Every committed offset of a group.
+    ///
+    /// # Errors
+    /// The group's partition is not loaded.
+    pub fn group_offsets(
+        &self,
+        group_id: &str,
+    ) -> Result<Vec<(TopicPartition, CommittedOffset)>, ResponseError> {
+        self.check_readable(group_id)?;
+        Ok(self.offsets.group_offsets(group_id))
+    }
+
+    /// Reads need the group's partition loaded; before the topic exists
+    /// there is simply nothing to read.
+    fn check_readable(&self, group_id: &str) -> Result<(), ResponseError> {
+        match self.ready(group_id) {
+            Err(ResponseError::CoordinatorNotAvailable) if !self.is_attached() => Ok(()),
+            other => other,
+        }
     }
 
     /// DescribeGroups for one group; unknown groups are "Dead".
-    pub fn describe(&self, group_id: &str) -> GroupDescription {
+    ///
+    /// # Errors
+    /// The group's partition is not loaded.
+    pub fn describe(&self, group_id: &str) -> Result<GroupDescription, ResponseError> {
+        self.check_readable(group_id)?;
         let Some(group) = self.get(group_id) else {
-            return GroupDescription {
+            return Ok(GroupDescription {
                 state: GroupState::Dead,
                 protocol_type: String::new(),
                 protocol: String::new(),
                 members: Vec::new(),
-            };
+            });
         };
         let group = self.lock_current(&group);
         let (protocol, members) = group.describe();
-        GroupDescription {
+        Ok(GroupDescription {
             state: group.state(),
             protocol_type: group.protocol_type().unwrap_or_default().to_owned(),
             protocol: protocol.unwrap_or_default(),
             members,
-        }
+        })
     }
 
     /// Every group with its protocol type and state, by id.
-    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+    ///
+    /// # Errors
+    /// COORDINATOR_LOAD_IN_PROGRESS while any partition loads, as Kafka.
+    pub fn list(&self) -> Result<Vec<(String, String, GroupState)>, ResponseError> {
+        if (0..self.topic.partition_count()).any(|p| !self.topic.is_loaded(p)) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
         let groups: Vec<SharedGroup> = self.map().values().cloned().collect();
         let mut listed: Vec<(String, String, GroupState)> = groups
             .iter()
@@ -267,39 +593,106 @@ impl GroupCoordinator {
             .filter(|(_, _, state)| *state != GroupState::Dead)
             .collect();
         listed.sort_by(|a, b| a.0.cmp(&b.0));
-        listed
+        Ok(listed)
+    }
+
+    /// Handles an OffsetDelete: removes the group's offsets of the given
+    /// partitions, except those of topics its members subscribe to (one
+    /// result per partition, in order).
+    ///
+    /// # Errors
+    /// The group is unknown or its partition not loaded.
+    pub fn delete_offsets(
+        &self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<ResponseError>>, ResponseError> {
+        self.ready(group_id)?;
+        let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let group = self.lock_current(&group);
+        let subscribed = group.subscribed_topics();
+        let mut results = Vec::with_capacity(partitions.len());
+        let mut records = Vec::new();
+        for (topic, partition) in partitions {
+            if subscribed.contains(topic) {
+                results.push(Some(ResponseError::GroupSubscribedToTopic));
+                continue;
+            }
+            results.push(None);
+            if self.offsets.fetch(group_id, topic, *partition).is_some() {
+                records.push(GroupRecord::Offset {
+                    group: group_id.to_owned(),
+                    topic: topic.clone(),
+                    partition: *partition,
+                    value: None,
+                });
+            }
+        }
+        if !records.is_empty() {
+            if let Err(e) = self.append_and_apply(group_id, &records) {
+                return Ok(results.into_iter().map(|r| r.or(Some(e))).collect());
+            }
+        }
+        drop(group);
+        Ok(results)
+    }
+
+    /// Deletes an empty group and its offsets (tombstones for each, as Kafka).
+    ///
+    /// # Errors
+    /// GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, the partition is not loaded, or
+    /// the tombstones cannot be stored.
+    pub fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
+        self.ready(group_id)?;
+        let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
+        let mut group = self.lock_current(&group);
+        if !group.is_empty() {
+            return Err(ResponseError::NonEmptyGroup);
+        }
+        self.remove_group(&mut group, |_, _, _| true)?;
+        info!(group = group_id, "deleted group");
+        Ok(())
+    }
+
+    /// Writes tombstones for the locked group's offsets for which `doomed`
+    /// holds and, if none remain, for the group itself (which is then
+    /// forgotten); returns how many offsets went.
+    fn remove_group(
+        &self,
+        group: &mut Locked<'_>,
+        doomed: impl FnMut(&str, i32, &CommittedOffset) -> bool,
+    ) -> Result<usize, ResponseError> {
+        let id = group.id.clone();
+        let gone = self.offsets.select(&id, doomed);
+        let mut records: Vec<GroupRecord> = gone
+            .iter()
+            .map(|(topic, partition)| GroupRecord::Offset {
+                group: id.clone(),
+                topic: topic.clone(),
+                partition: *partition,
+                value: None,
+            })
+            .collect();
+        let all_gone = gone.len() == self.offsets.group_offsets(&id).len();
+        let forget = all_gone && group.is_empty();
+        if forget {
+            records.push(GroupRecord::Group {
+                group: id.clone(),
+                value: None,
+            });
+        }
+        if !records.is_empty() {
+            self.append_and_apply(&id, &records)?;
+        }
+        if forget {
+            self.forget(group);
+        }
+        Ok(gone.len())
     }
 
     /// Whether a group is known (has members or offsets).
     pub fn exists(&self, group_id: &str) -> bool {
         self.get(group_id).is_some()
-    }
-
-    /// Topics the group's members subscribe to, if it has members.
-    pub fn subscribed_topics(&self, group_id: &str) -> Vec<String> {
-        self.get(group_id)
-            .map(|g| lock(&g).subscribed_topics())
-            .unwrap_or_default()
-    }
-
-    /// Deletes an empty group and its offsets.
-    ///
-    /// # Errors
-    /// GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP, or UNKNOWN_SERVER_ERROR if sled fails.
-    pub fn delete(&self, group_id: &str) -> Result<(), ResponseError> {
-        let group = self.get(group_id).ok_or(ResponseError::GroupIdNotFound)?;
-        {
-            let mut group = self.lock_current(&group);
-            if !group.is_empty() {
-                return Err(ResponseError::NonEmptyGroup);
-            }
-            self.forget(&mut group);
-        }
-        self.offsets
-            .remove_where(group_id, |_, _, _| true)
-            .map_err(|_| ResponseError::UnknownServerError)?;
-        info!(group = group_id, "deleted group");
-        Ok(())
     }
 
     /// Runs every group's timers (sessions, join and sync deadlines).
@@ -308,17 +701,6 @@ impl GroupCoordinator {
         for group in groups {
             drop(self.lock_current(&group));
         }
-    }
-
-    /// Locks a group with its timers run up to now, so a reader never sees
-    /// a member whose session has already expired (the timer task only
-    /// ticks every 100 ms; Kafka expires members at the deadline).
-    fn lock_current<'a>(&self, group: &'a SharedGroup) -> MutexGuard<'a, ClassicGroup> {
-        let mut guard = lock(group);
-        for member in guard.tick(&self.timeouts, Instant::now()) {
-            info!(group = %guard.id, member, "member session expired");
-        }
-        guard
     }
 
     /// Answers every waiting JoinGroup and SyncGroup with NOT_COORDINATOR,
@@ -331,32 +713,51 @@ impl GroupCoordinator {
         }
     }
 
-    /// Drops offsets of empty groups older than `offsets.retention.minutes`,
-    /// and forgets empty groups with no offsets left.
+    /// Drops offsets of empty groups older than `offsets.retention.minutes`
+    /// (tombstones), and forgets empty groups with no offsets left.
     pub fn expire_offsets(&self, now_ms: i64) {
         let retention = i64::try_from(self.offsets_retention.as_millis()).unwrap_or(i64::MAX);
         let groups: Vec<SharedGroup> = self.map().values().cloned().collect();
         for shared in groups {
-            let id = {
-                let group = lock(&shared);
-                if !group.is_empty() {
-                    continue;
-                }
-                group.id.clone()
-            };
-            let removed = self.offsets.remove_where(&id, |_, _, o| {
-                now_ms.saturating_sub(o.commit_timestamp) > retention
-            });
-            if let Ok(n) = removed.as_ref() {
-                if *n > 0 {
-                    info!(group = %id, expired = n, "expired committed offsets");
-                }
+            let mut group = self.lock_current(&shared);
+            if !group.is_empty() || group.state() == GroupState::Dead {
+                continue;
             }
-            if !self.offsets.has_group(&id) {
-                let mut group = lock(&shared);
-                if group.is_empty() {
-                    self.forget(&mut group);
-                }
+            if self.ready(&group.id).is_err() {
+                continue;
+            }
+            let id = group.id.clone();
+            match self.remove_group(&mut group, |_, _, o| {
+                now_ms.saturating_sub(o.commit_timestamp) > retention
+            }) {
+                Ok(0) => {}
+                Ok(n) => info!(group = %id, expired = n, "expired committed offsets"),
+                Err(e) => warn!(group = %id, cause = ?e, "cannot expire committed offsets"),
+            }
+        }
+    }
+
+    /// Writes tombstones for every group's offsets of a deleted topic.
+    pub fn remove_topic(&self, topic: &str) {
+        for id in self.offsets.groups() {
+            let records: Vec<GroupRecord> = self
+                .offsets
+                .select(&id, |t, _, _| t == topic)
+                .into_iter()
+                .map(|(topic, partition)| GroupRecord::Offset {
+                    group: id.clone(),
+                    topic,
+                    partition,
+                    value: None,
+                })
+                .collect();
+            if records.is_empty() {
+                continue;
+            }
+            let Some(group) = self.get(&id) else { continue };
+            let _group = self.lock_current(&group);
+            if let Err(e) = self.append_and_apply(&id, &records) {
+                warn!(group = %id, topic, cause = ?e, "cannot drop the deleted topic's committed offsets");
             }
         }
     }

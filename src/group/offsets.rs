@@ -1,7 +1,7 @@
-//! [`OffsetStore`]: committed offsets per group and partition, in memory
-//! for reads and written through to the sled tree `offsets`, so they
-//! survive restarts (Kafka's `OffsetMetadataManager`, without
-//! `__consumer_offsets`).
+//! [`OffsetStore`]: committed offsets per group and partition, in memory:
+//! the cache of the `__consumer_offsets` records (Kafka's
+//! `OffsetMetadataManager`), and the reader of the sled tree in which older
+//! strom versions kept them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -20,6 +20,8 @@ pub struct CommittedOffset {
 }
 
 impl CommittedOffset {
+    /// The legacy sled layout (tests write it to check the migration).
+    #[cfg(test)]
     fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(20 + self.metadata.len());
         out.extend_from_slice(&self.offset.to_be_bytes());
@@ -42,63 +44,14 @@ impl CommittedOffset {
 /// A topic partition.
 pub type TopicPartition = (String, i32);
 
-/// All committed offsets.
-#[derive(Debug)]
+/// Every committed offset, by group: a cache of the `__consumer_offsets`
+/// records, changed only after the records are appended (or replayed).
+#[derive(Debug, Default)]
 pub struct OffsetStore {
-    tree: sled::Tree,
     by_group: RwLock<HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>>,
 }
 
-fn key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
-    let mut key = Vec::with_capacity(group.len() + topic.len() + 6);
-    key.extend_from_slice(group.as_bytes());
-    key.push(0);
-    key.extend_from_slice(topic.as_bytes());
-    key.push(0);
-    key.extend_from_slice(&partition.to_be_bytes());
-    key
-}
-
-fn parse_key(key: &[u8]) -> Option<(String, String, i32)> {
-    let (rest, partition) = key.split_last_chunk::<4>()?;
-    let rest = rest.strip_suffix(&[0])?;
-    let split = rest.iter().position(|b| *b == 0)?;
-    let group = std::str::from_utf8(&rest[..split]).ok()?;
-    let topic = std::str::from_utf8(&rest[split + 1..]).ok()?;
-    Some((
-        group.to_owned(),
-        topic.to_owned(),
-        i32::from_be_bytes(*partition),
-    ))
-}
-
 impl OffsetStore {
-    /// Loads every stored offset; damaged records are skipped with a warning.
-    ///
-    /// # Errors
-    /// sled fails.
-    pub fn open(db: &sled::Db) -> sled::Result<Self> {
-        let tree = db.open_tree("offsets")?;
-        let mut by_group: HashMap<String, BTreeMap<TopicPartition, CommittedOffset>> =
-            HashMap::new();
-        for entry in tree.iter() {
-            let (k, v) = entry?;
-            match (parse_key(&k), CommittedOffset::decode(&v)) {
-                (Some((group, topic, partition)), Some(offset)) => {
-                    by_group
-                        .entry(group)
-                        .or_default()
-                        .insert((topic, partition), offset);
-                }
-                _ => tracing::warn!("skipping a damaged committed-offset record"),
-            }
-        }
-        Ok(Self {
-            tree,
-            by_group: RwLock::new(by_group),
-        })
-    }
-
     fn read(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>>
@@ -113,24 +66,25 @@ impl OffsetStore {
         self.by_group.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Stores one offset (sled first, then memory).
-    ///
-    /// # Errors
-    /// sled fails.
-    pub fn commit(
-        &self,
-        group: &str,
-        topic: &str,
-        partition: i32,
-        offset: CommittedOffset,
-    ) -> sled::Result<()> {
-        self.tree
-            .insert(key(group, topic, partition), offset.encode())?;
-        self.write()
-            .entry(group.to_owned())
-            .or_default()
-            .insert((topic.to_owned(), partition), offset);
-        Ok(())
+    /// Sets (`Some`) or removes (`None`) one partition's committed offset.
+    pub fn apply(&self, group: &str, topic: &str, partition: i32, offset: Option<CommittedOffset>) {
+        let mut state = self.write();
+        match offset {
+            Some(offset) => {
+                state
+                    .entry(group.to_owned())
+                    .or_default()
+                    .insert((topic.to_owned(), partition), offset);
+            }
+            None => {
+                if let Some(offsets) = state.get_mut(group) {
+                    offsets.remove(&(topic.to_owned(), partition));
+                    if offsets.is_empty() {
+                        state.remove(group);
+                    }
+                }
+            }
+        }
     }
 
     /// The committed offset of one partition.
@@ -159,47 +113,88 @@ impl OffsetStore {
         self.read().get(group).is_some_and(|m| !m.is_empty())
     }
 
-    /// Removes offsets of `group` for which `doomed(topic, partition, offset)` holds.
-    ///
-    /// # Errors
-    /// sled fails.
-    pub fn remove_where(
+    /// The partitions of `group` for which `doomed(topic, partition, offset)` holds.
+    pub fn select(
         &self,
         group: &str,
         mut doomed: impl FnMut(&str, i32, &CommittedOffset) -> bool,
-    ) -> sled::Result<usize> {
-        let mut state = self.write();
-        let Some(offsets) = state.get_mut(group) else {
-            return Ok(0);
-        };
-        let keys: Vec<TopicPartition> = offsets
-            .iter()
-            .filter(|((t, p), o)| doomed(t, *p, o))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for (topic, partition) in &keys {
-            self.tree.remove(key(group, topic, *partition))?;
-            offsets.remove(&(topic.clone(), *partition));
-        }
-        if offsets.is_empty() {
-            state.remove(group);
-        }
-        if !keys.is_empty() {
-            self.tree.flush()?;
-        }
-        Ok(keys.len())
+    ) -> Vec<TopicPartition> {
+        self.read()
+            .get(group)
+            .map(|offsets| {
+                offsets
+                    .iter()
+                    .filter(|((t, p), o)| doomed(t, *p, o))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
     }
+}
 
-    /// Removes every group's offsets of `topic` (the topic was deleted).
-    ///
-    /// # Errors
-    /// sled fails.
-    pub fn remove_topic(&self, topic: &str) -> sled::Result<()> {
-        for group in self.groups() {
-            self.remove_where(&group, |t, _, _| t == topic)?;
-        }
-        Ok(())
+/// Takes the committed offsets an older strom kept in the sled tree
+/// `offsets` (before they became `__consumer_offsets` records), for the
+/// coordinator to write as records; the tree is dropped once they are.
+///
+/// # Errors
+/// sled fails.
+pub fn legacy_offsets(db: &sled::Db) -> sled::Result<Vec<(String, String, i32, CommittedOffset)>> {
+    if !db
+        .tree_names()
+        .iter()
+        .any(|n| n.as_ref() == LEGACY_TREE.as_bytes())
+    {
+        return Ok(Vec::new());
     }
+    let tree = db.open_tree(LEGACY_TREE)?;
+    let mut found = Vec::new();
+    for entry in tree.iter() {
+        let (k, v) = entry?;
+        match (parse_key(&k), CommittedOffset::decode(&v)) {
+            (Some((group, topic, partition)), Some(offset)) => {
+                found.push((group, topic, partition, offset));
+            }
+            _ => tracing::warn!("skipping a damaged legacy committed-offset record"),
+        }
+    }
+    Ok(found)
+}
+
+/// Drops the legacy tree once its offsets are records.
+///
+/// # Errors
+/// sled fails.
+pub fn drop_legacy_offsets(db: &sled::Db) -> sled::Result<()> {
+    db.drop_tree(LEGACY_TREE)?;
+    db.flush()?;
+    Ok(())
+}
+
+const LEGACY_TREE: &str = "offsets";
+
+/// A legacy tree key: group, 0, topic, 0, partition (big-endian).
+#[cfg(test)]
+fn key(group: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = Vec::with_capacity(group.len() + topic.len() + 6);
+    key.extend_from_slice(group.as_bytes());
+    key.push(0);
+    key.extend_from_slice(topic.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+fn parse_key(key: &[u8]) -> Option<(String, String, i32)> {
+    let (rest, partition) = key.split_last_chunk::<4>()?;
+    let rest = rest.strip_suffix(&[0])?;
+    let split = rest.iter().position(|b| *b == 0)?;
+    let group = std::str::from_utf8(&rest[..split]).ok()?;
+    let topic = std::str::from_utf8(&rest[split + 1..]).ok()?;
+    Some((
+        group.to_owned(),
+        topic.to_owned(),
+        i32::from_be_bytes(*partition),
+    ))
 }
 
 #[cfg(test)]
@@ -216,27 +211,35 @@ mod tests {
     }
 
     #[test]
-    fn survives_reopen_and_removal() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let db = sled::open(dir.path()).unwrap();
-            let store = OffsetStore::open(&db).unwrap();
-            store.commit("g", "t", 0, at(10)).unwrap();
-            store.commit("g", "t", 1, at(11)).unwrap();
-            store.commit("g", "u", 0, at(12)).unwrap();
-            store.commit("h", "t", 0, at(13)).unwrap();
-            store.remove_topic("u").unwrap();
-            db.flush().unwrap();
-        }
-        let db = crate::broker::open_metadata_store(dir.path()).unwrap();
-        let store = OffsetStore::open(&db).unwrap();
+    fn apply_select_and_remove() {
+        let store = OffsetStore::default();
+        store.apply("g", "t", 0, Some(at(10)));
+        store.apply("g", "t", 1, Some(at(11)));
+        store.apply("g", "u", 0, Some(at(12)));
+        store.apply("h", "t", 0, Some(at(13)));
         assert_eq!(store.fetch("g", "t", 1), Some(at(11)));
+        assert_eq!(
+            store.select("g", |t, _, _| t == "u"),
+            vec![("u".to_owned(), 0)]
+        );
+        store.apply("g", "u", 0, None);
         assert_eq!(store.fetch("g", "u", 0), None);
         assert_eq!(store.group_offsets("g").len(), 2);
-        store.remove_where("h", |_, _, _| true).unwrap();
+        store.apply("h", "t", 0, None);
         assert!(!store.has_group("h"));
-        let mut groups = store.groups();
-        groups.sort();
-        assert_eq!(groups, vec!["g".to_owned()]);
+        assert_eq!(store.groups(), vec!["g".to_owned()]);
+    }
+
+    #[test]
+    fn legacy_tree_is_read_then_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        assert!(legacy_offsets(&db).unwrap().is_empty());
+        let tree = db.open_tree(LEGACY_TREE).unwrap();
+        tree.insert(key("g", "t", 3), at(7).encode()).unwrap();
+        let found = legacy_offsets(&db).unwrap();
+        assert_eq!(found, vec![("g".into(), "t".into(), 3, at(7))]);
+        drop_legacy_offsets(&db).unwrap();
+        assert!(legacy_offsets(&db).unwrap().is_empty());
     }
 }

@@ -12,7 +12,7 @@ mod partition;
 mod producer_state;
 mod segment;
 
-pub use batch::is_compressed;
+pub use batch::{is_compressed, BatchHeader};
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
     RecordError,

@@ -1,0 +1,261 @@
+//! What every coordinator shares: its state lives as records in the
+//! partitions of an internal compacted topic (`__consumer_offsets` for
+//! groups; `__transaction_state` for transactions later), and memory is a
+//! cache rebuilt by replaying them (Kafka's `CoordinatorRuntime`, reduced to
+//! one node).
+//!
+//! [`StateTopic`] owns those partitions once the topic exists: which
+//! partition a key lives in (Kafka's mapping, so tools agree), whether a
+//! partition has been loaded, appending records, and replaying them. It
+//! knows nothing of what the records mean; the group coordinator decodes
+//! them.
+//!
+//! **Invariant:** a coordinator acknowledges a change only after its
+//! records are appended to the partition log (in the page cache, under the
+//! topic's flush policy), and it serves a key only once that key's
+//! partition is loaded; before, requests get COORDINATOR_LOAD_IN_PROGRESS.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+
+use crate::log::{AppendError, BatchHeader, PartitionLog};
+
+/// Kafka's `String.hashCode`: over UTF-16 code units, wrapping.
+pub fn java_string_hash(s: &str) -> i32 {
+    s.encode_utf16()
+        .fold(0i32, |h, c| h.wrapping_mul(31).wrapping_add(i32::from(c)))
+}
+
+/// The partition of `key` among `count`: `abs(hashCode) % count`, with
+/// Kafka's `Utils.abs` (which maps `i32::MIN` to 0).
+pub fn partition_for(key: &str, count: i32) -> i32 {
+    let hash = java_string_hash(key);
+    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
+    abs % count.max(1)
+}
+
+/// One record as a coordinator writes it: a key and a value, or a
+/// tombstone (`None`).
+pub type StateRecord = (Bytes, Option<Bytes>);
+
+#[derive(Debug)]
+struct StatePartition {
+    log: Arc<PartitionLog>,
+    loaded: AtomicBool,
+}
+
+/// The partitions of one internal topic, once it exists.
+#[derive(Debug)]
+pub struct StateTopic {
+    name: &'static str,
+    partitions: OnceLock<Vec<StatePartition>>,
+}
+
+/// How far the topic is from serving a key.
+///
+/// # Errors
+/// COORDINATOR_NOT_AVAILABLE before the topic exists,
+/// COORDINATOR_LOAD_IN_PROGRESS while its partition replays.
+pub type Ready = Result<i32, ResponseError>;
+
+impl StateTopic {
+    /// A topic that does not exist yet.
+    pub const fn new(name: &'static str) -> Self {
+        Self {
+            name,
+            partitions: OnceLock::new(),
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Takes the topic's partition logs (in partition order), each still to
+    /// be loaded. Returns false if it already had them.
+    pub fn attach(&self, logs: Vec<Arc<PartitionLog>>) -> bool {
+        let partitions = logs
+            .into_iter()
+            .map(|log| StatePartition {
+                log,
+                loaded: AtomicBool::new(false),
+            })
+            .collect();
+        self.partitions.set(partitions).is_ok()
+    }
+
+    /// Whether the topic's partitions are attached.
+    pub fn is_attached(&self) -> bool {
+        self.partitions.get().is_some()
+    }
+
+    /// How many partitions the topic has (0 before it exists).
+    pub fn partition_count(&self) -> i32 {
+        self.partitions
+            .get()
+            .map_or(0, |p| i32::try_from(p.len()).unwrap_or(i32::MAX))
+    }
+
+    fn partition(&self, partition: i32) -> Option<&StatePartition> {
+        self.partitions.get()?.get(usize::try_from(partition).ok()?)
+    }
+
+    /// The partition that holds `key`'s state, if it is loaded.
+    ///
+    /// # Errors
+    /// See [`Ready`].
+    pub fn ready(&self, key: &str) -> Ready {
+        let count = self.partition_count();
+        if count == 0 {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        let partition = partition_for(key, count);
+        match self.partition(partition) {
+            Some(p) if p.loaded.load(Ordering::Acquire) => Ok(partition),
+            Some(_) => Err(ResponseError::CoordinatorLoadInProgress),
+            None => Err(ResponseError::CoordinatorNotAvailable),
+        }
+    }
+
+    /// Whether `partition` has been loaded.
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.partition(partition)
+            .is_some_and(|p| p.loaded.load(Ordering::Acquire))
+    }
+
+    /// Marks `partition` loaded: its keys are served from now on.
+    pub fn mark_loaded(&self, partition: i32) {
+        if let Some(p) = self.partition(partition) {
+            p.loaded.store(true, Ordering::Release);
+        }
+    }
+
+    /// Appends `records` to `partition` as one batch (all or none), stamped
+    /// `now_ms`; returns the first record's offset.
+    ///
+    /// # Errors
+    /// The log refuses or fails the append.
+    pub fn append(
+        &self,
+        partition: i32,
+        records: &[StateRecord],
+        now_ms: i64,
+    ) -> Result<i64, AppendError> {
+        let p = self.partition(partition).ok_or(AppendError::Deleted)?;
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::try_from(i).unwrap_or(i64::MAX),
+                sequence: -1,
+                timestamp: now_ms,
+                key: Some(key.clone()),
+                value: value.clone(),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| AppendError::Invalid(e.to_string()))?;
+        Ok(p.log.append(buf.to_vec(), now_ms)?.base_offset)
+    }
+
+    /// Calls `apply(key, value)` for every record of `partition` from its
+    /// log start to its end, in offset order (control batches skipped);
+    /// returns how many records it read. A batch that does not decode is
+    /// skipped with a warning: the coordinator's other state still loads.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    pub fn replay(
+        &self,
+        partition: i32,
+        mut apply: impl FnMut(&Bytes, Option<&Bytes>),
+    ) -> std::io::Result<u64> {
+        let Some(p) = self.partition(partition) else {
+            return Ok(0);
+        };
+        let mut next = p.log.offsets().log_start_offset;
+        let mut count = 0;
+        loop {
+            let read = match p.log.read(next, 1 << 20, None) {
+                Ok(read) => read,
+                Err(e) => return Err(std::io::Error::other(format!("{e:?}"))),
+            };
+            if read.is_empty() {
+                return Ok(count);
+            }
+            let bytes = read.bytes()?;
+            let mut rest = bytes.clone();
+            while !rest.is_empty() {
+                let Ok(header) = BatchHeader::parse(&rest) else {
+                    return Ok(count);
+                };
+                let Some(whole) = (header.size <= rest.len()).then(|| rest.split_to(header.size))
+                else {
+                    return Ok(count);
+                };
+                next = header.last_offset() + 1;
+                if header.is_control() {
+                    continue;
+                }
+                match RecordBatchDecoder::decode(&mut whole.clone()) {
+                    Ok(set) => {
+                        for record in &set.records {
+                            if let Some(key) = &record.key {
+                                apply(key, record.value.as_ref());
+                                count += 1;
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(
+                        topic = self.name,
+                        partition,
+                        offset = header.base_offset,
+                        cause = %e,
+                        "skipping a state batch that does not decode"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_partition_mapping() {
+        // Values from Java's "...".hashCode().
+        assert_eq!(java_string_hash(""), 0);
+        assert_eq!(java_string_hash("a"), 97);
+        assert_eq!(java_string_hash("hello"), 99_162_322);
+        assert_eq!(java_string_hash("polygenelubricants"), i32::MIN);
+        assert_eq!(partition_for("polygenelubricants", 50), 0);
+        assert_eq!(java_string_hash("console-consumer-12345"), 158_455_506);
+        assert_eq!(partition_for("console-consumer-12345", 50), 6);
+        assert_eq!(java_string_hash("ö"), 246, "UTF-16 units, not bytes");
+    }
+}
