@@ -8,7 +8,8 @@ use std::sync::Arc;
 use kafka_protocol::error::ResponseError;
 
 use crate::cluster::{
-    self, BrokerEndpoint, ClusterInfo, DynamicConfigStore, TopicMeta, TopicRegistry,
+    self, BrokerEndpoint, ClusterInfo, DynamicConfigStore, ProducerIdManager, TopicMeta,
+    TopicRegistry,
 };
 use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
@@ -33,6 +34,8 @@ pub struct Broker {
     /// Consumer groups and committed offsets (state kept in `__consumer_offsets`).
     pub groups: Arc<GroupCoordinator>,
     db: sled::Db,
+    /// Producer ids, in durably reserved blocks.
+    producer_ids: ProducerIdManager,
     /// Serialises the creation of internal topics on first use.
     internal_topics: std::sync::Mutex<()>,
     /// Serialises topic creation, growth, deletion and config changes: each
@@ -62,7 +65,7 @@ impl Broker {
         check_writable(&data_dir).map_err(dir_error)?;
         let cluster_id =
             cluster::load_or_create_cluster_id(&data_dir, node_id).map_err(dir_error)?;
-        let db = open_metadata_store(&data_dir.join("meta"))?;
+        let db = crate::store::open(&data_dir.join("meta"))?;
         let topics = TopicRegistry::open(&db)?;
         let dynamic_configs = DynamicConfigStore::open(&db)?;
         let config = config
@@ -105,6 +108,7 @@ impl Broker {
             topics,
             logs,
             groups,
+            producer_ids: ProducerIdManager::open(&db)?,
             db,
             internal_topics: std::sync::Mutex::new(()),
             topic_changes: std::sync::Mutex::new(()),
@@ -237,6 +241,11 @@ impl Broker {
         let number =
             |key: &str, default: i64| value(key).and_then(|v| v.parse().ok()).unwrap_or(default);
         let defaults = LogConfig::default();
+        let policy: Vec<String> = value("cleanup.policy")
+            .unwrap_or_else(|| "delete".into())
+            .split(',')
+            .map(|p| p.trim().to_owned())
+            .collect();
         LogConfig {
             segment_bytes: u64::try_from(number("segment.bytes", 1 << 30))
                 .unwrap_or(defaults.segment_bytes),
@@ -258,18 +267,24 @@ impl Broker {
             ),
             min_insync_replicas: number("min.insync.replicas", defaults.min_insync_replicas),
             producer_id_expiration_ms: config.get_i64("producer.id.expiration.ms"),
-            compact: value("cleanup.policy")
-                .is_some_and(|p| p.split(',').any(|p| p.trim() == "compact")),
+            compact: policy.iter().any(|p| p == "compact"),
+            delete: policy.iter().any(|p| p == "delete"),
+            delete_retention_ms: number("delete.retention.ms", defaults.delete_retention_ms),
+            min_cleanable_dirty_ratio: value("min.cleanable.dirty.ratio")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(defaults.min_cleanable_dirty_ratio),
+            min_compaction_lag_ms: number("min.compaction.lag.ms", defaults.min_compaction_lag_ms),
+            max_compaction_lag_ms: number("max.compaction.lag.ms", defaults.max_compaction_lag_ms),
         }
     }
 
-    /// A new producer id, unique across restarts (sled's persistent id generator).
+    /// A new producer id, never handed out before (ids come from blocks
+    /// reserved durably in the metadata store).
     ///
     /// # Errors
-    /// sled fails.
-    pub fn next_producer_id(&self) -> Result<i64> {
-        let id = self.db.generate_id()?;
-        Ok(i64::try_from(id).unwrap_or(i64::MAX))
+    /// The next block cannot be reserved.
+    pub fn next_producer_id(&self) -> Result<i64, String> {
+        self.producer_ids.next_id()
     }
 
     /// Creates a topic: registry entry first (the atomic existence check),
@@ -426,6 +441,21 @@ impl Broker {
         self.groups.expire_offsets(now);
     }
 
+    /// One log cleaner pass under the current `log.cleaner.*` settings;
+    /// whether a log was cleaned. `stop` is polled between batches.
+    pub fn clean_logs(&self, stop: &dyn Fn() -> bool) -> bool {
+        let config = self.config();
+        let cleaner = log::CleanerConfig {
+            dedupe_buffer_size: u64::try_from(config.get_i64("log.cleaner.dedupe.buffer.size"))
+                .unwrap_or(0),
+            io_max_bytes_per_second: config
+                .get("log.cleaner.io.max.bytes.per.second")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(f64::MAX),
+        };
+        self.logs.clean_one(log::now_ms(), &cleaner, stop)
+    }
+
     /// Flushes every log and the metadata store to disk (on shutdown).
     ///
     /// # Errors
@@ -454,38 +484,6 @@ pub fn check_partitions_per_request(added: i64) -> Result<(), ApiError> {
         ));
     }
     Ok(())
-}
-
-/// How long opening the metadata store waits for a previous handle in this
-/// process to let go of its file lock.
-const STORE_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// Opens the sled metadata store at `path`. sled's background threads hold
-/// the directory's file lock a moment after its last handle is dropped, so
-/// a restart in the same process (tests) waits for the lock, up to
-/// [`STORE_LOCK_WAIT`]; another broker holding it fails after that.
-///
-/// # Errors
-/// sled cannot open the store.
-pub(crate) fn open_metadata_store(path: &std::path::Path) -> sled::Result<sled::Db> {
-    let deadline = std::time::Instant::now() + STORE_LOCK_WAIT;
-    loop {
-        // sled's default cache is 1 GiB; the index is small and hot, so a
-        // modest cache keeps the broker's memory low.
-        match sled::Config::new()
-            .path(path)
-            .cache_capacity(64 << 20)
-            .open()
-        {
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && std::time::Instant::now() < deadline =>
-            {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Checks that a partition count change is a growth of a size one request

@@ -82,6 +82,15 @@ pub enum Error {
         /// The decode failure.
         source: serde_json::Error,
     },
+    /// The metadata store is of a newer format, or sled failed opening it.
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    /// A stored value starts with a version byte this binary does not read.
+    #[error("metadata record '{key}' has an unknown version")]
+    UnknownValueVersion {
+        /// The record's key.
+        key: String,
+    },
     /// A stored dynamic broker config is not UTF-8.
     #[error("dynamic broker config '{key}' is corrupt")]
     CorruptDynamicConfig {

@@ -23,6 +23,7 @@ pub mod group;
 pub mod log;
 pub mod protocol;
 pub mod server;
+pub mod store;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

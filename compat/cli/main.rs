@@ -1,6 +1,6 @@
 //! The `strom` binary as an operator meets it: bad flags, a taken port, an
-//! unwritable data dir and unknown config keys exit non-zero with one clear
-//! line; SIGTERM stops it cleanly with exit code 0.
+//! unwritable data dir, a data dir of a newer store format and unknown
+//! config keys exit non-zero with one clear line; SIGTERM stops it cleanly with exit code 0.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -85,6 +85,27 @@ fn unwritable_data_dir() {
         data.to_str().expect("utf-8"),
     ]);
     assert_one_line_failure(&output, "data dir");
+}
+
+#[test]
+fn data_dir_of_a_newer_format() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    {
+        let db = sled::open(dir.path().join("meta")).expect("sled");
+        db.insert(
+            strom::store::FORMAT_KEY,
+            strom::store::versioned(&(strom::store::FORMAT_VERSION + 1).to_be_bytes()),
+        )
+        .expect("insert");
+        db.flush().expect("flush");
+    }
+    let output = run(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        dir.path().to_str().expect("utf-8"),
+    ]);
+    assert_one_line_failure(&output, "written by a newer strom");
 }
 
 #[test]

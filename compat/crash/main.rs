@@ -40,6 +40,18 @@
 //!   offsets are dense and its values in send order; and every message got
 //!   a successful delivery report.
 //!
+//! - `committed_offsets_survive_sigkill`: 100 rounds of one synchronous
+//!   OffsetCommit (rdkafka, rotating over 7 groups and both partitions),
+//!   a SIGKILL of the broker the moment the commit returns (microseconds
+//!   later), a restart and an OffsetFetch: every acknowledged commit is
+//!   read back (they are `__consumer_offsets` records in the page cache
+//!   before the acknowledgment).
+//! - `stable_group_survives_sigkill`: two rdkafka members of a stable
+//!   group; SIGKILL and restart; the group comes back from its stored
+//!   metadata record, so each member commits in its old generation and
+//!   neither is assigned again (no rebalance), as after a Kafka
+//!   coordinator failover.
+//!
 //! Output ends with `crash: N passed, M failed` (after a libtest-style
 //! `test result:` line for `scripts/test.sh`); free arguments filter the
 //! cases by name (`cargo test --test crash -- topic`). A failed case keeps its
@@ -101,13 +113,24 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(15);
 /// A case: a name and a run returning a one-line summary or the failure.
 type Case = (&'static str, fn(&mut Run) -> Result<String, String>);
 
-const CASES: [Case; 2] = [
+const CASES: [Case; 4] = [
     ("topic_survives_sigkill", topic_survives_sigkill),
     (
         "acked_messages_survive_sigkill",
         acked_messages_survive_sigkill,
     ),
+    (
+        "committed_offsets_survive_sigkill",
+        committed_offsets_survive_sigkill,
+    ),
+    (
+        "stable_group_survives_sigkill",
+        stable_group_survives_sigkill,
+    ),
 ];
+
+/// Rounds of commit, SIGKILL, restart, read back.
+const COMMIT_ROUNDS: i64 = 100;
 
 fn main() -> ExitCode {
     if std::env::var(ROLE_VAR).as_deref() == Ok("producer") {
@@ -299,6 +322,196 @@ fn acked_messages_survive_sigkill(run: &mut Run) -> Result<String, String> {
     } else {
         Err(format!("{summary}\n{}", failures.join("\n")))
     }
+}
+
+/// 100 rounds of: commit an offset synchronously, SIGKILL the broker the
+/// moment the commit is acknowledged, restart it, read the committed
+/// offset back. Every acknowledged commit must be there.
+fn committed_offsets_survive_sigkill(run: &mut Run) -> Result<String, String> {
+    run.start_broker()?;
+    create_topic(run.address)?;
+    run.stop_broker()?;
+    run.start_broker()?;
+    let mut lost = Vec::new();
+    let mut micros = Vec::new();
+    for round in 0..COMMIT_ROUNDS {
+        let group = format!("crash-group-{}", round % 7);
+        let partition = i32::try_from(round % i64::from(PARTITIONS)).unwrap_or(0);
+        let committer = group_client(run.address, &group)?;
+        let mut offsets = TopicPartitionList::new();
+        offsets
+            .add_partition_offset(TOPIC, partition, Offset::Offset(1000 + round))
+            .map_err(|e| format!("offset list: {e}"))?;
+        committer
+            .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+            .map_err(|e| format!("round {round}: commit: {e}"))?;
+        let acked = Instant::now();
+        if let Some(mut child) = run.children.broker.take() {
+            let _ = child.kill();
+            micros.push(acked.elapsed().as_micros());
+            kill(child);
+        }
+        drop(committer);
+        run.mark(&format!("SIGKILL (commit of round {round} acknowledged)"));
+        run.start_broker()?;
+        let reader = group_client(run.address, &group)?;
+        let mut wanted = TopicPartitionList::new();
+        wanted.add_partition(TOPIC, partition);
+        let committed = reader
+            .committed_offsets(wanted, CLIENT_DEADLINE)
+            .map_err(|e| format!("round {round}: committed offsets: {e}"))?;
+        let found = committed
+            .find_partition(TOPIC, partition)
+            .map(|p| p.offset());
+        if found != Some(Offset::Offset(1000 + round)) {
+            lost.push(format!("round {round} ({group}, p{partition}): {found:?}"));
+        }
+    }
+    micros.sort_unstable();
+    let summary = format!(
+        "{COMMIT_ROUNDS} commits, each followed by a SIGKILL {}-{} µs after its \
+         acknowledgment (median {} µs): {} lost",
+        micros.first().copied().unwrap_or(0),
+        micros.last().copied().unwrap_or(0),
+        micros.get(micros.len() / 2).copied().unwrap_or(0),
+        lost.len()
+    );
+    if lost.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!("{summary}\n{}", lost.join("\n")))
+    }
+}
+
+/// Counts the assignments a group member receives.
+#[derive(Default)]
+struct RebalanceCounter {
+    assigned: AtomicUsize,
+}
+
+impl ClientContext for RebalanceCounter {}
+
+impl rdkafka::consumer::ConsumerContext for RebalanceCounter {
+    fn post_rebalance(&self, _: &BaseConsumer<Self>, rebalance: &rdkafka::consumer::Rebalance<'_>) {
+        if matches!(rebalance, rdkafka::consumer::Rebalance::Assign(_)) {
+            self.assigned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Two members of a stable group; the broker is SIGKILLed and restarted.
+/// As after a Kafka coordinator failover, the group is restored from its
+/// stored metadata: the members commit in their generation (which fails
+/// with UNKNOWN_MEMBER_ID or ILLEGAL_GENERATION if the group was lost) and
+/// keep heartbeating with no rebalance.
+fn stable_group_survives_sigkill(run: &mut Run) -> Result<String, String> {
+    run.start_broker()?;
+    create_topic(run.address)?;
+    let members: Vec<BaseConsumer<RebalanceCounter>> = (0..2)
+        .map(|i| {
+            ClientConfig::new()
+                .set("bootstrap.servers", run.address.to_string())
+                .set("group.id", "crash-stable")
+                .set("client.id", format!("member-{i}"))
+                .set("enable.auto.commit", "false")
+                .set("session.timeout.ms", "6000")
+                .set("heartbeat.interval.ms", "100")
+                .set("reconnect.backoff.max.ms", "100")
+                .create_with_context(RebalanceCounter::default())
+                .map_err(|e| format!("member {i}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    for member in &members {
+        member
+            .subscribe(&[TOPIC])
+            .map_err(|e| format!("subscribe: {e}"))?;
+    }
+    // Errors polled are client events (the broker went away); the checks
+    // below decide.
+    let poll_all = || {
+        for member in &members {
+            let _ = member.poll(Duration::from_millis(20));
+        }
+        Ok::<(), String>(())
+    };
+    // Stable: both members hold one partition each.
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    loop {
+        poll_all()?;
+        let sizes: Vec<usize> = members
+            .iter()
+            .map(|m| m.assignment().map(|a| a.count()).unwrap_or(0))
+            .collect();
+        if sizes == [1, 1] {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the group did not settle: assignment sizes {sizes:?}"
+            ));
+        }
+    }
+    let before: Vec<usize> = members
+        .iter()
+        .map(|m| m.context().assigned.load(Ordering::SeqCst))
+        .collect();
+    run.crash_and_restart("stable group")?;
+    // Each member commits in its generation; librdkafka retries while the
+    // coordinator loads or reconnects.
+    for (i, member) in members.iter().enumerate() {
+        let assignment = member
+            .assignment()
+            .map_err(|e| format!("assignment: {e}"))?;
+        let mut offsets = TopicPartitionList::new();
+        for element in assignment.elements() {
+            offsets
+                .add_partition_offset(TOPIC, element.partition(), Offset::Offset(7))
+                .map_err(|e| format!("offset list: {e}"))?;
+        }
+        let deadline = Instant::now() + CLIENT_DEADLINE;
+        loop {
+            poll_all()?;
+            match member.commit(&offsets, rdkafka::consumer::CommitMode::Sync) {
+                Ok(()) => break,
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!(
+                        "member {i} could not commit in its generation after the restart: {e}"
+                    ))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+    // Ten heartbeat intervals with the members polling: no rebalance.
+    let watch = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < watch {
+        poll_all()?;
+    }
+    let after: Vec<usize> = members
+        .iter()
+        .map(|m| m.context().assigned.load(Ordering::SeqCst))
+        .collect();
+    if before != after {
+        return Err(format!(
+            "the group rebalanced after the restart: assignments received {before:?} before, \
+             {after:?} after"
+        ));
+    }
+    Ok(format!(
+        "2 members committed in their generation after SIGKILL and restart; \
+         assignments received {after:?} (no rebalance)"
+    ))
+}
+
+/// A client of `group` that commits and reads commits, never subscribing.
+fn group_client(address: SocketAddr, group: &str) -> Result<BaseConsumer, String> {
+    ClientConfig::new()
+        .set("bootstrap.servers", address.to_string())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("reconnect.backoff.max.ms", "100")
+        .create()
+        .map_err(|e| format!("consumer: {e}"))
 }
 
 // ---------------------------------------------------------------- producer

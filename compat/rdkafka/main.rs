@@ -3,6 +3,7 @@
 //! data dir, so tests run in parallel.
 
 mod admin;
+mod compaction;
 mod groups;
 mod log;
 mod support;

@@ -47,7 +47,11 @@ impl DynamicConfigStore {
                 })
             };
             let name = text(&key[prefix(scope).len()..])?;
-            values.insert(name, text(&value)?);
+            let value =
+                crate::store::unversioned(&value).ok_or_else(|| Error::UnknownValueVersion {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                })?;
+            values.insert(name, text(value)?);
         }
         Ok(values)
     }
@@ -68,7 +72,7 @@ impl DynamicConfigStore {
         for (name, value) in values {
             batch.insert(
                 format!("{}{name}", prefix(scope)).as_bytes(),
-                value.as_bytes(),
+                crate::store::versioned(value.as_bytes()),
             );
         }
         self.tree.apply_batch(batch).map_err(storage_error)?;

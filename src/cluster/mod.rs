@@ -7,9 +7,11 @@
 //! rest of the broker only reads them through this module.
 
 mod dynamic_configs;
+mod producer_ids;
 mod topics;
 
 pub use dynamic_configs::DynamicConfigStore;
+pub use producer_ids::ProducerIdManager;
 pub use topics::{validate_topic_name, TopicMeta, TopicRegistry};
 
 /// Whether `name` is one of Kafka's internal topics (coordinator state):

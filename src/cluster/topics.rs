@@ -65,11 +65,11 @@ impl TopicRegistry {
         let mut topics = Topics::default();
         for entry in tree.iter() {
             let (key, value) = entry?;
-            let meta: TopicMeta =
-                serde_json::from_slice(&value).map_err(|source| Error::CorruptMetadata {
-                    key: String::from_utf8_lossy(&key).into_owned(),
-                    source,
-                })?;
+            let key = String::from_utf8_lossy(&key).into_owned();
+            let json = crate::store::unversioned(&value)
+                .ok_or_else(|| Error::UnknownValueVersion { key: key.clone() })?;
+            let meta: TopicMeta = serde_json::from_slice(json)
+                .map_err(|source| Error::CorruptMetadata { key, source })?;
             topics.by_id.insert(meta.id, meta.name.clone());
             topics.by_name.insert(meta.name.clone(), Arc::new(meta));
         }
@@ -181,7 +181,8 @@ impl TopicRegistry {
     }
 
     fn store(&self, meta: &TopicMeta) -> Result<(), ApiError> {
-        let value = serde_json::to_vec(meta).map_err(|e| storage_failure(&e))?;
+        let value =
+            crate::store::versioned(&serde_json::to_vec(meta).map_err(|e| storage_failure(&e))?);
         // Flushed before the change is acknowledged: sled otherwise writes
         // back only every 500 ms, and a crash would forget the topic.
         self.tree
@@ -277,7 +278,7 @@ mod tests {
             db.flush().unwrap();
             created
         };
-        let db = crate::broker::open_metadata_store(dir.path()).unwrap();
+        let db = crate::store::open(dir.path()).unwrap();
         let registry = TopicRegistry::open(&db).unwrap();
         assert_eq!(registry.all().len(), 1);
         let a = registry.get_by_id(&created.id).unwrap();

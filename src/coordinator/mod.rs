@@ -149,7 +149,38 @@ impl StateTopic {
         now_ms: i64,
     ) -> Result<i64, AppendError> {
         let p = self.partition(partition).ok_or(AppendError::Deleted)?;
-        let buf = state_batch(records, now_ms)?;
+        let records: Vec<Record> = records
+            .iter()
+            .enumerate()
+            .map(|(i, (key, value))| Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: -1,
+                producer_id: -1,
+                producer_epoch: -1,
+                timestamp_type: TimestampType::Creation,
+                offset: i64::try_from(i).unwrap_or(i64::MAX),
+                // The encoder keeps records in one batch only while offset
+                // minus sequence stays constant, and writes the first
+                // record's sequence as the base: -1, no producer.
+                sequence: i32::try_from(i).unwrap_or(i32::MAX) - 1,
+                timestamp: now_ms,
+                key: Some(key.clone()),
+                value: value.clone(),
+                headers: Default::default(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        RecordBatchEncoder::encode(
+            &mut buf,
+            &records,
+            &RecordEncodeOptions {
+                version: 2,
+                compression: Compression::None,
+            },
+        )
+        .map_err(|e| AppendError::Invalid(e.to_string()))?;
         Ok(p.log.append(buf.to_vec(), now_ms)?.base_offset)
     }
 
@@ -214,45 +245,6 @@ impl StateTopic {
     }
 }
 
-/// `records` as one uncompressed v2 batch (offsets 0..n, base sequence -1).
-///
-/// kafka-protocol's encoder starts a new batch wherever `offset - sequence`
-/// changes, so a constant sequence of -1 would give one batch per record
-/// (and a buffer the log refuses as one batch); sequence `offset - 1` keeps
-/// them in one batch whose base sequence is -1, as Kafka's.
-fn state_batch(records: &[StateRecord], now_ms: i64) -> Result<bytes::BytesMut, AppendError> {
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: -1,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::try_from(i).unwrap_or(i64::MAX),
-            sequence: i32::try_from(i).unwrap_or(i32::MAX).wrapping_sub(1),
-            timestamp: now_ms,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .map_err(|e| AppendError::Invalid(e.to_string()))?;
-    Ok(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,20 +260,5 @@ mod tests {
         assert_eq!(java_string_hash("console-consumer-12345"), 158_455_506);
         assert_eq!(partition_for("console-consumer-12345", 50), 6);
         assert_eq!(java_string_hash("ö"), 246, "UTF-16 units, not bytes");
-    }
-
-    #[test]
-    fn several_records_are_one_batch() {
-        let records: Vec<StateRecord> = (0..12)
-            .map(|i| (Bytes::from(format!("k{i}")), Some(Bytes::from("v"))))
-            .collect();
-        let buf = state_batch(&records, 1).expect("encodes");
-        let header = BatchHeader::parse(&buf).expect("a batch header");
-        assert_eq!(header.size, buf.len(), "one batch holds all 12 records");
-        assert_eq!(header.last_offset() - header.base_offset, 11);
-        assert_eq!(header.base_sequence, -1, "no producer, no sequence");
-        let set = RecordBatchDecoder::decode(&mut buf.freeze()).expect("decodes");
-        assert_eq!(set.records.len(), 12);
-        assert!(set.records.iter().all(|r| r.producer_id == -1));
     }
 }

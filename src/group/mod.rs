@@ -770,3 +770,155 @@ impl GroupCoordinator {
         self.map().remove(&group.id);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogConfig;
+
+    const TIMEOUTS: GroupTimeouts = GroupTimeouts {
+        initial_delay: Duration::ZERO,
+        min_session: Duration::from_millis(10),
+        max_session: Duration::from_secs(300),
+    };
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        db: sled::Db,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().unwrap();
+            let db = sled::open(dir.path().join("meta")).unwrap();
+            Self { dir, db }
+        }
+
+        /// A coordinator over 3 compacted partitions, loaded inline.
+        fn coordinator(&self) -> Arc<GroupCoordinator> {
+            let config = LogConfig {
+                compact: true,
+                ..LogConfig::default()
+            };
+            let logs = (0..3)
+                .map(|p| {
+                    let dir = self.dir.path().join(format!("{OFFSETS_TOPIC}-{p}"));
+                    Arc::new(
+                        PartitionLog::open(&dir, OFFSETS_TOPIC, p, &self.db, config.clone(), 0)
+                            .unwrap(),
+                    )
+                })
+                .collect();
+            let coordinator = Arc::new(GroupCoordinator::new(
+                self.db.clone(),
+                TIMEOUTS,
+                Duration::from_secs(3600),
+            ));
+            assert!(coordinator.topic.attach(logs));
+            coordinator.load_all();
+            coordinator
+        }
+    }
+
+    fn offset(offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            offset,
+            leader_epoch: -1,
+            metadata: "m".into(),
+            commit_timestamp: 1,
+        }
+    }
+
+    #[test]
+    fn offsets_survive_reload_and_deletes_are_tombstones() {
+        let fixture = Fixture::new();
+        {
+            let groups = fixture.coordinator();
+            let unknown = ResponseError::IllegalGeneration;
+            for (group, n) in [("a", 1), ("b", 2), ("c", 3)] {
+                groups
+                    .commit(
+                        group,
+                        "",
+                        None,
+                        -1,
+                        unknown,
+                        vec![("t".into(), 0, offset(n))],
+                    )
+                    .unwrap();
+            }
+            groups
+                .commit(
+                    "a",
+                    "",
+                    None,
+                    -1,
+                    unknown,
+                    vec![("t".into(), 1, offset(10))],
+                )
+                .unwrap();
+            assert_eq!(
+                groups.delete_offsets("b", &[("t".into(), 0)]).unwrap(),
+                vec![None]
+            );
+            groups.delete("c").unwrap();
+            assert_eq!(groups.delete("c"), Err(ResponseError::GroupIdNotFound));
+        }
+        let groups = fixture.coordinator();
+        assert_eq!(groups.committed("a", "t", 0).unwrap(), Some(offset(1)));
+        assert_eq!(groups.committed("a", "t", 1).unwrap(), Some(offset(10)));
+        assert_eq!(groups.committed("b", "t", 0).unwrap(), None);
+        let listed: Vec<String> = groups.list().unwrap().into_iter().map(|g| g.0).collect();
+        assert_eq!(listed, ["a"]);
+    }
+
+    #[tokio::test]
+    async fn a_stable_group_is_restored_in_its_generation() {
+        let fixture = Fixture::new();
+        let (member, generation) = {
+            let groups = fixture.coordinator();
+            let params = JoinParams {
+                member_id: String::new(),
+                instance_id: None,
+                client_id: "c".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout: Duration::from_secs(10),
+                rebalance_timeout: Duration::from_secs(10),
+                protocol_type: "consumer".into(),
+                protocols: vec![("range".into(), Bytes::from_static(b"sub"))],
+                require_known_member_id: false,
+                supports_skip_assignment: false,
+            };
+            let joined = groups.join("g", params).await;
+            assert_eq!(joined.error, None);
+            let synced = groups
+                .sync(
+                    "g",
+                    &joined.member_id,
+                    None,
+                    joined.generation,
+                    (None, None),
+                    vec![(joined.member_id.clone(), Bytes::from_static(b"asg"))],
+                )
+                .await;
+            assert_eq!(synced.assignment, Bytes::from_static(b"asg"));
+            (joined.member_id, joined.generation)
+        };
+        let groups = fixture.coordinator();
+        assert_eq!(groups.heartbeat("g", &member, None, generation), None);
+        let described = groups.describe("g").unwrap();
+        assert_eq!(described.state, GroupState::Stable);
+        assert_eq!(described.members[0].assignment, Bytes::from_static(b"asg"));
+        assert_eq!(
+            groups.commit(
+                "g",
+                &member,
+                None,
+                generation,
+                ResponseError::IllegalGeneration,
+                vec![]
+            ),
+            Ok(())
+        );
+    }
+}

@@ -16,7 +16,7 @@
 
 use std::fmt;
 
-use super::compressed;
+use super::compressed::{self, Bodies};
 
 /// Size of the batch header up to and including `recordsCount`.
 pub const HEADER_SIZE: usize = 61;
@@ -27,7 +27,11 @@ const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
+const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
+/// Attribute bit 6: the base timestamp is the batch's delete horizon
+/// (KIP-534), after which the cleaner drops its tombstones.
+const DELETE_HORIZON_BIT: i16 = 1 << 6;
 /// A record timestamp meaning "none" (`RecordBatch.NO_TIMESTAMP`).
 const NO_TIMESTAMP: i64 = -1;
 
@@ -110,6 +114,8 @@ impl fmt::Display for BatchError {
         }
     }
 }
+
+impl std::error::Error for BatchError {}
 
 fn i16_at(b: &[u8], at: usize) -> i16 {
     i16::from_be_bytes([b[at], b[at + 1]])
@@ -215,9 +221,20 @@ impl BatchHeader {
         is_control(self.attributes)
     }
 
+    /// Whether the batch belongs to a transaction (data or marker).
+    pub fn is_transactional(&self) -> bool {
+        is_transactional(self.attributes)
+    }
+
     /// Whether the timestamps are the broker's append time (LogAppendTime).
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & TIMESTAMP_TYPE_BIT != 0
+    }
+
+    /// The delete horizon the cleaner set (KIP-534): after it the batch's
+    /// tombstones go.
+    pub fn delete_horizon(&self) -> Option<i64> {
+        (self.attributes & DELETE_HORIZON_BIT != 0).then_some(self.base_timestamp)
     }
 
     /// Whether the producer fields are set (an idempotent producer wrote it).
@@ -230,6 +247,77 @@ impl BatchHeader {
 /// them means inflating, and a small batch may inflate to gigabytes.
 pub fn is_compressed(bytes: &[u8]) -> bool {
     BatchHeader::parse(bytes).is_ok_and(|h| h.compression() != 0)
+}
+
+/// Whether batch `attributes` mark a transactional batch.
+pub fn is_transactional(attributes: i16) -> bool {
+    attributes & TRANSACTIONAL_BIT != 0
+}
+
+/// A transaction marker (Kafka's `EndTransactionMarker`): one control
+/// record whose key is (version 0, type 0 abort / 1 commit) and whose value
+/// is (version 0, coordinator epoch), in a transactional control batch of
+/// `producer_id` and `epoch`, at offset 0 (the log assigns the real one).
+pub fn control_batch(
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut body = vec![0u8]; // record attributes
+    write_varint(&mut body, 0); // timestamp delta
+    write_varint(&mut body, 0); // offset delta
+    write_varint(&mut body, 4);
+    body.extend_from_slice(&key);
+    write_varint(&mut body, 6);
+    body.extend_from_slice(&value);
+    write_varint(&mut body, 0); // headers
+    let mut out = vec![0u8; HEADER_SIZE];
+    out[MAGIC_OFFSET] = 2;
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+        .copy_from_slice(&(TRANSACTIONAL_BIT | CONTROL_BIT).to_be_bytes());
+    out[27..35].copy_from_slice(&timestamp.to_be_bytes());
+    out[35..43].copy_from_slice(&timestamp.to_be_bytes());
+    out[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    out[51..53].copy_from_slice(&epoch.to_be_bytes());
+    out[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    out[57..61].copy_from_slice(&1i32.to_be_bytes());
+    write_varint(&mut out, i64::try_from(body.len()).unwrap_or(0));
+    out.extend_from_slice(&body);
+    // A fixed, small batch: sealing cannot fail.
+    let _ = seal(&mut out);
+    out
+}
+
+/// Whether the control batch `bytes` (one whole batch) commits (`Some(true)`)
+/// or aborts (`Some(false)`); `None` if it is not a readable marker.
+pub fn marker_commits(bytes: &[u8]) -> Option<bool> {
+    let header = BatchHeader::parse(bytes).ok()?;
+    if !header.is_control() {
+        return None;
+    }
+    let mut kind = None;
+    walk_whole_records(bytes, &header, 1 << 16, |record| {
+        if kind.is_none() {
+            kind = record
+                .key
+                .filter(|k| k.len() >= 4)
+                .map(|k| i16::from_be_bytes([k[2], k[3]]));
+        }
+    })
+    .ok()?;
+    match kind? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
 }
 
 /// Whether batch `attributes` mark a control batch (a transaction marker).
@@ -353,22 +441,223 @@ fn walk_records(
     header: &BatchHeader,
     mut each: impl FnMut(i32, RecordFields),
 ) -> Result<(), BatchError> {
+    walk_bodies(bytes, header, Bodies::Prefix, |index, body| {
+        each(index, record_fields(body).ok_or_else(|| malformed(index))?);
+        Ok(())
+    })
+}
+
+/// The one record walker: hands each record's index and body (the bytes
+/// after its length varint; compressed records only their first
+/// [`compressed::RECORD_PREFIX`] bytes unless `bodies` asks for whole
+/// ones) to `each`. `bytes` is one whole batch.
+fn walk_bodies(
+    bytes: &[u8],
+    header: &BatchHeader,
+    bodies: Bodies,
+    each: impl FnMut(i32, &[u8]) -> Result<(), BatchError>,
+) -> Result<(), BatchError> {
     let payload = bytes.get(HEADER_SIZE..).unwrap_or_default();
     match header.compression() {
         0 => walk_uncompressed_records(payload, header.records_count, each),
         codec @ 1..=4 => {
-            compressed::walk_records(codec, payload, header.records_count, |index, prefix| {
-                each(
-                    index,
-                    record_fields(prefix).ok_or_else(|| malformed(index))?,
-                );
-                Ok(())
-            })
+            compressed::walk_records(codec, payload, header.records_count, bodies, each)
         }
         codec => Err(BatchError::Invalid(format!(
             "unknown compression codec {codec}"
         ))),
     }
+}
+
+/// One whole record of a stored batch, as the cleaner reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordView<'a> {
+    /// Offset relative to the batch's base offset.
+    pub offset_delta: i64,
+    /// Timestamp relative to the batch's base timestamp.
+    pub timestamp_delta: i64,
+    /// The key, `None` for a null key.
+    pub key: Option<&'a [u8]>,
+    /// Whether the value is non-null (a null value is a tombstone).
+    pub has_value: bool,
+    /// The body as stored (everything after the length varint).
+    body: &'a [u8],
+    /// Where the timestamp delta ends in `body`.
+    timestamp_end: usize,
+}
+
+/// Hands every record of a stored batch (`bytes`: one whole batch) to
+/// `each`, whole. Compressed records are inflated one at a time, and at
+/// most `budget` inflated bytes in all (then [`BatchError::TooLarge`]).
+///
+/// # Errors
+/// A damaged batch, or one past the budget.
+pub fn walk_whole_records(
+    bytes: &[u8],
+    header: &BatchHeader,
+    budget: usize,
+    mut each: impl FnMut(RecordView<'_>),
+) -> Result<(), BatchError> {
+    let bytes = bytes.get(..header.size).ok_or(BatchError::Truncated)?;
+    walk_bodies(bytes, header, Bodies::Whole { budget }, |index, body| {
+        each(record_view(body).ok_or_else(|| malformed(index))?);
+        Ok(())
+    })
+}
+
+/// Parses a whole record body (attributes i8, timestampDelta,
+/// offsetDelta, keyLength, key, valueLength, ...).
+fn record_view(body: &[u8]) -> Option<RecordView<'_>> {
+    let mut at = 1; // attributes, unused since Kafka 0.11
+    let mut next = || {
+        let (value, used) = read_varint(body.get(at..)?)?;
+        at += used;
+        Some((value, at))
+    };
+    let (timestamp_delta, timestamp_end) = next()?;
+    let (offset_delta, _) = next()?;
+    let (key_length, key_start) = next()?;
+    let (key, value_start) = match usize::try_from(key_length) {
+        Ok(length) => {
+            let end = key_start.checked_add(length)?;
+            (Some(body.get(key_start..end)?), end)
+        }
+        Err(_) => (None, key_start),
+    };
+    let (value_length, _) = read_varint(body.get(value_start..)?)?;
+    Some(RecordView {
+        offset_delta,
+        timestamp_delta,
+        key,
+        has_value: value_length >= 0,
+        body,
+        timestamp_end,
+    })
+}
+
+/// Writes `value` as a zig-zag varint (Kafka's record field encoding).
+pub fn write_varint(out: &mut Vec<u8>, value: i64) {
+    let mut raw = ((value << 1) ^ (value >> 63)) as u64;
+    while raw >= 0x80 {
+        out.push((raw as u8 & 0x7f) | 0x80);
+        raw >>= 7;
+    }
+    out.push(raw as u8);
+}
+
+/// Rebuilds a stored batch with some of its records, as Kafka's
+/// `MemoryRecords.filterTo` does: same base offset, last offset delta,
+/// producer fields, leader epoch, max timestamp and codec; a new record
+/// count, payload and CRC. With a new delete horizon, the base timestamp
+/// becomes the horizon (attribute bit 6) and every record's timestamp
+/// delta is rewritten against it, so record timestamps stay as they were.
+#[derive(Debug)]
+pub struct BatchBuilder {
+    header: [u8; HEADER_SIZE],
+    records: Vec<u8>,
+    count: i32,
+    /// (the original base timestamp, the horizon) when setting one.
+    rebase: Option<(i64, i64)>,
+}
+
+impl BatchBuilder {
+    /// A builder for a filtered copy of `original` (its first
+    /// [`HEADER_SIZE`] bytes are read), setting `delete_horizon` unless the
+    /// batch already carries one.
+    ///
+    /// # Errors
+    /// `original` is shorter than a header.
+    pub fn new(original: &[u8], delete_horizon: Option<i64>) -> Result<Self, BatchError> {
+        let header = BatchHeader::parse(original)?;
+        let mut bytes = [0u8; HEADER_SIZE];
+        bytes.copy_from_slice(&original[..HEADER_SIZE]);
+        let rebase = delete_horizon
+            .filter(|_| header.delete_horizon().is_none())
+            .map(|horizon| (header.base_timestamp, horizon));
+        if let Some((_, horizon)) = rebase {
+            let attributes = header.attributes | DELETE_HORIZON_BIT;
+            bytes[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+                .copy_from_slice(&attributes.to_be_bytes());
+            bytes[27..35].copy_from_slice(&horizon.to_be_bytes());
+        }
+        Ok(Self {
+            header: bytes,
+            records: Vec::new(),
+            count: 0,
+            rebase,
+        })
+    }
+
+    /// Adds one record (in offset order).
+    pub fn push(&mut self, record: &RecordView<'_>) {
+        let mut body;
+        let bytes = match self.rebase {
+            None => record.body,
+            Some((old_base, horizon)) => {
+                body = Vec::with_capacity(record.body.len() + 10);
+                body.push(record.body[0]);
+                let timestamp = old_base.wrapping_add(record.timestamp_delta);
+                write_varint(&mut body, timestamp.wrapping_sub(horizon));
+                body.extend_from_slice(&record.body[record.timestamp_end..]);
+                &body[..]
+            }
+        };
+        write_varint(
+            &mut self.records,
+            i64::try_from(bytes.len()).unwrap_or(i64::MAX),
+        );
+        self.records.extend_from_slice(bytes);
+        self.count += 1;
+    }
+
+    /// The batch: the records compressed with the original codec.
+    ///
+    /// # Errors
+    /// The encoder fails.
+    pub fn finish(mut self) -> std::io::Result<Vec<u8>> {
+        let codec = i16_at(&self.header, ATTRIBUTES_OFFSET) & 0x7;
+        let payload = if codec == 0 {
+            std::mem::take(&mut self.records)
+        } else {
+            compressed::compress(codec, &self.records)?
+        };
+        let mut out = Vec::with_capacity(HEADER_SIZE + payload.len());
+        out.extend_from_slice(&self.header);
+        out.extend_from_slice(&payload);
+        out[57..61].copy_from_slice(&self.count.to_be_bytes());
+        seal(&mut out).map_err(std::io::Error::other)?;
+        Ok(out)
+    }
+}
+
+/// The header of `original` alone, with no records and no codec: what
+/// the cleaner keeps of an idempotent producer's last batch when none of
+/// its records survive (Kafka's `DefaultRecordBatch.writeEmptyHeader`),
+/// so the producer's sequence survives cleaning and restarts.
+///
+/// # Errors
+/// `original` is shorter than a header.
+pub fn empty_batch(original: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let header = BatchHeader::parse(original)?;
+    let mut out = original[..HEADER_SIZE].to_vec();
+    let attributes = header.attributes & !0x7;
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    out[57..61].copy_from_slice(&0i32.to_be_bytes());
+    seal(&mut out)?;
+    Ok(out)
+}
+
+/// Writes the length field and the CRC of a whole batch.
+fn seal(bytes: &mut [u8]) -> Result<(), BatchError> {
+    let length = bytes
+        .len()
+        .checked_sub(LOG_OVERHEAD)
+        .and_then(|l| i32::try_from(l).ok())
+        .ok_or_else(|| BatchError::Invalid("batch too large".into()))?;
+    bytes[8..12].copy_from_slice(&length.to_be_bytes());
+    let crc = crc32c::crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+    bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
 }
 
 /// The fields of one record that the [`RecordRules`] look at.
@@ -436,11 +725,11 @@ pub fn check_crc(bytes: &[u8], header: &BatchHeader) -> Result<(), BatchError> {
 }
 
 /// Walks the length-prefixed records of an uncompressed batch, handing
-/// each one's index and fields to `each`.
+/// each one's index and body to `each`.
 fn walk_uncompressed_records(
     mut records: &[u8],
     count: i32,
-    mut each: impl FnMut(i32, RecordFields),
+    mut each: impl FnMut(i32, &[u8]) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
     for index in 0..count {
         let (length, used) = read_varint(records)
@@ -451,8 +740,7 @@ fn walk_uncompressed_records(
             .checked_add(length)
             .filter(|e| *e <= records.len())
             .ok_or_else(|| BatchError::Invalid(format!("record {index} runs past the batch")))?;
-        let fields = record_fields(&records[used..end]).ok_or_else(|| malformed(index))?;
-        each(index, fields);
+        each(index, &records[used..end])?;
         records = &records[end..];
     }
     if !records.is_empty() {
@@ -552,6 +840,14 @@ pub(crate) mod tests {
     }
 
     /// As [`batch`], with idempotent producer fields.
+    /// `batch` marked transactional (CRC resealed).
+    pub(crate) fn transactional(mut batch: Vec<u8>) -> Vec<u8> {
+        let attributes = i16_at(&batch, ATTRIBUTES_OFFSET) | TRANSACTIONAL_BIT;
+        batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        seal(&mut batch).unwrap();
+        batch
+    }
+
     pub(crate) fn batch_with_producer(
         count: i32,
         timestamp: i64,

@@ -4,7 +4,7 @@
 //! snappy block is held, so a small batch that inflates to gigabytes costs
 //! time, never memory.
 
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 
 use super::batch::{read_varint, BatchError};
 
@@ -12,29 +12,63 @@ use super::batch::{read_varint, BatchError};
 /// timestamp delta, offset delta and key length varints.
 pub const RECORD_PREFIX: usize = 1 + 3 * 10;
 
+/// How much of each record's body a walk hands over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bodies {
+    /// The first [`RECORD_PREFIX`] bytes (what the record rules read).
+    Prefix,
+    /// Whole bodies, while their inflated sizes add up to at most `budget`
+    /// bytes ([`BatchError::TooLarge`] past it, before anything is read).
+    Whole {
+        /// The most inflated record bytes the walk may hold.
+        budget: usize,
+    },
+}
+
 /// Inflates `payload` (the bytes after the batch header) compressed with
 /// codec `codec` (1 gzip, 2 snappy, 3 lz4, 4 zstd) and hands each of its
-/// `count` records' index and body prefix (up to [`RECORD_PREFIX`] bytes)
+/// `count` records' index and body (a prefix or whole, as `bodies` says)
 /// to `each`, stopping at the first error `each` returns.
 ///
 /// # Errors
 /// [`BatchError::Corrupt`] if the payload does not inflate,
-/// [`BatchError::Invalid`] if it does not hold exactly `count` records, or
-/// the error of `each`.
+/// [`BatchError::Invalid`] if it does not hold exactly `count` records,
+/// [`BatchError::TooLarge`] past a whole-body budget, or the error of `each`.
 pub fn walk_records(
     codec: i16,
     payload: &[u8],
     count: i32,
+    bodies: Bodies,
     mut each: impl FnMut(i32, &[u8]) -> Result<(), BatchError>,
 ) -> Result<(), BatchError> {
     let corrupt = |e: io::Error| BatchError::Corrupt(format!("compressed records: {e}"));
     let mut stream = BufReader::new(decoder(codec, payload).map_err(corrupt)?);
     let mut prefix = [0u8; RECORD_PREFIX];
+    let mut whole = Vec::new();
+    let mut inflated: u64 = 0;
     for index in 0..count {
         let length = read_length(&mut stream, index)?;
         let mut body = (&mut stream).take(length);
-        let read = read_up_to(&mut body, &mut prefix).map_err(corrupt)?;
-        each(index, &prefix[..read])?;
+        let read = match bodies {
+            Bodies::Prefix => {
+                let read = read_up_to(&mut body, &mut prefix).map_err(corrupt)?;
+                each(index, &prefix[..read])?;
+                read
+            }
+            Bodies::Whole { budget } => {
+                inflated = inflated.saturating_add(length);
+                if inflated > u64::try_from(budget).unwrap_or(u64::MAX) {
+                    return Err(BatchError::TooLarge {
+                        size: usize::try_from(inflated).unwrap_or(usize::MAX),
+                        max: budget,
+                    });
+                }
+                whole.clear();
+                let read = body.read_to_end(&mut whole).map_err(corrupt)?;
+                each(index, &whole)?;
+                read
+            }
+        };
         let skipped = io::copy(&mut body, &mut io::sink()).map_err(corrupt)?;
         if u64::try_from(read)
             .unwrap_or(u64::MAX)
@@ -52,6 +86,52 @@ pub fn walk_records(
         )));
     }
     Ok(())
+}
+
+/// Compresses `raw` (record bytes back to back) with codec `codec` the way
+/// Kafka's producers write it: gzip, snappy in xerial framing (32 KiB
+/// blocks), an LZ4 frame (64 KiB independent blocks) or zstd.
+///
+/// # Errors
+/// An unknown codec or a failing encoder.
+pub fn compress(codec: i16, raw: &[u8]) -> io::Result<Vec<u8>> {
+    match codec {
+        1 => {
+            let mut encoder =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(raw)?;
+            encoder.finish()
+        }
+        2 => {
+            let mut out = Vec::with_capacity(XERIAL_HEADER + raw.len() / 2);
+            out.extend_from_slice(XERIAL_MAGIC);
+            out.extend_from_slice(&1i32.to_be_bytes()); // version
+            out.extend_from_slice(&1i32.to_be_bytes()); // compatible version
+            let mut encoder = snap::raw::Encoder::new();
+            for chunk in raw.chunks(XERIAL_BLOCK) {
+                let block = encoder.compress_vec(chunk).map_err(io::Error::other)?;
+                let length = u32::try_from(block.len()).map_err(io::Error::other)?;
+                out.extend_from_slice(&length.to_be_bytes());
+                out.extend_from_slice(&block);
+            }
+            Ok(out)
+        }
+        3 => {
+            let mut encoder = lz4::EncoderBuilder::new()
+                .block_size(lz4::BlockSize::Max64KB)
+                .block_mode(lz4::BlockMode::Independent)
+                .checksum(lz4::ContentChecksum::NoChecksum)
+                .build(Vec::new())?;
+            encoder.write_all(raw)?;
+            let (out, result) = encoder.finish();
+            result.map(|()| out)
+        }
+        4 => zstd::stream::encode_all(raw, 3),
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("unknown compression codec {codec}"),
+        )),
+    }
 }
 
 fn decoder<'a>(codec: i16, payload: &'a [u8]) -> io::Result<Box<dyn Read + 'a>> {
@@ -103,6 +183,8 @@ fn read_up_to(stream: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// compatible version (i32 each) follow.
 const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
 const XERIAL_HEADER: usize = 16;
+/// The block size snappy-java's framed output stream uses.
+const XERIAL_BLOCK: usize = 32 * 1024;
 
 /// How much larger than its compressed form a snappy block may claim to
 /// be: snappy's own limit is about 21x (a 3-byte copy of 64 bytes).

@@ -33,7 +33,12 @@ pub struct BatchEntry {
     pub attributes: i16,
 }
 
-const VALUE_SIZE: usize = 8 + 8 + 8 + 4 + 8 + 8 + 2 + 4 + 2;
+/// An entry's fields, after the version byte.
+const FIELDS_SIZE: usize = 8 + 8 + 8 + 4 + 8 + 8 + 2 + 4 + 2;
+/// A stored entry: version byte, then the fields.
+const VALUE_SIZE: usize = 1 + FIELDS_SIZE;
+/// An entry of store format 1 had no version byte.
+pub const LEGACY_VALUE_SIZE: usize = FIELDS_SIZE;
 
 impl BatchEntry {
     fn key(offset: i64) -> [u8; 8] {
@@ -42,7 +47,8 @@ impl BatchEntry {
 
     fn encode(&self) -> [u8; VALUE_SIZE] {
         let mut out = [0u8; VALUE_SIZE];
-        let mut at = 0;
+        out[0] = crate::store::VALUE_VERSION;
+        let mut at = 1;
         let mut put = |bytes: &[u8]| {
             out[at..at + bytes.len()].copy_from_slice(bytes);
             at += bytes.len();
@@ -61,10 +67,10 @@ impl BatchEntry {
 
     /// Decodes a stored entry; `None` for a damaged one.
     fn decode(key: &[u8], value: &[u8]) -> Option<Self> {
-        if value.len() != VALUE_SIZE || key.len() != 8 {
+        if value.len() != VALUE_SIZE || key.len() != 8 || value[0] != crate::store::VALUE_VERSION {
             return None;
         }
-        let mut at = 0;
+        let mut at = 1;
         let mut take = |n: usize| {
             let slice = &value[at..at + n];
             at += n;
@@ -154,6 +160,15 @@ impl SegmentIndex {
     /// The batch holding `offset`, or the first one after it.
     pub fn find(&self, offset: i64) -> Option<BatchEntry> {
         self.range(offset..).next()
+    }
+
+    /// Makes every change so far durable.
+    ///
+    /// # Errors
+    /// sled fails.
+    pub fn flush(&self) -> sled::Result<()> {
+        self.tree.flush()?;
+        Ok(())
     }
 
     /// Removes the entries whose last offset lies in `range`.

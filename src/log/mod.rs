@@ -6,19 +6,24 @@
 //! the sled index is a cache that recovery rebuilds from them.
 
 mod batch;
+mod cleaner;
 mod compressed;
 mod index;
 mod partition;
 mod producer_state;
 mod segment;
+mod transactions;
 
 pub use batch::{is_compressed, BatchHeader};
+pub use cleaner::CleanerConfig;
+pub use index::LEGACY_VALUE_SIZE as LEGACY_INDEX_VALUE_SIZE;
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
     RecordError,
 };
-pub use producer_state::SequenceError;
+pub use producer_state::{ProducerSnapshot, SequenceError};
 pub use segment::FileRegion;
+pub use transactions::AbortedTxn;
 
 use std::collections::HashMap;
 use std::io;
@@ -122,6 +127,32 @@ impl LogManager {
             let expired = log.expire_producers(now_ms);
             if expired > 0 {
                 debug!(topic = %log.topic, partition = log.partition, expired, "expired idle producers");
+            }
+        }
+    }
+
+    /// One cleaner pass: cleans the compacted log with the highest dirty
+    /// ratio among those due (Kafka's filthiest log), if any; whether one
+    /// was cleaned. `stop` is polled between batches (shutdown); a
+    /// failure is logged for that partition only.
+    pub fn clean_one(&self, now_ms: i64, config: &CleanerConfig, stop: &dyn Fn() -> bool) -> bool {
+        let logs: Vec<Arc<PartitionLog>> = self.read().values().cloned().collect();
+        let filthiest = logs
+            .iter()
+            .filter_map(|log| Some((log, cleaner::plan(log, now_ms)?)))
+            .filter(|(_, plan)| plan.eligible)
+            .max_by(|(_, a), (_, b)| a.ratio.total_cmp(&b.ratio));
+        let Some((log, plan)) = filthiest else {
+            return false;
+        };
+        match cleaner::clean(log, &plan, now_ms, config, stop) {
+            Ok(outcome) => {
+                debug!(topic = %log.topic, partition = log.partition, ?outcome, "cleaner pass");
+                matches!(outcome, cleaner::Outcome::Cleaned(_))
+            }
+            Err(e) => {
+                error!(topic = %log.topic, partition = log.partition, cause = %e, "cleaning failed");
+                false
             }
         }
     }

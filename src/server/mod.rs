@@ -85,6 +85,7 @@ impl RunningBroker {
             Duration::from_millis(check_interval.clamp(1, 1000)),
             shutdown_rx.clone(),
         ));
+        tokio::spawn(cleaner_loop(broker.clone(), shutdown_rx.clone()));
         let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), limits, shutdown_rx));
         Ok(Self {
             local_addr,
@@ -162,6 +163,36 @@ async fn maintenance_loop(
         let broker = broker.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || broker.maintain()).await {
             error!(cause = %e, "maintenance pass failed");
+        }
+    }
+}
+
+/// Runs log cleaner passes (`log.cleaner.threads`: one at a time, on the
+/// blocking pool) until shutdown: at once again after a pass that cleaned
+/// a log, `log.cleaner.backoff.ms` later otherwise. Off with
+/// `log.cleaner.enable=false` or `log.cleaner.threads=0`.
+async fn cleaner_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<bool>) {
+    let config = broker.config();
+    if !config.get_bool("log.cleaner.enable") || config.get_i64("log.cleaner.threads") < 1 {
+        return;
+    }
+    loop {
+        let backoff = u64::try_from(broker.config().get_i64("log.cleaner.backoff.ms")).unwrap_or(0);
+        let (pass, stop) = (broker.clone(), shutdown.clone());
+        let cleaned = tokio::task::spawn_blocking(move || pass.clean_logs(&|| *stop.borrow()))
+            .await
+            .unwrap_or_else(|e| {
+                error!(cause = %e, "cleaner pass failed");
+                false
+            });
+        if *shutdown.borrow() {
+            return;
+        }
+        if !cleaned {
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(backoff)) => {}
+                _ = shutdown.changed() => return,
+            }
         }
     }
 }

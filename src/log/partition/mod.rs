@@ -9,22 +9,31 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tracing::{info, warn};
+use tracing::info;
 
-use super::batch::{self, BatchError, BatchHeader, RecordProblem, RecordRules, Stamp, HEADER_SIZE};
+pub(crate) mod cleaning;
+mod recovery;
+mod retention;
+
+pub(crate) use cleaning::{
+    cleaned_file_name as cleaning_file_name, is_aborted, CleanSnapshot, SegmentSnapshot,
+};
+
+use super::batch::{self, BatchError, RecordProblem, RecordRules, Stamp};
 use super::index::{BatchEntry, SegmentIndex};
-use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
-use super::segment::{self, FileRegion, LogSegment};
+use super::producer_state::{ProducerSnapshot, ProducerStateManager, SequenceCheck, SequenceError};
+use super::segment::{FileRegion, LogSegment};
+use super::transactions::{AbortedTxn, TxnIndex};
 
 /// The settings a partition log obeys, resolved from its topic's overrides
 /// and the broker defaults. Changing them takes effect on the next append
 /// or retention pass.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LogConfig {
     /// `segment.bytes`: roll when the active segment would grow past this.
     pub segment_bytes: u64,
@@ -46,8 +55,24 @@ pub struct LogConfig {
     pub timestamp_before_max_ms: i64,
     /// `message.timestamp.after.max.ms`.
     pub timestamp_after_max_ms: i64,
-    /// `cleanup.policy` includes `compact` (records need keys).
+    /// `cleanup.policy` includes `compact`: records need keys and the
+    /// cleaner keeps the latest record per key.
     pub compact: bool,
+    /// `cleanup.policy` includes `delete`: `retention.ms` and
+    /// `retention.bytes` delete old segments. Without it (compact only)
+    /// retention never deletes a segment.
+    pub delete: bool,
+    /// `delete.retention.ms`: how long the cleaner keeps a tombstone after
+    /// the first clean that saw it.
+    pub delete_retention_ms: i64,
+    /// `min.cleanable.dirty.ratio`: the dirty share of the cleanable range
+    /// above which the log is cleaned.
+    pub min_cleanable_dirty_ratio: f64,
+    /// `min.compaction.lag.ms`: records younger than this are not cleaned.
+    pub min_compaction_lag_ms: i64,
+    /// `max.compaction.lag.ms`: a dirty record older than this makes the
+    /// log cleanable whatever its dirty ratio.
+    pub max_compaction_lag_ms: i64,
     /// `min.insync.replicas`: replicas an acks=all write needs in sync.
     pub min_insync_replicas: i64,
     /// `producer.id.expiration.ms`: forget an idempotent producer this
@@ -81,6 +106,11 @@ impl Default for LogConfig {
             timestamp_before_max_ms: i64::MAX,
             timestamp_after_max_ms: 3_600_000,
             compact: false,
+            delete: true,
+            delete_retention_ms: 86_400_000,
+            min_cleanable_dirty_ratio: 0.5,
+            min_compaction_lag_ms: 0,
+            max_compaction_lag_ms: i64::MAX,
             min_insync_replicas: 1,
             producer_id_expiration_ms: 86_400_000,
         }
@@ -247,6 +277,9 @@ pub struct LogOffsets {
     pub log_start_offset: i64,
     /// Offset up to which records are committed (visible to consumers).
     pub high_watermark: i64,
+    /// Offset below which no transaction is open (read_committed reads up
+    /// to it): the high watermark when none is.
+    pub last_stable_offset: i64,
     /// Offset the next append gets.
     pub log_end_offset: i64,
 }
@@ -258,6 +291,9 @@ pub struct ReadResult {
     pub records: Option<FileRegion>,
     /// Offsets when the read ran.
     pub offsets: LogOffsets,
+    /// For a read_committed read: the aborted transactions overlapping the
+    /// returned batches, by first offset (empty otherwise).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl ReadResult {
@@ -292,10 +328,16 @@ struct LogState {
     /// Equal to the log end offset on a single node; kept apart for replication.
     high_watermark: i64,
     producers: ProducerStateManager,
+    /// Open and aborted transactions (the LSO, read_committed fetches).
+    txns: TxnIndex,
     unflushed_records: i64,
     last_flush_ms: i64,
     /// Set by `destroy`: the files and index are gone; every call fails.
     deleted: bool,
+    /// The cleaner checkpoint: every offset below it has been cleaned
+    /// (Kafka's first dirty offset), persisted in the sled tree
+    /// `cleaner_checkpoints`.
+    cleaner_checkpoint: i64,
 }
 
 impl LogState {
@@ -303,6 +345,10 @@ impl LogState {
         LogOffsets {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
+            last_stable_offset: self
+                .txns
+                .first_unstable_offset()
+                .map_or(self.high_watermark, |f| f.min(self.high_watermark)),
             log_end_offset: self.log_end_offset,
         }
     }
@@ -319,6 +365,9 @@ pub struct PartitionLog {
     index: SegmentIndex,
     /// Persisted log start offsets (`<topic>/<partition>` → i64).
     starts: sled::Tree,
+    /// Persisted cleaner checkpoints (`<topic>/<partition>` → version
+    /// byte 0, then the i64 offset).
+    checkpoints: sled::Tree,
     state: Mutex<LogState>,
     appended: Notify,
 }
@@ -328,98 +377,6 @@ fn storage(e: impl std::fmt::Display) -> AppendError {
 }
 
 impl PartitionLog {
-    /// Opens a partition's directory, recovering as Kafka's `LogLoader`
-    /// does: every segment's bytes past its last indexed batch are scanned,
-    /// each batch's CRC checked and indexed; a torn or corrupt tail is cut
-    /// (with a warning); index entries pointing past a file's end are dropped.
-    ///
-    /// # Errors
-    /// The directory or a segment cannot be read or written, or sled fails.
-    pub fn open(
-        dir: &Path,
-        topic: &str,
-        partition: i32,
-        db: &sled::Db,
-        config: LogConfig,
-        now_ms: i64,
-    ) -> io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let index = SegmentIndex::open(db, topic, partition).map_err(io::Error::other)?;
-        let starts = db
-            .open_tree("log_start_offsets")
-            .map_err(io::Error::other)?;
-        let start_key = format!("{topic}/{partition}");
-        let stored_start = starts
-            .get(&start_key)
-            .map_err(io::Error::other)?
-            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes));
-
-        let mut segments = BTreeMap::new();
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if let Some(base) = name.to_str().and_then(segment::parse_file_name) {
-                segments.insert(base, LogSegment::open(&entry.path(), base)?);
-            }
-        }
-        if segments.is_empty() {
-            let base = stored_start.unwrap_or(0);
-            segments.insert(base, LogSegment::create(dir, base, now_ms)?);
-        }
-        let first_base = segments.keys().next().copied().unwrap_or(0);
-        // Entries of segments deleted before a crash could finish the index cleanup.
-        index.remove_range(..first_base).map_err(io::Error::other)?;
-
-        let bases: Vec<i64> = segments.keys().copied().collect();
-        let mut producers = ProducerStateManager::default();
-        let mut log_end_offset = first_base;
-        for (i, base) in bases.iter().enumerate() {
-            let next = bases.get(i + 1).copied().unwrap_or(i64::MAX);
-            let Some(segment) = segments.get_mut(base) else {
-                continue;
-            };
-            recover_segment(segment, &index, next, topic, partition)?;
-            for entry in index.range(*base..next) {
-                segment.max_timestamp = segment.max_timestamp.max(entry.max_timestamp);
-                log_end_offset = entry.last_offset + 1;
-                if entry.producer_id >= 0 && !batch::is_control(entry.attributes) {
-                    producers.record(
-                        entry.producer_id,
-                        entry.producer_epoch,
-                        entry.base_sequence,
-                        last_sequence(&entry),
-                        entry.base_offset,
-                        entry.max_timestamp,
-                    );
-                }
-            }
-            log_end_offset = log_end_offset.max(*base);
-        }
-        let log_start_offset = stored_start
-            .unwrap_or(first_base)
-            .max(first_base)
-            .min(log_end_offset);
-        Ok(Self {
-            topic: topic.to_owned(),
-            partition,
-            dir: dir.to_owned(),
-            index,
-            starts,
-            state: Mutex::new(LogState {
-                config,
-                segments,
-                log_start_offset,
-                log_end_offset,
-                high_watermark: log_end_offset,
-                producers,
-                unflushed_records: 0,
-                last_flush_ms: now_ms,
-                deleted: false,
-            }),
-            appended: Notify::new(),
-        })
-    }
-
     fn lock(&self) -> MutexGuard<'_, LogState> {
         // A panic while holding the lock leaves the state consistent at
         // batch granularity (file first, then index, then offsets), so
@@ -452,7 +409,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// [`AppendError`] naming the reason; nothing is stored then.
-    pub fn append(&self, mut bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
+    pub fn append(&self, bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
         let (max_bytes, rules) = {
             let state = self.lock();
             (state.config.max_message_bytes, state.config.record_rules())
@@ -463,7 +420,7 @@ impl PartitionLog {
         if state.deleted {
             return Err(AppendError::Deleted);
         }
-        if header.has_producer() && !header.is_control() {
+        if header.has_producer() {
             let check = state
                 .producers
                 .check(
@@ -481,7 +438,57 @@ impl PartitionLog {
                 });
             }
         }
-        self.maybe_roll(&mut state, bytes.len() as u64, now_ms)?;
+        let info = self.append_checked(&mut state, bytes, &header, None, now_ms)?;
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Appends a transaction marker for `producer_id` (Kafka's
+    /// `appendAsLeader` of an `EndTransactionMarker`): it takes an offset
+    /// like any batch, ends the producer's open transaction here, and an
+    /// abort is remembered for read_committed fetches.
+    ///
+    /// # Errors
+    /// [`SequenceError::StaleEpoch`] for an epoch older than the producer's
+    /// (a fenced coordinator or producer), or the log fails.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let bytes = batch::control_batch(producer_id, epoch, commit, coordinator_epoch, now_ms);
+        let header = batch::BatchHeader::parse(&bytes)
+            .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
+        let mut state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
+        state
+            .producers
+            .check_marker(producer_id, epoch)
+            .map_err(AppendError::Sequence)?;
+        let info = self.append_checked(&mut state, bytes, &header, Some(commit), now_ms)?;
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Appends a checked batch (`marker`: a transaction marker that
+    /// commits or not) under the lock: offsets, file, index, producer and
+    /// transaction state.
+    fn append_checked(
+        &self,
+        state: &mut LogState,
+        mut bytes: Vec<u8>,
+        header: &batch::BatchHeader,
+        marker: Option<bool>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.maybe_roll(state, bytes.len() as u64, now_ms)?;
         let base_offset = state.log_end_offset;
         let append_time = state.config.log_append_time.then_some(now_ms);
         let max_timestamp = append_time.unwrap_or(header.max_timestamp);
@@ -518,28 +525,37 @@ impl PartitionLog {
         segment.max_timestamp = segment.max_timestamp.max(max_timestamp);
         state.log_end_offset = last_offset + 1;
         state.high_watermark = state.log_end_offset;
-        if header.has_producer() && !header.is_control() {
-            state.producers.record(
-                header.producer_id,
-                header.producer_epoch,
-                header.base_sequence,
-                header.last_sequence(),
-                base_offset,
-                max_timestamp,
-            );
-        }
+        apply_to_state(&mut state.producers, &mut state.txns, &entry, marker);
         state.unflushed_records += i64::from(header.records_count);
         if state.unflushed_records >= state.config.flush_messages {
-            flush_active(&mut state, now_ms).map_err(storage)?;
+            flush_active(state, now_ms).map_err(storage)?;
         }
-        let info = AppendInfo {
+        Ok(AppendInfo {
             base_offset,
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: state.log_start_offset,
-        };
-        drop(state);
-        self.appended.notify_waiters();
-        Ok(info)
+        })
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, to)`
+    /// reports, by first offset.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.lock().txns.aborted_between(from, to)
+    }
+
+    /// Every idempotent or transactional producer this partition knows,
+    /// with the first offset of its open transaction (DescribeProducers).
+    pub fn producers(&self) -> Vec<(ProducerSnapshot, Option<i64>)> {
+        let state = self.lock();
+        state
+            .producers
+            .snapshot()
+            .into_iter()
+            .map(|p| {
+                let open = state.txns.open_transaction(p.producer_id);
+                (p, open)
+            })
+            .collect()
     }
 
     /// Rolls to a new segment when the active one is full or old.
@@ -597,21 +613,55 @@ impl PartitionLog {
             (offsets, self.locate(&state, offset, max_bytes, upper))
         };
         Ok(ReadResult {
-            records: slice.filter(|region| region.len > 0),
+            records: slice
+                .map(|(region, _)| region)
+                .filter(|region| region.len > 0),
             offsets,
+            aborted: Vec::new(),
         })
     }
 
-    /// The file, position and length of the contiguous batches to read.
+    /// A read_committed read (Kafka's `FetchIsolation.TXN_COMMITTED`): as
+    /// [`PartitionLog::read`] up to the last stable offset, with the
+    /// aborted transactions that overlap the returned batches.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        let state = self.lock();
+        if state.deleted {
+            return Err(ReadError::Deleted);
+        }
+        let offsets = state.offsets();
+        if offset < state.log_start_offset || offset > state.log_end_offset {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        let located = self.locate(&state, offset, max_bytes, offsets.last_stable_offset);
+        let aborted = match &located {
+            Some((region, next)) if region.len > 0 => state.txns.aborted_between(offset, *next),
+            _ => Vec::new(),
+        };
+        Ok(ReadResult {
+            records: located
+                .map(|(region, _)| region)
+                .filter(|region| region.len > 0),
+            offsets,
+            aborted,
+        })
+    }
+
+    /// The file, position and length of the contiguous batches to read,
+    /// and the offset after the last of them.
     fn locate(
         &self,
         state: &LogState,
         offset: i64,
         max_bytes: usize,
         upper: i64,
-    ) -> Option<FileRegion> {
+    ) -> Option<(FileRegion, i64)> {
         let first = self.index.find(offset).filter(|e| e.base_offset < upper)?;
         let mut total: u64 = 0;
+        let mut next = offset;
         for entry in self.index.range(offset..) {
             let contiguous =
                 entry.segment == first.segment && entry.position == first.position + total;
@@ -620,12 +670,14 @@ impl PartitionLog {
                 break;
             }
             total += u64::from(entry.size);
+            next = entry.last_offset + 1;
         }
-        Some(FileRegion {
+        let region = FileRegion {
             file: state.segments.get(&first.segment)?.reader(),
             position: first.position,
             len: usize::try_from(total).ok()?,
-        })
+        };
+        Some((region, next))
     }
 
     /// The first offset at or after the log start whose record timestamp is
@@ -704,121 +756,12 @@ impl PartitionLog {
         batch::find_record(&bytes, wanted)
     }
 
-    /// Moves the log start offset to `offset` (DeleteRecords); `-1` means
-    /// the high watermark. Whole segments below it are deleted.
-    ///
-    /// # Errors
-    /// [`ReadError::OffsetOutOfRange`] past the high watermark.
-    pub fn delete_records_before(&self, offset: i64) -> Result<i64, ReadError> {
-        let mut state = self.lock();
-        if state.deleted {
-            return Err(ReadError::Deleted);
-        }
-        let target = if offset == -1 {
-            state.high_watermark
-        } else {
-            offset
-        };
-        if target < 0 || target > state.high_watermark {
-            return Err(ReadError::OffsetOutOfRange);
-        }
-        if target > state.log_start_offset {
-            state.log_start_offset = target;
-            self.persist_start(target)
-                .map_err(|e| ReadError::Storage(e.to_string()))?;
-            self.delete_segments_below(&mut state, |_, next_base| next_base <= target)
-                .map_err(|e| ReadError::Storage(e.to_string()))?;
-        }
-        Ok(state.log_start_offset)
-    }
-
     /// Forgets idempotent producers idle past `producer.id.expiration.ms`;
     /// how many went.
     pub fn expire_producers(&self, now_ms: i64) -> usize {
         let mut state = self.lock();
         let expiration_ms = state.config.producer_id_expiration_ms;
         state.producers.expire(now_ms, expiration_ms)
-    }
-
-    /// Deletes closed segments past `retention.ms` or beyond
-    /// `retention.bytes`; never the active segment. Returns how many went.
-    ///
-    /// # Errors
-    /// A file or the index cannot be updated.
-    pub fn enforce_retention(&self, now_ms: i64) -> io::Result<usize> {
-        let mut state = self.lock();
-        if state.deleted {
-            return Ok(0);
-        }
-        let retention_ms = state.config.retention_ms;
-        let mut excess = if state.config.retention_bytes >= 0 {
-            let total: u64 = state.segments.values().map(|s| s.size).sum();
-            i64::try_from(total).unwrap_or(i64::MAX) - state.config.retention_bytes
-        } else {
-            i64::MIN
-        };
-        self.delete_segments_below(&mut state, |segment, _| {
-            let expired = retention_ms >= 0
-                && segment.max_timestamp >= 0
-                && now_ms.saturating_sub(segment.max_timestamp) > retention_ms;
-            let size = i64::try_from(segment.size).unwrap_or(i64::MAX);
-            let too_big = excess != i64::MIN && excess - size >= 0;
-            if too_big {
-                excess -= size;
-            }
-            expired || too_big
-        })
-    }
-
-    /// Deletes closed segments from the oldest on while `doomed(segment,
-    /// next_base)` holds, moving the log start offset past them.
-    fn delete_segments_below(
-        &self,
-        state: &mut LogState,
-        mut doomed: impl FnMut(&LogSegment, i64) -> bool,
-    ) -> io::Result<usize> {
-        let mut deleted = 0;
-        loop {
-            let bases: Vec<i64> = state.segments.keys().take(2).copied().collect();
-            let [base, next] = bases[..] else { break };
-            let Some(segment) = state.segments.get(&base) else {
-                break;
-            };
-            if !doomed(segment, next) {
-                break;
-            }
-            // Index entries first, then the file: a crash in between leaves
-            // a file that recovery re-indexes, never an entry without data.
-            self.index
-                .remove_range(base..next)
-                .map_err(io::Error::other)?;
-            if let Some(segment) = state.segments.remove(&base) {
-                segment.delete()?;
-            }
-            deleted += 1;
-            if state.log_start_offset < next {
-                state.log_start_offset = next;
-                self.persist_start(next)?;
-            }
-        }
-        if deleted > 0 {
-            info!(topic = %self.topic, partition = self.partition, deleted,
-                log_start_offset = state.log_start_offset, "deleted old segments");
-        }
-        Ok(deleted)
-    }
-
-    /// Stores the log start offset durably (DeleteRecords is acknowledged
-    /// only after this, and a lower start must never come back).
-    fn persist_start(&self, offset: i64) -> io::Result<()> {
-        self.starts
-            .insert(
-                format!("{}/{}", self.topic, self.partition),
-                &offset.to_be_bytes(),
-            )
-            .map_err(io::Error::other)?;
-        self.starts.flush().map_err(io::Error::other)?;
-        Ok(())
     }
 
     /// Fsyncs the active segment if `flush.ms` has passed with unflushed data.
@@ -858,12 +801,55 @@ impl PartitionLog {
         state.deleted = true;
         state.segments.clear();
         SegmentIndex::destroy(db, &self.topic, self.partition).map_err(io::Error::other)?;
-        self.starts
-            .remove(format!("{}/{}", self.topic, self.partition))
-            .map_err(io::Error::other)?;
+        let key = format!("{}/{}", self.topic, self.partition);
+        self.starts.remove(&key).map_err(io::Error::other)?;
+        self.checkpoints.remove(&key).map_err(io::Error::other)?;
         match std::fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+}
+
+/// The sequence number of a stored batch's last record.
+pub(super) fn last_sequence(entry: &BatchEntry) -> i32 {
+    if entry.base_sequence < 0 {
+        return -1;
+    }
+    let delta = entry.last_offset - entry.base_offset;
+    i32::try_from((i64::from(entry.base_sequence) + delta) % (i64::from(i32::MAX) + 1))
+        .unwrap_or(-1)
+}
+
+/// Brings producer and transaction state up to date with one stored batch
+/// (`marker`: it is a transaction marker that commits or not); appends
+/// and recovery share it.
+pub(super) fn apply_to_state(
+    producers: &mut ProducerStateManager,
+    txns: &mut TxnIndex,
+    entry: &BatchEntry,
+    marker: Option<bool>,
+) {
+    if entry.producer_id < 0 {
+        return;
+    }
+    match marker {
+        Some(commit) => {
+            producers.record_marker(entry.producer_id, entry.producer_epoch, entry.max_timestamp);
+            txns.on_marker(entry.producer_id, entry.base_offset, commit);
+        }
+        None => {
+            producers.record(
+                entry.producer_id,
+                entry.producer_epoch,
+                entry.base_sequence,
+                last_sequence(entry),
+                entry.base_offset,
+                entry.max_timestamp,
+            );
+            if batch::is_transactional(entry.attributes) {
+                txns.on_data(entry.producer_id, entry.base_offset);
+            }
         }
     }
 }
@@ -891,94 +877,12 @@ fn flush_active(state: &mut LogState, now_ms: i64) -> io::Result<()> {
     Ok(())
 }
 
-fn last_sequence(entry: &BatchEntry) -> i32 {
-    if entry.base_sequence < 0 {
-        return -1;
-    }
-    let delta = entry.last_offset - entry.base_offset;
-    i32::try_from((i64::from(entry.base_sequence) + delta) % (i64::from(i32::MAX) + 1))
-        .unwrap_or(-1)
-}
-
-/// Brings one segment and its index entries into agreement: drops entries
-/// past the file's end, then scans and indexes the bytes past the last
-/// indexed batch, cutting the file at the first torn or corrupt batch.
-fn recover_segment(
-    segment: &mut LogSegment,
-    index: &SegmentIndex,
-    next_base: i64,
-    topic: &str,
-    partition: i32,
-) -> io::Result<()> {
-    let base = segment.base_offset;
-    let size = segment.size;
-    if let Some(beyond) = index
-        .range(base..next_base)
-        .find(|e| e.position + u64::from(e.size) > size)
-    {
-        warn!(
-            topic,
-            partition,
-            offset = beyond.base_offset,
-            "index points past the segment end; re-indexing"
-        );
-        index
-            .remove_range(beyond.last_offset..next_base)
-            .map_err(io::Error::other)?;
-    }
-    let last = index.range(base..next_base).last();
-    let mut position = last.map_or(0, |e| e.position + u64::from(e.size));
-    let mut expected_offset = last.map_or(base, |e| e.last_offset + 1);
-    let reader = segment.reader();
-    while position < size {
-        let remaining = usize::try_from(size - position).unwrap_or(usize::MAX);
-        let header_bytes = segment::read_at(&reader, position, remaining.min(HEADER_SIZE))?;
-        let whole = BatchHeader::parse(&header_bytes).ok().filter(|h| {
-            h.size <= remaining && h.base_offset >= expected_offset && h.last_offset_delta >= 0
-        });
-        let verified = match whole {
-            Some(h) => {
-                let bytes = segment::read_at(&reader, position, h.size)?;
-                batch::check_crc(&bytes, &h).ok().map(|()| h)
-            }
-            None => None,
-        };
-        let Some(h) = verified else {
-            warn!(
-                topic,
-                partition,
-                segment = base,
-                position,
-                cut_bytes = size - position,
-                "truncating a torn or corrupt segment tail"
-            );
-            segment.truncate(position)?;
-            break;
-        };
-        index
-            .insert(&BatchEntry {
-                base_offset: h.base_offset,
-                last_offset: h.last_offset(),
-                segment: base,
-                position,
-                size: u32::try_from(h.size).map_err(io::Error::other)?,
-                max_timestamp: h.max_timestamp,
-                producer_id: h.producer_id,
-                producer_epoch: h.producer_epoch,
-                base_sequence: h.base_sequence,
-                attributes: h.attributes,
-            })
-            .map_err(io::Error::other)?;
-        position += h.size as u64;
-        expected_offset = h.last_offset() + 1;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::log::batch::tests::{batch, batch_with_producer};
+    use crate::log::batch::BatchHeader;
+    use crate::log::segment;
     use kafka_protocol::records::Compression;
     use std::io::Write;
 
@@ -1121,6 +1025,35 @@ mod tests {
     }
 
     #[test]
+    fn retention_skips_compact_only_logs() {
+        let fixture = Fixture::new();
+        let compact_only = LogConfig {
+            retention_ms: 100,
+            retention_bytes: 0,
+            compact: true,
+            delete: false,
+            ..small_segments()
+        };
+        let log = fixture.open(compact_only.clone());
+        for i in 0..10 {
+            log.append(batch(3, 1000 + i, Compression::None), 0)
+                .unwrap();
+        }
+        let files = fixture.segment_files().len();
+        assert!(files > 2);
+        assert_eq!(log.enforce_retention(1_000_000).unwrap(), 0);
+        assert_eq!(fixture.segment_files().len(), files);
+        assert_eq!(log.offsets().log_start_offset, 0);
+        // compact,delete: retention applies again.
+        log.set_config(LogConfig {
+            delete: true,
+            ..compact_only
+        });
+        assert!(log.enforce_retention(1_000_000).unwrap() > 0);
+        assert_eq!(fixture.segment_files().len(), 1);
+    }
+
+    #[test]
     fn retention_bytes_keeps_the_newest() {
         let fixture = Fixture::new();
         let log = fixture.open(LogConfig {
@@ -1191,6 +1124,54 @@ mod tests {
         let log = fixture.open(small_segments());
         assert_eq!(read_all(&log, 0), (0..30).collect::<Vec<_>>());
         assert_eq!(log.offsets().log_end_offset, 30);
+    }
+
+    #[test]
+    fn transactions_bound_the_lso_and_aborts_are_remembered() {
+        use crate::log::batch::tests::transactional;
+        let fixture = Fixture::new();
+        let txn =
+            |pid, seq| transactional(batch_with_producer(2, 0, Compression::None, pid, 0, seq));
+        {
+            let log = fixture.open(LogConfig::default());
+            log.append(batch(1, 0, Compression::None), 0).unwrap(); // 0
+            log.append(txn(7, 0), 0).unwrap(); // 1-2
+            log.append(txn(8, 0), 0).unwrap(); // 3-4
+            assert_eq!(log.offsets().last_stable_offset, 1);
+            log.append_marker(7, 0, false, 0, 0).unwrap(); // 5
+            assert_eq!(log.offsets().last_stable_offset, 3);
+            log.append_marker(8, 0, true, 0, 0).unwrap(); // 6
+            let offsets = log.offsets();
+            assert_eq!((offsets.last_stable_offset, offsets.high_watermark), (7, 7));
+            // A marker of an older epoch is fenced.
+            log.append_marker(8, 1, true, 0, 0).unwrap(); // 7: epoch bump
+            assert!(matches!(
+                log.append_marker(8, 0, true, 0, 0),
+                Err(AppendError::Sequence(SequenceError::StaleEpoch { .. }))
+            ));
+            log.append(txn(9, 0), 0).unwrap(); // 8-9, left open
+        }
+        let log = fixture.open(LogConfig::default());
+        assert_eq!(
+            log.offsets().last_stable_offset,
+            8,
+            "the open transaction survives"
+        );
+        let aborted = log.aborted_transactions(0, 10);
+        assert_eq!(
+            aborted,
+            [AbortedTxn {
+                producer_id: 7,
+                first_offset: 1,
+                last_offset: 5
+            }]
+        );
+        assert!(log.aborted_transactions(6, 10).is_empty());
+        log.append_marker(9, 0, true, 0, 0).unwrap();
+        assert_eq!(log.offsets().last_stable_offset, 11);
+        // The bumped epoch of producer 8 starts its sequences over.
+        let next = transactional(batch_with_producer(1, 0, Compression::None, 8, 1, 0));
+        assert!(log.append(next, 0).is_ok());
     }
 
     #[test]

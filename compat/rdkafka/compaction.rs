@@ -1,0 +1,162 @@
+//! Log compaction end to end: 100,000 records over 1,000 keys into a
+//! compacted topic, the broker's own cleaner thread, and a consumer from
+//! the beginning that must see one record per key at the offset it was
+//! produced at, with the latest value; tombstones go after
+//! `delete.retention.ms`.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::StreamConsumer;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset};
+use tokio::time::Instant;
+
+use crate::support::{assign, watermarks, TestBroker};
+
+const TOPIC: &str = "compacted";
+const RECORDS: usize = 100_000;
+const KEYS: usize = 1_000;
+/// Keys whose last record is a tombstone.
+const DELETED: usize = 10;
+
+/// Every (offset, key, value) from the log start to the high watermark.
+async fn read_all(consumer: &StreamConsumer) -> Vec<(i64, String, Option<String>)> {
+    let (_, high) = watermarks(consumer, TOPIC, 0);
+    assign(consumer, TOPIC, 1, Offset::Beginning);
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut out = Vec::new();
+    while out.last().is_none_or(|(o, _, _)| *o < high - 1) {
+        let message = tokio::time::timeout_at(until, consumer.recv())
+            .await
+            .expect("records before the deadline")
+            .expect("consumer error");
+        let text = |b: Option<&[u8]>| b.map(|b| String::from_utf8_lossy(b).into_owned());
+        out.push((
+            message.offset(),
+            text(message.key()).expect("key"),
+            text(message.payload()),
+        ));
+    }
+    out
+}
+
+async fn send(producer: &FutureProducer, key: &str, value: Option<&str>) -> i64 {
+    let mut record = FutureRecord::<str, str>::to(TOPIC).partition(0).key(key);
+    if let Some(value) = value {
+        record = record.payload(value);
+    }
+    producer
+        .send(record, Duration::from_secs(30))
+        .await
+        .expect("delivered")
+        .offset
+}
+
+/// Produces a sentinel (a roll once `segment.ms` has passed, so the data
+/// lands in closed segments) every 100 ms until `done` holds.
+async fn poll_until(producer: &FutureProducer, what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + Duration::from_secs(90);
+    while !done() {
+        assert!(Instant::now() < until, "{what}: not before the deadline");
+        send(producer, "sentinel", Some("s")).await;
+        // Poll interval, not a wait for luck: the loop ends on the condition.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
+    let broker = TestBroker::start(&[("log.cleaner.backoff.ms", "50")]).await;
+    broker
+        .create_topic(
+            TOPIC,
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "1048576"),
+                ("segment.ms", "500"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("delete.retention.ms", "1500"),
+                ("compression.type", "producer"),
+            ],
+        )
+        .await;
+    let producer = broker.producer(&[("linger.ms", "5"), ("compression.type", "lz4")]);
+    let padding = "p".repeat(150);
+    let mut latest: HashMap<String, (i64, Option<String>)> = HashMap::new();
+    let mut pending = Vec::with_capacity(RECORDS);
+    for i in 0..RECORDS {
+        let key = format!("k{}", i % KEYS);
+        let value = format!("v{i}-{padding}");
+        let future = loop {
+            let record = FutureRecord::to(TOPIC)
+                .partition(0)
+                .key(&key)
+                .payload(&value);
+            match producer.send_result(record) {
+                Ok(future) => break future,
+                // Queue full: let deliveries drain (the loop ends on success).
+                Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+            }
+        };
+        pending.push((key, Some(value), future));
+    }
+    for (key, value, future) in pending {
+        let offset = future
+            .await
+            .expect("not cancelled")
+            .expect("delivered")
+            .offset;
+        latest.insert(key, (offset, value));
+    }
+    for k in 0..DELETED {
+        let key = format!("k{k}");
+        let offset = send(&producer, &key, None).await;
+        latest.insert(key, (offset, None));
+    }
+    let last_data = latest.values().map(|(o, _)| *o).max().expect("offsets");
+    let log = broker.running.broker().logs.get(TOPIC, 0).expect("log");
+    poll_until(&producer, "cleaned past the data", || {
+        log.cleaner_checkpoint() > last_data
+    })
+    .await;
+
+    let consumer = broker.consumer(&[]);
+    let check = |records: &[(i64, String, Option<String>)]| {
+        let data: Vec<_> = records.iter().filter(|r| r.0 <= last_data).collect();
+        assert!(data.windows(2).all(|w| w[0].0 < w[1].0), "offsets increase");
+        let mut seen = HashMap::new();
+        for (offset, key, value) in &data {
+            assert!(seen.insert(key.clone(), *offset).is_none(), "{key} twice");
+            assert_eq!(latest.get(key), Some(&(*offset, value.clone())), "{key}");
+        }
+        for (key, (offset, value)) in &latest {
+            if value.is_some() {
+                assert_eq!(seen.get(key), Some(offset), "{key} missing");
+            }
+        }
+        data.iter().filter(|r| r.2.is_none()).count()
+    };
+    let records = read_all(&consumer).await;
+    let tombstones = check(&records);
+    assert!(records.len() < KEYS + 200, "{} records left", records.len());
+    println!(
+        "after the first clean: {} records, {tombstones} tombstones",
+        records.len()
+    );
+
+    // Later cleans drop the tombstones once delete.retention.ms has passed.
+    let mut left = tombstones;
+    let until = Instant::now() + Duration::from_secs(60);
+    while left > 0 {
+        assert!(Instant::now() < until, "{left} tombstones still there");
+        let checkpoint = log.cleaner_checkpoint();
+        poll_until(&producer, "cleaned again", || {
+            log.cleaner_checkpoint() > checkpoint
+        })
+        .await;
+        let consumer = broker.consumer(&[]);
+        left = check(&read_all(&consumer).await);
+    }
+}
