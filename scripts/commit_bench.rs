@@ -208,7 +208,7 @@ impl Conn {
                 header.correlation_id
             );
         }
-        Ok(T::decode(&mut frame, version)?)
+        T::decode(&mut frame, version)
     }
 
     async fn call<T: Decodable>(
