@@ -9,6 +9,9 @@
 //!   UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID).
 //! - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; metadata over
 //!   4096 bytes: OFFSET_METADATA_TOO_LARGE.
+//! - The producer's transaction must be ongoing and hold the group's
+//!   partition (AddOffsetsToTxn): INVALID_TXN_STATE otherwise,
+//!   INVALID_PRODUCER_EPOCH for another epoch.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -17,7 +20,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use crate::broker::Broker;
-use crate::group::CommittedOffset;
+use crate::group::{CommittedOffset, OFFSETS_TOPIC};
 use crate::log::now_ms;
 
 /// Kafka's default `offset.metadata.max.bytes`.
@@ -65,14 +68,27 @@ pub fn handle(broker: &Broker, request: TxnOffsetCommitRequest) -> TxnOffsetComm
                 .collect()
         })
         .collect();
-    let outcome = super::group_coordinator(broker).commit_transactional(
-        &request.group_id.0,
-        &request.member_id,
-        request.group_instance_id.as_deref(),
-        request.generation_id,
-        (request.producer_id.0, request.producer_epoch),
-        accepted,
-    );
+    let groups = super::group_coordinator(broker);
+    let producer = (request.producer_id.0, request.producer_epoch);
+    // Only into an ongoing transaction holding the group's partition
+    // (AddOffsetsToTxn first), under its lock, so the commit cannot land
+    // after the transaction's marker.
+    let outcome = match groups.partition_for(&request.group_id.0) {
+        None => Err(ResponseError::CoordinatorNotAvailable),
+        Some(partition) => broker
+            .txns
+            .append_verified(producer.0, producer.1, OFFSETS_TOPIC, partition, || {
+                groups.commit_transactional(
+                    &request.group_id.0,
+                    &request.member_id,
+                    request.group_instance_id.as_deref(),
+                    request.generation_id,
+                    producer,
+                    accepted,
+                )
+            })
+            .and_then(|committed| committed),
+    };
     let topics = request
         .topics
         .into_iter()
