@@ -18,3 +18,4 @@ mod metadata;
 mod pipelining;
 mod produce_rules;
 mod support;
+mod transactions;
