@@ -15,6 +15,8 @@
 //! topic's flush policy), and it serves a key only once that key's
 //! partition is loaded; before, requests get COORDINATOR_LOAD_IN_PROGRESS.
 
+pub mod codec;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
