@@ -9,7 +9,8 @@
 # 3. `cargo test`: unit tests, protocol-tests, compat (rdkafka, CLI, crash,
 #    the Apache Kafka comparison, which skips without Docker).
 # 4. The client suites in compat/ against the release binary: kcat,
-#    confluent-kafka / kafka-python / aiokafka, kafkajs, the Java client, and
+#    confluent-kafka / kafka-python / aiokafka, kafkajs, the Java client, Kafka
+#    Connect (Apache Kafka 4.1.0's worker, if ../shared/kafka has it), and
 #    librdkafka's own test suite (allowlist).
 # Ends with a client x scenario table and one line "N passed, M failed".
 set -uo pipefail
@@ -96,6 +97,7 @@ if [ "$build" -eq 0 ]; then
     run_suite python 900 compat/python/run.sh
     run_suite kafkajs 600 compat/kafkajs/run.sh
     run_suite java 900 compat/java/run.sh
+    run_suite connect 300 compat/connect/run.sh
     run_suite librdkafka 1800 compat/librdkafka/run.sh
 else
     record "client suites (no release binary)" 1
