@@ -19,55 +19,24 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::offset_commit::{check_offsets, partition_error, PartitionOffset};
 use crate::broker::Broker;
-use crate::group::{CommittedOffset, OFFSETS_TOPIC};
-use crate::log::now_ms;
-
-/// Kafka's default `offset.metadata.max.bytes`.
-const MAX_METADATA_BYTES: usize = 4096;
+use crate::group::OFFSETS_TOPIC;
 
 /// Answers a TxnOffsetCommit request.
 pub fn handle(broker: &Broker, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let now = now_ms();
-    let mut accepted = Vec::new();
-    let refusals: Vec<Vec<Option<ResponseError>>> = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let meta = broker.topics.get(&topic.name.0);
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let known = meta
-                        .as_ref()
-                        .is_some_and(|m| (0..m.partition_count()).contains(&p.partition_index));
-                    let metadata = p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default();
-                    if !known {
-                        Some(ResponseError::UnknownTopicOrPartition)
-                    } else if metadata.len() > MAX_METADATA_BYTES {
-                        Some(ResponseError::OffsetMetadataTooLarge)
-                    } else {
-                        accepted.push((
-                            topic.name.0.to_string(),
-                            p.partition_index,
-                            CommittedOffset {
-                                offset: p.committed_offset,
-                                leader_epoch: p.committed_leader_epoch,
-                                metadata,
-                                commit_timestamp: now,
-                            },
-                        ));
-                        None
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let (accepted, refusals) = check_offsets(
+        broker,
+        request.topics.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| PartitionOffset {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (t.name.0.as_str(), partitions.collect())
+        }),
+    );
     let groups = super::group_coordinator(broker);
     let producer = (request.producer_id.0, request.producer_epoch);
     // Only into an ongoing transaction holding the group's partition
@@ -99,10 +68,7 @@ pub fn handle(broker: &Broker, request: TxnOffsetCommitRequest) -> TxnOffsetComm
                 .into_iter()
                 .zip(refused)
                 .map(|(p, refusal)| {
-                    let error = match (&outcome, refusal) {
-                        (Err(e), _) => Some(*e),
-                        (Ok(()), refusal) => refusal,
-                    };
+                    let error = partition_error(&outcome, refusal);
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error.map_or(0, |e| e.code()))
