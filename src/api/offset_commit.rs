@@ -26,6 +26,9 @@ use crate::log::now_ms;
 /// Kafka's default `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
 
+/// Each partition's own refusal, by topic, in request order.
+pub(super) type Refusals = Vec<Vec<Option<ResponseError>>>;
+
 /// One partition's offset as a commit request carries it.
 pub(super) struct PartitionOffset<'a> {
     pub partition: i32,
@@ -41,10 +44,7 @@ pub(super) struct PartitionOffset<'a> {
 pub(super) fn check_offsets<'a>(
     broker: &Broker,
     topics: impl Iterator<Item = (&'a str, Vec<PartitionOffset<'a>>)>,
-) -> (
-    Vec<(String, i32, CommittedOffset)>,
-    Vec<Vec<Option<ResponseError>>>,
-) {
+) -> (Vec<(String, i32, CommittedOffset)>, Refusals) {
     let now = now_ms();
     let mut accepted = Vec::new();
     let refusals = topics
