@@ -269,7 +269,7 @@ impl TransactionCoordinator {
                 let Replayed::Record { key, value, .. } = replayed else {
                     return;
                 };
-                match records::decode(key, value.map(|v| &v[..])) {
+                match records::decode(key, value) {
                     Ok(Some((id, record))) => {
                         found.insert(id, record);
                     }
