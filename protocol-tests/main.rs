@@ -14,6 +14,7 @@ mod create_topics;
 mod delete_records;
 mod edge_errors;
 mod golden;
+mod internal_topics;
 mod malformed;
 mod metadata;
 mod pipelining;
