@@ -8,7 +8,8 @@
 //! free loopback port (picked once, so a restarted broker comes back where
 //! the clients expect it) and `DIR/broker.log` collecting the broker's
 //! output across restarts (with a marker line per start and kill).
-//! Re-executed with `STROM_CRASH_ROLE=producer` it is the *producer*.
+//! Re-executed with `STROM_CRASH_ROLE=producer` it is the *producer*
+//! (`txn-producer`: the transactional producer).
 //!
 //! - `topic_survives_sigkill`: create a topic (2 partitions), SIGKILL the
 //!   broker as soon as CreateTopics has answered, restart it: the topic is
@@ -78,6 +79,30 @@
 //!   each group's committed offsets are at least its last acknowledged
 //!   round and at most its last attempted one (a commit the broker stored
 //!   but could not answer), with that round's metadata.
+//! - `transactions_survive_sigkill`: the producer process, re-executed with
+//!   `STROM_CRASH_ROLE=txn-producer`, runs [`TRANSACTIONS`] transactions
+//!   with an rdkafka `ThreadedProducer` (`transactional.id`,
+//!   `transaction.timeout.ms` 10 s): [`RECORDS_PER_TXN`] records
+//!   `txn-<n>-<j>` over both partitions each, even ones committed, odd ones
+//!   flushed (so their records are in the log) and aborted. Errors are
+//!   handled as an application does: retriable → call again, abortable →
+//!   `abort_transaction`, fatal → a new producer and `init_transactions`.
+//!   Each outcome is appended to `DIR/acked.txt` once known: `committed`
+//!   (`commit_transaction` returned Ok), `aborted` (`abort_transaction`
+//!   returned Ok), `abandoned` (lost before commit was asked) or `unknown`
+//!   (commit asked, then the producer was lost). The supervisor SIGKILLs
+//!   and restarts the broker each time the outcome count passes a mark of
+//!   [`TXN_KILL_AFTER`], once more after the producer closed, then asks
+//!   with raw requests: ListTransactions + DescribeTransactions must show
+//!   no transaction open, and ListOffsets read_committed (LSO) must equal
+//!   read_uncommitted (high watermark) on both partitions (conditions with
+//!   a deadline: a coordinator may still be completing a prepared
+//!   transaction after the restart).
+//!
+//!   **Invariant:** a read_committed consumer reads every record of every
+//!   committed transaction exactly once, nothing of an aborted or
+//!   abandoned one, all or nothing of an unknown one, and nothing else;
+//!   nothing is left hanging.
 //!
 //! Output ends with `crash: N passed, M failed` (after a libtest-style
 //! `test result:` line for `scripts/test.sh`); free arguments filter the
@@ -99,12 +124,22 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, DescribeTransactionsRequest, DescribeTransactionsResponse,
+    ListOffsetsRequest, ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse,
+    RequestHeader, ResponseHeader, TopicName, TransactionalId,
+};
+use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::producer::{
+    BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer,
+};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
 
 const STROM: &str = env!("CARGO_BIN_EXE_strom");
@@ -142,7 +177,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(15);
 /// A case: a name and a run returning a one-line summary or the failure.
 type Case = (&'static str, fn(&mut Run) -> Result<String, String>);
 
-const CASES: [Case; 6] = [
+const CASES: [Case; 7] = [
     ("topic_survives_sigkill", topic_survives_sigkill),
     (
         "acked_messages_survive_sigkill",
@@ -161,6 +196,7 @@ const CASES: [Case; 6] = [
         "offsets_cleaning_survives_sigkill",
         offsets_cleaning_survives_sigkill,
     ),
+    ("transactions_survive_sigkill", transactions_survive_sigkill),
 ];
 
 /// Rounds of commit, SIGKILL, restart, read back.
@@ -195,9 +231,23 @@ const OFFSETS_CLEANING_KILLS: usize = 3;
 /// How long its commit rounds may take in all.
 const OFFSETS_DEADLINE: Duration = Duration::from_secs(90);
 
+/// Transactions the transactional producer runs (even ones committed, odd
+/// ones aborted), records per transaction, and its transactional id.
+const TRANSACTIONS: usize = 120;
+const RECORDS_PER_TXN: usize = 10;
+const TXN_ID: &str = "strom-crash-txn";
+/// SIGKILL the broker once this many transactions have ended.
+const TXN_KILL_AFTER: [usize; 5] = [10, 30, 50, 70, 90];
+/// How long the transactional producer may run in all.
+const TXN_PRODUCER_DEADLINE: Duration = Duration::from_secs(120);
+/// The timeout of one transactional call (init, commit, abort).
+const TXN_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn main() -> ExitCode {
-    if std::env::var(ROLE_VAR).as_deref() == Ok("producer") {
-        return producer_main();
+    match std::env::var(ROLE_VAR).as_deref() {
+        Ok("producer") => return producer_main(),
+        Ok("txn-producer") => return txn_producer_main(),
+        _ => {}
     }
     // Like libtest: free arguments filter the cases by name.
     let filters: Vec<String> = std::env::args()
@@ -1018,6 +1068,324 @@ fn group_client(address: SocketAddr, group: &str) -> Result<BaseConsumer, String
         .map_err(|e| format!("consumer: {e}"))
 }
 
+/// The transactional scenario; see the module comment.
+fn transactions_survive_sigkill(run: &mut Run) -> Result<String, String> {
+    run.start_broker()?;
+    create_topic(run.address)?;
+    run.stop_broker()?;
+    run.start_broker()?;
+
+    let mut producer =
+        Command::new(std::env::current_exe().map_err(|e| format!("current exe: {e}"))?);
+    producer
+        .env(ROLE_VAR, "txn-producer")
+        .env(BOOTSTRAP_VAR, run.address.to_string())
+        .env(ACKED_VAR, &run.acked)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+    run.children.producer = Some(
+        producer
+            .spawn()
+            .map_err(|e| format!("cannot start the producer: {e}"))?,
+    );
+    let producer_deadline = Instant::now() + TXN_PRODUCER_DEADLINE;
+    let mut kills = Vec::new();
+    for mark in TXN_KILL_AFTER {
+        if !run.wait_for_acks(mark)? {
+            break;
+        }
+        let at = run.acked_count();
+        run.crash_and_restart(&format!("{at} transactions ended"))?;
+        kills.push(at);
+    }
+    let (status, report) = run.wait_for_producer(producer_deadline)?;
+    let outcomes = read_outcomes(&run.acked)?;
+    // The producer has closed: every transaction is ended, and that too
+    // must survive a crash.
+    run.crash_and_restart("producer finished")?;
+
+    let mut failures = Vec::new();
+    // Nothing hanging: no transaction left open at the coordinator, and on
+    // each partition the last stable offset has caught up with the high
+    // watermark. Both are reached at once when the producer closed cleanly;
+    // the deadline covers a coordinator still completing markers it had
+    // prepared before the last kill.
+    let (open, offsets) = wait_until_settled(run.address)?;
+    if !open.is_empty() {
+        failures.push(format!(
+            "transactions still open {CLIENT_DEADLINE:?} after the producer closed: {open:?}"
+        ));
+    }
+    let unstable: Vec<String> = offsets
+        .iter()
+        .filter(|(_, (lso, hw))| lso != hw)
+        .map(|(p, (lso, hw))| format!("partition {p}: LSO {lso} < high watermark {hw}"))
+        .collect();
+    if !unstable.is_empty() {
+        failures.push(format!("hanging transactions: {}", unstable.join("; ")));
+    }
+    let ends: BTreeMap<i32, i64> = offsets.iter().map(|(p, (_, hw))| (*p, *hw)).collect();
+    let records = consume_committed(run.address, &ends)?;
+    failures.extend(check_transactions(&outcomes, &records));
+    if kills.len() < TXN_KILL_AFTER.len() {
+        failures.push(format!(
+            "only {} of {} kills happened (at {kills:?} transactions ended): the producer \
+             ended early",
+            kills.len(),
+            TXN_KILL_AFTER.len()
+        ));
+    }
+    if !status.success() || outcomes.len() != TRANSACTIONS {
+        failures.push(format!(
+            "the producer exited with {status} after {} of {TRANSACTIONS} transactions",
+            outcomes.len()
+        ));
+    }
+    let mut kinds: BTreeMap<&str, usize> = BTreeMap::new();
+    for outcome in outcomes.values() {
+        *kinds.entry(outcome.as_str()).or_default() += 1;
+    }
+    let summary = format!(
+        "{} transactions ended ({kinds:?}); SIGKILL at {kills:?} ended and once after; \
+         producer: {}; read_committed read {} records; LSO = high watermark {ends:?}; \
+         {} broker starts",
+        outcomes.len(),
+        report.trim(),
+        records.len(),
+        run.starts,
+    );
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!("{summary}\n{}", failures.join("\n")))
+    }
+}
+
+/// How a transaction ended, as the producer saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TxnOutcome {
+    /// `commit_transaction` returned Ok: every record visible exactly once.
+    Committed,
+    /// `abort_transaction` returned Ok: no record visible.
+    Aborted,
+    /// Never asked to commit, and the producer was lost (fatal error) before
+    /// its abort returned: no record visible either.
+    Abandoned,
+    /// Asked to commit, no answer, then the producer was lost: all of its
+    /// records visible exactly once, or none.
+    Unknown,
+}
+
+impl TxnOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Committed => "committed",
+            Self::Aborted => "aborted",
+            Self::Abandoned => "abandoned",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Self> {
+        [
+            Self::Committed,
+            Self::Aborted,
+            Self::Abandoned,
+            Self::Unknown,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == word)
+    }
+}
+
+/// The outcomes file: `<outcome> <transaction>` per line.
+fn read_outcomes(path: &Path) -> Result<BTreeMap<usize, TxnOutcome>, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    let mut outcomes = BTreeMap::new();
+    for line in text.lines() {
+        let parsed = line
+            .split_once(' ')
+            .and_then(|(kind, n)| Some((TxnOutcome::parse(kind)?, n.parse::<usize>().ok()?)));
+        let Some((outcome, n)) = parsed else {
+            return Err(format!("bad line in {}: {line:?}", path.display()));
+        };
+        if let Some(earlier) = outcomes.insert(n, outcome) {
+            return Err(format!(
+                "transaction {n} ended twice: {earlier:?}, then {outcome:?}"
+            ));
+        }
+    }
+    Ok(outcomes)
+}
+
+/// The value of record `j` of transaction `n`.
+fn txn_payload(n: usize, j: usize) -> String {
+    format!("txn-{n}-{j}")
+}
+
+/// Every way the read_committed log disagrees with the outcomes.
+fn check_transactions(outcomes: &BTreeMap<usize, TxnOutcome>, records: &[Record]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut seen: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    let mut strange = Vec::new();
+    for record in records {
+        let parsed = record
+            .value
+            .strip_prefix("txn-")
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(n, j)| Some((n.parse::<usize>().ok()?, j.parse::<usize>().ok()?)))
+            .filter(|(n, j)| *j < RECORDS_PER_TXN && txn_payload(*n, *j) == record.value);
+        match parsed {
+            Some((n, j)) if record.partition == txn_partition(j) => {
+                seen.entry(n).or_default().push(j);
+            }
+            _ => strange.push(format!(
+                "({}, {}) holds {:?}",
+                record.partition, record.offset, record.value
+            )),
+        }
+    }
+    if !strange.is_empty() {
+        failures.push(format!(
+            "records with an unexpected payload or partition: {} (e.g. {})",
+            strange.len(),
+            strange
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    let all: Vec<usize> = (0..RECORDS_PER_TXN).collect();
+    let mut wrong = Vec::new();
+    for (n, outcome) in outcomes {
+        let mut got = seen.remove(n).unwrap_or_default();
+        got.sort_unstable();
+        let ok = match outcome {
+            TxnOutcome::Committed => got == all,
+            TxnOutcome::Aborted | TxnOutcome::Abandoned => got.is_empty(),
+            TxnOutcome::Unknown => got.is_empty() || got == all,
+        };
+        if !ok {
+            wrong.push(format!("transaction {n} {outcome:?}: read records {got:?}"));
+        }
+    }
+    for (n, got) in seen {
+        wrong.push(format!(
+            "transaction {n} has no recorded outcome, read records {got:?}"
+        ));
+    }
+    if !wrong.is_empty() {
+        failures.push(format!(
+            "transactions read back wrong (committed: all {RECORDS_PER_TXN} records once; \
+             aborted: none): {} (e.g. {})",
+            wrong.len(),
+            wrong
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; ")
+        ));
+    }
+    failures
+}
+
+/// Waits (up to [`CLIENT_DEADLINE`]) until the coordinator lists no open
+/// transaction and each partition's last stable offset equals its high
+/// watermark; returns what it saw last: the open transactions (id, state,
+/// partitions) and per partition (LSO, high watermark).
+#[allow(clippy::type_complexity)]
+fn wait_until_settled(
+    address: SocketAddr,
+) -> Result<(Vec<String>, BTreeMap<i32, (i64, i64)>), String> {
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    loop {
+        // A fresh connection per round: the broker may still be loading.
+        let attempt = (|| {
+            let mut raw = RawClient::connect(address)?;
+            let open = raw.open_transactions()?;
+            let mut offsets = BTreeMap::new();
+            for partition in 0..PARTITIONS {
+                let lso = raw.end_offset(partition, 1)?;
+                let hw = raw.end_offset(partition, 0)?;
+                offsets.insert(partition, (lso, hw));
+            }
+            Ok::<_, String>((open, offsets))
+        })();
+        match attempt {
+            Ok((open, offsets))
+                if open.is_empty() && offsets.values().all(|(lso, hw)| lso == hw) =>
+            {
+                return Ok((open, offsets));
+            }
+            Ok(seen) if Instant::now() > deadline => return Ok(seen),
+            Err(e) if Instant::now() > deadline => {
+                return Err(format!("asking for open transactions and offsets: {e}"))
+            }
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
+/// Reads both partitions with `isolation.level=read_committed` from the
+/// beginning until each reports its end (`ends`: the last stable offsets,
+/// which equal the high watermarks).
+fn consume_committed(
+    address: SocketAddr,
+    ends: &BTreeMap<i32, i64>,
+) -> Result<Vec<Record>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address.to_string())
+        .set("group.id", "strom-crash-txn-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("socket.timeout.ms", "10000")
+        .create()
+        .map_err(|e| format!("consumer: {e}"))?;
+    let mut assignment = TopicPartitionList::new();
+    for partition in ends.keys() {
+        assignment
+            .add_partition_offset(TOPIC, *partition, Offset::Beginning)
+            .map_err(|e| format!("assignment: {e}"))?;
+    }
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("assign: {e}"))?;
+    let mut records = Vec::new();
+    let mut at_end: BTreeMap<i32, bool> = ends.keys().map(|p| (*p, false)).collect();
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    while at_end.values().any(|done| !done) {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "read_committed reading did not reach the ends {ends:?} within \
+                 {CLIENT_DEADLINE:?} (at end: {at_end:?}, {} records read)",
+                records.len()
+            ));
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(partition))) => {
+                // The fetch reached the partition's end (its last stable
+                // offset, which the caller saw equal the high watermark;
+                // nothing produces any more).
+                at_end.insert(partition, true);
+            }
+            Some(Err(e)) => return Err(format!("consume: {e}")),
+            Some(Ok(message)) => records.push(Record {
+                partition: message.partition(),
+                offset: message.offset(),
+                id: None,
+                value: String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+            }),
+        }
+    }
+    Ok(records)
+}
+
 // ---------------------------------------------------------------- producer
 
 /// The value of message `i`: its id, a colon, and padding derived from `i`.
@@ -1248,6 +1616,285 @@ fn producer_main() -> ExitCode {
         started.elapsed().as_secs_f64()
     );
     if acked == spec.messages {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+// ---------------------------------------------------- transactional producer
+
+/// The partition record `j` of a transaction goes to.
+fn txn_partition(j: usize) -> i32 {
+    i32::try_from(j % 2).unwrap_or(0)
+}
+
+/// The transactional producer's context: counts delivery failures.
+struct TxnContext {
+    verbose: bool,
+    failed: AtomicUsize,
+}
+
+impl ClientContext for TxnContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if self.verbose {
+            eprintln!("txn-producer: librdkafka {level:?} {facility} {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.verbose {
+            eprintln!("txn-producer: librdkafka error {error}: {reason}");
+        }
+    }
+}
+
+impl ProducerContext for TxnContext {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, message)) = result {
+            if self.failed.fetch_add(1, Ordering::SeqCst) < 5 {
+                let value = String::from_utf8_lossy(message.payload().unwrap_or_default());
+                eprintln!("txn-producer: delivery of {value} failed: {error}");
+            }
+        }
+    }
+}
+
+/// What the transactional producer counts for its report.
+#[derive(Default)]
+struct TxnStats {
+    /// Producers created (1 + re-creations after fatal errors).
+    producers: usize,
+    /// Commits that failed with an abortable error and were aborted.
+    commit_aborted: usize,
+    /// Retriable errors retried (commit, abort, init).
+    retried: usize,
+}
+
+/// A transactional producer, created and initialised (InitProducerId
+/// retried until `deadline`, as the broker may be down or loading). A
+/// `ThreadedProducer`: its thread serves the event queue, which
+/// `abort_transaction` waits on (the delivery reports of the messages it
+/// purges must be served; with a `BaseProducer` nobody polls meanwhile).
+fn txn_producer(
+    bootstrap: &str,
+    verbose: bool,
+    deadline: Instant,
+    stats: &mut TxnStats,
+) -> Result<ThreadedProducer<TxnContext>, String> {
+    let context = TxnContext {
+        verbose,
+        failed: AtomicUsize::new(0),
+    };
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", bootstrap)
+        .set("transactional.id", TXN_ID)
+        .set("transaction.timeout.ms", "10000")
+        .set("message.timeout.ms", "10000")
+        .set("linger.ms", "2")
+        .set("retry.backoff.ms", "50")
+        .set("retry.backoff.max.ms", "250")
+        .set("reconnect.backoff.ms", "50")
+        .set("reconnect.backoff.max.ms", "250")
+        .set("socket.timeout.ms", "10000");
+    if let Ok(debug) = std::env::var(PRODUCER_DEBUG_VAR) {
+        config.set("debug", debug);
+    }
+    let producer: ThreadedProducer<TxnContext> = config
+        .set_log_level(RDKafkaLogLevel::Debug)
+        .create_with_context(context)
+        .map_err(|e| format!("cannot create the producer: {e}"))?;
+    stats.producers += 1;
+    loop {
+        match producer.init_transactions(TXN_CALL_TIMEOUT) {
+            Ok(()) => return Ok(producer),
+            Err(KafkaError::Transaction(e)) if e.is_retriable() && Instant::now() < deadline => {
+                stats.retried += 1;
+            }
+            Err(e) => return Err(format!("init_transactions: {e}")),
+        }
+    }
+}
+
+/// Is the producer in a fatal state (it must be replaced)?
+fn is_fatal(producer: &ThreadedProducer<TxnContext>, error: &KafkaError) -> bool {
+    producer.client().fatal_error().is_some()
+        || matches!(error, KafkaError::Transaction(e) if e.is_fatal())
+}
+
+/// Runs transaction `n`: begin, [`RECORDS_PER_TXN`] records over both
+/// partitions, then commit (`commit`) or abort, handling errors as an
+/// application does: retriable → call again, abortable → abort, fatal →
+/// give up this producer (the caller replaces it).
+fn run_transaction(
+    producer: &ThreadedProducer<TxnContext>,
+    n: usize,
+    commit: bool,
+    deadline: Instant,
+    stats: &mut TxnStats,
+) -> TxnOutcome {
+    let mut commit_requested = false;
+    let lost = |requested: bool| {
+        if requested {
+            TxnOutcome::Unknown
+        } else {
+            TxnOutcome::Abandoned
+        }
+    };
+    let produced = (|| {
+        producer.begin_transaction()?;
+        for j in 0..RECORDS_PER_TXN {
+            let value = txn_payload(n, j);
+            loop {
+                let record = BaseRecord::<(), str>::to(TOPIC)
+                    .partition(txn_partition(j))
+                    .payload(value.as_str());
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((
+                        KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
+                        _,
+                    )) => {
+                        // Wait for room (deliveries are served by the
+                        // producer's polling thread).
+                        let _ = producer.flush(Duration::from_millis(100));
+                    }
+                    Err((e, _)) => return Err(e),
+                }
+            }
+        }
+        Ok::<(), KafkaError>(())
+    })();
+    let mut abort = !commit;
+    if abort && produced.is_ok() {
+        // Let the records reach the log first, so the abort has data to
+        // mark aborted (a failed flush leaves them to the abort's purge).
+        if let Err(e) = producer.flush(TXN_CALL_TIMEOUT) {
+            eprintln!("txn-producer: transaction {n}: flush before the abort: {e}");
+        }
+    }
+    if let Err(e) = produced {
+        if is_fatal(producer, &e) {
+            eprintln!("txn-producer: transaction {n}: fatal: {e}");
+            return lost(false);
+        }
+        eprintln!("txn-producer: transaction {n}: {e}; aborting");
+        abort = true;
+    }
+    if !abort {
+        commit_requested = true;
+        loop {
+            match producer.commit_transaction(TXN_CALL_TIMEOUT) {
+                Ok(()) => return TxnOutcome::Committed,
+                Err(e) if is_fatal(producer, &e) => {
+                    eprintln!("txn-producer: transaction {n}: commit: fatal: {e}");
+                    return lost(true);
+                }
+                Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
+                    eprintln!("txn-producer: transaction {n}: commit: {e}; aborting");
+                    stats.commit_aborted += 1;
+                    break;
+                }
+                // Retriable, or the flush before the commit timed out.
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("txn-producer: transaction {n}: commit: {e}; retrying");
+                    stats.retried += 1;
+                }
+                Err(e) => {
+                    eprintln!("txn-producer: transaction {n}: commit: {e}; out of time");
+                    return lost(true);
+                }
+            }
+        }
+    }
+    loop {
+        match producer.abort_transaction(TXN_CALL_TIMEOUT) {
+            Ok(()) => return TxnOutcome::Aborted,
+            Err(KafkaError::Transaction(e))
+                if e.is_retriable() && !e.is_fatal() && Instant::now() < deadline =>
+            {
+                stats.retried += 1;
+            }
+            Err(e) => {
+                eprintln!("txn-producer: transaction {n}: abort: {e}");
+                return lost(commit_requested);
+            }
+        }
+    }
+}
+
+/// The child process of `transactions_survive_sigkill`: runs
+/// [`TRANSACTIONS`] transactions, committing the even ones and aborting
+/// the odd ones, and appends each one's outcome (`committed <n>`,
+/// `aborted <n>`, `abandoned <n>`, `unknown <n>`) to the outcomes file
+/// once it is known. A fatal error replaces the producer (a new instance,
+/// `init_transactions` again, which fences the old epoch). Exits 0 when
+/// every transaction has an outcome.
+fn txn_producer_main() -> ExitCode {
+    let (Ok(bootstrap), Ok(outcomes_path)) =
+        (std::env::var(BOOTSTRAP_VAR), std::env::var(ACKED_VAR))
+    else {
+        eprintln!("txn-producer: {BOOTSTRAP_VAR} and {ACKED_VAR} must be set");
+        return ExitCode::from(2);
+    };
+    let mut file = match OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&outcomes_path)
+    {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("txn-producer: cannot open {outcomes_path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let verbose = std::env::var(PRODUCER_DEBUG_VAR).is_ok();
+    let started = Instant::now();
+    let deadline = started + TXN_PRODUCER_DEADLINE - Duration::from_secs(5);
+    let mut stats = TxnStats::default();
+    let mut producer = match txn_producer(&bootstrap, verbose, deadline, &mut stats) {
+        Ok(producer) => producer,
+        Err(e) => {
+            eprintln!("txn-producer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut ended = 0;
+    for n in 0..TRANSACTIONS {
+        if Instant::now() > deadline {
+            break;
+        }
+        let outcome = run_transaction(&producer, n, n % 2 == 0, deadline, &mut stats);
+        if let Err(e) = file.write_all(format!("{} {n}\n", outcome.as_str()).as_bytes()) {
+            eprintln!("txn-producer: cannot record an outcome: {e}");
+            return ExitCode::from(3);
+        }
+        ended += 1;
+        if matches!(outcome, TxnOutcome::Abandoned | TxnOutcome::Unknown) {
+            // As an application does after a fatal error: a new producer.
+            drop(producer);
+            producer = match txn_producer(&bootstrap, verbose, deadline, &mut stats) {
+                Ok(producer) => producer,
+                Err(e) => {
+                    eprintln!("txn-producer: after a fatal error: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+        }
+    }
+    drop(producer);
+    println!(
+        "{ended} transactions, {} producer instance(s), {} commits aborted after an abortable \
+         error, {} retriable errors retried, {:.1} s",
+        stats.producers,
+        stats.commit_aborted,
+        stats.retried,
+        started.elapsed().as_secs_f64()
+    );
+    if ended == TRANSACTIONS {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -1781,4 +2428,151 @@ fn check(acked: &HashMap<usize, (i32, i64)>, log: &[Record]) -> Vec<String> {
         );
     }
     failures
+}
+
+// ------------------------------------------------------------ raw protocol
+
+/// A blocking raw Kafka-protocol connection, for the requests rdkafka's
+/// admin client lacks (ListTransactions, DescribeTransactions) and for
+/// ListOffsets with an isolation level.
+struct RawClient {
+    stream: TcpStream,
+    correlation: i32,
+}
+
+impl RawClient {
+    fn connect(address: SocketAddr) -> Result<Self, String> {
+        let stream = TcpStream::connect_timeout(&address, CLIENT_DEADLINE)
+            .map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(CLIENT_DEADLINE))
+            .and_then(|()| stream.set_write_timeout(Some(CLIENT_DEADLINE)))
+            .map_err(|e| format!("socket timeouts: {e}"))?;
+        Ok(Self {
+            stream,
+            correlation: 0,
+        })
+    }
+
+    /// Sends one request and reads its response.
+    fn call<Q: Encodable, R: Decodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &Q,
+    ) -> Result<R, String> {
+        self.correlation += 1;
+        let mut frame = BytesMut::new();
+        RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(self.correlation)
+            .with_client_id(Some(StrBytes::from_static_str("strom-crash")))
+            .encode(&mut frame, key.request_header_version(version))
+            .map_err(|e| format!("{key:?}: encode header: {e}"))?;
+        body.encode(&mut frame, version)
+            .map_err(|e| format!("{key:?}: encode: {e}"))?;
+        let size = i32::try_from(frame.len()).map_err(|e| format!("frame size: {e}"))?;
+        let io = |e: std::io::Error| format!("{key:?}: {e}");
+        self.stream.write_all(&size.to_be_bytes()).map_err(io)?;
+        self.stream.write_all(&frame).map_err(io)?;
+        let mut size = [0u8; 4];
+        self.stream.read_exact(&mut size).map_err(io)?;
+        let size = usize::try_from(i32::from_be_bytes(size)).map_err(|e| format!("{e}"))?;
+        let mut response = vec![0u8; size];
+        self.stream.read_exact(&mut response).map_err(io)?;
+        let mut response = Bytes::from(response);
+        let header = ResponseHeader::decode(&mut response, key.response_header_version(version))
+            .map_err(|e| format!("{key:?}: response header: {e}"))?;
+        if header.correlation_id != self.correlation {
+            return Err(format!(
+                "{key:?}: correlation id {} != {}",
+                header.correlation_id, self.correlation
+            ));
+        }
+        R::decode(&mut response, version).map_err(|e| format!("{key:?}: response: {e}"))
+    }
+
+    /// Transactions the coordinator holds open (any state but Empty,
+    /// CompleteCommit, CompleteAbort, Dead): `id state partitions` each,
+    /// from ListTransactions and DescribeTransactions.
+    fn open_transactions(&mut self) -> Result<Vec<String>, String> {
+        let listed: ListTransactionsResponse = self.call(
+            ApiKey::ListTransactions,
+            0,
+            &ListTransactionsRequest::default(),
+        )?;
+        if listed.error_code != 0 {
+            return Err(format!("ListTransactions: error {}", listed.error_code));
+        }
+        let ids: Vec<TransactionalId> = listed
+            .transaction_states
+            .iter()
+            .map(|t| t.transactional_id.clone())
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let described: DescribeTransactionsResponse = self.call(
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(ids),
+        )?;
+        let mut open = Vec::new();
+        for state in described.transaction_states {
+            if state.error_code != 0 {
+                return Err(format!(
+                    "DescribeTransactions {}: error {}",
+                    state.transactional_id.as_str(),
+                    state.error_code
+                ));
+            }
+            let name = state.transaction_state.as_str();
+            if !matches!(name, "Empty" | "CompleteCommit" | "CompleteAbort" | "Dead") {
+                let partitions: Vec<String> = state
+                    .topics
+                    .iter()
+                    .flat_map(|t| {
+                        t.partitions
+                            .iter()
+                            .map(move |p| format!("{}-{p}", t.topic.as_str()))
+                    })
+                    .collect();
+                open.push(format!(
+                    "{} {name} (producer {} epoch {}) {partitions:?}",
+                    state.transactional_id.as_str(),
+                    state.producer_id.0,
+                    state.producer_epoch
+                ));
+            }
+        }
+        Ok(open)
+    }
+
+    /// The latest offset of `partition` of [`TOPIC`]: the high watermark
+    /// (`isolation` 0, read_uncommitted) or the last stable offset (1).
+    fn end_offset(&mut self, partition: i32, isolation: i8) -> Result<i64, String> {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_isolation_level(isolation)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(partition)
+                    .with_timestamp(-1)])]);
+        let response: ListOffsetsResponse = self.call(ApiKey::ListOffsets, 4, &request)?;
+        let found = response
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .find(|p| p.partition_index == partition)
+            .ok_or_else(|| format!("ListOffsets: no answer for partition {partition}"))?;
+        if found.error_code != 0 {
+            return Err(format!(
+                "ListOffsets partition {partition}: error {}",
+                found.error_code
+            ));
+        }
+        Ok(found.offset)
+    }
 }
