@@ -9,6 +9,7 @@
 #   STREAMS_KEEP=DIR ...       keeps every JVM's output and log and the broker log in DIR
 #   JAVA_LOG=debug|info|warn   client log level (default info; logs go to files)
 #   STROM_LOG_LEVEL=...        strom's --log-level (default info), e.g. strom=debug
+#   STREAMS_GUARANTEE=at_least_once  the negative control: exactly-once-output must FAIL
 #
 # The distribution comes from ../shared/kafka/kafka_2.13-4.1.0.tgz beside the
 # repo, unpacked once into ${STROM_CACHE:-~/.cache/strom}/kafka
@@ -107,7 +108,7 @@ fi
 echo "streams: $TARGET on $BOOT, $N records"
 
 JAVA_OPTS=(-Dlog4j2.configurationFile="$HERE/log4j2.properties" -Dstrom.java.log="${JAVA_LOG:-info}"
-    -Dstreams.groups=$GROUPS_K -cp "$CACHE/classes:$CP")
+    -Dstreams.groups=$GROUPS_K -Dstreams.guarantee="${STREAMS_GUARANTEE:-exactly_once_v2}" -cp "$CACHE/classes:$CP")
 # Short-lived tools start faster with the client compiler and the serial GC.
 TOOL_OPTS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m "${JAVA_OPTS[@]}")
 
@@ -199,7 +200,7 @@ if ! grep -q '^RESULT ' "$WORK/verify.out"; then
     fail_rest exactly-once-output "the verifying consumer failed"
 fi
 if [ $status -ne 0 ]; then
-    show verify
+    echo "--- verify.log (last 40 lines) ---"; tail -n 40 "$WORK/verify.log"
     echo "--- $TARGET log (last 60 lines) ---"; tail -n 60 "$TARGET_LOG"
 fi
 exit $status
