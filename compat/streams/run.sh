@@ -63,7 +63,7 @@ if ! kafka_dist; then
     exit 0
 fi
 
-N=${STREAMS_RECORDS:-30000}
+N=${STREAMS_RECORDS:-50000}
 USERS=1000
 GROUPS_K=50
 PARTITIONS=4
