@@ -34,7 +34,19 @@
 #      Both brokers use offsets.topic.segment.bytes=1048576 so that the
 #      history spans closed segments the cleaner may compact.
 #      STROM_BENCH_HIST_GROUPS / STROM_BENCH_HIST_COMMITS (10000 / 100) size
-#      the history; STROM_BENCH_STEPS=coordinator runs only this step.
+#      the history.
+#   5. Transactions, strom beside Apache Kafka 4.1.0 measured in the same run
+#      (a fresh broker each; Kafka started once for this step from the same
+#      tarball), both driven by scripts/txn_bench.rs (librdkafka through the
+#      rdkafka crate): transactions/s of 4 transactional producers (own
+#      transactional.id and partition each) committing transactions of 10
+#      records x 100 B for 10 s; 1,000,000 x 100 B produced in committed
+#      transactions of 1,000 records (that produce rate is shown too), then
+#      consumed from the beginning with isolation.level=read_committed
+#      ($STROM_BENCH_REPEAT runs, median), msgs/s.
+#   STROM_BENCH_STEPS picks steps by name, comma-separated (default all):
+#   broker (2 and 3), coordinator (4), transactions (5); e.g.
+#   STROM_BENCH_STEPS=transactions runs only step 5.
 # Exit status: 0 when every step ran (targets missed or not), 1 otherwise.
 # The broker log and every client's output are kept under a temp dir whose
 # path is printed when a step fails.
@@ -283,6 +295,9 @@ def report(raw_path, out_path, meta_json):
             raw[kind] = dict(ordered[(len(ordered) - 1) // 2], runs=rs)
     meta = json.loads(meta_json)
     rows, metrics = [], []
+    steps = meta.get("steps", "all")
+    def on(step):  # the steps STROM_BENCH_STEPS selected get rows
+        return steps == "all" or step in steps.split(",")
 
     def add(mid, label, value, unit, shown, kafka, kafka_shown, target_op, target, target_shown, extra=None):
         passed = None
@@ -318,85 +333,117 @@ def report(raw_path, out_path, meta_json):
         add(mid, label, v, "msg/s", shown, kafka_msgs, kshown, ">=", target, tshown,
             {"mb_per_s": r.get("mb_per_s") if r else None, "runs_msgs_per_s": every, **ratio, "raw": r})
 
-    tput("produce_100b_acks1", "produce 1M x 100 B, acks=1", 380000, 38)
-    tput("produce_100b_idempotent", "produce 1M x 100 B, acks=all+idempotence", 380000, 38)
-    tput("produce_100b_lz4", "produce 1M x 100 B, acks=1, lz4", None, None)
-    tput("produce_1kb_acks1", "produce 300k x 1 KB, acks=1", 123000, 126)
-    tput("consume_100b", "consume 1M x 100 B from beginning", 2300000, 234)
-    tput("produce_8x64", "8 producers x 64 partitions, 100 B, acks=1", None, None)
+    if on("broker"):
+        tput("produce_100b_acks1", "produce 1M x 100 B, acks=1", 380000, 38)
+        tput("produce_100b_idempotent", "produce 1M x 100 B, acks=all+idempotence", 380000, 38)
+        tput("produce_100b_lz4", "produce 1M x 100 B, acks=1, lz4", None, None)
+        tput("produce_1kb_acks1", "produce 300k x 1 KB, acks=1", 123000, 126)
+        tput("consume_100b", "consume 1M x 100 B from beginning", 2300000, 234)
+        tput("produce_8x64", "8 producers x 64 partitions, 100 B, acks=1", None, None)
 
-    lat = raw.get("latency")
-    ok = lat is not None and "error" not in lat and lat.get("received") == lat.get("sent")
-    if ok:
-        shown = f"p50 {lat['p50_ms']} / p99 {lat['p99_ms']} / p99.9 {lat['p999_ms']} / max {lat['max_ms']} ms"
-    else:
-        shown = "error" if lat is None or "error" in lat else f"lost {lat['sent'] - lat['received']} msgs"
-    add("latency_p99_ms", "e2e latency, 5,000 msg/s x 20 s, acks=all", lat["p99_ms"] if ok else None, "ms",
-        shown, None, "n/a", "<", 10, "p99 < 10 ms", {"raw": lat})
+        lat = raw.get("latency")
+        ok = lat is not None and "error" not in lat and lat.get("received") == lat.get("sent")
+        if ok:
+            shown = f"p50 {lat['p50_ms']} / p99 {lat['p99_ms']} / p99.9 {lat['p999_ms']} / max {lat['max_ms']} ms"
+        else:
+            shown = "error" if lat is None or "error" in lat else f"lost {lat['sent'] - lat['received']} msgs"
+        add("latency_p99_ms", "e2e latency, 5,000 msg/s x 20 s, acks=all", lat["p99_ms"] if ok else None, "ms",
+            shown, None, "n/a", "<", 10, "p99 < 10 ms", {"raw": lat})
 
-    rss = raw.get("rss", {})
-    def mb(kb):
-        return None if kb is None else round(kb / 1024, 1)
-    idle = mb(rss.get("idle_rss_kb"))
-    add("rss_idle_mb", "broker RSS idle (after start)", idle, "MB",
-        f"{idle} MB" if idle is not None else "error", 340, "340 MB", "<", 30, "< 30 MB")
-    after, hwm = mb(rss.get("after_rss_kb")), mb(rss.get("peak_hwm_kb"))
-    add("rss_peak_mb", "broker RSS peak (VmHWM) / after the runs", hwm, "MB",
-        f"{hwm} MB / {after} MB" if hwm is not None else "error", 970, "970 MB after runs", "<", 200, "peak < 200 MB",
-        {"after_runs_mb": after})
+        rss = raw.get("rss", {})
+        def mb(kb):
+            return None if kb is None else round(kb / 1024, 1)
+        idle = mb(rss.get("idle_rss_kb"))
+        add("rss_idle_mb", "broker RSS idle (after start)", idle, "MB",
+            f"{idle} MB" if idle is not None else "error", 340, "340 MB", "<", 30, "< 30 MB")
+        after, hwm = mb(rss.get("after_rss_kb")), mb(rss.get("peak_hwm_kb"))
+        add("rss_peak_mb", "broker RSS peak (VmHWM) / after the runs", hwm, "MB",
+            f"{hwm} MB / {after} MB" if hwm is not None else "error", 970, "970 MB after runs", "<", 200, "peak < 200 MB",
+            {"after_runs_mb": after})
 
-    # Group coordinator: strom and Kafka measured in this run.
     def pair(kind):
         return raw.get(f"{kind}_strom"), raw.get(f"{kind}_kafka")
     def good(r, field):
         return r is not None and "error" not in r and r.get(field) is not None
-    ts, tk = pair("commit_tput")
-    sv = ts["commits_per_s"] if good(ts, "commits_per_s") else None
-    kv = tk["commits_per_s"] if good(tk, "commits_per_s") else None
-    kshown = f"{fmt_int(kv)} commits/s (measured here)" if kv else (tk or {}).get("error", "n/a")
-    shown = f"{fmt_int(sv)} commits/s" if sv else (ts or {}).get("error", "error")
-    ratio = {"x_kafka": round(sv / kv, 2)} if sv and kv else {}
-    if ratio:
-        shown += f" = {ratio['x_kafka']}x"
-    add("offset_commit_sync_per_s", "OffsetCommit sync, 4 clients x 10 s", sv, "commits/s", shown, kv, kshown,
-        ">=", None, "-", {**ratio, "raw": ts, "kafka_raw": tk, "kafka_measured_in_run": True})
-    fs, fk = pair("fill")
-    rs, rk = pair("ready")
-    sv = rs["ready_ms"] if good(rs, "ready_ms") else None
-    kv = rk["ready_ms"] if good(rk, "ready_ms") else None
-    def ready_shown(r, f, v):
-        if v is None:
-            return (r or {}).get("error", "error")
-        fill = f" (filled at {fmt_int(f['commits_per_s'])} commits/s)" if good(f, "commits_per_s") else ""
-        return f"{fmt_int(v)} ms{fill}"
-    sb, kb = (raw.get("offsets_bytes_strom") or {}).get("bytes"), (raw.get("offsets_bytes_kafka") or {}).get("bytes")
-    kshown = ready_shown(rk, fk, kv) if rk else "n/a"
-    if kv is not None and kb is not None:
-        kshown += f", {kb / 1e6:.0f} MB log"
-    hist = (f"{fmt_int(fs['commits'])} commits / {fmt_int(fs['groups'])} groups" if good(fs, "commits")
-            else "1M commits / 10k groups")
-    sshown = ready_shown(rs, fs, sv)
-    if sv is not None and sb is not None:
-        sshown += f", {sb / 1e6:.0f} MB log"
-    add("restart_ready_1m_commits_ms", f"restart to ready, {hist}", sv, "ms", sshown,
-        kv, kshown, "<", None, "-", {"raw": rs, "fill": fs, "kafka_raw": rk, "kafka_fill": fk,
-                                     "offsets_log_bytes": sb, "kafka_offsets_log_bytes": kb,
-                                     "kafka_measured_in_run": True})
-    rc = raw.get("ready_compacted_strom")
-    comp = raw.get("compaction_strom") or {}
-    cv = rc["ready_ms"] if good(rc, "ready_ms") else None
-    if cv is not None:
-        cshown = f"{fmt_int(cv)} ms ({comp.get('before_bytes', 0) / 1e6:.1f} -> {comp.get('after_bytes', 0) / 1e6:.1f} MB)"
-    else:
-        cshown = (rc or comp or {}).get("error", "not measured")
-    add("restart_ready_1m_commits_compacted_ms", "restart to ready, same history after compaction", cv, "ms",
-        cshown, None, "-", "<", None, "-", {"raw": rc, "compaction": comp})
 
-    st = raw.get("startup")
-    sv = st["median_ms"] if st and "error" not in st else None
-    add("start_ms", "start to first answered ApiVersions", sv, "ms",
-        f"{sv} ms (median of {len(st['trials_ms'])})" if sv is not None else "error",
-        9500, "9,500 ms", "<", 100, "< 100 ms", {"raw": st})
+    # Group coordinator: strom and Kafka measured in this run.
+    if on("coordinator"):
+        ts, tk = pair("commit_tput")
+        sv = ts["commits_per_s"] if good(ts, "commits_per_s") else None
+        kv = tk["commits_per_s"] if good(tk, "commits_per_s") else None
+        kshown = f"{fmt_int(kv)} commits/s (measured here)" if kv else (tk or {}).get("error", "n/a")
+        shown = f"{fmt_int(sv)} commits/s" if sv else (ts or {}).get("error", "error")
+        ratio = {"x_kafka": round(sv / kv, 2)} if sv and kv else {}
+        if ratio:
+            shown += f" = {ratio['x_kafka']}x"
+        add("offset_commit_sync_per_s", "OffsetCommit sync, 4 clients x 10 s", sv, "commits/s", shown, kv, kshown,
+            ">=", None, "-", {**ratio, "raw": ts, "kafka_raw": tk, "kafka_measured_in_run": True})
+        fs, fk = pair("fill")
+        rs, rk = pair("ready")
+        sv = rs["ready_ms"] if good(rs, "ready_ms") else None
+        kv = rk["ready_ms"] if good(rk, "ready_ms") else None
+        def ready_shown(r, f, v):
+            if v is None:
+                return (r or {}).get("error", "error")
+            fill = f" (filled at {fmt_int(f['commits_per_s'])} commits/s)" if good(f, "commits_per_s") else ""
+            return f"{fmt_int(v)} ms{fill}"
+        sb, kb = (raw.get("offsets_bytes_strom") or {}).get("bytes"), (raw.get("offsets_bytes_kafka") or {}).get("bytes")
+        kshown = ready_shown(rk, fk, kv) if rk else "n/a"
+        if kv is not None and kb is not None:
+            kshown += f", {kb / 1e6:.0f} MB log"
+        hist = (f"{fmt_int(fs['commits'])} commits / {fmt_int(fs['groups'])} groups" if good(fs, "commits")
+                else "1M commits / 10k groups")
+        sshown = ready_shown(rs, fs, sv)
+        if sv is not None and sb is not None:
+            sshown += f", {sb / 1e6:.0f} MB log"
+        add("restart_ready_1m_commits_ms", f"restart to ready, {hist}", sv, "ms", sshown,
+            kv, kshown, "<", None, "-", {"raw": rs, "fill": fs, "kafka_raw": rk, "kafka_fill": fk,
+                                         "offsets_log_bytes": sb, "kafka_offsets_log_bytes": kb,
+                                         "kafka_measured_in_run": True})
+        rc = raw.get("ready_compacted_strom")
+        comp = raw.get("compaction_strom") or {}
+        cv = rc["ready_ms"] if good(rc, "ready_ms") else None
+        if cv is not None:
+            cshown = f"{fmt_int(cv)} ms ({comp.get('before_bytes', 0) / 1e6:.1f} -> {comp.get('after_bytes', 0) / 1e6:.1f} MB)"
+        else:
+            cshown = (rc or comp or {}).get("error", "not measured")
+        add("restart_ready_1m_commits_compacted_ms", "restart to ready, same history after compaction", cv, "ms",
+            cshown, None, "-", "<", None, "-", {"raw": rc, "compaction": comp})
+
+    # A strom figure beside Kafka's, both measured in this run.
+    def beside(mid, label, kind, field, unit, fmt_value):
+        s_, k_ = raw.get(f"{kind}_strom"), raw.get(f"{kind}_kafka")
+        sv = s_[field] if good(s_, field) and s_.get("complete", True) else None
+        kv = k_[field] if good(k_, field) and k_.get("complete", True) else None
+        shown = fmt_value(s_) if sv is not None else (s_ or {}).get("error", "not run")
+        kshown = fmt_value(k_) + " (measured here)" if kv is not None else (k_ or {}).get("error", "not run")
+        ratio = {"x_kafka": round(sv / kv, 2)} if sv and kv else {}
+        if ratio:
+            shown += f" = {ratio['x_kafka']}x"
+        every = [x[field] for x in (s_ or {}).get("runs", []) if field in x]
+        if sv is not None and len(every) > 1:
+            shown += f"; runs {min(every) / 1000:,.0f}k-{max(every) / 1000:,.0f}k"
+        kevery = [x[field] for x in (k_ or {}).get("runs", []) if field in x]
+        if kv is not None and len(kevery) > 1:
+            kshown += f"; runs {min(kevery) / 1000:,.0f}k-{max(kevery) / 1000:,.0f}k"
+        add(mid, label, sv, unit, shown, kv, kshown, ">=", None, "-",
+            {**ratio, "raw": s_, "kafka_raw": k_, "kafka_measured_in_run": True})
+
+    # Transactions: strom and Kafka measured in this run.
+    if on("transactions"):
+        beside("transactions_per_s", "transactions/s, 4 producers, 10 x 100 B each, commit each, 10 s",
+               "txn_rate", "transactions_per_s", "txn/s", lambda r: f"{fmt_int(r['transactions_per_s'])} txn/s")
+        beside("txn_produce_1000_per_txn", "produce 1M x 100 B in transactions of 1,000", "txn_fill",
+               "msgs_per_s", "msg/s", lambda r: f"{fmt_int(r['msgs_per_s'])} msg/s")
+        beside("consume_read_committed_100b", "consume 1M x 100 B read_committed (txns of 1,000)", "rc_consume",
+               "msgs_per_s", "msg/s", lambda r: f"{fmt_int(r['msgs_per_s'])} msg/s ({r['mb_per_s']:.1f} MB/s)")
+
+    if on("broker"):
+        st = raw.get("startup")
+        sv = st["median_ms"] if st and "error" not in st else None
+        add("start_ms", "start to first answered ApiVersions", sv, "ms",
+            f"{sv} ms (median of {len(st['trials_ms'])})" if sv is not None else "error",
+            9500, "9,500 ms", "<", 100, "< 100 ms", {"raw": st})
 
     widths = [max(len(str(r[i])) for r in rows + [("metric", "strom", KAFKA, "strom target", "verdict")]) for i in range(5)]
     def line(cells):
@@ -473,10 +520,15 @@ LATENCY=$ROOT/target/release/examples/latency
 log "cargo build --release --example commit_bench"
 bg timeout 1800 cargo build --release --quiet --example commit_bench || { fail "building the commit_bench example"; exit 1; }
 COMMIT_BENCH=$ROOT/target/release/examples/commit_bench
+log "cargo build --release --example txn_bench"
+bg timeout 1800 cargo build --release --quiet --example txn_bench || { fail "building the txn_bench example"; exit 1; }
+TXN_BENCH=$ROOT/target/release/examples/txn_bench
 STEPS=${STROM_BENCH_STEPS:-all}
+# want STEP: whether STROM_BENCH_STEPS selects STEP.
+want() { [ "$STEPS" = all ] || [[ ",$STEPS," == *",$1,"* ]]; }
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
-if [ "$STEPS" != coordinator ]; then
+if want broker; then
 log "librdkafka 2.0.2 rdkafka_performance (compat/librdkafka/setup.sh)"
 bg timeout 3600 "$ROOT/compat/librdkafka/setup.sh" >"$WORK/setup.out" 2>"$WORK/setup.err"
 SRC=$(tail -1 "$WORK/setup.out")
@@ -569,9 +621,10 @@ else
     python3 -c 'import json,sys; print(json.dumps({"kind":"rss","idle_rss_kb":int(sys.argv[1]) if sys.argv[1] else None}))' "$IDLE_RSS" >>"$RAW"
 fi
 stop_bench_broker
-fi # STEPS != coordinator
+fi # want broker
 
 # ------------------------------------------- 4. group coordinator: strom and Kafka
+if want coordinator; then
 HIST_GROUPS=${STROM_BENCH_HIST_GROUPS:-10000}
 HIST_COMMITS=${STROM_BENCH_HIST_COMMITS:-100}
 SEGMENT=offsets.topic.segment.bytes=1048576
@@ -705,6 +758,80 @@ else
     done
 fi
 
+fi # want coordinator
+
+# ------------------------------------------------ 5. transactions: strom and Kafka
+# txn_step NAME BOOTSTRAP: txn_bench's rate, fill and read_committed consume
+# runs against one broker; JSON into $RAW as txn_rate_NAME, txn_fill_NAME,
+# rc_consume_NAME (one line per run).
+txn_step() {
+    local name=$1 boot=$2 run rc kind
+    log "transactions ($name): 4 producers x 10 records per transaction, 10 s"
+    bg timeout -k 10 120 "$TXN_BENCH" --bootstrap "$boot" --linger-ms "$LINGER" rate --producers 4 --records 10 \
+        --seconds 10 >"$WORK/txn_rate_$name.out" 2>"$WORK/txn_rate_$name.err"
+    rc=$?
+    txn_record "txn_rate_$name" "$WORK/txn_rate_$name.out" "$WORK/txn_rate_$name.err" $rc
+    log "transactions ($name): 1M x 100 B in transactions of 1,000"
+    bg timeout -k 10 300 "$TXN_BENCH" --bootstrap "$boot" --linger-ms "$LINGER" fill --messages 1000000 \
+        --per-txn 1000 >"$WORK/txn_fill_$name.out" 2>"$WORK/txn_fill_$name.err"
+    rc=$?
+    txn_record "txn_fill_$name" "$WORK/txn_fill_$name.out" "$WORK/txn_fill_$name.err" $rc
+    [ $rc -eq 0 ] || return 1
+    for run in $(seq 1 "$REPEAT"); do
+        kind=rc_consume_$name
+        log "transactions ($name): read_committed consume 1M x 100 B (run $run of $REPEAT)"
+        bg timeout -k 10 180 "$TXN_BENCH" --bootstrap "$boot" consume --messages 1000000 \
+            >"$WORK/$kind.$run.out" 2>"$WORK/$kind.$run.err"
+        rc=$?
+        txn_record "$kind" "$WORK/$kind.$run.out" "$WORK/$kind.$run.err" $rc "$run"
+    done
+}
+
+# txn_record KIND OUT ERR STATUS [RUN]: txn_bench's JSON line (or the error)
+# into $RAW.
+txn_record() {
+    [ "$4" -eq 0 ] || fail "$1${5:+ run $5}: exit $4: $(tail -c 600 "$3")"
+    python3 - "$@" >>"$RAW" <<'PY'
+import json, sys
+kind, out, err, status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+run = int(sys.argv[5]) if len(sys.argv) > 5 else None
+lines = [l for l in open(out, errors="replace") if l.startswith("{")]
+o = json.loads(lines[-1]) if lines else {}
+if status != 0 or not lines:
+    tail = open(err, errors="replace").read().strip().splitlines()
+    o["error"] = f"exit {status}: " + (tail[0][:200] if tail else "no output")
+    o["complete"] = False
+o["kind"] = kind
+if run is not None:
+    o["run"] = run
+print(json.dumps(o))
+PY
+}
+
+if want transactions; then
+    log "transactions: strom"
+    if start_broker; then
+        txn_step strom "$STROM_BOOTSTRAP" || true
+    else
+        fail "start_broker (transactions step)"
+    fi
+    stop_bench_broker
+    if kafka_dist; then
+        log "transactions: Apache Kafka 4.1.0 (starting)"
+        if start_kafka >"$WORK/kafka-start-txn.out" 2>&1; then
+            txn_step kafka "$KAFKA_BOOTSTRAP" || true
+        else
+            fail "Kafka did not start: $(tail -n 5 "$WORK/kafka-start-txn.out")"
+            echo '{"kind": "txn_rate_kafka", "error": "Kafka did not start"}' >>"$RAW"
+        fi
+        stop_kafka
+    else
+        for k in txn_rate_kafka txn_fill_kafka rc_consume_kafka; do
+            echo "{\"kind\": \"$k\", \"error\": \"n/a: no Kafka distribution\"}" >>"$RAW"
+        done
+    fi
+fi
+
 # ---------------------------------------------------------------- report
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 META=$(python3 -c '
@@ -712,10 +839,10 @@ import json, platform, sys
 print(json.dumps({"date": sys.argv[1], "git_commit": sys.argv[2], "nproc": int(sys.argv[3]),
                   "loadavg_before": sys.argv[4], "loadavg_after": sys.argv[5], "kernel": platform.release(),
                   "librdkafka": "2.0.2 (Debian source, examples/rdkafka_performance)",
-                  "producer_linger_ms": int(sys.argv[6]), "runs_per_throughput": int(sys.argv[7]),
-                  "kafka_reference": "Apache Kafka 4.1 numbers quoted in the issue, except the group coordinator rows: Apache Kafka 4.1.0 from ../shared/kafka measured in this run (kafka_measured_in_run)"}))' \
+                  "producer_linger_ms": int(sys.argv[6]), "runs_per_throughput": int(sys.argv[7]), "steps": sys.argv[8],
+                  "kafka_reference": "Apache Kafka 4.1 numbers quoted in the issue, except the group coordinator and transaction rows: Apache Kafka 4.1.0 from ../shared/kafka measured in this run (kafka_measured_in_run)"}))' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo -dirty)" \
-    "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$LINGER" "$REPEAT")
+    "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$LINGER" "$REPEAT" "$STEPS")
 echo
 echo "strom benchmark ($(nproc) CPUs, load average before $LOAD_BEFORE, after $LOAD_AFTER; throughputs: median of $REPEAT runs, producer linger.ms=$LINGER)"
 helper report "$RAW" "$OUT" "$META" || fail "rendering the report"

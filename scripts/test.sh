@@ -10,9 +10,9 @@
 #    the Apache Kafka comparison, which skips without Docker).
 # 4. The client suites in compat/ against the release binary: kcat,
 #    confluent-kafka / kafka-python / aiokafka, kafkajs, the Java client,
-#    Apache Kafka 4.1's own tools and Kafka Connect (from ../shared/kafka
-#    beside the repo; skip without it), and librdkafka's own test suite
-#    (allowlist).
+#    Apache Kafka 4.1's own tools, Kafka Connect and Kafka Streams under
+#    exactly_once_v2 (from ../shared/kafka beside the repo; skip without it),
+#    and librdkafka's own test suite (allowlist).
 # Ends with a client x scenario table and one line "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +100,7 @@ if [ "$build" -eq 0 ]; then
     run_suite java 900 compat/java/run.sh
     run_suite kafka-tools 300 compat/kafka-tools/run.sh
     run_suite connect 300 compat/connect/run.sh
+    run_suite streams 300 compat/streams/run.sh
     run_suite librdkafka 1800 compat/librdkafka/run.sh
 else
     record "client suites (no release binary)" 1
