@@ -36,7 +36,7 @@ pub fn handle(broker: &Broker, request: DescribeProducersRequest) -> DescribePro
                                         .with_producer_epoch(i32::from(producer.epoch))
                                         .with_last_sequence(producer.last_sequence)
                                         .with_last_timestamp(producer.last_timestamp)
-                                        .with_coordinator_epoch(-1)
+                                        .with_coordinator_epoch(producer.coordinator_epoch)
                                         .with_current_txn_start_offset(open.unwrap_or(-1))
                                 })
                                 .collect(),

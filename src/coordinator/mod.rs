@@ -228,10 +228,10 @@ impl StateTopic {
                 };
                 next = header.last_offset() + 1;
                 if header.is_control() {
-                    if let Some(commit) = crate::log::marker_commits(&whole) {
+                    if let Some(marker) = crate::log::read_marker(&whole) {
                         apply(Replayed::Marker {
                             producer_id: header.producer_id,
-                            commit,
+                            commit: marker.commit,
                         });
                     }
                     continue;

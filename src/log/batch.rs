@@ -296,28 +296,47 @@ pub fn control_batch(
     out
 }
 
-/// Whether the control batch `bytes` (one whole batch) commits (`Some(true)`)
-/// or aborts (`Some(false)`); `None` if it is not a readable marker.
-pub fn marker_commits(bytes: &[u8]) -> Option<bool> {
+/// What a transaction marker says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Marker {
+    /// Commit (or abort).
+    pub commit: bool,
+    /// The epoch of the coordinator that wrote it.
+    pub coordinator_epoch: i32,
+}
+
+/// The marker in the control batch `bytes` (one whole batch); `None` if
+/// it is not a readable marker.
+pub fn read_marker(bytes: &[u8]) -> Option<Marker> {
     let header = BatchHeader::parse(bytes).ok()?;
     if !header.is_control() {
         return None;
     }
-    let mut kind = None;
+    let mut found = None;
     walk_whole_records(bytes, &header, 1 << 16, |record| {
-        if kind.is_none() {
-            kind = record
+        if found.is_none() {
+            let kind = record
                 .key
                 .filter(|k| k.len() >= 4)
                 .map(|k| i16::from_be_bytes([k[2], k[3]]));
+            let epoch = record
+                .value
+                .filter(|v| v.len() >= 6)
+                .map_or(-1, |v| i32::from_be_bytes([v[2], v[3], v[4], v[5]]));
+            found = kind.map(|k| (k, epoch));
         }
     })
     .ok()?;
-    match kind? {
-        0 => Some(false),
-        1 => Some(true),
-        _ => None,
-    }
+    let (kind, coordinator_epoch) = found?;
+    let commit = match kind {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    Some(Marker {
+        commit,
+        coordinator_epoch,
+    })
 }
 
 /// Whether batch `attributes` mark a control batch (a transaction marker).

@@ -21,12 +21,25 @@ struct SequencedBatch {
     last_offset: i64,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<SequencedBatch>,
     /// The largest timestamp of its last batch (what expiry goes by).
     last_timestamp: i64,
+    /// The coordinator epoch of its last transaction marker, or -1.
+    coordinator_epoch: i32,
+}
+
+impl Default for ProducerEntry {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            batches: VecDeque::new(),
+            last_timestamp: 0,
+            coordinator_epoch: -1,
+        }
+    }
 }
 
 /// What to do with an incoming idempotent batch.
@@ -85,6 +98,8 @@ pub struct ProducerSnapshot {
     pub last_sequence: i32,
     /// The largest timestamp of its last batch.
     pub last_timestamp: i64,
+    /// The coordinator epoch of its last transaction marker, or -1.
+    pub coordinator_epoch: i32,
 }
 
 /// All idempotent producers of one partition.
@@ -173,9 +188,16 @@ impl ProducerStateManager {
 
     /// Records an appended transaction marker: the producer's epoch is the
     /// marker's from now on (a bumped epoch restarts its sequences).
-    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, timestamp: i64) {
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        coordinator_epoch: i32,
+        timestamp: i64,
+    ) {
         let entry = self.producers.entry(producer_id).or_default();
         entry.last_timestamp = timestamp;
+        entry.coordinator_epoch = coordinator_epoch;
         if epoch != entry.epoch {
             entry.epoch = epoch;
             entry.batches.clear();
@@ -192,6 +214,7 @@ impl ProducerStateManager {
                 epoch: e.epoch,
                 last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
                 last_timestamp: e.last_timestamp,
+                coordinator_epoch: e.coordinator_epoch,
             })
             .collect();
         all.sort_by_key(|p| p.producer_id);

@@ -507,7 +507,11 @@ impl PartitionLog {
             .producers
             .check_marker(producer_id, epoch)
             .map_err(AppendError::Sequence)?;
-        let info = self.append_checked(&mut state, bytes, &header, Some(commit), now_ms)?;
+        let marker = batch::Marker {
+            commit,
+            coordinator_epoch,
+        };
+        let info = self.append_checked(&mut state, bytes, &header, Some(marker), now_ms)?;
         drop(state);
         self.appended.notify_waiters();
         Ok(info)
@@ -521,7 +525,7 @@ impl PartitionLog {
         state: &mut LogState,
         mut bytes: Vec<u8>,
         header: &batch::BatchHeader,
-        marker: Option<bool>,
+        marker: Option<batch::Marker>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
         self.maybe_roll(state, bytes.len() as u64, now_ms)?;
@@ -870,15 +874,20 @@ pub(super) fn apply_to_state(
     producers: &mut ProducerStateManager,
     txns: &mut TxnIndex,
     entry: &BatchEntry,
-    marker: Option<bool>,
+    marker: Option<batch::Marker>,
 ) {
     if entry.producer_id < 0 {
         return;
     }
     match marker {
-        Some(commit) => {
-            producers.record_marker(entry.producer_id, entry.producer_epoch, entry.max_timestamp);
-            txns.on_marker(entry.producer_id, entry.base_offset, commit);
+        Some(marker) => {
+            producers.record_marker(
+                entry.producer_id,
+                entry.producer_epoch,
+                marker.coordinator_epoch,
+                entry.max_timestamp,
+            );
+            txns.on_marker(entry.producer_id, entry.base_offset, marker.commit);
         }
         None => {
             producers.record(

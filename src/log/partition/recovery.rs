@@ -84,14 +84,17 @@ impl PartitionLog {
                 let marker = if batch::is_control(entry.attributes) {
                     let bytes =
                         segment::read_at(&segment.reader(), entry.position, entry.size as usize)?;
-                    Some(batch::marker_commits(&bytes).unwrap_or_else(|| {
+                    Some(batch::read_marker(&bytes).unwrap_or_else(|| {
                         warn!(
                             topic,
                             partition,
                             offset = entry.base_offset,
                             "unreadable transaction marker; taken as a commit"
                         );
-                        true
+                        batch::Marker {
+                            commit: true,
+                            coordinator_epoch: -1,
+                        }
                     }))
                 } else {
                     None
