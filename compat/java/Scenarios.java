@@ -249,7 +249,8 @@ public class Scenarios {
     }
 
     static boolean diskChecks() {
-        return System.getenv("STROM_LOG_DIRS") != null;
+        String dirs = System.getenv("STROM_LOG_DIRS");
+        return dirs != null && !dirs.isEmpty();
     }
 
     // ---------------------------------------------------------- scenarios

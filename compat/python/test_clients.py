@@ -34,7 +34,8 @@ from clients import (
 
 CLIENTS = ["confluent-kafka", "kafka-python", "aiokafka"]
 BOOTSTRAP = os.environ.get("STROM_BOOTSTRAP", "127.0.0.1:9092")
-STROM_DATA = os.environ.get("STROM_DATA")
+# Against an external broker (STROM_EXTERNAL_BOOTSTRAP) there are no segment files to read.
+STROM_DATA = None if os.environ.get("STROM_EXTERNAL") else os.environ.get("STROM_DATA")
 
 pytestmark = pytest.mark.parametrize("client", CLIENTS)
 
