@@ -14,7 +14,8 @@ use crate::cluster::{
 use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
 use crate::group::{GroupCoordinator, GroupTimeouts, OFFSETS_TOPIC};
-use crate::log::{self, LogConfig, LogManager};
+use crate::log::{self, AppendError, LogConfig, LogManager, SequenceError};
+use crate::txn::{MarkerWriter, TransactionCoordinator, TXN_TOPIC};
 
 /// The broker's shared state. Handlers get `&Broker`; every field is safe
 /// to use from many connection tasks at once.
@@ -33,6 +34,8 @@ pub struct Broker {
     pub logs: LogManager,
     /// Consumer groups and committed offsets (state kept in `__consumer_offsets`).
     pub groups: Arc<GroupCoordinator>,
+    /// Transactional ids and their transactions (state kept in `__transaction_state`).
+    pub txns: Arc<TransactionCoordinator>,
     db: sled::Db,
     /// Producer ids, in durably reserved blocks.
     producer_ids: ProducerIdManager,
@@ -92,6 +95,10 @@ impl Broker {
             timeouts,
             offsets_retention,
         ));
+        let txns = Arc::new(TransactionCoordinator::new(
+            i32::try_from(config.get_i64("transaction.max.timeout.ms")).unwrap_or(900_000),
+            config.get_i64("transactional.id.expiration.ms"),
+        ));
         let cluster = ClusterInfo {
             cluster_id,
             node_id,
@@ -108,6 +115,7 @@ impl Broker {
             topics,
             logs,
             groups,
+            txns,
             producer_ids: ProducerIdManager::open(&db)?,
             db,
             internal_topics: std::sync::Mutex::new(()),
@@ -121,14 +129,16 @@ impl Broker {
                 .open_partitions(&meta.name, 0, meta.partition_count(), &config, now)
                 .map_err(dir_error)?;
         }
-        if broker.topics.get(OFFSETS_TOPIC).is_some() {
-            // Loads (replays) the group state in the background.
-            broker
-                .attach_offsets_topic(false)
-                .map_err(|e| Error::DataDir {
-                    path: data_dir.clone(),
-                    source: std::io::Error::other(e.to_string()),
-                })?;
+        for which in [InternalTopic::Offsets, InternalTopic::Transactions] {
+            if broker.topics.get(which.name_and_keys().0).is_some() {
+                // Loads (replays) the coordinator's state in the background.
+                broker
+                    .attach_internal_topic(which, false)
+                    .map_err(|e| Error::DataDir {
+                        path: data_dir.clone(),
+                        source: std::io::Error::other(e.to_string()),
+                    })?;
+            }
         }
         Ok(broker)
     }
@@ -145,51 +155,71 @@ impl Broker {
         if self.groups.is_attached() {
             return Ok(());
         }
+        self.ensure_internal_topic(InternalTopic::Offsets)
+    }
+
+    /// Makes sure `__transaction_state` exists (`transaction.state.log.*`
+    /// keys), as [`Broker::ensure_offsets_topic`] does for groups.
+    ///
+    /// # Errors
+    /// The topic cannot be created.
+    pub fn ensure_transaction_topic(&self) -> Result<(), ApiError> {
+        if self.txns.is_attached() {
+            return Ok(());
+        }
+        self.ensure_internal_topic(InternalTopic::Transactions)
+    }
+
+    fn ensure_internal_topic(&self, which: InternalTopic) -> Result<(), ApiError> {
         let _once = self
             .internal_topics
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if self.groups.is_attached() {
-            return Ok(());
-        }
-        if self.topics.get(OFFSETS_TOPIC).is_some() {
-            return self.attach_offsets_topic(false);
+        let (name, prefix) = which.name_and_keys();
+        if self.topics.get(name).is_some() {
+            return self.attach_internal_topic(which, false);
         }
         let config = self.config();
-        let count = i32::try_from(config.get_i64("offsets.topic.num.partitions"))
+        let count = i32::try_from(config.get_i64(&format!("{prefix}.num.partitions")))
             .unwrap_or(50)
             .max(1);
         let replicas =
-            i16::try_from(config.get_i64("offsets.topic.replication.factor")).unwrap_or(1);
+            i16::try_from(config.get_i64(&format!("{prefix}.replication.factor"))).unwrap_or(1);
         let assignment = self.default_assignment(0, count, replicas);
         let configs = BTreeMap::from([
             ("cleanup.policy".to_owned(), "compact".to_owned()),
             ("compression.type".to_owned(), "producer".to_owned()),
             (
                 "segment.bytes".to_owned(),
-                config.get_i64("offsets.topic.segment.bytes").to_string(),
+                config
+                    .get_i64(&format!("{prefix}.segment.bytes"))
+                    .to_string(),
             ),
         ]);
-        match self.create_topic(OFFSETS_TOPIC, assignment, configs) {
-            Ok(_) => self.attach_offsets_topic(true),
+        match self.create_topic(name, assignment, configs) {
+            Ok(_) => self.attach_internal_topic(which, true),
             Err(e) if e.code == ResponseError::TopicAlreadyExists => {
-                self.attach_offsets_topic(false)
+                self.attach_internal_topic(which, false)
             }
             Err(e) => Err(e),
         }
     }
 
-    /// Hands `__consumer_offsets`'s partition logs to the group coordinator.
-    fn attach_offsets_topic(&self, fresh: bool) -> Result<(), ApiError> {
+    /// Hands an internal topic's partition logs to its coordinator.
+    fn attach_internal_topic(&self, which: InternalTopic, fresh: bool) -> Result<(), ApiError> {
+        let (name, _) = which.name_and_keys();
         let meta = self
             .topics
-            .get(OFFSETS_TOPIC)
+            .get(name)
             .ok_or_else(|| ApiError::code(ResponseError::CoordinatorNotAvailable))?;
         let logs = (0..meta.partition_count())
-            .map(|p| self.logs.get(OFFSETS_TOPIC, p))
+            .map(|p| self.logs.get(name, p))
             .collect::<Option<Vec<_>>>()
             .ok_or_else(|| ApiError::code(ResponseError::CoordinatorNotAvailable))?;
-        self.groups.attach(logs, fresh);
+        match which {
+            InternalTopic::Offsets => self.groups.attach(logs, fresh),
+            InternalTopic::Transactions => self.txns.attach(logs, fresh),
+        }
         Ok(())
     }
 
@@ -439,6 +469,7 @@ impl Broker {
         let now = log::now_ms();
         self.logs.maintain(now);
         self.groups.expire_offsets(now);
+        self.txns.tick(self);
     }
 
     /// One log cleaner pass under the current `log.cleaner.*` settings;
@@ -463,6 +494,55 @@ impl Broker {
     pub fn flush(&self) -> Result<()> {
         self.logs.flush_all(log::now_ms());
         self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// The coordinators' internal topics.
+#[derive(Debug, Clone, Copy)]
+enum InternalTopic {
+    Offsets,
+    Transactions,
+}
+
+impl InternalTopic {
+    /// The topic's name and the prefix of its broker config keys.
+    fn name_and_keys(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Offsets => (OFFSETS_TOPIC, "offsets.topic"),
+            Self::Transactions => (TXN_TOPIC, "transaction.state.log"),
+        }
+    }
+}
+
+impl MarkerWriter for Broker {
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError> {
+        let log = self
+            .logs
+            .get(topic, partition)
+            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+        log.append_marker(producer_id, epoch, commit, 0, log::now_ms())
+            .map_err(|e| match e {
+                AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
+                    ResponseError::InvalidProducerEpoch
+                }
+                AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
+                other => {
+                    tracing::error!(topic, partition, cause = %other, "cannot write a transaction marker");
+                    ResponseError::KafkaStorageError
+                }
+            })?;
+        if topic == OFFSETS_TOPIC {
+            self.groups
+                .complete_transaction(partition, producer_id, commit);
+        }
         Ok(())
     }
 }

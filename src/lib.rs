@@ -8,6 +8,8 @@
 //! - [`api`]: one handler per Kafka API, plain functions over [`Broker`].
 //! - [`group`]: consumer groups and committed offsets, kept as records in
 //!   `__consumer_offsets` through [`coordinator`].
+//! - [`txn`]: the transaction coordinator, its state as records in
+//!   `__transaction_state`.
 //! - [`cluster`], [`log`]: topic metadata, partition data on disk.
 //!
 //! [`config`] holds every setting under Kafka's names; [`Broker`] is the
@@ -24,6 +26,7 @@ pub mod log;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod txn;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

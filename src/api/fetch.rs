@@ -16,8 +16,10 @@
 //! - Fetch sessions (KIP-227): none are created; every response has
 //!   session id 0, which tells clients to send full fetches. A request naming
 //!   a session gets FETCH_SESSION_ID_NOT_FOUND and the client starts over.
-//! - read_committed reads up to the last stable offset (the high watermark
-//!   until transactions land) and returns an empty aborted-transaction list.
+//! - read_committed reads up to the last stable offset and returns the
+//!   aborted transactions overlapping the returned batches, by first
+//!   offset (null for read_uncommitted, as Kafka); markers are returned
+//!   with the data, so a consumer moves past aborted data and markers.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -26,8 +28,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::futures::Notified;
 
 use super::{partition_log, read_error, resolve_topic, TopicRef};
@@ -170,21 +174,36 @@ fn read_all(
                     let limit = usize::try_from(w.request.partition_max_bytes)
                         .unwrap_or(0)
                         .min(max_bytes.saturating_sub(used));
-                    match log.read(w.request.fetch_offset, limit.max(1), None) {
+                    let read = if read_committed {
+                        log.read_committed(w.request.fetch_offset, limit.max(1))
+                    } else {
+                        log.read(w.request.fetch_offset, limit.max(1), None)
+                    };
+                    match read {
                         Err(e) => {
                             any_error = true;
                             let offsets = log.offsets();
                             error_data(response, &read_error(e))
                                 .with_high_watermark(offsets.high_watermark)
-                                .with_last_stable_offset(offsets.high_watermark)
+                                .with_last_stable_offset(offsets.last_stable_offset)
                                 .with_log_start_offset(offsets.log_start_offset)
                         }
                         Ok(read) => {
+                            let aborted = read_committed.then(|| {
+                                read.aborted
+                                    .iter()
+                                    .map(|t| {
+                                        AbortedTransaction::default()
+                                            .with_producer_id(ProducerId(t.producer_id))
+                                            .with_first_offset(t.first_offset)
+                                    })
+                                    .collect()
+                            });
                             let response = response
                                 .with_high_watermark(read.offsets.high_watermark)
-                                .with_last_stable_offset(read.offsets.high_watermark)
+                                .with_last_stable_offset(read.offsets.last_stable_offset)
                                 .with_log_start_offset(read.offsets.log_start_offset)
-                                .with_aborted_transactions(read_committed.then(Vec::new));
+                                .with_aborted_transactions(aborted);
                             // Only the first non-empty partition may exceed the limits.
                             let region = read.records.filter(|r| used == 0 || r.len <= limit);
                             let Some(region) = region else {

@@ -1,6 +1,7 @@
 //! FindCoordinator v0-v6: this node coordinates every group (key type 0)
 //! and every transactional id (key type 1). v4+ batches keys.
-//! The first group lookup creates `__consumer_offsets`, as Kafka does
+//! The first group lookup creates `__consumer_offsets`, the first
+//! transactional one `__transaction_state`, as Kafka does
 //! (COORDINATOR_NOT_AVAILABLE if it cannot be created). An unknown key
 //! type is INVALID_REQUEST.
 
@@ -31,7 +32,10 @@ pub fn handle(
         0 => super::blocking(|| broker.ensure_offsets_topic())
             .err()
             .map(|_| ResponseError::CoordinatorNotAvailable),
-        1 => None,
+        // Transactions: likewise __transaction_state.
+        1 => super::blocking(|| broker.ensure_transaction_topic())
+            .err()
+            .map(|_| ResponseError::CoordinatorNotAvailable),
         _ => Some(ResponseError::InvalidRequest),
     };
     let coordinator = |key: StrBytes| {

@@ -1,9 +1,14 @@
-//! InitProducerId v0-v5 for idempotent producers: a fresh producer id
-//! (unique across restarts) with epoch 0 on every call, as Kafka does when
-//! there is no transactional id.
+//! InitProducerId v0-v5.
 //!
-//! Transactional ids are not served yet (no transaction coordinator):
-//! they get UNSUPPORTED_VERSION, a clean, non-retriable refusal.
+//! - Without a transactional id: a fresh producer id with epoch 0 (an
+//!   idempotent producer), ids never handed out twice.
+//! - With one: the transaction coordinator's answer: a new producer id the
+//!   first time, then the same id with the next epoch (fencing older
+//!   producers of that id); an ongoing transaction is aborted first and
+//!   the client retries (CONCURRENT_TRANSACTIONS); v3+ may name the
+//!   current producer id and epoch (KIP-360: a producer recovering from an
+//!   error keeps its id); a timeout above `transaction.max.timeout.ms` is
+//!   INVALID_TRANSACTION_TIMEOUT.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
@@ -18,20 +23,30 @@ pub fn handle(broker: &Broker, request: &InitProducerIdRequest) -> InitProducerI
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request
-        .transactional_id
-        .as_ref()
-        .is_some_and(|id| !id.0.is_empty())
-    {
-        return refused(ResponseError::UnsupportedVersion);
-    }
-    match broker.next_producer_id() {
-        Ok(id) => InitProducerIdResponse::default()
-            .with_producer_id(ProducerId(id))
-            .with_producer_epoch(0),
-        Err(e) => {
+    let next_id = || {
+        broker.next_producer_id().map_err(|e| {
             tracing::error!(cause = %e, "cannot allocate a producer id");
-            refused(ResponseError::UnknownServerError)
+            ResponseError::UnknownServerError
+        })
+    };
+    let outcome = match request.transactional_id.as_ref() {
+        None => next_id().map(|id| (id, 0)),
+        Some(id) => {
+            let expected = (request.producer_id.0 >= 0)
+                .then_some((request.producer_id.0, request.producer_epoch));
+            super::transaction_coordinator(broker).init_producer_id(
+                &id.0,
+                request.transaction_timeout_ms,
+                expected,
+                &next_id,
+                broker,
+            )
         }
+    };
+    match outcome {
+        Ok((id, epoch)) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(epoch),
+        Err(e) => refused(e),
     }
 }

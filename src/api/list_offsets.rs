@@ -39,7 +39,8 @@ pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> Lis
                             .with_offset(-1)
                             .with_timestamp(-1),
                         Ok(log) => {
-                            let (offset, timestamp) = lookup(&log, p.timestamp);
+                            let (offset, timestamp) =
+                                lookup(&log, p.timestamp, request.isolation_level == 1);
                             let response = response.with_offset(offset).with_timestamp(timestamp);
                             if version >= 4 {
                                 response.with_leader_epoch(if offset >= 0 { 0 } else { -1 })
@@ -59,9 +60,10 @@ pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> Lis
 }
 
 /// (offset, timestamp) for one partition and one ListOffsets timestamp.
-fn lookup(log: &PartitionLog, timestamp: i64) -> (i64, i64) {
+fn lookup(log: &PartitionLog, timestamp: i64, read_committed: bool) -> (i64, i64) {
     let offsets = log.offsets();
     match timestamp {
+        LATEST if read_committed => (offsets.last_stable_offset, -1),
         LATEST => (offsets.high_watermark, -1),
         EARLIEST | EARLIEST_LOCAL => (offsets.log_start_offset, -1),
         MAX_TIMESTAMP => log.max_timestamp_offset().unwrap_or((-1, -1)),

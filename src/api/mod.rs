@@ -4,6 +4,8 @@
 //! Handlers never touch sockets or bytes; Kafka-visible failures become
 //! error codes inside the response, never a Rust error.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;
@@ -14,6 +16,9 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -22,12 +27,15 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
+mod write_txn_markers;
 
 use std::sync::Arc;
 
@@ -180,6 +188,31 @@ pub async fn dispatch(
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, version, &req))
         }
+        RequestKind::AddPartitionsToTxn(req) => {
+            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, version, req))
+        }
+        RequestKind::AddOffsetsToTxn(req) => {
+            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, &req))
+        }
+        // Markers are file appends, one per partition of the transaction.
+        RequestKind::EndTxn(req) => {
+            ResponseKind::EndTxn(blocking(|| end_txn::handle(broker, &req)))
+        }
+        RequestKind::TxnOffsetCommit(req) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, req))
+        }
+        RequestKind::WriteTxnMarkers(req) => {
+            ResponseKind::WriteTxnMarkers(blocking(|| write_txn_markers::handle(broker, req)))
+        }
+        RequestKind::DescribeTransactions(req) => {
+            ResponseKind::DescribeTransactions(describe_transactions::handle(broker, req))
+        }
+        RequestKind::ListTransactions(req) => {
+            ResponseKind::ListTransactions(list_transactions::handle(broker, &req))
+        }
+        RequestKind::DescribeProducers(req) => {
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, req))
+        }
         _ => return Err(NoHandler(key)),
     };
     Ok(Some(Reply {
@@ -282,6 +315,17 @@ fn group_coordinator(broker: &Broker) -> &GroupCoordinator {
         }
     }
     &broker.groups
+}
+
+/// The transaction coordinator, after creating `__transaction_state` if
+/// this is the first transactional request (as [`group_coordinator`]).
+fn transaction_coordinator(broker: &Broker) -> &crate::txn::TransactionCoordinator {
+    if !broker.txns.is_attached() {
+        if let Err(e) = blocking(|| broker.ensure_transaction_topic()) {
+            tracing::error!(cause = %e, "cannot create {}", crate::txn::TXN_TOPIC);
+        }
+    }
+    &broker.txns
 }
 
 /// The log of one partition of a known topic.
@@ -455,6 +499,14 @@ mod tests {
                 RequestKind::IncrementalAlterConfigs(Default::default())
             }
             ApiKey::DescribeCluster => RequestKind::DescribeCluster(Default::default()),
+            ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(Default::default()),
+            ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(Default::default()),
+            ApiKey::EndTxn => RequestKind::EndTxn(Default::default()),
+            ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(Default::default()),
+            ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(Default::default()),
+            ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
+            ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
+            ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
             other => panic!("add {other:?} to default_request"),
         }
     }

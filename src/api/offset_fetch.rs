@@ -3,8 +3,9 @@
 //! committed. A partition with no commit answers offset -1, no error.
 //! While the group's `__consumer_offsets` partition loads, the group's
 //! error is COORDINATOR_LOAD_IN_PROGRESS (per partition in v0-v1).
-//! `require_stable` (v7+) waits for nothing: there are no transactional
-//! offsets yet.
+//! `require_stable` (v7+): a partition whose transactional offset commit
+//! waits for its marker answers UNSTABLE_OFFSET_COMMIT; without it the
+//! last committed offset is returned.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_fetch_response::{
@@ -22,6 +23,12 @@ type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
 /// Answers an OffsetFetch request of `version`.
 pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+    // `require_stable`: a partition whose offset waits for a transaction's
+    // marker answers UNSTABLE_OFFSET_COMMIT (the client retries).
+    let require_stable = version >= 7 && request.require_stable;
+    let unstable = |group: &str, topic: &str, partition: i32| {
+        require_stable && broker.groups.has_pending_offset(group, topic, partition)
+    };
     if version >= 8 {
         let groups = request
             .groups
@@ -47,6 +54,14 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                         let partitions = partitions
                             .into_iter()
                             .map(|(index, committed)| {
+                                if unstable(&group.group_id.0, &name, index) {
+                                    return OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(index)
+                                        .with_committed_offset(-1)
+                                        .with_error_code(
+                                            ResponseError::UnstableOffsetCommit.code(),
+                                        );
+                                }
                                 let (offset, epoch, metadata) = fields(committed);
                                 OffsetFetchResponsePartitions::default()
                                     .with_partition_index(index)
@@ -97,11 +112,21 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                 .into_iter()
                 .map(|(index, committed)| {
                     let (offset, epoch, metadata) = fields(committed);
+                    let partition_error = if unstable(&request.group_id.0, &name, index) {
+                        Some(ResponseError::UnstableOffsetCommit)
+                    } else {
+                        error
+                    };
+                    let offset = if partition_error.is_some() {
+                        -1
+                    } else {
+                        offset
+                    };
                     let partition = OffsetFetchResponsePartition::default()
                         .with_partition_index(index)
                         .with_committed_offset(offset)
                         .with_metadata(Some(str_bytes(metadata)))
-                        .with_error_code(error.map_or(0, |e| e.code()));
+                        .with_error_code(partition_error.map_or(0, |e| e.code()));
                     if version >= 5 {
                         partition.with_committed_leader_epoch(epoch)
                     } else {

@@ -42,7 +42,9 @@ use super::{append_error, blocking, partition_log, resolve_topic, str_bytes, Top
 use crate::broker::Broker;
 use crate::cluster::is_internal_topic;
 use crate::error::ApiError;
-use crate::log::{is_compressed, now_ms, AppendError, AppendInfo, PartitionLog, RecordError};
+use crate::log::{
+    is_compressed, now_ms, AppendError, AppendInfo, BatchHeader, PartitionLog, RecordError,
+};
 
 /// Answers a Produce request; `None` for acks=0.
 pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
@@ -186,13 +188,31 @@ fn append(
         )
     })?;
     let bytes = records.to_vec();
-    let appended = if is_compressed(&bytes) {
-        // Checking compressed records means inflating them, which a small
-        // batch can make take seconds: off the async workers, so other
-        // connections are served meanwhile.
-        blocking(|| log.append(bytes, now))
-    } else {
-        log.append(bytes, now)
+    let compressed = is_compressed(&bytes);
+    let log_for_write = log.clone();
+    let write = move || {
+        let log = log_for_write;
+        if compressed {
+            // Checking compressed records means inflating them, which a
+            // small batch can make take seconds: off the async workers, so
+            // other connections are served meanwhile.
+            blocking(|| log.append(bytes, now))
+        } else {
+            log.append(bytes, now)
+        }
+    };
+    // A transactional batch is appended only into an ongoing transaction
+    // holding this partition, under that transaction's lock (Kafka's
+    // produce-time verification): no data can land after its marker.
+    let transactional = BatchHeader::parse(&records)
+        .ok()
+        .filter(BatchHeader::is_transactional);
+    let appended = match transactional {
+        Some(h) => broker
+            .txns
+            .append_verified(h.producer_id, h.producer_epoch, topic, partition, write)
+            .map_err(|e| Refusal::from(ApiError::code(e)))?,
+        None => write(),
     };
     appended.map_err(|e| match e {
         // As Kafka's RecordValidationException: the records and the log start.

@@ -138,7 +138,10 @@ impl StateTopic {
     }
 
     /// Appends `records` to `partition` as one batch (all or none), stamped
-    /// `now_ms`; returns the first record's offset.
+    /// `now_ms`; returns the first record's offset. With `producer`
+    /// (id, epoch), the batch belongs to that producer's transaction
+    /// (transactional offset commits): it counts only once a commit
+    /// marker follows.
     ///
     /// # Errors
     /// The log refuses or fails the append.
@@ -146,24 +149,26 @@ impl StateTopic {
         &self,
         partition: i32,
         records: &[StateRecord],
+        producer: Option<(i64, i16)>,
         now_ms: i64,
     ) -> Result<i64, AppendError> {
         let p = self.partition(partition).ok_or(AppendError::Deleted)?;
+        let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
         let records: Vec<Record> = records
             .iter()
             .enumerate()
             .map(|(i, (key, value))| Record {
-                transactional: false,
+                transactional: producer.is_some(),
                 control: false,
                 delete_horizon: false,
                 partition_leader_epoch: -1,
-                producer_id: -1,
-                producer_epoch: -1,
+                producer_id,
+                producer_epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i64::try_from(i).unwrap_or(i64::MAX),
                 // The encoder keeps records in one batch only while offset
                 // minus sequence stays constant, and writes the first
-                // record's sequence as the base: -1, no producer.
+                // record's sequence as the base: -1, none.
                 sequence: i32::try_from(i).unwrap_or(i32::MAX) - 1,
                 timestamp: now_ms,
                 key: Some(key.clone()),
@@ -181,20 +186,20 @@ impl StateTopic {
             },
         )
         .map_err(|e| AppendError::Invalid(e.to_string()))?;
-        Ok(p.log.append(buf.to_vec(), now_ms)?.base_offset)
+        Ok(p.log.append_coordinator(buf.to_vec(), now_ms)?.base_offset)
     }
 
-    /// Calls `apply(key, value)` for every record of `partition` from its
-    /// log start to its end, in offset order (control batches skipped);
-    /// returns how many records it read. A batch that does not decode is
-    /// skipped with a warning: the coordinator's other state still loads.
+    /// Calls `apply` for every record and transaction marker of
+    /// `partition` from its log start to its end, in offset order; returns
+    /// how many records it read. A batch that does not decode is skipped
+    /// with a warning: the coordinator's other state still loads.
     ///
     /// # Errors
     /// The log cannot be read.
     pub fn replay(
         &self,
         partition: i32,
-        mut apply: impl FnMut(&Bytes, Option<&Bytes>),
+        mut apply: impl FnMut(Replayed<'_>),
     ) -> std::io::Result<u64> {
         let Some(p) = self.partition(partition) else {
             return Ok(0);
@@ -221,13 +226,24 @@ impl StateTopic {
                 };
                 next = header.last_offset() + 1;
                 if header.is_control() {
+                    if let Some(commit) = crate::log::marker_commits(&whole) {
+                        apply(Replayed::Marker {
+                            producer_id: header.producer_id,
+                            commit,
+                        });
+                    }
                     continue;
                 }
+                let producer = header.is_transactional().then_some(header.producer_id);
                 match RecordBatchDecoder::decode(&mut whole.clone()) {
                     Ok(set) => {
                         for record in &set.records {
                             if let Some(key) = &record.key {
-                                apply(key, record.value.as_ref());
+                                apply(Replayed::Record {
+                                    key,
+                                    value: record.value.as_ref(),
+                                    producer,
+                                });
                                 count += 1;
                             }
                         }
@@ -242,6 +258,37 @@ impl StateTopic {
                 }
             }
         }
+    }
+}
+
+/// What [`StateTopic::replay`] hands over, in log order.
+#[derive(Debug)]
+pub enum Replayed<'a> {
+    /// A record; `producer` is set for a record of a transaction, which
+    /// counts only once that producer's commit marker follows.
+    Record {
+        /// The key.
+        key: &'a Bytes,
+        /// The value, `None` for a tombstone.
+        value: Option<&'a Bytes>,
+        /// The transaction's producer id, if transactional.
+        producer: Option<i64>,
+    },
+    /// A transaction marker of `producer_id`.
+    Marker {
+        /// The producer.
+        producer_id: i64,
+        /// Commit (or abort).
+        commit: bool,
+    },
+}
+
+/// The partition log's marker writer, for coordinators that end
+/// transactions on their own partitions.
+impl StateTopic {
+    /// The log of `partition`, if attached.
+    pub fn log(&self, partition: i32) -> Option<&Arc<PartitionLog>> {
+        self.partition(partition).map(|p| &p.log)
     }
 }
 

@@ -27,13 +27,17 @@ use kafka_protocol::error::ResponseError;
 use tokio::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
-use crate::coordinator::{StateRecord, StateTopic};
+use crate::coordinator::{Replayed, StateRecord, StateTopic};
 use crate::log::{now_ms, AppendError, PartitionLog};
 
 /// The internal topic that holds every group's offsets and metadata.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 type SharedGroup = Arc<Mutex<ClassicGroup>>;
+
+/// A transactional offset commit waiting for its transaction's marker:
+/// (group, topic, partition, offset).
+type PendingOffset = (String, String, i32, CommittedOffset);
 
 /// What DescribeGroups reports for one group.
 #[derive(Debug, Clone)]
@@ -54,6 +58,10 @@ pub struct GroupCoordinator {
     groups: Mutex<HashMap<String, SharedGroup>>,
     /// Committed offsets (the cache of the offset records).
     offsets: OffsetStore,
+    /// Transactional offset commits by (`__consumer_offsets` partition,
+    /// producer id), invisible until that producer's commit marker lands
+    /// in that partition (KIP-98), dropped on abort.
+    pending: Mutex<HashMap<(i32, i64), Vec<PendingOffset>>>,
     /// The `__consumer_offsets` partitions, once the topic exists.
     topic: StateTopic,
     timeouts: GroupTimeouts,
@@ -123,6 +131,7 @@ impl GroupCoordinator {
         Self {
             groups: Mutex::new(HashMap::new()),
             offsets: OffsetStore::default(),
+            pending: Mutex::new(HashMap::new()),
             topic: StateTopic::new(OFFSETS_TOPIC),
             timeouts,
             offsets_retention,
@@ -199,17 +208,43 @@ impl GroupCoordinator {
         let now = Instant::now();
         let mut stored_groups: HashMap<String, Option<GroupMetadata>> = HashMap::new();
         let mut offset_groups = Vec::new();
-        let read = self.topic.replay(partition, |key, value| {
+        let mut open: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
+        let read = self.topic.replay(partition, |replayed| {
+            let (key, value, producer) = match replayed {
+                Replayed::Record {
+                    key,
+                    value,
+                    producer,
+                } => (key, value, producer),
+                Replayed::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    for (group, topic, p, offset) in open.remove(&producer_id).unwrap_or_default() {
+                        if commit {
+                            self.offsets.apply(&group, &topic, p, Some(offset));
+                            offset_groups.push(group);
+                        }
+                    }
+                    return;
+                }
+            };
             match GroupRecord::decode(key, value.map(|v| &v[..])) {
                 Ok(Some(GroupRecord::Offset {
                     group,
                     topic,
                     partition,
                     value,
-                })) => {
-                    self.offsets.apply(&group, &topic, partition, value);
-                    offset_groups.push(group);
-                }
+                })) => match (producer, value) {
+                    (Some(producer_id), Some(offset)) => open
+                        .entry(producer_id)
+                        .or_default()
+                        .push((group, topic, partition, offset)),
+                    (_, value) => {
+                        self.offsets.apply(&group, &topic, partition, value);
+                        offset_groups.push(group);
+                    }
+                },
                 Ok(Some(GroupRecord::Group { group, value })) => {
                     stored_groups.insert(group, value);
                 }
@@ -217,6 +252,13 @@ impl GroupCoordinator {
                 Err(e) => warn!(topic = OFFSETS_TOPIC, partition, cause = %e, "skipping a record that does not decode"),
             }
         })?;
+        // Transactions still open: their offsets wait for the marker.
+        let mut pending = self.pending();
+        for (producer_id, offsets) in open {
+            offset_groups.extend(offsets.iter().map(|o| o.0.clone()));
+            pending.insert((partition, producer_id), offsets);
+        }
+        drop(pending);
         let mut map = self.map();
         for (id, stored) in stored_groups {
             match stored {
@@ -232,7 +274,7 @@ impl GroupCoordinator {
             }
         }
         for id in offset_groups {
-            if self.offsets.has_group(&id) {
+            if self.offsets.has_group(&id) || self.has_pending(&id) {
                 map.entry(id.clone())
                     .or_insert_with(|| Arc::new(Mutex::new(ClassicGroup::new(&id))));
             }
@@ -286,7 +328,7 @@ impl GroupCoordinator {
         let partition = self.topic.ready(group_id)?;
         let encoded: Vec<StateRecord> = records.iter().map(GroupRecord::encode).collect();
         self.topic
-            .append(partition, &encoded, now_ms())
+            .append(partition, &encoded, None, now_ms())
             .map(|_| ())
             .map_err(|e| {
                 error!(group = group_id, cause = %e, "cannot store group state");
@@ -321,6 +363,111 @@ impl GroupCoordinator {
     /// COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS.
     pub fn ready(&self, group_id: &str) -> Result<(), ResponseError> {
         self.topic.ready(group_id).map(|_| ())
+    }
+
+    fn pending(&self) -> MutexGuard<'_, HashMap<(i32, i64), Vec<PendingOffset>>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether `group_id` has transactional offsets waiting for a marker.
+    fn has_pending(&self, group_id: &str) -> bool {
+        self.pending()
+            .values()
+            .any(|offsets| offsets.iter().any(|o| o.0 == group_id))
+    }
+
+    /// Whether `group_id` has a transactional offset for the partition
+    /// waiting for a marker (OffsetFetch `require_stable`: UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        self.pending().values().any(|offsets| {
+            offsets
+                .iter()
+                .any(|o| o.0 == group_id && o.1 == topic && o.2 == partition)
+        })
+    }
+
+    /// The `__consumer_offsets` partition that holds `group_id`.
+    pub fn partition_for(&self, group_id: &str) -> Option<i32> {
+        let count = self.topic.partition_count();
+        (count > 0).then(|| crate::coordinator::partition_for(group_id, count))
+    }
+
+    /// Handles a TxnOffsetCommit: checks the member (KIP-447: generation
+    /// and member id when the producer sends them), appends the offsets as
+    /// a batch of `producer_id`'s transaction, and keeps them pending until
+    /// the transaction's marker (see [`GroupCoordinator::complete_transaction`]).
+    ///
+    /// # Errors
+    /// The Kafka error for the whole commit.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit_transactional(
+        &self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        producer: (i64, i16),
+        offsets: Vec<(String, i32, CommittedOffset)>,
+    ) -> Result<(), ResponseError> {
+        if group_id.is_empty() {
+            return Err(ResponseError::InvalidGroupId);
+        }
+        let partition = self.topic.ready(group_id)?;
+        let group = if generation < 0 && member_id.is_empty() {
+            self.get_or_create(group_id)
+        } else {
+            self.get(group_id).ok_or(ResponseError::IllegalGeneration)?
+        };
+        let mut group = self.lock_current(&group);
+        if generation >= 0 || !member_id.is_empty() {
+            group.check_commit(member_id, instance_id, generation, Instant::now())?;
+        }
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let records: Vec<StateRecord> = offsets
+            .iter()
+            .map(|(topic, p, offset)| {
+                GroupRecord::Offset {
+                    group: group_id.to_owned(),
+                    topic: topic.clone(),
+                    partition: *p,
+                    value: Some(offset.clone()),
+                }
+                .encode()
+            })
+            .collect();
+        self.topic
+            .append(partition, &records, Some(producer), now_ms())
+            .map_err(|e| {
+                error!(group = group_id, cause = %e, "cannot store transactional offsets");
+                append_error(&e)
+            })?;
+        self.pending()
+            .entry((partition, producer.0))
+            .or_default()
+            .extend(
+                offsets
+                    .into_iter()
+                    .map(|(topic, p, offset)| (group_id.to_owned(), topic, p, offset)),
+            );
+        drop(group);
+        Ok(())
+    }
+
+    /// A marker of `producer_id` was appended to `__consumer_offsets`
+    /// partition `partition`: its pending offsets become the committed
+    /// ones (`commit`) or are dropped.
+    pub fn complete_transaction(&self, partition: i32, producer_id: i64, commit: bool) {
+        let Some(offsets) = self.pending().remove(&(partition, producer_id)) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for (group, topic, p, offset) in offsets {
+            self.offsets.apply(&group, &topic, p, Some(offset));
+        }
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<String, SharedGroup>> {

@@ -27,6 +27,7 @@ const MAGIC_OFFSET: usize = 16;
 const CRC_OFFSET: usize = 17;
 const ATTRIBUTES_OFFSET: usize = 21;
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
+const TRANSACTIONAL_BIT: i16 = 1 << 4;
 const CONTROL_BIT: i16 = 1 << 5;
 /// Attribute bit 6: the base timestamp is the batch's delete horizon
 /// (KIP-534), after which the cleaner drops its tombstones.
@@ -220,6 +221,11 @@ impl BatchHeader {
         is_control(self.attributes)
     }
 
+    /// Whether the batch belongs to a transaction (data or marker).
+    pub fn is_transactional(&self) -> bool {
+        is_transactional(self.attributes)
+    }
+
     /// Whether the timestamps are the broker's append time (LogAppendTime).
     pub fn is_log_append_time(&self) -> bool {
         self.attributes & TIMESTAMP_TYPE_BIT != 0
@@ -241,6 +247,77 @@ impl BatchHeader {
 /// them means inflating, and a small batch may inflate to gigabytes.
 pub fn is_compressed(bytes: &[u8]) -> bool {
     BatchHeader::parse(bytes).is_ok_and(|h| h.compression() != 0)
+}
+
+/// Whether batch `attributes` mark a transactional batch.
+pub fn is_transactional(attributes: i16) -> bool {
+    attributes & TRANSACTIONAL_BIT != 0
+}
+
+/// A transaction marker (Kafka's `EndTransactionMarker`): one control
+/// record whose key is (version 0, type 0 abort / 1 commit) and whose value
+/// is (version 0, coordinator epoch), in a transactional control batch of
+/// `producer_id` and `epoch`, at offset 0 (the log assigns the real one).
+pub fn control_batch(
+    producer_id: i64,
+    epoch: i16,
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp: i64,
+) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4);
+    key.extend_from_slice(&0i16.to_be_bytes());
+    key.extend_from_slice(&i16::from(commit).to_be_bytes());
+    let mut value = Vec::with_capacity(6);
+    value.extend_from_slice(&0i16.to_be_bytes());
+    value.extend_from_slice(&coordinator_epoch.to_be_bytes());
+    let mut body = vec![0u8]; // record attributes
+    write_varint(&mut body, 0); // timestamp delta
+    write_varint(&mut body, 0); // offset delta
+    write_varint(&mut body, 4);
+    body.extend_from_slice(&key);
+    write_varint(&mut body, 6);
+    body.extend_from_slice(&value);
+    write_varint(&mut body, 0); // headers
+    let mut out = vec![0u8; HEADER_SIZE];
+    out[MAGIC_OFFSET] = 2;
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2]
+        .copy_from_slice(&(TRANSACTIONAL_BIT | CONTROL_BIT).to_be_bytes());
+    out[27..35].copy_from_slice(&timestamp.to_be_bytes());
+    out[35..43].copy_from_slice(&timestamp.to_be_bytes());
+    out[43..51].copy_from_slice(&producer_id.to_be_bytes());
+    out[51..53].copy_from_slice(&epoch.to_be_bytes());
+    out[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    out[57..61].copy_from_slice(&1i32.to_be_bytes());
+    write_varint(&mut out, i64::try_from(body.len()).unwrap_or(0));
+    out.extend_from_slice(&body);
+    // A fixed, small batch: sealing cannot fail.
+    let _ = seal(&mut out);
+    out
+}
+
+/// Whether the control batch `bytes` (one whole batch) commits (`Some(true)`)
+/// or aborts (`Some(false)`); `None` if it is not a readable marker.
+pub fn marker_commits(bytes: &[u8]) -> Option<bool> {
+    let header = BatchHeader::parse(bytes).ok()?;
+    if !header.is_control() {
+        return None;
+    }
+    let mut kind = None;
+    walk_whole_records(bytes, &header, 1 << 16, |record| {
+        if kind.is_none() {
+            kind = record
+                .key
+                .filter(|k| k.len() >= 4)
+                .map(|k| i16::from_be_bytes([k[2], k[3]]));
+        }
+    })
+    .ok()?;
+    match kind? {
+        0 => Some(false),
+        1 => Some(true),
+        _ => None,
+    }
 }
 
 /// Whether batch `attributes` mark a control batch (a transaction marker).
@@ -763,6 +840,14 @@ pub(crate) mod tests {
     }
 
     /// As [`batch`], with idempotent producer fields.
+    /// `batch` marked transactional (CRC resealed).
+    pub(crate) fn transactional(mut batch: Vec<u8>) -> Vec<u8> {
+        let attributes = i16_at(&batch, ATTRIBUTES_OFFSET) | TRANSACTIONAL_BIT;
+        batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+        seal(&mut batch).unwrap();
+        batch
+    }
+
     pub(crate) fn batch_with_producer(
         count: i32,
         timestamp: i64,

@@ -41,7 +41,9 @@ use tracing::{debug, warn};
 
 use super::batch::{self, BatchBuilder, BatchError, BatchHeader, HEADER_SIZE};
 use super::index::BatchEntry;
-use super::partition::{cleaning_file_name, CleanSnapshot, PartitionLog, SegmentSnapshot};
+use super::partition::{
+    cleaning_file_name, is_aborted, CleanSnapshot, PartitionLog, SegmentSnapshot,
+};
 
 /// The most a compressed batch may inflate to for the cleaner to filter
 /// it; a larger one is kept whole (never an OOM).
@@ -92,6 +94,9 @@ pub(crate) fn plan(log: &PartitionLog, now_ms: i64) -> Option<Plan> {
     let snapshot = log.clean_snapshot()?;
     let config = &snapshot.config;
     let mut first_uncleanable = snapshot.active_base;
+    if let Some(unstable) = snapshot.first_unstable {
+        first_uncleanable = first_uncleanable.min(unstable);
+    }
     if config.min_compaction_lag_ms > 0 {
         let young = snapshot.segments.iter().find(|s| {
             s.next > snapshot.first_dirty
@@ -236,7 +241,10 @@ fn build_offset_map(
                 stopped = true;
                 return Ok(false);
             }
-            if header.last_offset() < first_dirty || header.is_control() {
+            if header.last_offset() < first_dirty
+                || header.is_control()
+                || is_aborted(&plan.snapshot.aborted, header)
+            {
                 return Ok(true);
             }
             if header.base_offset >= plan.first_uncleanable {
@@ -302,6 +310,8 @@ fn group_segments(
 /// What to do with one stored batch.
 struct Filter<'a> {
     map: &'a HashMap<u128, i64>,
+    /// Aborted transactions by producer (see [`CleanSnapshot`]).
+    aborted: &'a HashMap<i64, Vec<(i64, i64)>>,
     now_ms: i64,
     horizon: i64,
     producer_last_offsets: &'a HashMap<i64, i64>,
@@ -312,6 +322,15 @@ impl Filter<'_> {
     fn filter(&self, header: &BatchHeader, bytes: &[u8]) -> Option<Vec<u8>> {
         if header.is_control() {
             return Some(bytes.to_vec());
+        }
+        if is_aborted(self.aborted, header) {
+            // Aborted data is never read committed: it goes, but for a
+            // producer's last batch (its state).
+            let last_of_producer =
+                self.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset());
+            return last_of_producer
+                .then(|| batch::empty_batch(bytes).ok())
+                .flatten();
         }
         let mut keep = Vec::with_capacity(usize::try_from(header.records_count).unwrap_or(0));
         let mut tombstones = false;
@@ -459,6 +478,7 @@ pub(crate) fn clean(
     let snapshot = &plan.snapshot;
     let filter = Filter {
         map: &map,
+        aborted: &snapshot.aborted,
         now_ms,
         horizon: now_ms.saturating_add(snapshot.config.delete_retention_ms),
         producer_last_offsets: &snapshot.producer_last_offsets,
@@ -834,6 +854,7 @@ mod tests {
         let map = HashMap::from([(key_hash(b"a"), 100)]);
         let filter = Filter {
             map: &map,
+            aborted: &HashMap::new(),
             now_ms: NOW,
             horizon: NOW,
             producer_last_offsets: &HashMap::new(),
@@ -890,6 +911,7 @@ mod tests {
         let (from, to) = (group[0].base, group.last().unwrap().next);
         let filter = Filter {
             map: &map,
+            aborted: &HashMap::new(),
             now_ms: NOW,
             horizon: NOW + 1000,
             producer_last_offsets: &HashMap::new(),

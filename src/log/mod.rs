@@ -12,16 +12,18 @@ mod index;
 mod partition;
 mod producer_state;
 mod segment;
+mod transactions;
 
-pub use batch::{is_compressed, BatchHeader};
+pub use batch::{is_compressed, marker_commits, BatchHeader};
 pub use cleaner::CleanerConfig;
 pub use index::LEGACY_VALUE_SIZE as LEGACY_INDEX_VALUE_SIZE;
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
     RecordError,
 };
-pub use producer_state::SequenceError;
+pub use producer_state::{ProducerSnapshot, SequenceError};
 pub use segment::FileRegion;
+pub use transactions::AbortedTxn;
 
 use std::collections::HashMap;
 use std::io;

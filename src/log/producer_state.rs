@@ -74,6 +74,19 @@ impl std::fmt::Display for SequenceError {
     }
 }
 
+/// What DescribeProducers reports of one producer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProducerSnapshot {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its current epoch.
+    pub epoch: i16,
+    /// The sequence of its last record, or -1.
+    pub last_sequence: i32,
+    /// The largest timestamp of its last batch.
+    pub last_timestamp: i64,
+}
+
 /// All idempotent producers of one partition.
 #[derive(Debug, Default)]
 pub struct ProducerStateManager {
@@ -141,6 +154,48 @@ impl ProducerStateManager {
             });
         }
         Ok(SequenceCheck::Append)
+    }
+
+    /// Decides whether a transaction marker of `producer_id` at `epoch` may
+    /// be appended: not if the producer already has a newer epoch.
+    ///
+    /// # Errors
+    /// [`SequenceError::StaleEpoch`].
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), SequenceError> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(SequenceError::StaleEpoch {
+                got: epoch,
+                current: entry.epoch,
+            }),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records an appended transaction marker: the producer's epoch is the
+    /// marker's from now on (a bumped epoch restarts its sequences).
+    pub fn record_marker(&mut self, producer_id: i64, epoch: i16, timestamp: i64) {
+        let entry = self.producers.entry(producer_id).or_default();
+        entry.last_timestamp = timestamp;
+        if epoch != entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+    }
+
+    /// Every producer, by id.
+    pub fn snapshot(&self) -> Vec<ProducerSnapshot> {
+        let mut all: Vec<ProducerSnapshot> = self
+            .producers
+            .iter()
+            .map(|(id, e)| ProducerSnapshot {
+                producer_id: *id,
+                epoch: e.epoch,
+                last_sequence: e.batches.back().map_or(-1, |b| b.last_sequence),
+                last_timestamp: e.last_timestamp,
+            })
+            .collect();
+        all.sort_by_key(|p| p.producer_id);
+        all
     }
 
     /// Records an appended batch whose largest timestamp is `timestamp`

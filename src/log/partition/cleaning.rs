@@ -68,6 +68,26 @@ pub(crate) struct CleanSnapshot {
     /// Each idempotent producer's last batch (its last offset): kept, if
     /// only as an empty batch, so producer state survives cleaning.
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// The first offset of the oldest open transaction: nothing from here
+    /// on is cleaned (Kafka's first unstable offset).
+    pub first_unstable: Option<i64>,
+    /// Aborted transactions by producer: (first offset, marker offset).
+    /// Their data is never a key's latest value and goes when cleaned.
+    pub aborted: HashMap<i64, Vec<(i64, i64)>>,
+}
+
+/// Whether `header` is data of one of the `aborted` transactions.
+pub(crate) fn is_aborted(
+    aborted: &HashMap<i64, Vec<(i64, i64)>>,
+    header: &crate::log::BatchHeader,
+) -> bool {
+    header.is_transactional()
+        && !header.is_control()
+        && aborted.get(&header.producer_id).is_some_and(|ranges| {
+            ranges
+                .iter()
+                .any(|(first, last)| (*first..=*last).contains(&header.base_offset))
+        })
 }
 
 /// The name of the swap file replacing the segments with bases in `[from, to)`.
@@ -187,6 +207,17 @@ impl PartitionLog {
             segments,
             first_dirty_timestamp: self.index.find(first_dirty).map(|e| e.max_timestamp),
             producer_last_offsets: state.producers.last_offsets(),
+            first_unstable: state.txns.first_unstable_offset(),
+            aborted: state.txns.aborted_between(0, i64::MAX).into_iter().fold(
+                HashMap::new(),
+                |mut by_producer: HashMap<i64, Vec<(i64, i64)>>, t| {
+                    by_producer
+                        .entry(t.producer_id)
+                        .or_default()
+                        .push((t.first_offset, t.last_offset));
+                    by_producer
+                },
+            ),
         })
     }
 

@@ -21,13 +21,14 @@ mod recovery;
 mod retention;
 
 pub(crate) use cleaning::{
-    cleaned_file_name as cleaning_file_name, CleanSnapshot, SegmentSnapshot,
+    cleaned_file_name as cleaning_file_name, is_aborted, CleanSnapshot, SegmentSnapshot,
 };
 
 use super::batch::{self, BatchError, RecordProblem, RecordRules, Stamp};
 use super::index::{BatchEntry, SegmentIndex};
-use super::producer_state::{ProducerStateManager, SequenceCheck, SequenceError};
+use super::producer_state::{ProducerSnapshot, ProducerStateManager, SequenceCheck, SequenceError};
 use super::segment::{FileRegion, LogSegment};
+use super::transactions::{AbortedTxn, TxnIndex};
 
 /// The settings a partition log obeys, resolved from its topic's overrides
 /// and the broker defaults. Changing them takes effect on the next append
@@ -276,6 +277,9 @@ pub struct LogOffsets {
     pub log_start_offset: i64,
     /// Offset up to which records are committed (visible to consumers).
     pub high_watermark: i64,
+    /// Offset below which no transaction is open (read_committed reads up
+    /// to it): the high watermark when none is.
+    pub last_stable_offset: i64,
     /// Offset the next append gets.
     pub log_end_offset: i64,
 }
@@ -287,6 +291,9 @@ pub struct ReadResult {
     pub records: Option<FileRegion>,
     /// Offsets when the read ran.
     pub offsets: LogOffsets,
+    /// For a read_committed read: the aborted transactions overlapping the
+    /// returned batches, by first offset (empty otherwise).
+    pub aborted: Vec<AbortedTxn>,
 }
 
 impl ReadResult {
@@ -321,6 +328,8 @@ struct LogState {
     /// Equal to the log end offset on a single node; kept apart for replication.
     high_watermark: i64,
     producers: ProducerStateManager,
+    /// Open and aborted transactions (the LSO, read_committed fetches).
+    txns: TxnIndex,
     unflushed_records: i64,
     last_flush_ms: i64,
     /// Set by `destroy`: the files and index are gone; every call fails.
@@ -336,6 +345,10 @@ impl LogState {
         LogOffsets {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
+            last_stable_offset: self
+                .txns
+                .first_unstable_offset()
+                .map_or(self.high_watermark, |f| f.min(self.high_watermark)),
             log_end_offset: self.log_end_offset,
         }
     }
@@ -396,7 +409,7 @@ impl PartitionLog {
     ///
     /// # Errors
     /// [`AppendError`] naming the reason; nothing is stored then.
-    pub fn append(&self, mut bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
+    pub fn append(&self, bytes: Vec<u8>, now_ms: i64) -> Result<AppendInfo, AppendError> {
         let (max_bytes, rules) = {
             let state = self.lock();
             (state.config.max_message_bytes, state.config.record_rules())
@@ -407,7 +420,7 @@ impl PartitionLog {
         if state.deleted {
             return Err(AppendError::Deleted);
         }
-        if header.has_producer() && !header.is_control() {
+        if header.has_producer() {
             let check = state
                 .producers
                 .check(
@@ -425,7 +438,93 @@ impl PartitionLog {
                 });
             }
         }
-        self.maybe_roll(&mut state, bytes.len() as u64, now_ms)?;
+        let info = self.append_checked(&mut state, bytes, &header, None, now_ms)?;
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Appends a batch a coordinator built itself (Kafka's appends with
+    /// `AppendOrigin.COORDINATOR`): checked for structure and size only,
+    /// no producer sequence checks (transactional offset commits carry a
+    /// producer id and epoch but no sequence).
+    ///
+    /// # Errors
+    /// The batch is malformed or too large, or the log fails.
+    pub fn append_coordinator(
+        &self,
+        bytes: Vec<u8>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let header = batch::BatchHeader::parse(&bytes)
+            .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
+        let mut state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
+        if bytes.len() > state.config.max_message_bytes {
+            return Err(AppendError::TooLarge {
+                size: bytes.len(),
+                max: state.config.max_message_bytes,
+            });
+        }
+        if header.has_producer() {
+            state
+                .producers
+                .check_marker(header.producer_id, header.producer_epoch)
+                .map_err(AppendError::Sequence)?;
+        }
+        let info = self.append_checked(&mut state, bytes, &header, None, now_ms)?;
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Appends a transaction marker for `producer_id` (Kafka's
+    /// `appendAsLeader` of an `EndTransactionMarker`): it takes an offset
+    /// like any batch, ends the producer's open transaction here, and an
+    /// abort is remembered for read_committed fetches.
+    ///
+    /// # Errors
+    /// [`SequenceError::StaleEpoch`] for an epoch older than the producer's
+    /// (a fenced coordinator or producer), or the log fails.
+    pub fn append_marker(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        let bytes = batch::control_batch(producer_id, epoch, commit, coordinator_epoch, now_ms);
+        let header = batch::BatchHeader::parse(&bytes)
+            .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
+        let mut state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
+        state
+            .producers
+            .check_marker(producer_id, epoch)
+            .map_err(AppendError::Sequence)?;
+        let info = self.append_checked(&mut state, bytes, &header, Some(commit), now_ms)?;
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(info)
+    }
+
+    /// Appends a checked batch (`marker`: a transaction marker that
+    /// commits or not) under the lock: offsets, file, index, producer and
+    /// transaction state.
+    fn append_checked(
+        &self,
+        state: &mut LogState,
+        mut bytes: Vec<u8>,
+        header: &batch::BatchHeader,
+        marker: Option<bool>,
+        now_ms: i64,
+    ) -> Result<AppendInfo, AppendError> {
+        self.maybe_roll(state, bytes.len() as u64, now_ms)?;
         let base_offset = state.log_end_offset;
         let append_time = state.config.log_append_time.then_some(now_ms);
         let max_timestamp = append_time.unwrap_or(header.max_timestamp);
@@ -462,28 +561,37 @@ impl PartitionLog {
         segment.max_timestamp = segment.max_timestamp.max(max_timestamp);
         state.log_end_offset = last_offset + 1;
         state.high_watermark = state.log_end_offset;
-        if header.has_producer() && !header.is_control() {
-            state.producers.record(
-                header.producer_id,
-                header.producer_epoch,
-                header.base_sequence,
-                header.last_sequence(),
-                base_offset,
-                max_timestamp,
-            );
-        }
+        apply_to_state(&mut state.producers, &mut state.txns, &entry, marker);
         state.unflushed_records += i64::from(header.records_count);
         if state.unflushed_records >= state.config.flush_messages {
-            flush_active(&mut state, now_ms).map_err(storage)?;
+            flush_active(state, now_ms).map_err(storage)?;
         }
-        let info = AppendInfo {
+        Ok(AppendInfo {
             base_offset,
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: state.log_start_offset,
-        };
-        drop(state);
-        self.appended.notify_waiters();
-        Ok(info)
+        })
+    }
+
+    /// The aborted transactions a read_committed fetch of `[from, to)`
+    /// reports, by first offset.
+    pub fn aborted_transactions(&self, from: i64, to: i64) -> Vec<AbortedTxn> {
+        self.lock().txns.aborted_between(from, to)
+    }
+
+    /// Every idempotent or transactional producer this partition knows,
+    /// with the first offset of its open transaction (DescribeProducers).
+    pub fn producers(&self) -> Vec<(ProducerSnapshot, Option<i64>)> {
+        let state = self.lock();
+        state
+            .producers
+            .snapshot()
+            .into_iter()
+            .map(|p| {
+                let open = state.txns.open_transaction(p.producer_id);
+                (p, open)
+            })
+            .collect()
     }
 
     /// Rolls to a new segment when the active one is full or old.
@@ -541,21 +649,55 @@ impl PartitionLog {
             (offsets, self.locate(&state, offset, max_bytes, upper))
         };
         Ok(ReadResult {
-            records: slice.filter(|region| region.len > 0),
+            records: slice
+                .map(|(region, _)| region)
+                .filter(|region| region.len > 0),
             offsets,
+            aborted: Vec::new(),
         })
     }
 
-    /// The file, position and length of the contiguous batches to read.
+    /// A read_committed read (Kafka's `FetchIsolation.TXN_COMMITTED`): as
+    /// [`PartitionLog::read`] up to the last stable offset, with the
+    /// aborted transactions that overlap the returned batches.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<ReadResult, ReadError> {
+        let state = self.lock();
+        if state.deleted {
+            return Err(ReadError::Deleted);
+        }
+        let offsets = state.offsets();
+        if offset < state.log_start_offset || offset > state.log_end_offset {
+            return Err(ReadError::OffsetOutOfRange);
+        }
+        let located = self.locate(&state, offset, max_bytes, offsets.last_stable_offset);
+        let aborted = match &located {
+            Some((region, next)) if region.len > 0 => state.txns.aborted_between(offset, *next),
+            _ => Vec::new(),
+        };
+        Ok(ReadResult {
+            records: located
+                .map(|(region, _)| region)
+                .filter(|region| region.len > 0),
+            offsets,
+            aborted,
+        })
+    }
+
+    /// The file, position and length of the contiguous batches to read,
+    /// and the offset after the last of them.
     fn locate(
         &self,
         state: &LogState,
         offset: i64,
         max_bytes: usize,
         upper: i64,
-    ) -> Option<FileRegion> {
+    ) -> Option<(FileRegion, i64)> {
         let first = self.index.find(offset).filter(|e| e.base_offset < upper)?;
         let mut total: u64 = 0;
+        let mut next = offset;
         for entry in self.index.range(offset..) {
             let contiguous =
                 entry.segment == first.segment && entry.position == first.position + total;
@@ -564,12 +706,14 @@ impl PartitionLog {
                 break;
             }
             total += u64::from(entry.size);
+            next = entry.last_offset + 1;
         }
-        Some(FileRegion {
+        let region = FileRegion {
             file: state.segments.get(&first.segment)?.reader(),
             position: first.position,
             len: usize::try_from(total).ok()?,
-        })
+        };
+        Some((region, next))
     }
 
     /// The first offset at or after the log start whose record timestamp is
@@ -699,6 +843,49 @@ impl PartitionLog {
         match std::fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
+        }
+    }
+}
+
+/// The sequence number of a stored batch's last record.
+pub(super) fn last_sequence(entry: &BatchEntry) -> i32 {
+    if entry.base_sequence < 0 {
+        return -1;
+    }
+    let delta = entry.last_offset - entry.base_offset;
+    i32::try_from((i64::from(entry.base_sequence) + delta) % (i64::from(i32::MAX) + 1))
+        .unwrap_or(-1)
+}
+
+/// Brings producer and transaction state up to date with one stored batch
+/// (`marker`: it is a transaction marker that commits or not); appends
+/// and recovery share it.
+pub(super) fn apply_to_state(
+    producers: &mut ProducerStateManager,
+    txns: &mut TxnIndex,
+    entry: &BatchEntry,
+    marker: Option<bool>,
+) {
+    if entry.producer_id < 0 {
+        return;
+    }
+    match marker {
+        Some(commit) => {
+            producers.record_marker(entry.producer_id, entry.producer_epoch, entry.max_timestamp);
+            txns.on_marker(entry.producer_id, entry.base_offset, commit);
+        }
+        None => {
+            producers.record(
+                entry.producer_id,
+                entry.producer_epoch,
+                entry.base_sequence,
+                last_sequence(entry),
+                entry.base_offset,
+                entry.max_timestamp,
+            );
+            if batch::is_transactional(entry.attributes) {
+                txns.on_data(entry.producer_id, entry.base_offset);
+            }
         }
     }
 }
@@ -973,6 +1160,54 @@ mod tests {
         let log = fixture.open(small_segments());
         assert_eq!(read_all(&log, 0), (0..30).collect::<Vec<_>>());
         assert_eq!(log.offsets().log_end_offset, 30);
+    }
+
+    #[test]
+    fn transactions_bound_the_lso_and_aborts_are_remembered() {
+        use crate::log::batch::tests::transactional;
+        let fixture = Fixture::new();
+        let txn =
+            |pid, seq| transactional(batch_with_producer(2, 0, Compression::None, pid, 0, seq));
+        {
+            let log = fixture.open(LogConfig::default());
+            log.append(batch(1, 0, Compression::None), 0).unwrap(); // 0
+            log.append(txn(7, 0), 0).unwrap(); // 1-2
+            log.append(txn(8, 0), 0).unwrap(); // 3-4
+            assert_eq!(log.offsets().last_stable_offset, 1);
+            log.append_marker(7, 0, false, 0, 0).unwrap(); // 5
+            assert_eq!(log.offsets().last_stable_offset, 3);
+            log.append_marker(8, 0, true, 0, 0).unwrap(); // 6
+            let offsets = log.offsets();
+            assert_eq!((offsets.last_stable_offset, offsets.high_watermark), (7, 7));
+            // A marker of an older epoch is fenced.
+            log.append_marker(8, 1, true, 0, 0).unwrap(); // 7: epoch bump
+            assert!(matches!(
+                log.append_marker(8, 0, true, 0, 0),
+                Err(AppendError::Sequence(SequenceError::StaleEpoch { .. }))
+            ));
+            log.append(txn(9, 0), 0).unwrap(); // 8-9, left open
+        }
+        let log = fixture.open(LogConfig::default());
+        assert_eq!(
+            log.offsets().last_stable_offset,
+            8,
+            "the open transaction survives"
+        );
+        let aborted = log.aborted_transactions(0, 10);
+        assert_eq!(
+            aborted,
+            [AbortedTxn {
+                producer_id: 7,
+                first_offset: 1,
+                last_offset: 5
+            }]
+        );
+        assert!(log.aborted_transactions(6, 10).is_empty());
+        log.append_marker(9, 0, true, 0, 0).unwrap();
+        assert_eq!(log.offsets().last_stable_offset, 11);
+        // The bumped epoch of producer 8 starts its sequences over.
+        let next = transactional(batch_with_producer(1, 0, Compression::None, 8, 1, 0));
+        assert!(log.append(next, 0).is_ok());
     }
 
     #[test]

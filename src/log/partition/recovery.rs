@@ -10,11 +10,12 @@ use tokio::sync::Notify;
 use tracing::warn;
 
 use super::cleaning::{self, CHECKPOINT_TREE};
-use super::{LogConfig, LogState, PartitionLog};
+use super::{apply_to_state, LogConfig, LogState, PartitionLog};
 use crate::log::batch::{self, BatchHeader, HEADER_SIZE};
 use crate::log::index::{BatchEntry, SegmentIndex};
 use crate::log::producer_state::ProducerStateManager;
 use crate::log::segment::{self, LogSegment};
+use crate::log::transactions::TxnIndex;
 
 impl PartitionLog {
     /// Opens a partition's directory, recovering as Kafka's `LogLoader`
@@ -69,6 +70,7 @@ impl PartitionLog {
 
         let bases: Vec<i64> = segments.keys().copied().collect();
         let mut producers = ProducerStateManager::default();
+        let mut txns = TxnIndex::default();
         let mut log_end_offset = first_base;
         for (i, base) in bases.iter().enumerate() {
             let next = bases.get(i + 1).copied().unwrap_or(i64::MAX);
@@ -79,16 +81,22 @@ impl PartitionLog {
             for entry in index.range(*base..next) {
                 segment.max_timestamp = segment.max_timestamp.max(entry.max_timestamp);
                 log_end_offset = entry.last_offset + 1;
-                if entry.producer_id >= 0 && !batch::is_control(entry.attributes) {
-                    producers.record(
-                        entry.producer_id,
-                        entry.producer_epoch,
-                        entry.base_sequence,
-                        last_sequence(&entry),
-                        entry.base_offset,
-                        entry.max_timestamp,
-                    );
-                }
+                let marker = if batch::is_control(entry.attributes) {
+                    let bytes =
+                        segment::read_at(&segment.reader(), entry.position, entry.size as usize)?;
+                    Some(batch::marker_commits(&bytes).unwrap_or_else(|| {
+                        warn!(
+                            topic,
+                            partition,
+                            offset = entry.base_offset,
+                            "unreadable transaction marker; taken as a commit"
+                        );
+                        true
+                    }))
+                } else {
+                    None
+                };
+                apply_to_state(&mut producers, &mut txns, &entry, marker);
             }
             log_end_offset = log_end_offset.max(*base);
         }
@@ -96,6 +104,7 @@ impl PartitionLog {
             .unwrap_or(first_base)
             .max(first_base)
             .min(log_end_offset);
+        txns.truncate_before(log_start_offset);
         Ok(Self {
             topic: topic.to_owned(),
             partition,
@@ -110,6 +119,7 @@ impl PartitionLog {
                 log_end_offset,
                 high_watermark: log_end_offset,
                 producers,
+                txns,
                 unflushed_records: 0,
                 last_flush_ms: now_ms,
                 deleted: false,
@@ -118,15 +128,6 @@ impl PartitionLog {
             appended: Notify::new(),
         })
     }
-}
-
-fn last_sequence(entry: &BatchEntry) -> i32 {
-    if entry.base_sequence < 0 {
-        return -1;
-    }
-    let delta = entry.last_offset - entry.base_offset;
-    i32::try_from((i64::from(entry.base_sequence) + delta) % (i64::from(i32::MAX) + 1))
-        .unwrap_or(-1)
 }
 
 /// Brings one segment and its index entries into agreement: drops entries

@@ -33,6 +33,7 @@ impl PartitionLog {
                 .map_err(|e| ReadError::Storage(e.to_string()))?;
             self.delete_segments_below(&mut state, |_, next_base| next_base <= target)
                 .map_err(|e| ReadError::Storage(e.to_string()))?;
+            state.txns.truncate_before(target);
         }
         Ok(state.log_start_offset)
     }
@@ -100,6 +101,7 @@ impl PartitionLog {
             deleted += 1;
             if state.log_start_offset < next {
                 state.log_start_offset = next;
+                state.txns.truncate_before(next);
                 self.persist_start(next)?;
             }
         }

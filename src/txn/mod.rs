@@ -1,0 +1,856 @@
+//! The transaction coordinator (Kafka's `TransactionCoordinator` and
+//! `TransactionStateManager`, transaction protocol version 1): each
+//! transactional id's producer id, epoch and transaction state, kept as
+//! records in `__transaction_state` and replayed on start, like the group
+//! coordinator's.
+//!
+//! States (Kafka's ids): Empty → Ongoing (partitions added) →
+//! PrepareCommit / PrepareAbort (EndTxn; the record is in the log before any
+//! marker) → CompleteCommit / CompleteAbort (every partition has its
+//! marker) → Ongoing again with the next AddPartitions. On one node the
+//! markers are written right after the Prepare record, before EndTxn
+//! answers; a crash in between leaves the Prepare record, and the next
+//! maintenance tick after loading writes the markers again (a marker twice
+//! is harmless) and completes. Ongoing transactions past their timeout are
+//! aborted with the epoch bumped (the producer is fenced), as Kafka does.
+//!
+//! Each transactional id lives behind its own mutex; markers are written
+//! under it, and a transactional Produce checks and appends under it too
+//! ([`TransactionCoordinator::append_verified`]), so no data of a
+//! transaction can land after its marker (a hanging transaction).
+
+mod records;
+
+pub use records::TxnRecord;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use kafka_protocol::error::ResponseError;
+use tracing::{error, info, warn};
+
+use crate::coordinator::{Replayed, StateTopic};
+use crate::log::{now_ms, PartitionLog};
+
+/// The internal topic that holds every transactional id's state.
+pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// The largest epoch before a producer id is replaced (Kafka rotates the
+/// producer id when `epoch >= Short.MaxValue - 1`).
+const MAX_EPOCH: i16 = i16::MAX - 1;
+
+/// A transaction's state, with Kafka's ids and names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TxnState {
+    /// No transaction yet (or after InitProducerId).
+    Empty,
+    /// Partitions added, not ended.
+    Ongoing,
+    /// Commit decided; markers being written.
+    PrepareCommit,
+    /// Abort decided; markers being written.
+    PrepareAbort,
+    /// Committed.
+    CompleteCommit,
+    /// Aborted.
+    CompleteAbort,
+    /// Expired.
+    Dead,
+    /// Being fenced by a new producer.
+    PrepareEpochFence,
+}
+
+impl TxnState {
+    const ALL: [Self; 8] = [
+        Self::Empty,
+        Self::Ongoing,
+        Self::PrepareCommit,
+        Self::PrepareAbort,
+        Self::CompleteCommit,
+        Self::CompleteAbort,
+        Self::Dead,
+        Self::PrepareEpochFence,
+    ];
+
+    /// Kafka's state id (the record's status byte).
+    pub fn id(self) -> i8 {
+        match self {
+            Self::Empty => 0,
+            Self::Ongoing => 1,
+            Self::PrepareCommit => 2,
+            Self::PrepareAbort => 3,
+            Self::CompleteCommit => 4,
+            Self::CompleteAbort => 5,
+            Self::Dead => 6,
+            Self::PrepareEpochFence => 7,
+        }
+    }
+
+    /// The state with Kafka's id `id`.
+    pub fn from_id(id: i8) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.id() == id)
+    }
+
+    /// Kafka's name (DescribeTransactions, ListTransactions).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Empty => "Empty",
+            Self::Ongoing => "Ongoing",
+            Self::PrepareCommit => "PrepareCommit",
+            Self::PrepareAbort => "PrepareAbort",
+            Self::CompleteCommit => "CompleteCommit",
+            Self::CompleteAbort => "CompleteAbort",
+            Self::Dead => "Dead",
+            Self::PrepareEpochFence => "PrepareEpochFence",
+        }
+    }
+
+    /// The state named `name` (case-insensitive).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(name))
+    }
+}
+
+/// Writes transaction markers into partition logs: the broker knows the
+/// logs and the group coordinator (markers in `__consumer_offsets` make
+/// transactional offsets visible).
+pub trait MarkerWriter {
+    /// Appends a marker of `producer_id` at `epoch` to `topic`-`partition`.
+    ///
+    /// # Errors
+    /// The partition refuses it (gone, fenced epoch, storage).
+    fn write_marker(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+    ) -> Result<(), ResponseError>;
+}
+
+/// One transactional id.
+#[derive(Debug, Clone)]
+struct TxnMetadata {
+    producer_id: i64,
+    /// The producer id before a rotation (KIP-360 retries).
+    last_producer_id: i64,
+    epoch: i16,
+    /// The epoch before the last bump (KIP-360: a retried InitProducerId).
+    last_epoch: i16,
+    timeout_ms: i32,
+    state: TxnState,
+    partitions: BTreeSet<(String, i32)>,
+    start_ms: i64,
+    last_update_ms: i64,
+}
+
+impl TxnMetadata {
+    fn record(&self) -> TxnRecord {
+        let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+        for (topic, partition) in &self.partitions {
+            by_topic.entry(topic.clone()).or_default().push(*partition);
+        }
+        TxnRecord {
+            producer_id: self.producer_id,
+            producer_epoch: self.epoch,
+            timeout_ms: self.timeout_ms,
+            state: self.state,
+            partitions: by_topic.into_iter().collect(),
+            last_update_ms: self.last_update_ms,
+            start_ms: self.start_ms,
+        }
+    }
+
+    fn from_record(record: TxnRecord) -> Self {
+        Self {
+            producer_id: record.producer_id,
+            last_producer_id: -1,
+            epoch: record.producer_epoch,
+            last_epoch: -1,
+            timeout_ms: record.timeout_ms,
+            state: record.state,
+            partitions: record
+                .partitions
+                .into_iter()
+                .flat_map(|(topic, ids)| ids.into_iter().map(move |p| (topic.clone(), p)))
+                .collect(),
+            start_ms: record.start_ms,
+            last_update_ms: record.last_update_ms,
+        }
+    }
+}
+
+/// What DescribeTransactions reports of one transactional id.
+#[derive(Debug, Clone)]
+pub struct TxnDescription {
+    /// The state.
+    pub state: TxnState,
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its epoch.
+    pub producer_epoch: i16,
+    /// The transaction timeout.
+    pub timeout_ms: i32,
+    /// When the transaction started (-1 if none).
+    pub start_ms: i64,
+    /// The partitions in it.
+    pub partitions: Vec<(String, i32)>,
+}
+
+type SharedTxn = Arc<Mutex<TxnMetadata>>;
+
+/// Every transactional id on this node.
+#[derive(Debug)]
+pub struct TransactionCoordinator {
+    topic: StateTopic,
+    txns: Mutex<HashMap<String, SharedTxn>>,
+    /// Producer id → transactional id (Produce verification).
+    by_producer: Mutex<HashMap<i64, String>>,
+    /// `transaction.max.timeout.ms`.
+    max_timeout_ms: i32,
+    /// `transactional.id.expiration.ms`.
+    id_expiration_ms: i64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl TransactionCoordinator {
+    /// A coordinator with no transactional ids yet.
+    pub fn new(max_timeout_ms: i32, id_expiration_ms: i64) -> Self {
+        Self {
+            topic: StateTopic::new(TXN_TOPIC),
+            txns: Mutex::new(HashMap::new()),
+            by_producer: Mutex::new(HashMap::new()),
+            max_timeout_ms,
+            id_expiration_ms,
+        }
+    }
+
+    /// Whether the `__transaction_state` partitions are attached.
+    pub fn is_attached(&self) -> bool {
+        self.topic.is_attached()
+    }
+
+    /// Takes the `__transaction_state` partition logs and loads them by
+    /// replay on a thread of its own (a `fresh` topic is ready at once).
+    /// Prepared transactions are completed by the next [`Self::tick`].
+    pub fn attach(self: &Arc<Self>, logs: Vec<Arc<PartitionLog>>, fresh: bool) {
+        let count = i32::try_from(logs.len()).unwrap_or(0);
+        if !self.topic.attach(logs) {
+            return;
+        }
+        if fresh {
+            for p in 0..count {
+                self.topic.mark_loaded(p);
+            }
+            return;
+        }
+        let coordinator = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("txn-loader".into())
+            .spawn(move || coordinator.load_all());
+        if let Err(e) = spawned {
+            error!(cause = %e, "cannot start the transaction loader; loading inline");
+            self.load_all();
+        }
+    }
+
+    fn load_all(&self) {
+        let started = std::time::Instant::now();
+        let mut loaded = 0;
+        for partition in 0..self.topic.partition_count() {
+            let mut found: HashMap<String, Option<TxnRecord>> = HashMap::new();
+            let replayed = self.topic.replay(partition, |replayed| {
+                let Replayed::Record { key, value, .. } = replayed else {
+                    return;
+                };
+                match records::decode(key, value.map(|v| &v[..])) {
+                    Ok(Some((id, record))) => {
+                        found.insert(id, record);
+                    }
+                    Ok(None) => {}
+                    Err(e) => warn!(topic = TXN_TOPIC, partition, cause = %e, "skipping a record that does not decode"),
+                }
+            });
+            if let Err(e) = replayed {
+                error!(topic = TXN_TOPIC, partition, cause = %e, "cannot load transaction state; its ids stay unavailable");
+                continue;
+            }
+            let mut txns = lock(&self.txns);
+            let mut by_producer = lock(&self.by_producer);
+            for (id, record) in found {
+                match record {
+                    Some(record) => {
+                        by_producer.insert(record.producer_id, id.clone());
+                        txns.insert(id, Arc::new(Mutex::new(TxnMetadata::from_record(record))));
+                        loaded += 1;
+                    }
+                    None => {
+                        txns.remove(&id);
+                    }
+                }
+            }
+            drop((txns, by_producer));
+            self.topic.mark_loaded(partition);
+        }
+        info!(
+            transactional_ids = loaded,
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "loaded transaction state from {TXN_TOPIC}"
+        );
+    }
+
+    /// Whether `transactional_id`'s partition is loaded.
+    ///
+    /// # Errors
+    /// COORDINATOR_NOT_AVAILABLE or COORDINATOR_LOAD_IN_PROGRESS.
+    pub fn ready(&self, transactional_id: &str) -> Result<(), ResponseError> {
+        self.topic.ready(transactional_id).map(|_| ())
+    }
+
+    fn get(&self, id: &str) -> Option<SharedTxn> {
+        lock(&self.txns).get(id).cloned()
+    }
+
+    /// Stores `meta`'s state as `id`'s record.
+    fn store(&self, id: &str, meta: &TxnMetadata) -> Result<(), ResponseError> {
+        let partition = self.topic.ready(id)?;
+        let record = (records::key(id), Some(records::value(&meta.record())));
+        self.topic
+            .append(partition, &[record], None, now_ms())
+            .map(|_| ())
+            .map_err(|e| {
+                error!(transactional_id = id, cause = %e, "cannot store transaction state");
+                ResponseError::NotCoordinator
+            })
+    }
+
+    /// Handles InitProducerId with a transactional id: a new producer id,
+    /// or the next epoch of the existing one (fencing older producers);
+    /// an ongoing transaction is aborted first and the client told to
+    /// retry (CONCURRENT_TRANSACTIONS), as Kafka does.
+    ///
+    /// # Errors
+    /// INVALID_TRANSACTION_TIMEOUT, CONCURRENT_TRANSACTIONS,
+    /// PRODUCER_FENCED (KIP-360 with an unknown producer), or the
+    /// coordinator's state errors.
+    pub fn init_producer_id(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        next_producer_id: &dyn Fn() -> Result<i64, ResponseError>,
+        markers: &dyn MarkerWriter,
+    ) -> Result<(i64, i16), ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
+            return Err(ResponseError::InvalidTransactionTimeout);
+        }
+        self.ready(id)?;
+        let shared = match self.get(id) {
+            Some(shared) => shared,
+            None => {
+                let created = Arc::new(Mutex::new(TxnMetadata {
+                    producer_id: next_producer_id()?,
+                    last_producer_id: -1,
+                    epoch: -1,
+                    last_epoch: -1,
+                    timeout_ms,
+                    state: TxnState::Empty,
+                    partitions: BTreeSet::new(),
+                    start_ms: -1,
+                    last_update_ms: now_ms(),
+                }));
+                lock(&self.txns)
+                    .entry(id.to_owned())
+                    .or_insert(created)
+                    .clone()
+            }
+        };
+        let mut meta = lock(&shared);
+        if let Some((pid, epoch)) = expected {
+            let valid = meta.epoch < 0
+                || pid == meta.producer_id
+                || (pid == meta.last_producer_id && epoch >= MAX_EPOCH);
+            if !valid {
+                return Err(ResponseError::ProducerFenced);
+            }
+        }
+        match meta.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing => {
+                // Fence the current producer: bump the epoch and abort its
+                // transaction with it; the client retries.
+                let mut next = meta.clone();
+                next.epoch = next.epoch.saturating_add(1);
+                next.last_epoch = -1;
+                *meta = next;
+                self.finish(id, &mut meta, false, markers)?;
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Empty
+            | TxnState::CompleteCommit
+            | TxnState::CompleteAbort
+            | TxnState::Dead => {
+                let mut next = meta.clone();
+                let retry = expected.is_some_and(|(pid, epoch)| {
+                    pid == meta.producer_id && epoch == meta.last_epoch && meta.last_epoch >= 0
+                });
+                if retry {
+                    // A retry of a bump that succeeded: the same answer.
+                } else if meta.epoch >= MAX_EPOCH {
+                    next.last_producer_id = meta.producer_id;
+                    next.producer_id = next_producer_id()?;
+                    next.epoch = 0;
+                    next.last_epoch = -1;
+                } else {
+                    if let Some((_, epoch)) = expected {
+                        if meta.epoch >= 0 && epoch != meta.epoch {
+                            return Err(ResponseError::ProducerFenced);
+                        }
+                    }
+                    next.last_epoch = if expected.is_some() { meta.epoch } else { -1 };
+                    next.epoch = meta.epoch + 1;
+                }
+                next.timeout_ms = timeout_ms;
+                next.state = TxnState::Empty;
+                next.partitions.clear();
+                next.start_ms = -1;
+                next.last_update_ms = now_ms();
+                self.store(id, &next)?;
+                lock(&self.by_producer).insert(next.producer_id, id.to_owned());
+                let answer = (next.producer_id, next.epoch);
+                *meta = next;
+                info!(
+                    transactional_id = id,
+                    producer_id = answer.0,
+                    epoch = answer.1,
+                    "initialized transactional producer"
+                );
+                Ok(answer)
+            }
+        }
+    }
+
+    /// Checks a transactional request's producer against the id's state.
+    fn check_producer(
+        meta: &TxnMetadata,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<(), ResponseError> {
+        if meta.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if meta.epoch != epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        Ok(())
+    }
+
+    /// Handles AddPartitionsToTxn (and AddOffsetsToTxn, whose partition is
+    /// the group's `__consumer_offsets` partition).
+    ///
+    /// # Errors
+    /// INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS,
+    /// or the coordinator's state errors.
+    pub fn add_partitions(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        partitions: &[(String, i32)],
+    ) -> Result<(), ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        self.ready(id)?;
+        let shared = self
+            .get(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let mut meta = lock(&shared);
+        Self::check_producer(&meta, producer_id, epoch)?;
+        match meta.state {
+            TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            TxnState::Ongoing
+                if partitions
+                    .iter()
+                    .all(|p| meta.partitions.contains(&(p.0.clone(), p.1))) =>
+            {
+                return Ok(())
+            }
+            _ => {}
+        }
+        let mut next = meta.clone();
+        let now = now_ms();
+        if next.state != TxnState::Ongoing {
+            next.partitions.clear();
+            next.start_ms = now;
+        }
+        next.state = TxnState::Ongoing;
+        next.partitions
+            .extend(partitions.iter().map(|(t, p)| (t.clone(), *p)));
+        next.last_update_ms = now;
+        self.store(id, &next)?;
+        *meta = next;
+        Ok(())
+    }
+
+    /// Whether `producer_id` at `epoch` has an ongoing transaction holding
+    /// `topic`-`partition`; if so runs `append` under the transaction's
+    /// lock, so its end cannot slip in between (Kafka's produce-time
+    /// transaction verification, KIP-890 part 1).
+    ///
+    /// # Errors
+    /// INVALID_TXN_STATE if the partition is not in an ongoing transaction
+    /// of that producer, INVALID_PRODUCER_EPOCH for another epoch,
+    /// NOT_ENOUGH_REPLICAS (retriable) while the state loads.
+    pub fn append_verified<T>(
+        &self,
+        producer_id: i64,
+        epoch: i16,
+        topic: &str,
+        partition: i32,
+        append: impl FnOnce() -> T,
+    ) -> Result<T, ResponseError> {
+        let id = lock(&self.by_producer).get(&producer_id).cloned();
+        let Some(id) = id else {
+            return Err(ResponseError::InvalidTxnState);
+        };
+        if self.ready(&id).is_err() {
+            return Err(ResponseError::NotEnoughReplicas);
+        }
+        let shared = self.get(&id).ok_or(ResponseError::InvalidTxnState)?;
+        let meta = lock(&shared);
+        if meta.producer_id != producer_id {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        if meta.epoch != epoch {
+            return Err(ResponseError::InvalidProducerEpoch);
+        }
+        if meta.state != TxnState::Ongoing
+            || !meta.partitions.contains(&(topic.to_owned(), partition))
+        {
+            return Err(ResponseError::InvalidTxnState);
+        }
+        Ok(append())
+    }
+
+    /// Handles EndTxn: Prepare record, markers on every partition,
+    /// Complete record. A retry of a completed end answers as before; the
+    /// other end of a completed transaction is INVALID_TXN_STATE.
+    ///
+    /// # Errors
+    /// INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, INVALID_TXN_STATE,
+    /// CONCURRENT_TRANSACTIONS, or the coordinator's state errors.
+    pub fn end_txn(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        markers: &dyn MarkerWriter,
+    ) -> Result<(), ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        self.ready(id)?;
+        let shared = self
+            .get(id)
+            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let mut meta = lock(&shared);
+        if meta.producer_id != producer_id {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
+        if epoch != meta.epoch {
+            return Err(ResponseError::ProducerFenced);
+        }
+        match (meta.state, commit) {
+            (TxnState::Ongoing, _) => self.finish(id, &mut meta, commit, markers),
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                Err(ResponseError::ConcurrentTransactions)
+            }
+            _ => Err(ResponseError::InvalidTxnState),
+        }
+    }
+
+    /// Ends the locked transaction: Prepare record, markers, Complete record.
+    fn finish(
+        &self,
+        id: &str,
+        meta: &mut TxnMetadata,
+        commit: bool,
+        markers: &dyn MarkerWriter,
+    ) -> Result<(), ResponseError> {
+        if !matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
+            let mut prepared = meta.clone();
+            prepared.state = if commit {
+                TxnState::PrepareCommit
+            } else {
+                TxnState::PrepareAbort
+            };
+            prepared.last_update_ms = now_ms();
+            self.store(id, &prepared)?;
+            *meta = prepared;
+        }
+        for (topic, partition) in &meta.partitions {
+            if let Err(e) =
+                markers.write_marker(topic, *partition, meta.producer_id, meta.epoch, commit)
+            {
+                // A deleted partition needs no marker; any other failure
+                // leaves the transaction prepared, for the next tick.
+                if e != ResponseError::UnknownTopicOrPartition {
+                    warn!(transactional_id = id, topic, partition, cause = ?e, "cannot write a transaction marker; retrying later");
+                    return Err(ResponseError::ConcurrentTransactions);
+                }
+            }
+        }
+        let mut complete = meta.clone();
+        complete.state = if commit {
+            TxnState::CompleteCommit
+        } else {
+            TxnState::CompleteAbort
+        };
+        complete.partitions.clear();
+        complete.last_update_ms = now_ms();
+        self.store(id, &complete)?;
+        *meta = complete;
+        Ok(())
+    }
+
+    /// Background work at `now_ms`: completes transactions left prepared
+    /// (by a crash), aborts those past their timeout with the epoch bumped,
+    /// and forgets ids idle past `transactional.id.expiration.ms`.
+    pub fn tick(&self, markers: &dyn MarkerWriter) {
+        let now = now_ms();
+        let all: Vec<(String, SharedTxn)> = lock(&self.txns)
+            .iter()
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect();
+        for (id, shared) in all {
+            if self.ready(&id).is_err() {
+                continue;
+            }
+            let mut meta = lock(&shared);
+            match meta.state {
+                TxnState::PrepareCommit | TxnState::PrepareAbort => {
+                    let commit = meta.state == TxnState::PrepareCommit;
+                    if let Err(e) = self.finish(&id, &mut meta, commit, markers) {
+                        warn!(transactional_id = %id, cause = ?e, "cannot complete a prepared transaction");
+                    }
+                }
+                TxnState::Ongoing
+                    if now.saturating_sub(meta.start_ms) > i64::from(meta.timeout_ms) =>
+                {
+                    info!(transactional_id = %id, producer_id = meta.producer_id, "aborting a timed-out transaction");
+                    if meta.epoch < MAX_EPOCH {
+                        meta.epoch += 1;
+                        meta.last_epoch = -1;
+                    }
+                    if let Err(e) = self.finish(&id, &mut meta, false, markers) {
+                        warn!(transactional_id = %id, cause = ?e, "cannot abort a timed-out transaction");
+                    }
+                }
+                TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort
+                    if now.saturating_sub(meta.last_update_ms) > self.id_expiration_ms =>
+                {
+                    self.expire(&id, &mut meta);
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Writes the tombstone of an idle transactional id and forgets it.
+    fn expire(&self, id: &str, meta: &mut TxnMetadata) {
+        let Ok(partition) = self.topic.ready(id) else {
+            return;
+        };
+        if let Err(e) = self
+            .topic
+            .append(partition, &[(records::key(id), None)], None, now_ms())
+        {
+            warn!(transactional_id = id, cause = %e, "cannot expire a transactional id");
+            return;
+        }
+        meta.state = TxnState::Dead;
+        lock(&self.txns).remove(id);
+        lock(&self.by_producer).remove(&meta.producer_id);
+        info!(transactional_id = id, "expired transactional id");
+    }
+
+    /// DescribeTransactions of one id.
+    ///
+    /// # Errors
+    /// TRANSACTIONAL_ID_NOT_FOUND, or the coordinator's state errors.
+    pub fn describe(&self, id: &str) -> Result<TxnDescription, ResponseError> {
+        self.ready(id)?;
+        let shared = self.get(id).ok_or(ResponseError::TransactionalIdNotFound)?;
+        let meta = lock(&shared);
+        Ok(TxnDescription {
+            state: meta.state,
+            producer_id: meta.producer_id,
+            producer_epoch: meta.epoch,
+            timeout_ms: meta.timeout_ms,
+            start_ms: meta.start_ms,
+            partitions: meta.partitions.iter().cloned().collect(),
+        })
+    }
+
+    /// ListTransactions: (id, producer id, state) of the ids matching the
+    /// filters (empty filters match all; `min_duration_ms` < 0 too).
+    ///
+    /// # Errors
+    /// COORDINATOR_LOAD_IN_PROGRESS while any partition loads.
+    pub fn list(
+        &self,
+        states: &[TxnState],
+        producer_ids: &[i64],
+        min_duration_ms: i64,
+    ) -> Result<Vec<(String, i64, TxnState)>, ResponseError> {
+        if (0..self.topic.partition_count()).any(|p| !self.topic.is_loaded(p)) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
+        let now = now_ms();
+        let all: Vec<(String, SharedTxn)> = lock(&self.txns)
+            .iter()
+            .map(|(id, t)| (id.clone(), t.clone()))
+            .collect();
+        let mut listed: Vec<(String, i64, TxnState)> = all
+            .into_iter()
+            .filter_map(|(id, shared)| {
+                let meta = lock(&shared);
+                let state_ok = states.is_empty() || states.contains(&meta.state);
+                let producer_ok =
+                    producer_ids.is_empty() || producer_ids.contains(&meta.producer_id);
+                let duration_ok = min_duration_ms < 0
+                    || (meta.state == TxnState::Ongoing
+                        && now.saturating_sub(meta.start_ms) >= min_duration_ms);
+                (state_ok && producer_ok && duration_ok && meta.state != TxnState::Dead)
+                    .then(|| (id, meta.producer_id, meta.state))
+            })
+            .collect();
+        listed.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(listed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::LogConfig;
+
+    /// (topic, partition, producer id, epoch, commit) per marker.
+    type Marker = (String, i32, i64, i16, bool);
+
+    /// Records every marker; refuses none.
+    #[derive(Default)]
+    struct Markers(Mutex<Vec<Marker>>);
+
+    impl MarkerWriter for Markers {
+        fn write_marker(
+            &self,
+            topic: &str,
+            partition: i32,
+            producer_id: i64,
+            epoch: i16,
+            commit: bool,
+        ) -> Result<(), ResponseError> {
+            lock(&self.0).push((topic.into(), partition, producer_id, epoch, commit));
+            Ok(())
+        }
+    }
+
+    fn coordinator(dir: &std::path::Path, db: &sled::Db) -> Arc<TransactionCoordinator> {
+        let config = LogConfig {
+            compact: true,
+            ..LogConfig::default()
+        };
+        let logs = (0..2)
+            .map(|p| {
+                let path = dir.join(format!("{TXN_TOPIC}-{p}"));
+                Arc::new(PartitionLog::open(&path, TXN_TOPIC, p, db, config.clone(), 0).unwrap())
+            })
+            .collect();
+        let coordinator = Arc::new(TransactionCoordinator::new(900_000, 604_800_000));
+        assert!(coordinator.topic.attach(logs));
+        coordinator.load_all();
+        coordinator
+    }
+
+    #[test]
+    fn commit_abort_fencing_and_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("meta")).unwrap();
+        let markers = Markers::default();
+        let ids = std::sync::atomic::AtomicI64::new(100);
+        let next = || Ok(ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        {
+            let txns = coordinator(dir.path(), &db);
+            let (pid, epoch) = txns
+                .init_producer_id("tx", 60_000, None, &next, &markers)
+                .unwrap();
+            assert_eq!((pid, epoch), (100, 0));
+            let parts = [("t".to_owned(), 0), ("t".to_owned(), 1)];
+            txns.add_partitions("tx", pid, epoch, &parts).unwrap();
+            assert_eq!(txns.append_verified(pid, epoch, "t", 1, || 7).unwrap(), 7);
+            assert_eq!(
+                txns.append_verified(pid, epoch, "t", 2, || 7).unwrap_err(),
+                ResponseError::InvalidTxnState
+            );
+            txns.end_txn("tx", pid, epoch, true, &markers).unwrap();
+            assert_eq!(lock(&markers.0).len(), 2);
+            // A retry of the commit answers the same; an abort now is wrong.
+            txns.end_txn("tx", pid, epoch, true, &markers).unwrap();
+            assert_eq!(
+                txns.end_txn("tx", pid, epoch, false, &markers),
+                Err(ResponseError::InvalidTxnState)
+            );
+            txns.add_partitions("tx", pid, epoch, &parts[..1]).unwrap();
+            // A second producer fences the first: its open transaction is
+            // aborted with a bumped epoch, and it retries.
+            assert_eq!(
+                txns.init_producer_id("tx", 60_000, None, &next, &markers),
+                Err(ResponseError::ConcurrentTransactions)
+            );
+            assert_eq!(
+                lock(&markers.0).last().unwrap(),
+                &("t".into(), 0, pid, 1, false)
+            );
+            assert_eq!(
+                txns.init_producer_id("tx", 60_000, None, &next, &markers)
+                    .unwrap(),
+                (pid, 2)
+            );
+            assert_eq!(
+                txns.add_partitions("tx", pid, 0, &parts),
+                Err(ResponseError::ProducerFenced)
+            );
+            txns.add_partitions("tx", pid, 2, &parts).unwrap();
+        }
+        let txns = coordinator(dir.path(), &db);
+        let described = txns.describe("tx").unwrap();
+        assert_eq!(described.state, TxnState::Ongoing);
+        assert_eq!((described.producer_id, described.producer_epoch), (100, 2));
+        assert_eq!(described.partitions.len(), 2);
+        assert_eq!(
+            txns.list(&[TxnState::Ongoing], &[], -1).unwrap(),
+            [("tx".to_owned(), 100, TxnState::Ongoing)]
+        );
+        assert_eq!(
+            txns.describe("nope").unwrap_err(),
+            ResponseError::TransactionalIdNotFound
+        );
+    }
+}
