@@ -83,7 +83,9 @@ impl Target {
             .set("message.timeout.ms", "20000")
             .create()
             .expect("transactional producer");
-        producer.init_transactions(DEADLINE).expect("init_transactions");
+        producer
+            .init_transactions(DEADLINE)
+            .expect("init_transactions");
         producer
     }
 
@@ -120,12 +122,19 @@ impl Target {
     /// A fresh consumer reads partitions `0..partitions` of `topic` from the
     /// beginning until it has at least `n` records and its position on
     /// every partition reached the high watermark.
-    fn read_to_end(&self, topic: &str, partitions: i32, isolation: &str, n: usize) -> Vec<OwnedMessage> {
+    fn read_to_end(
+        &self,
+        topic: &str,
+        partitions: i32,
+        isolation: &str,
+        n: usize,
+    ) -> Vec<OwnedMessage> {
         let hw = self.high_watermarks(topic, partitions);
         let c = self.consumer(isolation, None);
         let mut list = TopicPartitionList::new();
         for p in 0..partitions {
-            list.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
+            list.add_partition_offset(topic, p, Offset::Beginning)
+                .expect("offset");
         }
         c.assign(&list).expect("assign");
         let mut got = Vec::new();
@@ -150,8 +159,15 @@ impl Target {
 
 /// `name` with a suffix unique to this process and moment.
 fn unique(name: &str) -> String {
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_nanos();
-    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000_000)
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    format!(
+        "{name}-{}-{}",
+        std::process::id(),
+        nanos % 1_000_000_000_000
+    )
 }
 
 /// The consumer's position per assigned partition (absent: not known yet).
@@ -187,10 +203,14 @@ fn values_by_partition(messages: &[OwnedMessage], what: &str) -> BTreeMap<i32, V
     out
 }
 
+/// A record to send: (partition, key, value).
+type Rec<'a> = (i32, Option<&'a [u8]>, &'a [u8]);
+
 /// Sends `(partition, key, value)` records and waits until all are written.
-fn send(producer: &BaseProducer, topic: &str, records: &[(i32, Option<&[u8]>, &[u8])]) -> KafkaResult<()> {
+fn send(producer: &BaseProducer, topic: &str, records: &[Rec<'_>]) -> KafkaResult<()> {
     for (partition, key, value) in records {
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).partition(*partition).payload(*value);
+        let mut record: BaseRecord<'_, [u8], [u8]> =
+            BaseRecord::to(topic).partition(*partition).payload(*value);
         if let Some(key) = key {
             record = record.key(*key);
         }
@@ -202,7 +222,11 @@ fn send(producer: &BaseProducer, topic: &str, records: &[(i32, Option<&[u8]>, &[
 fn is_fenced(e: &KafkaError) -> bool {
     matches!(
         e.rdkafka_error_code(),
-        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+        Some(
+            RDKafkaErrorCode::Fenced
+                | RDKafkaErrorCode::ProducerFenced
+                | RDKafkaErrorCode::InvalidProducerEpoch
+        )
     )
 }
 
@@ -217,7 +241,7 @@ async fn txn_commit_read_committed_and_uncommitted() {
     tokio::task::block_in_place(|| {
         let producer = target.txn_producer(&format!("{topic}-txn"));
         producer.begin_transaction().expect("begin");
-        let records: Vec<(i32, Option<&[u8]>, &[u8])> = values
+        let records: Vec<Rec<'_>> = values
             .iter()
             .flat_map(|(p, vs)| vs.iter().map(move |v| (*p, None, v.as_bytes())))
             .collect();
@@ -228,7 +252,8 @@ async fn txn_commit_read_committed_and_uncommitted() {
         let rc = target.consumer("read_committed", None);
         let mut list = TopicPartitionList::new();
         for p in 0..2 {
-            list.add_partition_offset(&topic, p, Offset::Beginning).expect("offset");
+            list.add_partition_offset(&topic, p, Offset::Beginning)
+                .expect("offset");
         }
         rc.assign(&list).expect("assign");
         let open = target.read_to_end(&topic, 2, "read_uncommitted", 20);
@@ -236,26 +261,39 @@ async fn txn_commit_read_committed_and_uncommitted() {
         let until = Instant::now() + Duration::from_secs(1);
         while Instant::now() < until {
             if let Some(m) = rc.poll(Duration::from_millis(100)) {
-                panic!("read_committed consumer got a record of an open transaction: {:?}", m.map(|m| m.detach()));
+                panic!(
+                    "read_committed consumer got a record of an open transaction: {:?}",
+                    m.map(|m| m.detach())
+                );
             }
         }
         producer.commit_transaction(DEADLINE).expect("commit");
         let mut after = Vec::new();
         let deadline = Instant::now() + DEADLINE;
         while after.len() < 20 {
-            assert!(Instant::now() < deadline, "read_committed after the commit: {} of 20", after.len());
+            assert!(
+                Instant::now() < deadline,
+                "read_committed after the commit: {} of 20",
+                after.len()
+            );
             if let Some(m) = rc.poll(Duration::from_millis(100)) {
                 after.push(m.expect("consumer error").detach());
             }
         }
-        assert_eq!(values_by_partition(&after, "read_committed after the commit"), values);
+        assert_eq!(
+            values_by_partition(&after, "read_committed after the commit"),
+            values
+        );
 
         for isolation in ["read_committed", "read_uncommitted"] {
             let got = target.read_to_end(&topic, 2, isolation, 20);
             assert_eq!(values_by_partition(&got, isolation), values, "{isolation}");
         }
         // 10 records and the commit marker on each partition.
-        assert_eq!(target.high_watermarks(&topic, 2), BTreeMap::from([(0, 11), (1, 11)]));
+        assert_eq!(
+            target.high_watermarks(&topic, 2),
+            BTreeMap::from([(0, 11), (1, 11)])
+        );
     });
 }
 
@@ -280,8 +318,10 @@ async fn txn_abort_skipped_by_read_committed() {
                 }
             }
             producer.begin_transaction().expect("begin");
-            let records: Vec<(i32, Option<&[u8]>, &[u8])> =
-                values.iter().map(|(p, v)| (*p, None, v.as_bytes())).collect();
+            let records: Vec<Rec<'_>> = values
+                .iter()
+                .map(|(p, v)| (*p, None, v.as_bytes()))
+                .collect();
             send(&producer, &topic, &records).expect("send");
             if abort {
                 producer.abort_transaction(DEADLINE).expect("abort");
@@ -294,7 +334,10 @@ async fn txn_abort_skipped_by_read_committed() {
         let got = target.read_to_end(&topic, 2, "read_uncommitted", 18);
         assert_eq!(values_by_partition(&got, "read_uncommitted"), all);
         // 9 records and 3 markers on each partition.
-        assert_eq!(target.high_watermarks(&topic, 2), BTreeMap::from([(0, 12), (1, 12)]));
+        assert_eq!(
+            target.high_watermarks(&topic, 2),
+            BTreeMap::from([(0, 12), (1, 12)])
+        );
     });
 }
 
@@ -309,10 +352,13 @@ async fn txn_consume_transform_produce() {
     let n = 60usize;
     tokio::task::block_in_place(|| {
         let plain: BaseProducer = target.config().create().expect("producer");
-        let inputs: Vec<(i32, String, String)> =
-            (0..n).map(|i| ((i % 2) as i32, format!("k{i}"), format!("in-{i:03}"))).collect();
-        let records: Vec<(i32, Option<&[u8]>, &[u8])> =
-            inputs.iter().map(|(p, k, v)| (*p, Some(k.as_bytes()), v.as_bytes())).collect();
+        let inputs: Vec<(i32, String, String)> = (0..n)
+            .map(|i| ((i % 2) as i32, format!("k{i}"), format!("in-{i:03}")))
+            .collect();
+        let records: Vec<Rec<'_>> = inputs
+            .iter()
+            .map(|(p, k, v)| (*p, Some(k.as_bytes()), v.as_bytes()))
+            .collect();
         send(&plain, &src, &records).expect("fill the input topic");
         let end = BTreeMap::from([(0, (n / 2) as i64), (1, (n / 2) as i64)]);
 
@@ -330,7 +376,11 @@ async fn txn_consume_transform_produce() {
             // A batch: up to 7 records, as far as they come without waiting.
             let mut batch = Vec::new();
             while batch.len() < 7 {
-                match consumer.poll(Duration::from_millis(if batch.is_empty() { 100 } else { 0 })) {
+                match consumer.poll(Duration::from_millis(if batch.is_empty() {
+                    100
+                } else {
+                    0
+                })) {
                     Some(m) => batch.push(m.expect("consumer error").detach()),
                     None => break,
                 }
@@ -344,11 +394,17 @@ async fn txn_consume_transform_produce() {
                 .iter()
                 .map(|m| {
                     let v = String::from_utf8_lossy(m.payload().unwrap_or_default()).into_owned();
-                    (m.partition(), m.key().unwrap_or_default().to_vec(), format!("out-{}", &v[3..]))
+                    (
+                        m.partition(),
+                        m.key().unwrap_or_default().to_vec(),
+                        format!("out-{}", &v[3..]),
+                    )
                 })
                 .collect();
-            let records: Vec<(i32, Option<&[u8]>, &[u8])> =
-                out.iter().map(|(p, k, v)| (*p, Some(k.as_slice()), v.as_bytes())).collect();
+            let records: Vec<Rec<'_>> = out
+                .iter()
+                .map(|(p, k, v)| (*p, Some(k.as_slice()), v.as_bytes()))
+                .collect();
             send(&producer, &dst, &records).expect("send");
             let mut offsets: BTreeMap<i32, i64> = BTreeMap::new();
             for m in &batch {
@@ -357,7 +413,8 @@ async fn txn_consume_transform_produce() {
             }
             let mut list = TopicPartitionList::new();
             for (p, o) in &offsets {
-                list.add_partition_offset(&src, *p, Offset::Offset(*o)).expect("offset");
+                list.add_partition_offset(&src, *p, Offset::Offset(*o))
+                    .expect("offset");
             }
             let metadata = consumer.group_metadata().expect("group metadata");
             producer
@@ -379,7 +436,10 @@ async fn txn_consume_transform_produce() {
                 committed.extend(offsets);
             }
         }
-        assert!(aborts >= 1 && commits >= 2, "commits {commits}, aborts {aborts}");
+        assert!(
+            aborts >= 1 && commits >= 2,
+            "commits {commits}, aborts {aborts}"
+        );
 
         let mut list = TopicPartitionList::new();
         list.add_partition(&src, 0);
@@ -391,20 +451,33 @@ async fn txn_consume_transform_produce() {
             .iter()
             .map(|e| (e.partition(), e.offset()))
             .collect();
-        let want_offsets: BTreeMap<i32, Offset> = end.iter().map(|(p, o)| (*p, Offset::Offset(*o))).collect();
-        assert_eq!(group_offsets, want_offsets, "group offsets after the last transaction");
+        let want_offsets: BTreeMap<i32, Offset> =
+            end.iter().map(|(p, o)| (*p, Offset::Offset(*o))).collect();
+        assert_eq!(
+            group_offsets, want_offsets,
+            "group offsets after the last transaction"
+        );
         drop(consumer);
 
         let mut want: BTreeMap<i32, Vec<String>> = BTreeMap::new();
         for i in 0..n {
-            want.entry((i % 2) as i32).or_default().push(format!("out-{i:03}"));
+            want.entry((i % 2) as i32)
+                .or_default()
+                .push(format!("out-{i:03}"));
         }
         let got = target.read_to_end(&dst, 2, "read_committed", n);
         let mut got = values_by_partition(&got, "read_committed output");
         got.values_mut().for_each(|v| v.sort());
-        assert_eq!(got, want, "read_committed output: each input's transform exactly once");
+        assert_eq!(
+            got, want,
+            "read_committed output: each input's transform exactly once"
+        );
         let all = target.read_to_end(&dst, 2, "read_uncommitted", n + aborted_records);
-        assert_eq!(all.len(), n + aborted_records, "read_uncommitted output, aborted transactions included");
+        assert_eq!(
+            all.len(),
+            n + aborted_records,
+            "read_uncommitted output, aborted transactions included"
+        );
     });
 }
 
@@ -428,7 +501,10 @@ async fn txn_fencing() {
         let err = send(&p1, &topic, &[(0, None, b"p1-zombie")])
             .and_then(|()| p1.commit_transaction(DEADLINE))
             .expect_err("the fenced producer's send and commit succeeded");
-        assert!(is_fenced(&err), "fenced producer failed with {err}, not a fenced error");
+        assert!(
+            is_fenced(&err),
+            "fenced producer failed with {err}, not a fenced error"
+        );
 
         p2.begin_transaction().expect("begin");
         send(&p2, &topic, &[(0, None, b"p2-committed")]).expect("send");
@@ -437,7 +513,10 @@ async fn txn_fencing() {
         let got = target.read_to_end(&topic, 1, "read_committed", 2);
         assert_eq!(
             values_by_partition(&got, "read_committed"),
-            BTreeMap::from([(0, vec!["p1-committed".to_owned(), "p2-committed".to_owned()])])
+            BTreeMap::from([(
+                0,
+                vec!["p1-committed".to_owned(), "p2-committed".to_owned()]
+            )])
         );
     });
 }
