@@ -52,6 +52,7 @@ start_broker() {
 stop_broker() {
     if [ -n "${STROM_EXTERNAL:-}" ]; then
         rm -rf "$STROM_DATA"
+        STROM_EXTERNAL=
         return 0
     fi
     [ -n "${STROM_PID:-}" ] || return 0
