@@ -11,6 +11,7 @@
 mod api_versions;
 mod broker_configs;
 mod create_topics;
+mod delete_records;
 mod edge_errors;
 mod golden;
 mod malformed;
@@ -18,3 +19,4 @@ mod metadata;
 mod pipelining;
 mod produce_rules;
 mod support;
+mod transactions;

@@ -20,6 +20,21 @@
 #      times (fresh topic per producer run); the table shows the median run
 #      and the JSON keeps every run. Numbers on a shared 2-core machine are
 #      noisy: compare runs, not single digits.
+#   4. Group coordinator, strom beside Apache Kafka 4.1.0 measured in the same
+#      run (../shared/kafka/kafka_2.13-4.1.0.tgz beside the repo, unpacked
+#      into the cache by compat/lib/kafka.sh; the Kafka column says n/a
+#      without it), both driven by scripts/commit_bench.rs: synchronous
+#      OffsetCommit throughput of 4 clients x 10 s; a history of 1,000,000
+#      commits over 10,000 groups (pipelined, 64 connections), SIGTERM, restart, and the time
+#      from process start until OffsetFetch answers the last offset for 2
+#      groups of each of the 50 __consumer_offsets partitions; for strom also
+#      after compaction (restarted with log.cleaner.backoff.ms=100 and
+#      log.cleaner.min.cleanable.ratio=0.01 until __consumer_offsets shrinks
+#      to half, 90 s deadline; reported as not run when it does not).
+#      Both brokers use offsets.topic.segment.bytes=1048576 so that the
+#      history spans closed segments the cleaner may compact.
+#      STROM_BENCH_HIST_GROUPS / STROM_BENCH_HIST_COMMITS (10000 / 100) size
+#      the history; STROM_BENCH_STEPS=coordinator runs only this step.
 # Exit status: 0 when every step ran (targets missed or not), 1 otherwise.
 # The broker log and every client's output are kept under a temp dir whose
 # path is printed when a step fails.
@@ -32,6 +47,8 @@ case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 export STROM_ROOT=$ROOT STROM_BIN=$ROOT/target/release/strom
 # shellcheck source=../compat/lib/broker.sh
 source "$ROOT/compat/lib/broker.sh"
+# shellcheck source=../compat/lib/kafka.sh
+source "$ROOT/compat/lib/kafka.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strom-bench.XXXXXX")
 REPEAT=${STROM_BENCH_REPEAT:-3} # runs per throughput measurement; the median is reported
@@ -72,6 +89,8 @@ cleanup() {
     local p
     for p in "${BG_PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
     stop_bench_broker
+    stop_coord_strom
+    if [ -n "${KAFKA_HOME:-}" ]; then stop_kafka >&4 2>&1; fi
     if [ "$FAILED" -eq 0 ]; then rm -rf "$WORK"; else echo "bench: logs kept in $WORK" >&4; fi
 }
 trap cleanup EXIT
@@ -88,6 +107,24 @@ bg() {
     for p in "${BG_PIDS[@]}"; do [ "$p" = "$pid" ] || keep+=("$p"); done
     BG_PIDS=("${keep[@]}")
     return $rc
+}
+
+# The coordinator step's strom: its own data dir, kept across restarts.
+COORD_PID=
+stop_coord_strom() {
+    [ -n "${COORD_PID:-}" ] || return 0
+    kill -TERM "$COORD_PID" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$COORD_PID" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then
+            fail "coordinator-step strom did not exit within 30 s of SIGTERM; killed"
+            kill -KILL "$COORD_PID" 2>/dev/null || true
+            break
+        fi
+        sleep 0.05
+    done
+    wait "$COORD_PID" 2>/dev/null || true
+    COORD_PID=
 }
 
 # ---------------------------------------------------------------- helpers (python)
@@ -256,7 +293,7 @@ def report(raw_path, out_path, meta_json):
                         "pass": passed, **(extra or {})})
         verdict = "-" if passed is None else ("PASS" if passed else "MISS")
         if value is None:
-            verdict = "ERROR"
+            verdict = "n/a" if str(shown).startswith("n/a") else "ERROR"
         rows.append((label, shown, kafka_shown, target_shown, verdict))
 
     def tput(mid, label, kafka_msgs, kafka_mb):
@@ -307,6 +344,53 @@ def report(raw_path, out_path, meta_json):
     add("rss_peak_mb", "broker RSS peak (VmHWM) / after the runs", hwm, "MB",
         f"{hwm} MB / {after} MB" if hwm is not None else "error", 970, "970 MB after runs", "<", 200, "peak < 200 MB",
         {"after_runs_mb": after})
+
+    # Group coordinator: strom and Kafka measured in this run.
+    def pair(kind):
+        return raw.get(f"{kind}_strom"), raw.get(f"{kind}_kafka")
+    def good(r, field):
+        return r is not None and "error" not in r and r.get(field) is not None
+    ts, tk = pair("commit_tput")
+    sv = ts["commits_per_s"] if good(ts, "commits_per_s") else None
+    kv = tk["commits_per_s"] if good(tk, "commits_per_s") else None
+    kshown = f"{fmt_int(kv)} commits/s (measured here)" if kv else (tk or {}).get("error", "n/a")
+    shown = f"{fmt_int(sv)} commits/s" if sv else (ts or {}).get("error", "error")
+    ratio = {"x_kafka": round(sv / kv, 2)} if sv and kv else {}
+    if ratio:
+        shown += f" = {ratio['x_kafka']}x"
+    add("offset_commit_sync_per_s", "OffsetCommit sync, 4 clients x 10 s", sv, "commits/s", shown, kv, kshown,
+        ">=", None, "-", {**ratio, "raw": ts, "kafka_raw": tk, "kafka_measured_in_run": True})
+    fs, fk = pair("fill")
+    rs, rk = pair("ready")
+    sv = rs["ready_ms"] if good(rs, "ready_ms") else None
+    kv = rk["ready_ms"] if good(rk, "ready_ms") else None
+    def ready_shown(r, f, v):
+        if v is None:
+            return (r or {}).get("error", "error")
+        fill = f" (filled at {fmt_int(f['commits_per_s'])} commits/s)" if good(f, "commits_per_s") else ""
+        return f"{fmt_int(v)} ms{fill}"
+    sb, kb = (raw.get("offsets_bytes_strom") or {}).get("bytes"), (raw.get("offsets_bytes_kafka") or {}).get("bytes")
+    kshown = ready_shown(rk, fk, kv) if rk else "n/a"
+    if kv is not None and kb is not None:
+        kshown += f", {kb / 1e6:.0f} MB log"
+    hist = (f"{fmt_int(fs['commits'])} commits / {fmt_int(fs['groups'])} groups" if good(fs, "commits")
+            else "1M commits / 10k groups")
+    sshown = ready_shown(rs, fs, sv)
+    if sv is not None and sb is not None:
+        sshown += f", {sb / 1e6:.0f} MB log"
+    add("restart_ready_1m_commits_ms", f"restart to ready, {hist}", sv, "ms", sshown,
+        kv, kshown, "<", None, "-", {"raw": rs, "fill": fs, "kafka_raw": rk, "kafka_fill": fk,
+                                     "offsets_log_bytes": sb, "kafka_offsets_log_bytes": kb,
+                                     "kafka_measured_in_run": True})
+    rc = raw.get("ready_compacted_strom")
+    comp = raw.get("compaction_strom") or {}
+    cv = rc["ready_ms"] if good(rc, "ready_ms") else None
+    if cv is not None:
+        cshown = f"{fmt_int(cv)} ms ({comp.get('before_bytes', 0) / 1e6:.1f} -> {comp.get('after_bytes', 0) / 1e6:.1f} MB)"
+    else:
+        cshown = (rc or comp or {}).get("error", "not measured")
+    add("restart_ready_1m_commits_compacted_ms", "restart to ready, same history after compaction", cv, "ms",
+        cshown, None, "-", "<", None, "-", {"raw": rc, "compaction": comp})
 
     st = raw.get("startup")
     sv = st["median_ms"] if st and "error" not in st else None
@@ -386,7 +470,13 @@ bg timeout 1800 cargo build --release --quiet || { fail "cargo build --release";
 log "cargo build --release --example latency"
 bg timeout 1800 cargo build --release --quiet --example latency || { fail "building the latency example"; exit 1; }
 LATENCY=$ROOT/target/release/examples/latency
+log "cargo build --release --example commit_bench"
+bg timeout 1800 cargo build --release --quiet --example commit_bench || { fail "building the commit_bench example"; exit 1; }
+COMMIT_BENCH=$ROOT/target/release/examples/commit_bench
+STEPS=${STROM_BENCH_STEPS:-all}
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
+if [ "$STEPS" != coordinator ]; then
 log "librdkafka 2.0.2 rdkafka_performance (compat/librdkafka/setup.sh)"
 bg timeout 3600 "$ROOT/compat/librdkafka/setup.sh" >"$WORK/setup.out" 2>"$WORK/setup.err"
 SRC=$(tail -1 "$WORK/setup.out")
@@ -479,6 +569,141 @@ else
     python3 -c 'import json,sys; print(json.dumps({"kind":"rss","idle_rss_kb":int(sys.argv[1]) if sys.argv[1] else None}))' "$IDLE_RSS" >>"$RAW"
 fi
 stop_bench_broker
+fi # STEPS != coordinator
+
+# ------------------------------------------- 4. group coordinator: strom and Kafka
+HIST_GROUPS=${STROM_BENCH_HIST_GROUPS:-10000}
+HIST_COMMITS=${STROM_BENCH_HIST_COMMITS:-100}
+SEGMENT=offsets.topic.segment.bytes=1048576
+# Kafka answers one request per connection at a time and lingers a few ms
+# before appending coordinator records (group.coordinator.append.linger.ms),
+# so the fill spreads over 64 connections with 16 requests in flight each.
+FILL_CONN=(--connections 64 --depth 16)
+
+# coord_record KIND FILE: the tool's JSON line (or an error) into $RAW.
+coord_record() {
+    python3 - "$1" "$2" "${3:-}" >>"$RAW" <<'PY'
+import json, sys
+kind, path, err = sys.argv[1], sys.argv[2], sys.argv[3]
+line = ""
+try:
+    lines = [l for l in open(path) if l.startswith("{")]
+    line = lines[-1] if lines else ""
+except OSError:
+    pass
+o = json.loads(line) if line else {}
+if err or not line:
+    o["error"] = err or "no result"
+o["kind"] = kind
+print(json.dumps(o))
+PY
+}
+
+# coord_run KIND TIMEOUT ARGS...: commit_bench ARGS under a timeout; its JSON
+# into $RAW as KIND. Returns the tool's status.
+coord_run() {
+    local kind=$1 limit=$2 rc; shift 2
+    log "$kind: commit_bench $1"
+    bg timeout -k 10 "$limit" "$COMMIT_BENCH" "$@" >"$WORK/$kind.out" 2>"$WORK/$kind.err"
+    rc=$?
+    if [ $rc -ne 0 ]; then
+        fail "$kind: exit $rc: $(tail -c 600 "$WORK/$kind.err")"
+        coord_record "$kind" "$WORK/$kind.out" "exit $rc: $(tail -n 1 "$WORK/$kind.err" | cut -c1-200)"
+    else
+        coord_record "$kind" "$WORK/$kind.out"
+    fi
+    return $rc
+}
+
+# offsets_bytes DIR: bytes of the .log segments of every __consumer_offsets-*
+# partition under DIR.
+offsets_bytes() {
+    find "$1" -path '*__consumer_offsets-*' -type f -name '*.log' -printf '%s\n' 2>/dev/null | awk '{ s += $1 } END { print s + 0 }'
+}
+
+# strom: throughput, fill, restart-to-ready, compaction, restart-to-ready.
+CDIR=$WORK/coord-strom
+mkdir -p "$CDIR"
+CPORT=$(free_port)
+CBOOT=127.0.0.1:$CPORT
+COORD_ARGS=(--listen "$CBOOT" --data-dir "$CDIR/data" --set "$SEGMENT")
+start_coord_strom() { # start_coord_strom [extra flags...]
+    "$STROM_BIN" "${COORD_ARGS[@]}" "$@" >>"$CDIR/strom.log" 2>&1 &
+    COORD_PID=$!
+    local deadline=$((SECONDS + 120))
+    until grep -q "strom started" "$CDIR/strom.log" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ] || ! kill -0 "$COORD_PID" 2>/dev/null; then
+            fail "coordinator-step strom did not start (log: $CDIR/strom.log)"; return 1
+        fi
+        sleep 0.05
+    done
+}
+: >"$CDIR/strom.log"
+log "group coordinator: strom on $CBOOT ($HIST_GROUPS groups x $HIST_COMMITS commits)"
+if start_coord_strom; then
+    coord_run commit_tput_strom 120 --bootstrap "$CBOOT" throughput --clients 4 --seconds 10
+    if coord_run fill_strom 900 --bootstrap "$CBOOT" fill --groups "$HIST_GROUPS" --commits "$HIST_COMMITS" "${FILL_CONN[@]}"; then
+        stop_coord_strom
+        coord_run ready_strom 400 --bootstrap "$CBOOT" ready --groups "$HIST_GROUPS" --commits "$HIST_COMMITS" \
+            --log "$CDIR/ready.log" -- "$STROM_BIN" "${COORD_ARGS[@]}"
+        # Compaction: restart with an eager cleaner until __consumer_offsets
+        # is at most half its size (or the deadline), then stop.
+        before=$(offsets_bytes "$CDIR/data")
+        echo "{\"kind\": \"offsets_bytes_strom\", \"bytes\": $before}" >>"$RAW"
+        log "compaction: strom with an eager cleaner, __consumer_offsets $before bytes"
+        t0=$SECONDS
+        if start_coord_strom --set log.cleaner.backoff.ms=100 --set log.cleaner.min.cleanable.ratio=0.01; then
+            deadline=$((SECONDS + 90))
+            after=$before
+            while [ $SECONDS -lt $deadline ] && kill -0 "$COORD_PID" 2>/dev/null; do
+                after=$(offsets_bytes "$CDIR/data")
+                [ "$after" -gt 0 ] && [ $((after * 2)) -le "$before" ] && break
+                sleep 0.5
+            done
+            secs=$((SECONDS - t0))
+            stop_coord_strom
+            after=$(offsets_bytes "$CDIR/data")
+            if [ "$after" -gt 0 ] && [ $((after * 2)) -le "$before" ]; then
+                echo "{\"kind\": \"compaction_strom\", \"before_bytes\": $before, \"after_bytes\": $after, \"seconds\": $secs}" >>"$RAW"
+                coord_run ready_compacted_strom 400 --bootstrap "$CBOOT" ready --groups "$HIST_GROUPS" \
+                    --commits "$HIST_COMMITS" --log "$CDIR/ready-compacted.log" -- "$STROM_BIN" "${COORD_ARGS[@]}"
+            else
+                log "compaction did not run: __consumer_offsets $before -> $after bytes in ${secs} s"
+                echo "{\"kind\": \"compaction_strom\", \"before_bytes\": $before, \"after_bytes\": $after, \"seconds\": $secs, \"error\": \"n/a: an eager cleaner did not halve it within 90 s ($before -> $after bytes): the default cleaner runs during the fill, so the log above may be compacted already\"}" >>"$RAW"
+            fi
+        fi
+    fi
+    stop_coord_strom
+fi
+[ "$FAILED" -ne 0 ] && cp "$CDIR/strom.log" "$WORK/coord-strom.log" 2>/dev/null
+rm -rf "$CDIR/data"
+
+# Kafka: the same tool against Apache Kafka 4.1.0 started from the tarball.
+if kafka_dist; then
+    log "group coordinator: Apache Kafka 4.1.0 (starting)"
+    if start_kafka "$SEGMENT" >"$WORK/kafka-start.out" 2>&1; then
+        coord_run commit_tput_kafka 120 --bootstrap "$KAFKA_BOOTSTRAP" throughput --clients 4 --seconds 10
+        if coord_run fill_kafka 1800 --bootstrap "$KAFKA_BOOTSTRAP" fill --groups "$HIST_GROUPS" --commits "$HIST_COMMITS" "${FILL_CONN[@]}"; then
+            log "Kafka: SIGTERM, wait"
+            kafka_terminate
+            # Kafka's cleaner runs during the fill (its defaults): the size it
+            # restarts on goes beside strom's.
+            echo "{\"kind\": \"offsets_bytes_kafka\", \"bytes\": $(offsets_bytes "$KAFKA_STATE/data")}" >>"$RAW"
+            LOG_DIR=$KAFKA_STATE/logs KAFKA_HEAP_OPTS="-Xmx1G -Xms512m" \
+                coord_run ready_kafka 400 --bootstrap "$KAFKA_BOOTSTRAP" ready --groups "$HIST_GROUPS" \
+                --commits "$HIST_COMMITS" --log "$WORK/kafka-ready.log" -- \
+                "$KAFKA_HOME/bin/kafka-server-start.sh" "$KAFKA_STATE/server.properties"
+        fi
+    else
+        fail "Kafka did not start: $(tail -n 5 "$WORK/kafka-start.out")"
+        echo '{"kind": "commit_tput_kafka", "error": "Kafka did not start"}' >>"$RAW"
+    fi
+    stop_kafka
+else
+    for k in commit_tput_kafka ready_kafka; do
+        echo "{\"kind\": \"$k\", \"error\": \"n/a: no Kafka distribution\"}" >>"$RAW"
+    done
+fi
 
 # ---------------------------------------------------------------- report
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -488,7 +713,7 @@ print(json.dumps({"date": sys.argv[1], "git_commit": sys.argv[2], "nproc": int(s
                   "loadavg_before": sys.argv[4], "loadavg_after": sys.argv[5], "kernel": platform.release(),
                   "librdkafka": "2.0.2 (Debian source, examples/rdkafka_performance)",
                   "producer_linger_ms": int(sys.argv[6]), "runs_per_throughput": int(sys.argv[7]),
-                  "kafka_reference": "Apache Kafka 4.1 numbers quoted in the issue"}))' \
+                  "kafka_reference": "Apache Kafka 4.1 numbers quoted in the issue, except the group coordinator rows: Apache Kafka 4.1.0 from ../shared/kafka measured in this run (kafka_measured_in_run)"}))' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo -dirty)" \
     "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$LINGER" "$REPEAT")
 echo

@@ -9,8 +9,10 @@
 # 3. `cargo test`: unit tests, protocol-tests, compat (rdkafka, CLI, crash,
 #    the Apache Kafka comparison, which skips without Docker).
 # 4. The client suites in compat/ against the release binary:
-#    confluent-kafka / kafka-python / aiokafka, kcat, kafkajs, the Java client, and
-#    librdkafka's own test suite (allowlist).
+#    confluent-kafka / kafka-python / aiokafka, kcat, kafkajs, the Java client,
+#    Apache Kafka 4.1's own tools and Kafka Connect (from ../shared/kafka
+#    beside the repo; skip without it), and librdkafka's own test suite
+#    (allowlist).
 # Ends with a client x scenario table and one line "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -98,6 +100,8 @@ if [ "$build" -eq 0 ]; then
     run_suite kcat 300 compat/kcat/run.sh
     run_suite kafkajs 600 compat/kafkajs/run.sh
     run_suite java 900 compat/java/run.sh
+    run_suite kafka-tools 300 compat/kafka-tools/run.sh
+    run_suite connect 300 compat/connect/run.sh
     run_suite librdkafka 1800 compat/librdkafka/run.sh
 else
     record "client suites (no release binary)" 1

@@ -51,6 +51,33 @@
 //!   metadata record, so each member commits in its old generation and
 //!   neither is assigned again (no rebalance), as after a Kafka
 //!   coordinator failover.
+//! - `cleaning_survives_sigkill`: the producer process sends
+//!   [`KEYED_MESSAGES`] values over [`KEYS`] keys to a compacted topic (1 MiB
+//!   segments rolled every 500 ms, `min.cleanable.dirty.ratio=0.01`) while
+//!   the broker's cleaner (`log.cleaner.backoff.ms=20`, its I/O capped so a
+//!   clean takes about a second) compacts it. SIGKILLs: one mid-produce,
+//!   [`CLEANING_KILLS`] the moment a `.cleaned` or `.swap` file shows in the
+//!   partition dir (counted only if the file is still there after the kill,
+//!   so the kill landed mid-clean; recovery must delete the unfinished
+//!   output or finish the decided swap), one right after a `cleaned log`
+//!   line (a checkpoint written), one after the producer is done. Then the
+//!   partition is read from its start.
+//!
+//!   **Invariant** (what Kafka guarantees of a compacted log): every key's
+//!   latest acknowledged value is present at its acknowledged offset; every
+//!   record read is the one acknowledged at its offset; offsets increase;
+//!   nothing is read twice; and below the last cleaner checkpoint the broker
+//!   logged, no key appears twice (older values may remain only above it).
+//! - `offsets_cleaning_survives_sigkill`: synchronous commits over 5
+//!   groups (offset = round number, 1 kB of metadata) fill a one-partition
+//!   `__consumer_offsets` with 1 MiB segments while the cleaner compacts
+//!   it; between two commits, the moment a cleaner file shows the broker is
+//!   SIGKILLed and restarted, until [`OFFSETS_CLEANING_KILLS`] kills landed
+//!   mid-clean; more rounds until a clean finished, a last SIGKILL and
+//!   restart. OffsetFetch:
+//!   each group's committed offsets are at least its last acknowledged
+//!   round and at most its last attempted one (a commit the broker stored
+//!   but could not answer), with that round's metadata.
 //!
 //! Output ends with `crash: N passed, M failed` (after a libtest-style
 //! `test result:` line for `scripts/test.sh`); free arguments filter the
@@ -85,6 +112,8 @@ const STROM: &str = env!("CARGO_BIN_EXE_strom");
 const ROLE_VAR: &str = "STROM_CRASH_ROLE";
 const BOOTSTRAP_VAR: &str = "STROM_CRASH_BOOTSTRAP";
 const ACKED_VAR: &str = "STROM_CRASH_ACKED";
+/// The producer's [`ProducerSpec`], as `topic messages keys rate deadline-ms`.
+const SPEC_VAR: &str = "STROM_CRASH_PRODUCER_SPEC";
 const LOG_LEVEL_VAR: &str = "STROM_CRASH_LOG_LEVEL";
 const PRODUCER_DEBUG_VAR: &str = "STROM_CRASH_PRODUCER_DEBUG";
 const KEEP_VAR: &str = "STROM_CRASH_KEEP";
@@ -113,7 +142,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(15);
 /// A case: a name and a run returning a one-line summary or the failure.
 type Case = (&'static str, fn(&mut Run) -> Result<String, String>);
 
-const CASES: [Case; 4] = [
+const CASES: [Case; 6] = [
     ("topic_survives_sigkill", topic_survives_sigkill),
     (
         "acked_messages_survive_sigkill",
@@ -127,10 +156,44 @@ const CASES: [Case; 4] = [
         "stable_group_survives_sigkill",
         stable_group_survives_sigkill,
     ),
+    ("cleaning_survives_sigkill", cleaning_survives_sigkill),
+    (
+        "offsets_cleaning_survives_sigkill",
+        offsets_cleaning_survives_sigkill,
+    ),
 ];
 
 /// Rounds of commit, SIGKILL, restart, read back.
 const COMMIT_ROUNDS: i64 = 100;
+
+/// The compacted topic of `cleaning_survives_sigkill` (one partition).
+const COMPACTED: &str = "compacted";
+/// Keyed messages sent to it, over [`KEYS`] keys.
+const KEYED_MESSAGES: usize = 120_000;
+const KEYS: usize = 1_000;
+/// Their pace: about 1.8 MB/s, a segment roll every ~0.6 s.
+const KEYED_RATE_PER_SEC: u64 = 12_000;
+/// How long that producer may run, kills and restarts included.
+const KEYED_PRODUCER_DEADLINE: Duration = Duration::from_secs(90);
+/// The cleaner's I/O cap (`log.cleaner.io.max.bytes.per.second`) in the
+/// cleaning cases: it stretches a clean to about a second, so the cleaner
+/// is always busy and a kill can land while it writes.
+const CLEANER_IO_BYTES_PER_SEC: &str = "4000000";
+/// SIGKILLs that must land while a clean is under way (its output file
+/// is still in the partition dir after the kill).
+const CLEANING_KILLS: usize = 4;
+/// Kills that may miss (the clean finished between seeing its file and
+/// the kill) before the case gives up.
+const MAX_MISSED_KILLS: usize = 20;
+
+/// Groups of `offsets_cleaning_survives_sigkill`, and its commit metadata
+/// size (so ~500 commits fill a 1 MiB segment).
+const OFFSET_GROUPS: i64 = 5;
+const METADATA_BYTES: usize = 1_000;
+/// Kills of that case that must land while `__consumer_offsets` is cleaned.
+const OFFSETS_CLEANING_KILLS: usize = 3;
+/// How long its commit rounds may take in all.
+const OFFSETS_DEADLINE: Duration = Duration::from_secs(90);
 
 fn main() -> ExitCode {
     if std::env::var(ROLE_VAR).as_deref() == Ok("producer") {
@@ -198,6 +261,7 @@ fn run_case(name: &str, case: fn(&mut Run) -> Result<String, String>) -> Result<
         log: dir.path().join("broker.log"),
         acked: dir.path().join("acked.txt"),
         starts: 0,
+        settings: Vec::new(),
     };
     let result = case(&mut run);
     drop(run);
@@ -253,20 +317,7 @@ fn acked_messages_survive_sigkill(run: &mut Run) -> Result<String, String> {
     run.stop_broker()?;
     run.start_broker()?;
 
-    let mut producer =
-        Command::new(std::env::current_exe().map_err(|e| format!("current exe: {e}"))?);
-    producer
-        .env(ROLE_VAR, "producer")
-        .env(BOOTSTRAP_VAR, run.address.to_string())
-        .env(ACKED_VAR, &run.acked)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-    run.children.producer = Some(
-        producer
-            .spawn()
-            .map_err(|e| format!("cannot start the producer: {e}"))?,
-    );
-    let producer_deadline = Instant::now() + PRODUCER_DEADLINE;
+    let producer_deadline = run.spawn_producer(&ProducerSpec::crash_topic())?;
 
     let mut kills = Vec::new();
     for mark in KILL_AFTER {
@@ -503,6 +554,459 @@ fn stable_group_survives_sigkill(run: &mut Run) -> Result<String, String> {
     ))
 }
 
+/// Keyed records into a compacted topic while the cleaner compacts it;
+/// SIGKILLs mid-produce, mid-clean (at least [`CLEANING_KILLS`] with the
+/// cleaner's output file still there afterwards), right after a finished
+/// clean, and after the producer is done. What Kafka guarantees must hold
+/// afterwards: every key's latest acknowledged value is at its acknowledged
+/// offset, every record read is the one produced at its offset, offsets
+/// increase, nothing appears twice; and below the last cleaner checkpoint
+/// the broker logged, no key appears twice.
+fn cleaning_survives_sigkill(run: &mut Run) -> Result<String, String> {
+    run.settings = vec![
+        ("log.cleaner.backoff.ms", "20"),
+        (
+            "log.cleaner.io.max.bytes.per.second",
+            CLEANER_IO_BYTES_PER_SEC,
+        ),
+    ];
+    run.start_broker()?;
+    create_compacted_topic(run.address)?;
+    run.stop_broker()?;
+    run.start_broker()?;
+    let spec = ProducerSpec {
+        topic: COMPACTED.to_owned(),
+        messages: KEYED_MESSAGES,
+        keys: KEYS,
+        rate: KEYED_RATE_PER_SEC,
+        deadline: KEYED_PRODUCER_DEADLINE,
+    };
+    let producer_deadline = run.spawn_producer(&spec)?;
+    let partition_dir = run
+        .dir
+        .join("data")
+        .join("logs")
+        .join(format!("{COMPACTED}-0"));
+    let mut kills = Vec::new();
+
+    // Mid-produce, the cleaner at whatever point it is.
+    if run.wait_for_acks(KEYED_MESSAGES / 5)? {
+        let at = run.acked_count();
+        run.crash_and_restart(&format!("{at} acknowledged"))?;
+        kills.push(format!("at {at} acks"));
+    }
+    // Mid-clean: the moment the cleaner's output file is seen.
+    let (landed, missed) = run.kill_while_cleaning(&partition_dir, CLEANING_KILLS)?;
+    kills.extend(landed.iter().map(|files| format!("mid-clean {files:?}")));
+    // Right after a clean finished (its checkpoint written).
+    let cleans = run.cleaned_lines(COMPACTED).len();
+    run.wait_for(
+        "a clean to finish",
+        Instant::now() + PROGRESS_DEADLINE,
+        |run| run.cleaned_lines(COMPACTED).len() > cleans,
+    )?;
+    run.crash_and_restart("a clean finished")?;
+    kills.push("after a clean".to_owned());
+
+    let (status, report) = run.wait_for_producer(producer_deadline)?;
+    let acked = read_acked(&run.acked)?;
+    run.crash_and_restart("producer finished")?;
+    kills.push("after the producer".to_owned());
+    // Read before the records are: cleaning meanwhile only removes more.
+    let checkpoint = run.cleaned_lines(COMPACTED).last().copied().unwrap_or(0);
+    let log = read_partition(run.address, COMPACTED, 0)?;
+
+    let mut failures = check_compacted(&spec, &acked, &log, checkpoint);
+    if !status.success() || acked.len() != KEYED_MESSAGES {
+        failures.push(format!(
+            "the producer exited with {status} after {} of {KEYED_MESSAGES} acknowledgements",
+            acked.len()
+        ));
+    }
+    if landed.len() < CLEANING_KILLS {
+        failures.push(format!(
+            "only {} of {CLEANING_KILLS} kills landed while the cleaner was writing \
+             (the producer ended first)",
+            landed.len()
+        ));
+    }
+    if log.len() * 2 > acked.len() {
+        failures.push(format!(
+            "{} of {} records left: the cleaner did not compact",
+            log.len(),
+            acked.len()
+        ));
+    }
+    let text = std::fs::read_to_string(&run.log).unwrap_or_default();
+    let summary = format!(
+        "{} of {KEYED_MESSAGES} acknowledged over {KEYS} keys; SIGKILLs: {}; {missed} kills \
+         missed a clean; recovery deleted {} unfinished cleaner outputs and completed {} swaps; \
+         read back {} records, last logged cleaner checkpoint {checkpoint}; producer: {}; \
+         {} broker starts",
+        acked.len(),
+        kills.join(", "),
+        text.matches("deleting unfinished cleaner output").count(),
+        text.matches("completing an interrupted cleaner swap")
+            .count(),
+        log.len(),
+        report.trim(),
+        run.starts,
+    );
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!("{summary}\n{}", failures.join("\n")))
+    }
+}
+
+/// Creates [`COMPACTED`]: one partition, compact only, 1 MiB segments
+/// rolled every 500 ms, cleaned at any dirty ratio.
+fn create_compacted_topic(address: SocketAddr) -> Result<(), String> {
+    let admin = admin(address)?;
+    let options = AdminOptions::new().request_timeout(Some(CLIENT_DEADLINE));
+    let topic = NewTopic::new(COMPACTED, 1, TopicReplication::Fixed(1))
+        .set("cleanup.policy", "compact")
+        .set("segment.bytes", "1048576")
+        .set("segment.ms", "500")
+        .set("min.cleanable.dirty.ratio", "0.01");
+    let results = futures::executor::block_on(admin.create_topics([&topic], &options))
+        .map_err(|e| format!("create topic: {e}"))?;
+    for result in results {
+        result.map_err(|(name, code)| format!("create topic {name}: {code}"))?;
+    }
+    Ok(())
+}
+
+/// Every way a compacted partition read back breaks Kafka's guarantees
+/// for the acknowledged sends of `spec`; `checkpoint`: a cleaner
+/// checkpoint the log reached.
+fn check_compacted(
+    spec: &ProducerSpec,
+    acked: &HashMap<usize, (i32, i64)>,
+    log: &[KeyedRecord],
+    checkpoint: i64,
+) -> Vec<String> {
+    const SHOWN: usize = 10;
+    let mut failures = Vec::new();
+    let mut report = |what: &str, examples: Vec<String>| {
+        if !examples.is_empty() {
+            let shown: Vec<&str> = examples.iter().take(SHOWN).map(String::as_str).collect();
+            failures.push(format!(
+                "{what}: {} (e.g. {})",
+                examples.len(),
+                shown.join("; ")
+            ));
+        }
+    };
+    report(
+        "offsets not increasing",
+        log.windows(2)
+            .filter(|w| w[1].offset <= w[0].offset)
+            .map(|w| format!("{} after {}", w[1].offset, w[0].offset))
+            .collect(),
+    );
+    let mut wrong = Vec::new();
+    let mut seen: HashMap<usize, i64> = HashMap::new();
+    let mut twice = Vec::new();
+    let mut cleaned_keys: HashMap<&str, i64> = HashMap::new();
+    let mut uncleaned = Vec::new();
+    for record in log {
+        let id = record
+            .value
+            .split(':')
+            .next()
+            .and_then(|id| id.strip_prefix("msg-"))
+            .and_then(|i| i.parse::<usize>().ok())
+            .filter(|i| *i < spec.messages && payload(*i) == record.value);
+        let Some(id) = id else {
+            wrong.push(format!(
+                "{} holds {:?}",
+                record.offset,
+                record.value.chars().take(40).collect::<String>()
+            ));
+            continue;
+        };
+        if record.key != spec.key(id) || acked.get(&id) != Some(&(0, record.offset)) {
+            wrong.push(format!(
+                "{} holds msg-{id} under key {}, acknowledged at {:?}",
+                record.offset,
+                record.key,
+                acked.get(&id)
+            ));
+        }
+        if let Some(earlier) = seen.insert(id, record.offset) {
+            twice.push(format!("msg-{id} at {earlier} and {}", record.offset));
+        }
+        if record.offset < checkpoint {
+            if let Some(earlier) = cleaned_keys.insert(&record.key, record.offset) {
+                uncleaned.push(format!("{} at {earlier} and {}", record.key, record.offset));
+            }
+        }
+    }
+    report(
+        "records that are not the one produced at their offset",
+        wrong,
+    );
+    report("records read twice", twice);
+    report(
+        &format!("keys twice below the cleaner checkpoint {checkpoint}"),
+        uncleaned,
+    );
+    // Each key's latest acknowledged value (the highest offset).
+    let mut latest: HashMap<String, (i64, usize)> = HashMap::new();
+    for (id, (_, offset)) in acked {
+        let entry = latest.entry(spec.key(*id)).or_insert((*offset, *id));
+        if *offset > entry.0 {
+            *entry = (*offset, *id);
+        }
+    }
+    let mut lost: Vec<String> = latest
+        .iter()
+        .filter(|(_, (offset, id))| seen.get(id) != Some(offset))
+        .map(|(key, (offset, id))| {
+            format!(
+                "{key}: msg-{id} acknowledged at {offset}, found at {:?}",
+                seen.get(id)
+            )
+        })
+        .collect();
+    lost.sort();
+    report("latest acknowledged values missing", lost);
+    failures
+}
+
+/// One record of a compacted topic read back.
+struct KeyedRecord {
+    offset: i64,
+    key: String,
+    value: String,
+}
+
+/// Reads one partition from its log start to its high watermark.
+fn read_partition(
+    address: SocketAddr,
+    topic: &str,
+    partition: i32,
+) -> Result<Vec<KeyedRecord>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", address.to_string())
+        .set("group.id", "strom-crash-reader")
+        .set("enable.auto.commit", "false")
+        .set("socket.timeout.ms", "10000")
+        .create()
+        .map_err(|e| format!("consumer: {e}"))?;
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, CLIENT_DEADLINE)
+        .map_err(|e| format!("watermarks of {topic}-{partition}: {e}"))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Beginning)
+        .map_err(|e| format!("assignment: {e}"))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| format!("assign: {e}"))?;
+    let mut next = 0;
+    let mut records = Vec::new();
+    let deadline = Instant::now() + CLIENT_DEADLINE;
+    while next < high {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "reading {topic}-{partition} did not reach the high watermark {high} within \
+                 {CLIENT_DEADLINE:?}: next offset {next}"
+            ));
+        }
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.map_err(|e| format!("consume: {e}"))?;
+        let text = |b: Option<&[u8]>| String::from_utf8_lossy(b.unwrap_or_default()).into_owned();
+        next = message.offset() + 1;
+        records.push(KeyedRecord {
+            offset: message.offset(),
+            key: text(message.key()),
+            value: text(message.payload()),
+        });
+    }
+    Ok(records)
+}
+
+/// The commit metadata of round `round`: its number, padded.
+fn commit_metadata(round: i64) -> String {
+    let mut metadata = format!("round-{round}:");
+    metadata.extend(std::iter::repeat_n('m', METADATA_BYTES));
+    metadata
+}
+
+/// Synchronous commits (rotating over [`OFFSET_GROUPS`] groups, both
+/// partitions, offset = round, padded metadata) fill `__consumer_offsets`
+/// (one partition, 1 MiB segments) while the cleaner compacts it; the
+/// broker is SIGKILLed whenever the cleaner's output file is seen between
+/// two commits, until [`OFFSETS_CLEANING_KILLS`] kills landed mid-clean;
+/// after a few more rounds a last SIGKILL and restart. Each group's
+/// committed offsets are read back with OffsetFetch: at least its last
+/// acknowledged round, at most its last attempted one, with that round's
+/// metadata.
+fn offsets_cleaning_survives_sigkill(run: &mut Run) -> Result<String, String> {
+    run.settings = vec![
+        ("offsets.topic.num.partitions", "1"),
+        ("offsets.topic.segment.bytes", "1048576"),
+        ("log.cleaner.backoff.ms", "20"),
+        (
+            "log.cleaner.io.max.bytes.per.second",
+            CLEANER_IO_BYTES_PER_SEC,
+        ),
+    ];
+    run.start_broker()?;
+    create_topic(run.address)?;
+    run.stop_broker()?;
+    run.start_broker()?;
+    let partition_dir = run
+        .dir
+        .join("data")
+        .join("logs")
+        .join("__consumer_offsets-0");
+    let groups: Vec<String> = (0..OFFSET_GROUPS)
+        .map(|g| format!("crash-cleaned-{g}"))
+        .collect();
+    let connect = |run: &Run| -> Result<Vec<BaseConsumer>, String> {
+        groups
+            .iter()
+            .map(|g| group_client(run.address, g))
+            .collect()
+    };
+    let mut clients = connect(run)?;
+    let mut acked: HashMap<usize, i64> = HashMap::new();
+    let mut attempted: HashMap<usize, i64> = HashMap::new();
+    let (mut landed, mut missed, mut refused) = (Vec::new(), 0, 0);
+    let mut after_last_kill = 0;
+    let mut cleans_at_last_kill = 0;
+    let deadline = Instant::now() + OFFSETS_DEADLINE;
+    let mut round = 0i64;
+    // Until enough kills landed mid-clean, then a clean finished after the
+    // last of them (with every group committing meanwhile).
+    while landed.len() < OFFSETS_CLEANING_KILLS
+        || after_last_kill < 2 * OFFSET_GROUPS
+        || run.cleaned_lines("__consumer_offsets").len() <= cleans_at_last_kill
+    {
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{round} commit rounds in {OFFSETS_DEADLINE:?}: {} kills landed while \
+                 __consumer_offsets was cleaned ({missed} missed), {} cleans finished",
+                landed.len(),
+                run.cleaned_lines("__consumer_offsets").len()
+            ));
+        }
+        let group = usize::try_from(round % OFFSET_GROUPS).unwrap_or(0);
+        let mut offsets = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            let mut element = offsets.add_partition(TOPIC, partition);
+            element
+                .set_offset(Offset::Offset(round))
+                .map_err(|e| format!("offset list: {e}"))?;
+            element.set_metadata(commit_metadata(round));
+        }
+        attempted.insert(group, round);
+        match clients[group].commit(&offsets, rdkafka::consumer::CommitMode::Sync) {
+            Ok(()) => {
+                acked.insert(group, round);
+            }
+            Err(_) => refused += 1,
+        }
+        round += 1;
+        after_last_kill += 1;
+        if landed.len() < OFFSETS_CLEANING_KILLS && !cleaner_files(&partition_dir).is_empty() {
+            if let Some(child) = run.children.broker.take() {
+                kill(child);
+            }
+            let left = cleaner_files(&partition_dir);
+            run.mark(&format!("SIGKILL (cleaning, files left: {left:?})"));
+            if left.is_empty() {
+                missed += 1;
+                if missed > MAX_MISSED_KILLS {
+                    return Err(format!("{missed} kills missed the clean they aimed at"));
+                }
+            } else {
+                landed.push(left);
+            }
+            drop(std::mem::take(&mut clients));
+            run.start_broker()?;
+            clients = connect(run)?;
+            after_last_kill = 0;
+            cleans_at_last_kill = run.cleaned_lines("__consumer_offsets").len();
+        }
+    }
+    drop(clients);
+    run.crash_and_restart("commits done, a clean finished")?;
+
+    let mut failures = Vec::new();
+    for (group, name) in groups.iter().enumerate() {
+        let (Some(low), Some(high)) = (acked.get(&group), attempted.get(&group)) else {
+            failures.push(format!("{name}: no commit acknowledged"));
+            continue;
+        };
+        let reader = group_client(run.address, name)?;
+        let mut wanted = TopicPartitionList::new();
+        for partition in 0..PARTITIONS {
+            wanted.add_partition(TOPIC, partition);
+        }
+        let committed = reader
+            .committed_offsets(wanted, CLIENT_DEADLINE)
+            .map_err(|e| format!("{name}: committed offsets: {e}"))?;
+        for partition in 0..PARTITIONS {
+            let found = committed.find_partition(TOPIC, partition);
+            let offset = found.as_ref().map(|p| p.offset());
+            let metadata = found.as_ref().map(|p| p.metadata().to_owned());
+            let good = match offset {
+                Some(Offset::Offset(o)) => {
+                    (*low..=*high).contains(&o) && metadata == Some(commit_metadata(o))
+                }
+                _ => false,
+            };
+            if !good {
+                failures.push(format!(
+                    "{name} p{partition}: committed {offset:?} (metadata {:?}), last \
+                     acknowledged round {low}, last attempted {high}",
+                    metadata.map(|m| m.chars().take(20).collect::<String>())
+                ));
+            }
+        }
+    }
+    let cleans = run.cleaned_lines("__consumer_offsets").len();
+    if cleans == 0 {
+        failures.push("the cleaner never finished a clean of __consumer_offsets".to_owned());
+    }
+    let size: u64 = std::fs::read_dir(&partition_dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| e.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0);
+    let summary = format!(
+        "{round} commit rounds over {OFFSET_GROUPS} groups ({} refused while the broker \
+         restarted); SIGKILLs mid-clean with {landed:?} left, {missed} missed, one after a \
+         finished clean and the last commit; {cleans} cleans logged; __consumer_offsets-0 \
+         holds {size} bytes",
+        refused
+    );
+    if failures.is_empty() {
+        Ok(summary)
+    } else {
+        Err(format!("{summary}\n{}", failures.join("\n")))
+    }
+}
+
+/// The cleaner's files in a partition dir: output being written
+/// (`.cleaned`) or a decided swap (`.swap`).
+fn cleaner_files(dir: &Path) -> Vec<String> {
+    list_dir(dir)
+        .into_iter()
+        .filter(|name| name.ends_with(".log.cleaned") || name.ends_with(".log.swap"))
+        .collect()
+}
+
 /// A client of `group` that commits and reads commits, never subscribing.
 fn group_client(address: SocketAddr, group: &str) -> Result<BaseConsumer, String> {
     ClientConfig::new()
@@ -584,13 +1088,76 @@ impl ProducerContext for AckWriter {
     }
 }
 
-/// The child process: sends [`MESSAGES`] at [`RATE_PER_SEC`], records each
+/// What the producer child sends: `messages` padded values `msg-<i>:...`
+/// to `topic` at `rate` per second, keyed `<i>` or, with `keys` > 0,
+/// `k<i % keys>`; it gives up 5 s before `deadline`.
+#[derive(Debug, Clone)]
+struct ProducerSpec {
+    topic: String,
+    messages: usize,
+    keys: usize,
+    rate: u64,
+    deadline: Duration,
+}
+
+impl ProducerSpec {
+    /// The spec of `acked_messages_survive_sigkill`.
+    fn crash_topic() -> Self {
+        Self {
+            topic: TOPIC.to_owned(),
+            messages: MESSAGES,
+            keys: 0,
+            rate: RATE_PER_SEC,
+            deadline: PRODUCER_DEADLINE,
+        }
+    }
+
+    /// The key of message `i`.
+    fn key(&self, i: usize) -> String {
+        if self.keys == 0 {
+            i.to_string()
+        } else {
+            format!("k{}", i % self.keys)
+        }
+    }
+
+    /// The form passed in [`SPEC_VAR`].
+    fn render(&self) -> String {
+        format!(
+            "{} {} {} {} {}",
+            self.topic,
+            self.messages,
+            self.keys,
+            self.rate,
+            self.deadline.as_millis()
+        )
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        let mut fields = text.split(' ');
+        let spec = Self {
+            topic: fields.next()?.to_owned(),
+            messages: fields.next()?.parse().ok()?,
+            keys: fields.next()?.parse().ok()?,
+            rate: fields.next()?.parse().ok()?,
+            deadline: Duration::from_millis(fields.next()?.parse().ok()?),
+        };
+        fields.next().is_none().then_some(spec)
+    }
+}
+
+/// The child process: sends what its [`ProducerSpec`] says, records each
 /// acknowledgement, prints a one-line report on stdout. Exits 0 once every
 /// message is acknowledged.
 fn producer_main() -> ExitCode {
-    let (Ok(bootstrap), Ok(acked_path)) = (std::env::var(BOOTSTRAP_VAR), std::env::var(ACKED_VAR))
-    else {
-        eprintln!("producer: {BOOTSTRAP_VAR} and {ACKED_VAR} must be set");
+    let (Ok(bootstrap), Ok(acked_path), Some(spec)) = (
+        std::env::var(BOOTSTRAP_VAR),
+        std::env::var(ACKED_VAR),
+        std::env::var(SPEC_VAR)
+            .ok()
+            .and_then(|s| ProducerSpec::parse(&s)),
+    ) else {
+        eprintln!("producer: {BOOTSTRAP_VAR}, {ACKED_VAR} and {SPEC_VAR} must be set");
         return ExitCode::from(2);
     };
     let file = match OpenOptions::new()
@@ -641,19 +1208,20 @@ fn producer_main() -> ExitCode {
         }
     };
     let started = Instant::now();
-    let deadline = started + PRODUCER_DEADLINE - Duration::from_secs(5);
+    let deadline = started + spec.deadline.saturating_sub(Duration::from_secs(5));
     let context = producer.context();
     let mut sent = 0;
-    while context.acked.load(Ordering::SeqCst) + context.failed.load(Ordering::SeqCst) < MESSAGES
+    while context.acked.load(Ordering::SeqCst) + context.failed.load(Ordering::SeqCst)
+        < spec.messages
         && Instant::now() < deadline
     {
-        let due = usize::try_from(started.elapsed().as_millis() * u128::from(RATE_PER_SEC) / 1000)
+        let due = usize::try_from(started.elapsed().as_millis() * u128::from(spec.rate) / 1000)
             .unwrap_or(usize::MAX)
-            .min(MESSAGES);
+            .min(spec.messages);
         while sent < due {
-            let key = sent.to_string();
+            let key = spec.key(sent);
             let value = payload(sent);
-            match producer.send(BaseRecord::to(TOPIC).key(&key).payload(&value)) {
+            match producer.send(BaseRecord::to(&spec.topic).key(&key).payload(&value)) {
                 Ok(()) => sent += 1,
                 Err((e, _)) => {
                     eprintln!("producer: cannot enqueue msg-{sent}: {e}");
@@ -679,7 +1247,7 @@ fn producer_main() -> ExitCode {
         context.cut.load(Ordering::SeqCst),
         started.elapsed().as_secs_f64()
     );
-    if acked == MESSAGES {
+    if acked == spec.messages {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -720,6 +1288,8 @@ struct Run {
     log: PathBuf,
     acked: PathBuf,
     starts: usize,
+    /// Extra `--set key=value` arguments of every broker start.
+    settings: Vec<(&'static str, &'static str)>,
 }
 
 impl Run {
@@ -749,6 +1319,11 @@ impl Run {
             .arg(self.dir.join("data"))
             .args(["--num-partitions", "2", "--log-level", &level])
             .args(["--set", "log.segment.bytes=1048576"])
+            .args(
+                self.settings
+                    .iter()
+                    .flat_map(|(key, value)| ["--set".to_owned(), format!("{key}={value}")]),
+            )
             .env_clear()
             .env("RUST_BACKTRACE", "1")
             .stdin(Stdio::null())
@@ -825,6 +1400,83 @@ impl Run {
         self.start_broker()
     }
 
+    /// Polls `done` (every millisecond) until it holds or `deadline` passes.
+    fn wait_for(
+        &mut self,
+        what: &str,
+        deadline: Instant,
+        mut done: impl FnMut(&mut Self) -> bool,
+    ) -> Result<(), String> {
+        while !done(self) {
+            if Instant::now() > deadline {
+                return Err(format!("timed out waiting for {what}"));
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    }
+
+    /// The checkpoints of the `cleaned log` lines the broker logged for
+    /// `topic`, in order.
+    fn cleaned_lines(&self, topic: &str) -> Vec<i64> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let topic_field = format!("topic={topic} ");
+        text.lines()
+            .filter(|line| line.contains("cleaned log") && line.contains(&topic_field))
+            .filter_map(|line| {
+                let (_, rest) = line.split_once("checkpoint=")?;
+                rest.split_whitespace().next()?.parse().ok()
+            })
+            .collect()
+    }
+
+    /// SIGKILLs the broker the moment a cleaner file shows in `dir`, and
+    /// restarts it, until `kills` kills left the file behind (they landed
+    /// mid-clean) or the producer ends. Returns the files each landed kill
+    /// left and how many kills missed.
+    fn kill_while_cleaning(
+        &mut self,
+        dir: &Path,
+        kills: usize,
+    ) -> Result<(Vec<Vec<String>>, usize), String> {
+        let (mut landed, mut missed) = (Vec::new(), 0);
+        while landed.len() < kills {
+            let deadline = Instant::now() + PROGRESS_DEADLINE;
+            loop {
+                if !cleaner_files(dir).is_empty() {
+                    break;
+                }
+                if let Some(producer) = self.children.producer.as_mut() {
+                    if let Ok(Some(_)) = producer.try_wait() {
+                        return Ok((landed, missed));
+                    }
+                }
+                if Instant::now() > deadline {
+                    return Err(format!(
+                        "no cleaner output in {} within {PROGRESS_DEADLINE:?}",
+                        dir.display()
+                    ));
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if let Some(child) = self.children.broker.take() {
+                kill(child);
+            }
+            let left = cleaner_files(dir);
+            self.mark(&format!("SIGKILL (cleaning, files left: {left:?})"));
+            if left.is_empty() {
+                missed += 1;
+                if missed > MAX_MISSED_KILLS {
+                    return Err(format!("{missed} kills missed the clean they aimed at"));
+                }
+            } else {
+                landed.push(left);
+            }
+            self.start_broker()?;
+        }
+        Ok((landed, missed))
+    }
+
     /// Acknowledgements recorded so far (complete lines).
     fn acked_count(&self) -> usize {
         std::fs::read(&self.acked)
@@ -855,6 +1507,25 @@ impl Run {
         }
     }
 
+    /// Starts the producer process; returns its deadline.
+    fn spawn_producer(&mut self, spec: &ProducerSpec) -> Result<Instant, String> {
+        let mut producer =
+            Command::new(std::env::current_exe().map_err(|e| format!("current exe: {e}"))?);
+        producer
+            .env(ROLE_VAR, "producer")
+            .env(BOOTSTRAP_VAR, self.address.to_string())
+            .env(ACKED_VAR, &self.acked)
+            .env(SPEC_VAR, spec.render())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped());
+        self.children.producer = Some(
+            producer
+                .spawn()
+                .map_err(|e| format!("cannot start the producer: {e}"))?,
+        );
+        Ok(Instant::now() + spec.deadline)
+    }
+
     /// Waits for the producer to exit: its status and its report line.
     fn wait_for_producer(&mut self, deadline: Instant) -> Result<(ExitStatus, String), String> {
         let Some(producer) = self.children.producer.as_mut() else {
@@ -872,8 +1543,7 @@ impl Run {
                 }
                 Ok(None) if Instant::now() > deadline => {
                     return Err(format!(
-                        "the producer did not finish within {PRODUCER_DEADLINE:?} \
-                         ({} acknowledged)",
+                        "the producer did not finish by its deadline ({} acknowledged)",
                         self.acked_count()
                     ));
                 }

@@ -2,7 +2,8 @@
 //! compacted topic, the broker's own cleaner thread, and a consumer from
 //! the beginning that must see one record per key at the offset it was
 //! produced at, with the latest value; tombstones go after
-//! `delete.retention.ms`.
+//! `delete.retention.ms`. A Streams-style changelog (the same keys written
+//! over and over) keeps a bounded size on disk.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -159,4 +160,119 @@ async fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
         let consumer = broker.consumer(&[]);
         left = check(&read_all(&consumer).await);
     }
+}
+
+/// The changelog of `a_changelog_stays_small`.
+const CHANGELOG: &str = "store-changelog";
+/// Keys of the store, rounds of updates (every key once per round), and
+/// the value size.
+const STORE_KEYS: usize = 1_000;
+const ROUNDS: usize = 60;
+const VALUE_BYTES: usize = 200;
+/// Rounds between two size checks.
+const CHECK_EVERY: usize = 10;
+const SEGMENT_BYTES: u64 = 1_048_576;
+
+/// Bytes of every file in `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .expect("partition dir")
+        .map(|entry| {
+            entry
+                .expect("dir entry")
+                .metadata()
+                .expect("metadata")
+                .len()
+        })
+        .sum()
+}
+
+/// A Kafka Streams state store's changelog: a compacted topic written with
+/// the same keys over and over (here [`ROUNDS`] updates of each of
+/// [`STORE_KEYS`] keys, ~15 MB in all). Every [`CHECK_EVERY`] rounds the
+/// partition's files must come down (a condition with a deadline, while
+/// the cleaner runs) below three times the size of one value per key plus
+/// one active segment, and stay there to the end: the log does not grow
+/// with the number of updates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changelog_stays_small() {
+    let broker = TestBroker::start(&[("log.cleaner.backoff.ms", "50")]).await;
+    broker
+        .create_topic(
+            CHANGELOG,
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.bytes", "1048576"),
+                ("segment.ms", "500"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+            ],
+        )
+        .await;
+    let dir = broker
+        .dir
+        .path()
+        .join("logs")
+        .join(format!("{CHANGELOG}-0"));
+    assert!(dir.is_dir(), "{} exists", dir.display());
+    let producer = broker.producer(&[("linger.ms", "5")]);
+    let padding = "v".repeat(VALUE_BYTES);
+    // One record on disk: the value, the key, record and batch overhead.
+    let record_bytes = u64::try_from(VALUE_BYTES + 100).expect("small");
+    let bound = 3 * STORE_KEYS as u64 * record_bytes + SEGMENT_BYTES;
+    let mut written = 0u64;
+    let mut sizes = Vec::new();
+    for round in 0..ROUNDS {
+        let mut pending = Vec::with_capacity(STORE_KEYS);
+        for k in 0..STORE_KEYS {
+            let key = format!("key-{k}");
+            let value = format!("{round}:{padding}");
+            written += u64::try_from(key.len() + value.len()).expect("small");
+            let future = loop {
+                let record = FutureRecord::to(CHANGELOG)
+                    .partition(0)
+                    .key(&key)
+                    .payload(&value);
+                match producer.send_result(record) {
+                    Ok(future) => break future,
+                    // Queue full: let deliveries drain (the loop ends on success).
+                    Err(_) => tokio::time::sleep(Duration::from_millis(5)).await,
+                }
+            };
+            pending.push(future);
+        }
+        for future in pending {
+            future.await.expect("not cancelled").expect("delivered");
+        }
+        if (round + 1) % CHECK_EVERY == 0 {
+            let before = dir_size(&dir);
+            let until = Instant::now() + Duration::from_secs(30);
+            loop {
+                let size = dir_size(&dir);
+                if size <= bound {
+                    sizes.push((round + 1, before, size));
+                    break;
+                }
+                assert!(
+                    Instant::now() < until,
+                    "after {} rounds ({written} bytes of keys and values written) the \
+                     partition holds {size} bytes, over {bound}: files {:?}",
+                    round + 1,
+                    std::fs::read_dir(&dir)
+                        .expect("dir")
+                        .map(|e| {
+                            let e = e.expect("entry");
+                            (e.file_name(), e.metadata().expect("metadata").len())
+                        })
+                        .collect::<Vec<_>>()
+                );
+                // Poll interval: the loop ends on the condition.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    println!(
+        "{ROUNDS} rounds over {STORE_KEYS} keys, {written} bytes written; partition size \
+         (rounds, before the wait, after) {sizes:?}, bound {bound}"
+    );
 }

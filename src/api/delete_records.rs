@@ -1,7 +1,16 @@
 //! DeleteRecords v0-v2: move each partition's log start offset forward
 //! (`-1` means the high watermark); whole segments below it are deleted.
 //! An offset past the high watermark is OFFSET_OUT_OF_RANGE.
+//!
+//! A log whose `cleanup.policy` lacks `delete` (compact only) refuses with
+//! POLICY_VIOLATION before the offset is looked at, as Kafka's
+//! `Partition.deleteRecordsOnLeader` does: only the cleaner removes records
+//! of a compacted log, so a key's latest value is never lost to a client
+//! moving the log start. Kafka's message (kept for the broker log; the
+//! response has no message field) is "Records of partition <topic>-<n> can
+//! not be deleted due to the configured policy".
 
+use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
@@ -9,6 +18,29 @@ use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::{partition_lookup, read_error};
 use crate::broker::Broker;
+use crate::error::ApiError;
+use crate::log::PartitionLog;
+
+/// Deletes the records of `log` below `offset`, unless its policy forbids.
+///
+/// # Errors
+/// POLICY_VIOLATION for a log without `delete` in its `cleanup.policy`;
+/// what [`PartitionLog::delete_records_before`] refuses.
+fn delete_records(
+    log: &PartitionLog,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<i64, ApiError> {
+    if !log.config().delete {
+        let message = format!(
+            "Records of partition {topic}-{partition} can not be deleted due to the configured policy"
+        );
+        tracing::debug!(%message, "DeleteRecords refused");
+        return Err(ApiError::new(ResponseError::PolicyViolation, message));
+    }
+    log.delete_records_before(offset).map_err(read_error)
+}
 
 /// Answers a DeleteRecords request.
 pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
@@ -21,8 +53,9 @@ pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsRe
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let outcome = log_of(p.partition_index)
-                        .and_then(|log| log.delete_records_before(p.offset).map_err(read_error));
+                    let outcome = log_of(p.partition_index).and_then(|log| {
+                        delete_records(&log, &topic.name, p.partition_index, p.offset)
+                    });
                     let result = DeleteRecordsPartitionResult::default()
                         .with_partition_index(p.partition_index);
                     match outcome {

@@ -26,6 +26,73 @@ use crate::log::now_ms;
 /// Kafka's default `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
 
+/// Each partition's own refusal, by topic, in request order.
+pub(super) type Refusals = Vec<Vec<Option<ResponseError>>>;
+
+/// One partition's offset as a commit request carries it.
+pub(super) struct PartitionOffset<'a> {
+    pub partition: i32,
+    pub offset: i64,
+    pub leader_epoch: i32,
+    pub metadata: Option<&'a str>,
+}
+
+/// The offsets of a commit (OffsetCommit, TxnOffsetCommit) that may be
+/// stored, and each partition's own refusal by topic, in request order:
+/// UNKNOWN_TOPIC_OR_PARTITION, or OFFSET_METADATA_TOO_LARGE past
+/// `offset.metadata.max.bytes`.
+pub(super) fn check_offsets<'a>(
+    broker: &Broker,
+    topics: impl Iterator<Item = (&'a str, Vec<PartitionOffset<'a>>)>,
+) -> (Vec<(String, i32, CommittedOffset)>, Refusals) {
+    let now = now_ms();
+    let mut accepted = Vec::new();
+    let refusals = topics
+        .map(|(name, partitions)| {
+            let meta = broker.topics.get(name);
+            partitions
+                .into_iter()
+                .map(|p| {
+                    let known = meta
+                        .as_ref()
+                        .is_some_and(|m| (0..m.partition_count()).contains(&p.partition));
+                    let metadata = p.metadata.unwrap_or_default();
+                    if !known {
+                        Some(ResponseError::UnknownTopicOrPartition)
+                    } else if metadata.len() > MAX_METADATA_BYTES {
+                        Some(ResponseError::OffsetMetadataTooLarge)
+                    } else {
+                        accepted.push((
+                            name.to_owned(),
+                            p.partition,
+                            CommittedOffset {
+                                offset: p.offset,
+                                leader_epoch: p.leader_epoch,
+                                metadata: metadata.to_owned(),
+                                commit_timestamp: now,
+                            },
+                        ));
+                        None
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    (accepted, refusals)
+}
+
+/// A partition's answer: the whole commit's error (a failed member check
+/// refuses every partition), else its own refusal.
+pub(super) fn partition_error(
+    outcome: &Result<(), ResponseError>,
+    refusal: Option<ResponseError>,
+) -> Option<ResponseError> {
+    match outcome {
+        Err(e) => Some(*e),
+        Ok(()) => refusal,
+    }
+}
+
 /// Answers an OffsetCommit request of `version`.
 pub fn handle(broker: &Broker, version: i16, request: OffsetCommitRequest) -> OffsetCommitResponse {
     let group = request.group_id.0.as_str();
@@ -36,47 +103,18 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetCommitRequest) -> Of
     } else {
         ResponseError::IllegalGeneration
     };
-    let now = now_ms();
-    // Each partition's own refusal, decided before anything is written.
-    let mut accepted = Vec::new();
-    let refusals: Vec<Vec<Option<ResponseError>>> = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let meta = broker.topics.get(&topic.name.0);
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let known = meta
-                        .as_ref()
-                        .is_some_and(|m| (0..m.partition_count()).contains(&p.partition_index));
-                    let metadata = p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default();
-                    if !known {
-                        Some(ResponseError::UnknownTopicOrPartition)
-                    } else if metadata.len() > MAX_METADATA_BYTES {
-                        Some(ResponseError::OffsetMetadataTooLarge)
-                    } else {
-                        accepted.push((
-                            topic.name.0.to_string(),
-                            p.partition_index,
-                            CommittedOffset {
-                                offset: p.committed_offset,
-                                leader_epoch: p.committed_leader_epoch,
-                                metadata,
-                                commit_timestamp: now,
-                            },
-                        ));
-                        None
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let (accepted, refusals) = check_offsets(
+        broker,
+        request.topics.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| PartitionOffset {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (t.name.0.as_str(), partitions.collect())
+        }),
+    );
     // The accepted offsets are one batch in __consumer_offsets: all or none.
     let outcome = super::group_coordinator(broker).commit(
         group,
@@ -96,11 +134,7 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetCommitRequest) -> Of
                 .into_iter()
                 .zip(refused)
                 .map(|(p, refusal)| {
-                    let error = match (&outcome, refusal) {
-                        // A failed member check refuses every partition.
-                        (Err(e), _) => Some(*e),
-                        (Ok(()), refusal) => refusal,
-                    };
+                    let error = partition_error(&outcome, refusal);
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error.map_or(0, |e| e.code()))

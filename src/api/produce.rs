@@ -211,7 +211,14 @@ fn append(
         Some(h) => broker
             .txns
             .append_verified(h.producer_id, h.producer_epoch, topic, partition, write)
-            .map_err(|e| Refusal::from(ApiError::code(e)))?,
+            .map_err(|e| {
+                Refusal::from(match e {
+                    ResponseError::InvalidTxnState => {
+                        ApiError::new(e, "Partition was not added to the transaction")
+                    }
+                    e => ApiError::code(e),
+                })
+            })?,
         None => write(),
     };
     appended.map_err(|e| match e {

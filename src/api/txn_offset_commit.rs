@@ -9,6 +9,9 @@
 //!   UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID).
 //! - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; metadata over
 //!   4096 bytes: OFFSET_METADATA_TOO_LARGE.
+//! - The producer's transaction must be ongoing and hold the group's
+//!   partition (AddOffsetsToTxn): INVALID_TXN_STATE otherwise,
+//!   INVALID_PRODUCER_EPOCH for another epoch.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -16,63 +19,45 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
+use super::offset_commit::{check_offsets, partition_error, PartitionOffset};
 use crate::broker::Broker;
-use crate::group::CommittedOffset;
-use crate::log::now_ms;
-
-/// Kafka's default `offset.metadata.max.bytes`.
-const MAX_METADATA_BYTES: usize = 4096;
+use crate::group::OFFSETS_TOPIC;
 
 /// Answers a TxnOffsetCommit request.
 pub fn handle(broker: &Broker, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
-    let now = now_ms();
-    let mut accepted = Vec::new();
-    let refusals: Vec<Vec<Option<ResponseError>>> = request
-        .topics
-        .iter()
-        .map(|topic| {
-            let meta = broker.topics.get(&topic.name.0);
-            topic
-                .partitions
-                .iter()
-                .map(|p| {
-                    let known = meta
-                        .as_ref()
-                        .is_some_and(|m| (0..m.partition_count()).contains(&p.partition_index));
-                    let metadata = p
-                        .committed_metadata
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default();
-                    if !known {
-                        Some(ResponseError::UnknownTopicOrPartition)
-                    } else if metadata.len() > MAX_METADATA_BYTES {
-                        Some(ResponseError::OffsetMetadataTooLarge)
-                    } else {
-                        accepted.push((
-                            topic.name.0.to_string(),
-                            p.partition_index,
-                            CommittedOffset {
-                                offset: p.committed_offset,
-                                leader_epoch: p.committed_leader_epoch,
-                                metadata,
-                                commit_timestamp: now,
-                            },
-                        ));
-                        None
-                    }
-                })
-                .collect()
-        })
-        .collect();
-    let outcome = super::group_coordinator(broker).commit_transactional(
-        &request.group_id.0,
-        &request.member_id,
-        request.group_instance_id.as_deref(),
-        request.generation_id,
-        (request.producer_id.0, request.producer_epoch),
-        accepted,
+    let (accepted, refusals) = check_offsets(
+        broker,
+        request.topics.iter().map(|t| {
+            let partitions = t.partitions.iter().map(|p| PartitionOffset {
+                partition: p.partition_index,
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p.committed_metadata.as_deref(),
+            });
+            (t.name.0.as_str(), partitions.collect())
+        }),
     );
+    let groups = super::group_coordinator(broker);
+    let producer = (request.producer_id.0, request.producer_epoch);
+    // Only into an ongoing transaction holding the group's partition
+    // (AddOffsetsToTxn first), under its lock, so the commit cannot land
+    // after the transaction's marker.
+    let outcome = match groups.partition_for(&request.group_id.0) {
+        None => Err(ResponseError::CoordinatorNotAvailable),
+        Some(partition) => broker
+            .txns
+            .append_verified(producer.0, producer.1, OFFSETS_TOPIC, partition, || {
+                groups.commit_transactional(
+                    &request.group_id.0,
+                    &request.member_id,
+                    request.group_instance_id.as_deref(),
+                    request.generation_id,
+                    producer,
+                    accepted,
+                )
+            })
+            .and_then(|committed| committed),
+    };
     let topics = request
         .topics
         .into_iter()
@@ -83,10 +68,7 @@ pub fn handle(broker: &Broker, request: TxnOffsetCommitRequest) -> TxnOffsetComm
                 .into_iter()
                 .zip(refused)
                 .map(|(p, refusal)| {
-                    let error = match (&outcome, refusal) {
-                        (Err(e), _) => Some(*e),
-                        (Ok(()), refusal) => refusal,
-                    };
+                    let error = partition_error(&outcome, refusal);
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error.map_or(0, |e| e.code()))

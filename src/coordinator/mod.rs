@@ -15,13 +15,15 @@
 //! topic's flush policy), and it serves a key only once that key's
 //! partition is loaded; before, requests get COORDINATOR_LOAD_IN_PROGRESS.
 
+pub mod codec;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 
 use crate::log::{AppendError, BatchHeader, PartitionLog};
@@ -235,24 +237,23 @@ impl StateTopic {
                     continue;
                 }
                 let producer = header.is_transactional().then_some(header.producer_id);
-                match RecordBatchDecoder::decode(&mut whole.clone()) {
-                    Ok(set) => {
-                        for record in &set.records {
-                            if let Some(key) = &record.key {
-                                apply(Replayed::Record {
-                                    key,
-                                    value: record.value.as_ref(),
-                                    producer,
-                                });
-                                count += 1;
-                            }
-                        }
+                let walked = crate::log::for_each_record(&whole, |key, value| {
+                    if let Some(key) = key {
+                        apply(Replayed::Record {
+                            key,
+                            value,
+                            producer,
+                        });
+                        count += 1;
                     }
+                });
+                match walked {
+                    Ok(()) => {}
                     Err(e) => tracing::warn!(
                         topic = self.name,
                         partition,
                         offset = header.base_offset,
-                        cause = %e,
+                        cause = ?e,
                         "skipping a state batch that does not decode"
                     ),
                 }
@@ -268,9 +269,9 @@ pub enum Replayed<'a> {
     /// counts only once that producer's commit marker follows.
     Record {
         /// The key.
-        key: &'a Bytes,
+        key: &'a [u8],
         /// The value, `None` for a tombstone.
-        value: Option<&'a Bytes>,
+        value: Option<&'a [u8]>,
         /// The transaction's producer id, if transactional.
         producer: Option<i64>,
     },

@@ -229,7 +229,7 @@ impl GroupCoordinator {
                     return;
                 }
             };
-            match GroupRecord::decode(key, value.map(|v| &v[..])) {
+            match GroupRecord::decode(key, value) {
                 Ok(Some(GroupRecord::Offset {
                     group,
                     topic,

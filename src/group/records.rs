@@ -14,6 +14,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::CommittedOffset;
+use crate::coordinator::codec::{put_bytes, put_nullable_string, put_string, Reader};
 
 /// Key type (and key version) of an offset commit record.
 const OFFSET_COMMIT_KEY: i16 = 1;
@@ -85,30 +86,6 @@ pub enum GroupRecord {
         /// The metadata; `None` deletes the group.
         value: Option<GroupMetadata>,
     },
-}
-
-/// Writes an int16-length string. Kafka's strings hold at most 32767
-/// bytes; a longer one (a huge client id inside a member id) is cut at a
-/// character boundary, so the record still decodes.
-fn put_string(out: &mut BytesMut, s: &str) {
-    let mut end = s.len().min(i16::MAX as usize);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.put_i16(i16::try_from(end).unwrap_or(i16::MAX));
-    out.put_slice(&s.as_bytes()[..end]);
-}
-
-fn put_nullable_string(out: &mut BytesMut, s: Option<&str>) {
-    match s {
-        Some(s) => put_string(out, s),
-        None => out.put_i16(-1),
-    }
-}
-
-fn put_bytes(out: &mut BytesMut, b: &[u8]) {
-    out.put_i32(i32::try_from(b.len()).unwrap_or(i32::MAX));
-    out.put_slice(b);
 }
 
 impl GroupRecord {
@@ -272,62 +249,6 @@ fn decode_group(bytes: &[u8]) -> Result<GroupMetadata, String> {
         current_state_timestamp,
         members,
     })
-}
-
-/// A bounds-checked big-endian reader over a record's bytes.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.0.len() < n {
-            return Err("record is truncated".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(i64::from_be_bytes(a))
-    }
-
-    fn nullable_string(&mut self) -> Result<Option<String>, String> {
-        let len = self.i16()?;
-        if len < 0 {
-            return Ok(None);
-        }
-        let bytes = self.take(usize::try_from(len).unwrap_or(0))?;
-        String::from_utf8(bytes.to_vec())
-            .map(Some)
-            .map_err(|_| "string is not UTF-8".into())
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        self.nullable_string()?
-            .ok_or_else(|| "null where a string is required".into())
-    }
-
-    fn bytes(&mut self) -> Result<Bytes, String> {
-        let len = self.i32()?;
-        if len < 0 {
-            return Ok(Bytes::new());
-        }
-        Ok(Bytes::copy_from_slice(
-            self.take(usize::try_from(len).unwrap_or(0))?,
-        ))
-    }
 }
 
 #[cfg(test)]

@@ -480,6 +480,8 @@ pub struct RecordView<'a> {
     pub key: Option<&'a [u8]>,
     /// Whether the value is non-null (a null value is a tombstone).
     pub has_value: bool,
+    /// The value, `None` for a null value.
+    pub value: Option<&'a [u8]>,
     /// The body as stored (everything after the length varint).
     body: &'a [u8],
     /// Where the timestamp delta ends in `body`.
@@ -505,6 +507,22 @@ pub fn walk_whole_records(
     })
 }
 
+/// Calls `each(key, value)` for every record of the whole batch `bytes`
+/// (compressed ones inflated a record at a time, at most
+/// `MAX_INFLATED` bytes in all): how coordinators replay their records.
+///
+/// # Errors
+/// A damaged batch, or one past the budget.
+pub fn for_each_record(
+    bytes: &[u8],
+    mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>),
+) -> Result<(), BatchError> {
+    let header = BatchHeader::parse(bytes)?;
+    walk_whole_records(bytes, &header, super::cleaner::MAX_INFLATED, |record| {
+        each(record.key, record.value);
+    })
+}
+
 /// Parses a whole record body (attributes i8, timestampDelta,
 /// offsetDelta, keyLength, key, valueLength, ...).
 fn record_view(body: &[u8]) -> Option<RecordView<'_>> {
@@ -524,12 +542,20 @@ fn record_view(body: &[u8]) -> Option<RecordView<'_>> {
         }
         Err(_) => (None, key_start),
     };
-    let (value_length, _) = read_varint(body.get(value_start..)?)?;
+    let (value_length, used) = read_varint(body.get(value_start..)?)?;
+    let value = match usize::try_from(value_length) {
+        Ok(length) => {
+            let start = value_start + used;
+            Some(body.get(start..start.checked_add(length)?)?)
+        }
+        Err(_) => None,
+    };
     Some(RecordView {
         offset_delta,
         timestamp_delta,
         key,
         has_value: value_length >= 0,
+        value,
         body,
         timestamp_end,
     })

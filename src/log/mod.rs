@@ -14,7 +14,7 @@ mod producer_state;
 mod segment;
 mod transactions;
 
-pub use batch::{is_compressed, marker_commits, BatchHeader};
+pub use batch::{for_each_record, is_compressed, marker_commits, BatchHeader};
 pub use cleaner::CleanerConfig;
 pub use index::LEGACY_VALUE_SIZE as LEGACY_INDEX_VALUE_SIZE;
 pub use partition::{

@@ -238,10 +238,11 @@ impl ProducerStateManager {
 
     /// Forgets producers whose last batch is `expiration_ms` or more older
     /// than `now_ms` (Kafka's `producer.id.expiration.ms`); how many went.
-    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+    pub fn expire(&mut self, now_ms: i64, expiration_ms: i64, keep: impl Fn(i64) -> bool) -> usize {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, entry| now_ms.saturating_sub(entry.last_timestamp) < expiration_ms);
+        self.producers.retain(|id, entry| {
+            keep(*id) || now_ms.saturating_sub(entry.last_timestamp) < expiration_ms
+        });
         before - self.producers.len()
     }
 }
@@ -288,8 +289,8 @@ mod tests {
         let mut state = ProducerStateManager::default();
         state.record(1, 0, 0, 0, 10, 1_000);
         state.record(2, 0, 0, 0, 11, 5_000);
-        assert_eq!(state.expire(10_999, 10_000), 0);
-        assert_eq!(state.expire(11_000, 10_000), 1);
+        assert_eq!(state.expire(10_999, 10_000, |_| false), 0);
+        assert_eq!(state.expire(11_000, 10_000, |_| false), 1);
         // Producer 1 is unknown now: any sequence is taken; 2 is still known.
         assert_eq!(state.check(1, 0, 7, 7), Ok(SequenceCheck::Append));
         assert_eq!(state.check(2, 0, 0, 0), Ok(SequenceCheck::Duplicate(11)));

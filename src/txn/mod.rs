@@ -269,7 +269,7 @@ impl TransactionCoordinator {
                 let Replayed::Record { key, value, .. } = replayed else {
                     return;
                 };
-                match records::decode(key, value.map(|v| &v[..])) {
+                match records::decode(key, value) {
                     Ok(Some((id, record))) => {
                         found.insert(id, record);
                     }
@@ -441,6 +441,19 @@ impl TransactionCoordinator {
         }
     }
 
+    /// A transactional id a client names in a transactional request.
+    ///
+    /// # Errors
+    /// INVALID_REQUEST for an empty id, INVALID_PRODUCER_ID_MAPPING for an
+    /// unknown one, or the coordinator's state errors.
+    fn known(&self, id: &str) -> Result<SharedTxn, ResponseError> {
+        if id.is_empty() {
+            return Err(ResponseError::InvalidRequest);
+        }
+        self.ready(id)?;
+        self.get(id).ok_or(ResponseError::InvalidProducerIdMapping)
+    }
+
     /// Checks a transactional request's producer against the id's state.
     fn check_producer(
         meta: &TxnMetadata,
@@ -469,13 +482,7 @@ impl TransactionCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
     ) -> Result<(), ResponseError> {
-        if id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
-        }
-        self.ready(id)?;
-        let shared = self
-            .get(id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let shared = self.known(id)?;
         let mut meta = lock(&shared);
         Self::check_producer(&meta, producer_id, epoch)?;
         match meta.state {
@@ -561,20 +568,9 @@ impl TransactionCoordinator {
         commit: bool,
         markers: &dyn MarkerWriter,
     ) -> Result<(), ResponseError> {
-        if id.is_empty() {
-            return Err(ResponseError::InvalidRequest);
-        }
-        self.ready(id)?;
-        let shared = self
-            .get(id)
-            .ok_or(ResponseError::InvalidProducerIdMapping)?;
+        let shared = self.known(id)?;
         let mut meta = lock(&shared);
-        if meta.producer_id != producer_id {
-            return Err(ResponseError::InvalidProducerIdMapping);
-        }
-        if epoch != meta.epoch {
-            return Err(ResponseError::ProducerFenced);
-        }
+        Self::check_producer(&meta, producer_id, epoch)?;
         match (meta.state, commit) {
             (TxnState::Ongoing, _) => self.finish(id, &mut meta, commit, markers),
             (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),

@@ -10,6 +10,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::TxnState;
+use crate::coordinator::codec::{put_string, Reader};
 
 /// One transactional id's stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,15 +29,6 @@ pub struct TxnRecord {
     pub last_update_ms: i64,
     /// When the transaction started (-1 if none).
     pub start_ms: i64,
-}
-
-fn put_string(out: &mut BytesMut, s: &str) {
-    let mut end = s.len().min(i16::MAX as usize);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    out.put_i16(i16::try_from(end).unwrap_or(i16::MAX));
-    out.put_slice(&s.as_bytes()[..end]);
 }
 
 /// The key of `transactional_id`'s record.
@@ -125,46 +117,6 @@ pub fn decode(
             start_ms,
         }),
     )))
-}
-
-/// A bounds-checked big-endian reader.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], String> {
-        if self.0.len() < n {
-            return Err("record is truncated".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn i8(&mut self) -> Result<i8, String> {
-        Ok(i8::from_be_bytes([self.take(1)?[0]]))
-    }
-
-    fn i16(&mut self) -> Result<i16, String> {
-        let b = self.take(2)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn i32(&mut self) -> Result<i32, String> {
-        let b = self.take(4)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(self.take(8)?);
-        Ok(i64::from_be_bytes(a))
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let len = self.i16()?;
-        let bytes = self.take(usize::try_from(len).map_err(|_| "null string")?)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| "string is not UTF-8".into())
-    }
 }
 
 #[cfg(test)]

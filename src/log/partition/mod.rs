@@ -797,7 +797,13 @@ impl PartitionLog {
     pub fn expire_producers(&self, now_ms: i64) -> usize {
         let mut state = self.lock();
         let expiration_ms = state.config.producer_id_expiration_ms;
-        state.producers.expire(now_ms, expiration_ms)
+        let LogState {
+            producers, txns, ..
+        } = &mut *state;
+        // A producer with an open transaction here is kept, as Kafka does.
+        producers.expire(now_ms, expiration_ms, |id| {
+            txns.open_transaction(id).is_some()
+        })
     }
 
     /// Fsyncs the active segment if `flush.ms` has passed with unflushed data.

@@ -1,0 +1,109 @@
+# Shared by compat/kafka-tools and scripts/bench.sh: the Apache Kafka 4.1.0
+# distribution from ../shared/kafka beside the repo, unpacked once into a
+# cache dir (never into the repo), and a one-node KRaft Kafka on loopback.
+#
+#   source compat/lib/kafka.sh
+#   kafka_dist || skip...             # sets KAFKA_HOME; returns 1 when the tarball is missing
+#   start_kafka [key=value...]        # sets KAFKA_BOOTSTRAP, KAFKA_PID, KAFKA_STATE
+#   stop_kafka                        # SIGTERM, wait (SIGKILL after 30 s), remove the state dir
+#
+# Needs STROM_ROOT (compat/lib/broker.sh sets it) and free_port from broker.sh.
+
+KAFKA_VERSION_DIR=kafka_2.13-4.1.0
+KAFKA_TARBALL=${KAFKA_TARBALL:-$STROM_ROOT/../shared/kafka/$KAFKA_VERSION_DIR.tgz}
+KAFKA_CACHE=${STROM_CACHE:-$HOME/.cache/strom}/kafka
+
+# kafka_dist: unpack the distribution into the cache when it is not there
+# yet; KAFKA_HOME points at it. Returns 1 when there is no tarball.
+kafka_dist() {
+    KAFKA_HOME=$KAFKA_CACHE/$KAFKA_VERSION_DIR
+    if [ -x "$KAFKA_HOME/bin/kafka-server-start.sh" ] && [ -f "$KAFKA_HOME/.unpacked" ]; then
+        export KAFKA_HOME
+        return 0
+    fi
+    [ -f "$KAFKA_TARBALL" ] || return 1
+    mkdir -p "$KAFKA_CACHE"
+    local tmp
+    tmp=$(mktemp -d "$KAFKA_CACHE/unpack.XXXXXX")
+    tar xzf "$KAFKA_TARBALL" -C "$tmp" || { rm -rf "$tmp"; return 1; }
+    rm -rf "$KAFKA_HOME"
+    mv "$tmp/$KAFKA_VERSION_DIR" "$KAFKA_HOME"
+    rm -rf "$tmp"
+    touch "$KAFKA_HOME/.unpacked"
+    export KAFKA_HOME
+}
+
+# start_kafka [key=value...]: a fresh one-node KRaft Kafka (broker and
+# controller in one process) on free loopback ports; extra server.properties
+# lines as arguments. Waits (60 s deadline) for "Kafka Server started".
+start_kafka() {
+    KAFKA_STATE=$(mktemp -d "${TMPDIR:-/tmp}/strom-kafka.XXXXXX")
+    local port cport kv
+    port=$(free_port)
+    cport=$(free_port)
+    KAFKA_BOOTSTRAP=127.0.0.1:$port
+    cat >"$KAFKA_STATE/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$KAFKA_STATE/data
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+    for kv in "$@"; do echo "$kv" >>"$KAFKA_STATE/server.properties"; done
+    "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
+        -c "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/format.log" 2>&1 ||
+        { echo "kafka-storage.sh format failed:"; cat "$KAFKA_STATE/format.log"; return 1; }
+    _kafka_launch
+}
+
+# restart_kafka: start the stopped Kafka again on the same state and ports.
+restart_kafka() { _kafka_launch; }
+
+_kafka_launch() {
+    : >"$KAFKA_STATE/kafka.out"
+    LOG_DIR=$KAFKA_STATE/logs KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:-"-Xmx1G -Xms512m"} \
+        "$KAFKA_HOME/bin/kafka-server-start.sh" "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/kafka.out" 2>&1 &
+    KAFKA_PID=$!
+    export KAFKA_BOOTSTRAP KAFKA_PID KAFKA_STATE
+    local deadline=$((SECONDS + 60))
+    until grep -q "Kafka Server started" "$KAFKA_STATE/kafka.out" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ] || ! kill -0 "$KAFKA_PID" 2>/dev/null; then
+            echo "Kafka did not start within 60 s:"; tail -n 50 "$KAFKA_STATE/kafka.out"; return 1
+        fi
+        sleep 0.1
+    done
+}
+
+# kafka_terminate: SIGTERM, wait for the exit (30 s deadline, then SIGKILL).
+# Keeps the state dir (restart_kafka starts from it).
+kafka_terminate() {
+    [ -n "${KAFKA_PID:-}" ] || return 0
+    kill -TERM "$KAFKA_PID" 2>/dev/null || true
+    local deadline=$((SECONDS + 30))
+    while kill -0 "$KAFKA_PID" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "Kafka did not exit within 30 s of SIGTERM; killed" >&2
+            kill -KILL "$KAFKA_PID" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    wait "$KAFKA_PID" 2>/dev/null || true
+    KAFKA_PID=
+}
+
+stop_kafka() {
+    kafka_terminate
+    [ -n "${KAFKA_STATE:-}" ] && rm -rf "$KAFKA_STATE"
+    KAFKA_STATE=
+}
