@@ -634,7 +634,10 @@ def test_txn_abort(cli, topic):
         vals = {p: [b"%s-%d-%d" % (name.encode(), p, i) for i in range(3)] for p in (0, 1)}
         tp.begin()
         tp.send(topic, [{"partition": p, "value": v} for p in (0, 1) for v in vals[p]])
-        tp.commit() if end == "commit" else tp.abort()
+        if end == "commit":
+            tp.commit()
+        else:
+            tp.abort()
         txns.append((end, vals))
 
     committed = {p: [v for end, vals in txns if end == "commit" for v in vals[p]] for p in (0, 1)}
