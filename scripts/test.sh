@@ -8,11 +8,12 @@
 # 2. Format and lint checks, the release build.
 # 3. `cargo test`: unit tests, protocol-tests, compat (rdkafka, CLI, crash,
 #    the Apache Kafka comparison, which skips without Docker).
-# 4. The client suites in compat/ against the release binary: kcat,
-#    confluent-kafka / kafka-python / aiokafka, kafkajs, the Java client,
-#    Apache Kafka 4.1's own tools, Kafka Connect and Kafka Streams under
-#    exactly_once_v2 (from ../shared/kafka beside the repo; skip without it),
-#    and librdkafka's own test suite (allowlist).
+# 4. The client suites in compat/ against the release binary:
+#    confluent-kafka / kafka-python / aiokafka, kcat (after python: its
+#    transactions are written with the python venv), kafkajs, the Java
+#    client, Apache Kafka 4.1's own tools, Kafka Connect and Kafka Streams
+#    under exactly_once_v2 (from ../shared/kafka beside the repo; skip
+#    without it), and librdkafka's own test suite (allowlist).
 # Ends with a client x scenario table and one line "N passed, M failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -94,8 +95,10 @@ run_suite() { # run_suite NAME TIMEOUT-SECONDS SCRIPT
 
 if [ "$build" -eq 0 ]; then
     scripts/kcat-check.sh; record "kcat -L against the release binary" $?
-    run_suite kcat 300 compat/kcat/run.sh
+    # python before kcat: kcat's txn-read-committed writes its transactions
+    # with confluent-kafka from the venv the python suite installs.
     run_suite python 900 compat/python/run.sh
+    run_suite kcat 300 compat/kcat/run.sh
     run_suite kafkajs 600 compat/kafkajs/run.sh
     run_suite java 900 compat/java/run.sh
     run_suite kafka-tools 300 compat/kafka-tools/run.sh

@@ -53,6 +53,7 @@ import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.DescribeConfigsOptions;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.ListOffsetsOptions;
 import org.apache.kafka.clients.admin.ListOffsetsResult;
 import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
@@ -69,12 +70,15 @@ import org.apache.kafka.clients.producer.ProducerConfig;
 import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.clients.producer.RecordMetadata;
 import org.apache.kafka.common.GroupState;
+import org.apache.kafka.common.IsolationLevel;
 import org.apache.kafka.common.Node;
 import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartition;
 import org.apache.kafka.common.TopicPartitionInfo;
 import org.apache.kafka.common.Uuid;
 import org.apache.kafka.common.config.ConfigResource;
+import org.apache.kafka.common.errors.InvalidProducerEpochException;
+import org.apache.kafka.common.errors.ProducerFencedException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.apache.kafka.common.header.Header;
@@ -249,7 +253,8 @@ public class Scenarios {
     }
 
     static boolean diskChecks() {
-        return System.getenv("STROM_LOG_DIRS") != null;
+        String dirs = System.getenv("STROM_LOG_DIRS");
+        return dirs != null && !dirs.isEmpty();
     }
 
     // ---------------------------------------------------------- scenarios
@@ -795,6 +800,253 @@ public class Scenarios {
         return "topic overrides (source, type, synonyms) + defaults, incrementalAlterConfigs SET/DELETE, broker configs (316 keys, dynamic cluster default set/describe/delete, read-only refused)";
     }
 
+    // -------------------------------------------------------- transactions
+    //
+    // A transactional producer (transactional.id unique per run) against
+    // read_committed and read_uncommitted consumers. kafka-clients 4.1 uses
+    // transaction protocol version 2 (KIP-890: no AddPartitionsToTxn from
+    // the client, epoch bump on every commit/abort) only when ApiVersions
+    // finalizes feature transaction.version >= 2, version 1 otherwise; the
+    // scenarios hold under either. Every read goes to the end of the log:
+    // poll until the expected records arrived AND the consumer's position
+    // on every partition reached the high watermark (so it stepped over every
+    // marker, and anything it should not see would have come by then).
+
+    /** Unique per run: topics and transactional ids of the txn scenarios (Kafka keeps them across runs). */
+    static final String RUN = Uuid.randomUuid().toString().substring(0, 8).replace('-', 'x').replace('_', 'x').toLowerCase();
+
+    static KafkaProducer<byte[], byte[]> txnProducer(String transactionalId) {
+        KafkaProducer<byte[], byte[]> p = producer(Map.of(ProducerConfig.TRANSACTIONAL_ID_CONFIG, transactionalId,
+                ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, "60000", ProducerConfig.LINGER_MS_CONFIG, "5"));
+        p.initTransactions();
+        return p;
+    }
+
+    static Map<String, String> isolation(String level) {
+        return Map.of(ConsumerConfig.ISOLATION_LEVEL_CONFIG, level);
+    }
+
+    /** High watermarks (ListOffsets latest, read_uncommitted) of partitions 0..n-1. */
+    static Map<Integer, Long> highWatermarks(String topic, int n) throws Exception {
+        Map<TopicPartition, OffsetSpec> q = new HashMap<>();
+        for (TopicPartition tp : partitions(topic, n)) q.put(tp, OffsetSpec.latest());
+        Map<TopicPartition, ListOffsetsResult.ListOffsetsResultInfo> r =
+                get(admin.listOffsets(q, new ListOffsetsOptions(IsolationLevel.READ_UNCOMMITTED)).all());
+        Map<Integer, Long> out = new HashMap<>();
+        r.forEach((tp, info) -> out.put(tp.partition(), info.offset()));
+        return out;
+    }
+
+    /** A fresh consumer (no group) with isolation.level `level` reads partitions 0..parts-1 of `topic` from the
+     *  beginning until it has at least n records and its position on every partition reached the high watermark. */
+    static List<ConsumerRecord<byte[], byte[]>> readToEnd(String topic, int parts, String level, int n) throws Exception {
+        Map<Integer, Long> hw = highWatermarks(topic, parts);
+        try (KafkaConsumer<byte[], byte[]> c = consumer(null, isolation(level))) {
+            List<TopicPartition> tps = partitions(topic, parts);
+            c.assign(tps);
+            c.seekToBeginning(tps);
+            List<ConsumerRecord<byte[], byte[]>> got = new ArrayList<>();
+            long deadline = System.currentTimeMillis() + 30_000;
+            for (;;) {
+                for (ConsumerRecord<byte[], byte[]> r : c.poll(Duration.ofMillis(100))) got.add(r);
+                if (got.size() >= n && tps.stream().allMatch(tp -> c.position(tp) >= hw.get(tp.partition()))) return got;
+                if (System.currentTimeMillis() > deadline) {
+                    Map<Integer, Long> pos = new HashMap<>();
+                    for (TopicPartition tp : tps) pos.put(tp.partition(), c.position(tp));
+                    throw new Failure(level + " consumer of " + topic + ": " + got.size() + " of " + n + " records, position " + pos
+                            + ", high watermarks " + hw);
+                }
+            }
+        }
+    }
+
+    /** The values per partition, checking that offsets strictly increase. */
+    static Map<Integer, List<String>> valuesByPartition(List<ConsumerRecord<byte[], byte[]>> recs, String what) {
+        Map<Integer, List<String>> out = new HashMap<>();
+        Map<Integer, Long> last = new HashMap<>();
+        for (ConsumerRecord<byte[], byte[]> r : recs) {
+            Long prev = last.put(r.partition(), r.offset());
+            check(prev == null || prev < r.offset(), what + ": partition " + r.partition() + " offset " + r.offset() + " after " + prev);
+            out.computeIfAbsent(r.partition(), k -> new ArrayList<>()).add(s(r.value()));
+        }
+        return out;
+    }
+
+    static String txnCommit() throws Exception {
+        String topic = "java-txn-commit-" + RUN;
+        createTopic(topic, 2, Map.of());
+        Map<Integer, List<String>> values = new HashMap<>();
+        List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
+        for (int p = 0; p < 2; p++) {
+            for (int i = 0; i < 10; i++) {
+                String v = "commit-" + p + "-" + i;
+                values.computeIfAbsent(p, k -> new ArrayList<>()).add(v);
+                records.add(new ProducerRecord<>(topic, p, null, b(v)));
+            }
+        }
+        try (KafkaProducer<byte[], byte[]> p = txnProducer(topic + "-txn");
+                KafkaConsumer<byte[], byte[]> rc = consumer(null, isolation("read_committed"));
+                KafkaConsumer<byte[], byte[]> ru = consumer(null, isolation("read_uncommitted"))) {
+            p.beginTransaction();
+            List<RecordMetadata> acks = new ArrayList<>();
+            sendAll(p, records, acks);
+            for (int i = 0; i < 20; i++) {
+                eq(i / 10, acks.get(i).partition(), "ack partition " + i);
+                eq((long) (i % 10), acks.get(i).offset(), "ack offset " + i);
+            }
+            // Open transaction: read_uncommitted gets the records, read_committed
+            // (fetching over the same time and longer) nothing.
+            for (KafkaConsumer<byte[], byte[]> c : List.of(rc, ru)) {
+                c.assign(partitions(topic, 2));
+                c.seekToBeginning(partitions(topic, 2));
+            }
+            eq(values, valuesByPartition(pollUntil(ru, 20_000, r -> r.size() >= 20), "read_uncommitted, open"),
+                    "read_uncommitted while the transaction is open");
+            long until = System.currentTimeMillis() + 1000;
+            while (System.currentTimeMillis() < until) {
+                int early = rc.poll(Duration.ofMillis(100)).count();
+                check(early == 0, "read_committed consumer got " + early + " records of an open transaction");
+            }
+            p.commitTransaction();
+            eq(values, valuesByPartition(pollUntil(rc, 20_000, r -> r.size() >= 20), "read_committed after commit"),
+                    "read_committed consumer after the commit");
+        }
+        for (String level : List.of("read_committed", "read_uncommitted")) {
+            eq(values, valuesByPartition(readToEnd(topic, 2, level, 20), level), level);
+        }
+        eq(Map.of(0, 11L, 1, 11L), highWatermarks(topic, 2), "high watermarks (10 records + commit marker)");
+        return "20 records over 2 partitions in one transaction: invisible read_committed while open, then exactly once under both isolation levels";
+    }
+
+    static String txnAbort() throws Exception {
+        String topic = "java-txn-abort-" + RUN;
+        createTopic(topic, 2, Map.of());
+        Map<Integer, List<String>> committed = new HashMap<>(), all = new HashMap<>();
+        try (KafkaProducer<byte[], byte[]> p = txnProducer(topic + "-txn")) {
+            for (String name : List.of("first", "second", "third")) {
+                boolean abort = name.equals("second");
+                List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
+                for (int part = 0; part < 2; part++) {
+                    for (int i = 0; i < 3; i++) {
+                        String v = name + "-" + part + "-" + i;
+                        records.add(new ProducerRecord<>(topic, part, null, b(v)));
+                        all.computeIfAbsent(part, k -> new ArrayList<>()).add(v);
+                        if (!abort) committed.computeIfAbsent(part, k -> new ArrayList<>()).add(v);
+                    }
+                }
+                p.beginTransaction();
+                sendAll(p, records, null);
+                if (abort) p.abortTransaction();
+                else p.commitTransaction();
+            }
+        }
+        eq(committed, valuesByPartition(readToEnd(topic, 2, "read_committed", 12), "read_committed"), "read_committed");
+        eq(all, valuesByPartition(readToEnd(topic, 2, "read_uncommitted", 18), "read_uncommitted"), "read_uncommitted");
+        eq(Map.of(0, 12L, 1, 12L), highWatermarks(topic, 2), "high watermarks (9 records + 3 markers)");
+        return "commit, abort, commit: read_committed saw the 12 committed in order and reached the high watermark, read_uncommitted all 18";
+    }
+
+    static String txnConsumeTransformProduce() throws Exception {
+        String src = "java-txn-ctp-in-" + RUN, dst = "java-txn-ctp-out-" + RUN, group = "java-txn-ctp-g-" + RUN;
+        createTopic(src, 2, Map.of());
+        createTopic(dst, 2, Map.of());
+        int n = 60;
+        List<ProducerRecord<byte[], byte[]>> inputs = new ArrayList<>();
+        for (int i = 0; i < n; i++) inputs.add(new ProducerRecord<>(src, i % 2, b("k" + i), b(String.format("in-%03d", i))));
+        try (KafkaProducer<byte[], byte[]> p = producer(Map.of())) {
+            sendAll(p, inputs, null);
+        }
+        Map<TopicPartition, Long> end = Map.of(new TopicPartition(src, 0), (long) n / 2, new TopicPartition(src, 1), (long) n / 2);
+        Map<TopicPartition, Long> committed = new HashMap<>();
+        int batches = 0, commits = 0, aborts = 0, abortedRecords = 0;
+        Map<String, String> cc = new HashMap<>(isolation("read_committed"));
+        cc.put(ConsumerConfig.MAX_POLL_RECORDS_CONFIG, "7");
+        try (KafkaConsumer<byte[], byte[]> c = consumer(group, cc); KafkaProducer<byte[], byte[]> p = txnProducer(group + "-txn")) {
+            c.subscribe(List.of(src));
+            long deadline = System.currentTimeMillis() + 60_000;
+            while (!committed.equals(end)) {
+                if (System.currentTimeMillis() > deadline)
+                    throw new Failure("committed " + committed + " of " + end + " after " + batches + " batches");
+                var recs = c.poll(Duration.ofMillis(100));
+                if (recs.isEmpty()) continue;
+                batches++;
+                p.beginTransaction();
+                Map<TopicPartition, OffsetAndMetadata> offsets = new HashMap<>();
+                for (ConsumerRecord<byte[], byte[]> r : recs) {
+                    p.send(new ProducerRecord<>(dst, r.partition(), r.key(), b("out-" + s(r.value()).substring(3))));
+                    offsets.put(new TopicPartition(src, r.partition()), new OffsetAndMetadata(r.offset() + 1));
+                }
+                // Written before the transaction ends (an abort would drop unsent
+                // records): the aborted ones are really in the log then.
+                p.flush();
+                // KIP-447: the consumer's group metadata (generation, member id).
+                p.sendOffsetsToTransaction(offsets, c.groupMetadata());
+                if (batches % 3 == 0) {
+                    // Aborted: output and offsets discarded; rewind to the last
+                    // committed position, as an EOS application does.
+                    p.abortTransaction();
+                    aborts++;
+                    abortedRecords += recs.count();
+                    for (TopicPartition tp : offsets.keySet()) c.seek(tp, committed.getOrDefault(tp, 0L));
+                } else {
+                    p.commitTransaction();
+                    commits++;
+                    offsets.forEach((tp, om) -> committed.put(tp, om.offset()));
+                }
+            }
+        }
+        check(aborts >= 1 && commits >= 2, "commits " + commits + ", aborts " + aborts);
+        Map<TopicPartition, OffsetAndMetadata> groupOffsets = get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
+        Map<TopicPartition, Long> groupCommitted = new HashMap<>();
+        groupOffsets.forEach((tp, om) -> groupCommitted.put(tp, om.offset()));
+        eq(end, groupCommitted, "group offsets after the last transaction");
+
+        Map<Integer, List<String>> want = new HashMap<>();
+        for (int i = 0; i < n; i++) want.computeIfAbsent(i % 2, k -> new ArrayList<>()).add(String.format("out-%03d", i));
+        Map<Integer, List<String>> got = valuesByPartition(readToEnd(dst, 2, "read_committed", n), "read_committed output");
+        got.values().forEach(l -> l.sort(null));
+        eq(want, got, "read_committed output: each input's transform exactly once");
+        int uncommitted = readToEnd(dst, 2, "read_uncommitted", n + abortedRecords).size();
+        eq(n + abortedRecords, uncommitted, "read_uncommitted output (aborted transactions' records included)");
+        return batches + " batches, " + commits + " committed, " + aborts + " aborted (" + abortedRecords
+                + " records rewound), output exactly once, group offsets at the input's end";
+    }
+
+    static String txnFencing() throws Exception {
+        String topic = "java-txn-fencing-" + RUN, tid = topic + "-txn";
+        createTopic(topic, 1, Map.of());
+        String fenced;
+        try (KafkaProducer<byte[], byte[]> p1 = txnProducer(tid)) {
+            p1.beginTransaction();
+            sendAll(p1, List.of(new ProducerRecord<>(topic, b("p1-committed"))), null);
+            p1.commitTransaction();
+            p1.beginTransaction();
+            sendAll(p1, List.of(new ProducerRecord<>(topic, b("p1-open"))), null);
+            // Same transactional.id: InitProducerId aborts p1's open
+            // transaction and bumps the epoch.
+            try (KafkaProducer<byte[], byte[]> p2 = txnProducer(tid)) {
+                Throwable err = null;
+                try {
+                    p1.send(new ProducerRecord<>(topic, b("p1-zombie"))).get(30, TimeUnit.SECONDS);
+                    p1.commitTransaction();
+                } catch (Exception e) {
+                    err = e;
+                }
+                check(err != null, "the fenced producer's send and commit succeeded");
+                Throwable t = err;
+                while (t != null && !(t instanceof ProducerFencedException) && !(t instanceof InvalidProducerEpochException)) t = t.getCause();
+                check(t != null, "fenced producer failed with " + err + ", not ProducerFencedException/InvalidProducerEpochException");
+                fenced = t.getClass().getSimpleName();
+                p2.beginTransaction();
+                sendAll(p2, List.of(new ProducerRecord<>(topic, b("p2-committed"))), null);
+                p2.commitTransaction();
+            }
+        }
+        List<String> values = readToEnd(topic, 1, "read_committed", 2).stream().map(r -> s(r.value())).collect(Collectors.toList());
+        eq(List.of("p1-committed", "p2-committed"), values, "read_committed after the fence");
+        return "first producer fenced (" + fenced + "), its open transaction aborted, the new one commits";
+    }
+
     // ------------------------------------------------------------- runner
 
     interface Scenario {
@@ -823,6 +1075,10 @@ public class Scenarios {
         scenarios.put("offsets-for-times", Scenarios::offsetsForTimes);
         scenarios.put("describe-list-groups", Scenarios::describeListGroups);
         scenarios.put("describe-configs", Scenarios::describeConfigs);
+        scenarios.put("txn-commit", Scenarios::txnCommit);
+        scenarios.put("txn-abort", Scenarios::txnAbort);
+        scenarios.put("txn-consume-transform-produce", Scenarios::txnConsumeTransformProduce);
+        scenarios.put("txn-fencing", Scenarios::txnFencing);
 
         Properties ap = common();
         ap.put(AdminClientConfig.CLIENT_ID_CONFIG, CLIENT_ID + "-admin");

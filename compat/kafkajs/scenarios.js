@@ -651,6 +651,261 @@ scenarios['describe-configs'] = async () => {
   return 'topic overrides + defaults, AlterConfigs replace semantics, broker configs'
 }
 
+// ---------------------------------------------------------- transactions
+//
+// A transactional producer (transactionalId unique per run) against
+// read_committed (kafkajs' default, readUncommitted: false) and
+// read_uncommitted consumers. kafkajs has no assign() and no position(): a
+// read goes to the end of the log with a fresh group that commits after
+// every batch, until the expected records arrived AND the group's committed
+// offset on every partition reached the high watermark (the consumer
+// stepped over every marker; anything it should not see would have come).
+
+const RUN = crypto.randomBytes(4).toString('hex')
+
+async function txnProducer(transactionalId) {
+  const producer = newProducer({ transactionalId, idempotent: true, maxInFlightRequests: 1, transactionTimeout: 60000 })
+  await producer.connect()
+  return producer
+}
+
+async function highWatermarks(topic) {
+  const offs = await admin.fetchTopicOffsets(topic)
+  return Object.fromEntries(offs.map(o => [o.partition, Number(o.high)]))
+}
+
+async function readToEnd(topic, { readUncommitted, n }) {
+  const groupId = `${topic}-read-${readUncommitted ? 'ru' : 'rc'}-${crypto.randomBytes(3).toString('hex')}`
+  const hw = await highWatermarks(topic)
+  let committed = {}
+  const received = await consume({
+    topic,
+    groupId,
+    opts: { readUncommitted },
+    runOpts: { autoCommitThreshold: 1 },
+    done: async got => {
+      if (got.length < n) return false
+      const [offs] = await admin.fetchOffsets({ groupId, topics: [topic] })
+      committed = Object.fromEntries(offs.partitions.map(p => [p.partition, Number(p.offset)]))
+      return Object.entries(hw).every(([p, h]) => committed[p] >= h)
+    },
+  }).catch(e => {
+    throw new Error(`${readUncommitted ? 'read_uncommitted' : 'read_committed'} read of ${topic}: ${e.message}, committed ${JSON.stringify(committed)}, high watermarks ${JSON.stringify(hw)}`)
+  })
+  return received
+}
+
+// {partition: [values]} in consumed order, checking that offsets strictly increase.
+function valuesByPartition(received, what) {
+  const out = {}
+  const last = {}
+  for (const m of received) {
+    const off = Number(m.offset)
+    assert.ok(last[m.partition] === undefined || last[m.partition] < off, `${what}: partition ${m.partition} offset ${off} after ${last[m.partition]}`)
+    last[m.partition] = off
+    ;(out[m.partition] ||= []).push(m.value.toString())
+  }
+  return out
+}
+
+scenarios['txn-commit'] = async () => {
+  const topic = `kjs-txn-commit-${RUN}`
+  await createTopic(topic, 2)
+  const values = { 0: [], 1: [] }
+  for (const p of [0, 1]) for (let i = 0; i < 10; i++) values[p].push(`commit-${p}-${i}`)
+  const producer = await txnProducer(`${topic}-txn`)
+  try {
+    const txn = await producer.transaction()
+    const acks = await txn.send({
+      topic,
+      messages: [0, 1].flatMap(p => values[p].map(value => ({ partition: p, value }))),
+    })
+    assert.deepEqual(acks.map(a => [a.partition, a.baseOffset]).sort(), [[0, '0'], [1, '0']], `acks ${JSON.stringify(acks)}`)
+    // Open transaction: read_uncommitted gets all 20; a read_committed group
+    // fetching over the same time and longer, nothing.
+    const early = []
+    const rc = kafka.consumer({ groupId: `${topic}-early-${RUN}`, ...CONSUMER_DEFAULTS, readUncommitted: false })
+    await rc.connect()
+    try {
+      await rc.subscribe({ topics: [topic], fromBeginning: true })
+      await rc.run({ eachMessage: async ({ partition, message }) => { early.push({ partition, ...message }) } })
+      const unc = await readToEnd(topic, { readUncommitted: true, n: 20 })
+      assert.deepEqual(valuesByPartition(unc, 'read_uncommitted, open'), values, 'read_uncommitted while the transaction is open')
+      await sleep(1000)
+      assert.equal(early.length, 0, `read_committed consumer got ${early.length} records of an open transaction`)
+      await txn.commit()
+      await waitFor('committed records on the waiting read_committed consumer', () => early.length >= 20, 20000)
+      assert.deepEqual(valuesByPartition(early, 'read_committed after commit'), values, 'read_committed after the commit')
+    } finally {
+      await rc.disconnect()
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  for (const readUncommitted of [false, true]) {
+    const got = await readToEnd(topic, { readUncommitted, n: 20 })
+    assert.deepEqual(valuesByPartition(got, `readUncommitted=${readUncommitted}`), values, `readUncommitted=${readUncommitted}`)
+  }
+  assert.deepEqual(await highWatermarks(topic), { 0: 11, 1: 11 }, 'high watermarks (10 records + commit marker)')
+  return '20 records over 2 partitions in one transaction: invisible read_committed while open, then exactly once under both isolation levels'
+}
+
+scenarios['txn-abort'] = async () => {
+  const topic = `kjs-txn-abort-${RUN}`
+  await createTopic(topic, 2)
+  const committed = { 0: [], 1: [] }
+  const all = { 0: [], 1: [] }
+  const producer = await txnProducer(`${topic}-txn`)
+  try {
+    for (const name of ['first', 'second', 'third']) {
+      const messages = []
+      for (const p of [0, 1]) {
+        for (let i = 0; i < 3; i++) {
+          const value = `${name}-${p}-${i}`
+          messages.push({ partition: p, value })
+          all[p].push(value)
+          if (name !== 'second') committed[p].push(value)
+        }
+      }
+      const txn = await producer.transaction()
+      await txn.send({ topic, messages })
+      if (name === 'second') await txn.abort()
+      else await txn.commit()
+    }
+  } finally {
+    await producer.disconnect()
+  }
+  assert.deepEqual(valuesByPartition(await readToEnd(topic, { readUncommitted: false, n: 12 }), 'read_committed'), committed, 'read_committed')
+  assert.deepEqual(valuesByPartition(await readToEnd(topic, { readUncommitted: true, n: 18 }), 'read_uncommitted'), all, 'read_uncommitted')
+  assert.deepEqual(await highWatermarks(topic), { 0: 12, 1: 12 }, 'high watermarks (9 records + 3 markers)')
+  return 'commit, abort, commit: read_committed saw the 12 committed in order and its committed offsets reached the high watermark, read_uncommitted all 18'
+}
+
+scenarios['txn-consume-transform-produce'] = async () => {
+  const src = `kjs-txn-ctp-in-${RUN}`
+  const dst = `kjs-txn-ctp-out-${RUN}`
+  const groupId = `kjs-txn-ctp-g-${RUN}`
+  await createTopic(src, 2)
+  await createTopic(dst, 2)
+  const n = 60
+  const plain = newProducer()
+  await plain.connect()
+  try {
+    await plain.send({
+      topic: src,
+      messages: Array.from({ length: n }, (_, i) => ({ partition: i % 2, key: `k${i}`, value: `in-${String(i).padStart(3, '0')}` })),
+    })
+  } finally {
+    await plain.disconnect()
+  }
+  const producer = await txnProducer(`${groupId}-txn`)
+  const consumer = kafka.consumer({ groupId, ...CONSUMER_DEFAULTS, readUncommitted: false })
+  const committed = {} // partition -> next offset, as committed in a transaction
+  let chunks = 0
+  let commits = 0
+  let aborts = 0
+  let abortedRecords = 0
+  let failure
+  try {
+    await consumer.connect()
+    await consumer.subscribe({ topics: [src], fromBeginning: true })
+    // kafkajs hands over whole fetched batches: each is cut into transactions
+    // of at most 7 records; every third is aborted, and the consumer seeks
+    // back to the last committed offset (the rest of the batch is dropped).
+    await consumer.run({
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      eachBatch: async ({ batch, resolveOffset, heartbeat, isStale }) => {
+        try {
+          for (let i = 0; i < batch.messages.length && !isStale(); i += 7) {
+            const chunk = batch.messages.slice(i, i + 7)
+            chunks += 1
+            const txn = await producer.transaction()
+            await txn.send({
+              topic: dst,
+              messages: chunk.map(m => ({ partition: batch.partition, key: m.key, value: 'out-' + m.value.toString().slice(3) })),
+            })
+            const next = String(Number(chunk[chunk.length - 1].offset) + 1)
+            await txn.sendOffsets({ consumerGroupId: groupId, topics: [{ topic: src, partitions: [{ partition: batch.partition, offset: next }] }] })
+            if (chunks % 3 === 0) {
+              await txn.abort()
+              aborts += 1
+              abortedRecords += chunk.length
+              consumer.seek({ topic: src, partition: batch.partition, offset: String(committed[batch.partition] ?? 0) })
+              return
+            }
+            await txn.commit()
+            commits += 1
+            committed[batch.partition] = Number(next)
+            resolveOffset(chunk[chunk.length - 1].offset)
+            await heartbeat()
+          }
+        } catch (e) {
+          failure = failure || e
+          throw e
+        }
+      },
+    })
+    await waitFor(`committed offsets at the input's end (committed ${JSON.stringify(committed)})`,
+      () => failure || (committed[0] === n / 2 && committed[1] === n / 2), 60000)
+    if (failure) throw failure
+  } finally {
+    await consumer.disconnect()
+    await producer.disconnect()
+  }
+  assert.ok(aborts >= 1 && commits >= 2, `commits ${commits}, aborts ${aborts}`)
+  const [offs] = await admin.fetchOffsets({ groupId, topics: [src] })
+  const groupOffsets = Object.fromEntries(offs.partitions.map(p => [p.partition, Number(p.offset)]))
+  assert.deepEqual(groupOffsets, { 0: n / 2, 1: n / 2 }, 'group offsets after the last transaction')
+
+  const want = { 0: [], 1: [] }
+  for (let i = 0; i < n; i++) want[i % 2].push(`out-${String(i).padStart(3, '0')}`)
+  const got = valuesByPartition(await readToEnd(dst, { readUncommitted: false, n }), 'read_committed output')
+  for (const p of Object.keys(got)) got[p].sort()
+  assert.deepEqual(got, want, 'read_committed output: each input transformed exactly once')
+  const unc = await readToEnd(dst, { readUncommitted: true, n: n + abortedRecords })
+  assert.equal(unc.length, n + abortedRecords, 'read_uncommitted output (aborted transactions included)')
+  return `${chunks} transactions, ${commits} committed, ${aborts} aborted (${abortedRecords} records rewound), output exactly once, group offsets at the input's end`
+}
+
+scenarios['txn-fencing'] = async () => {
+  const topic = `kjs-txn-fencing-${RUN}`
+  const tid = `${topic}-txn`
+  await createTopic(topic, 1)
+  const p1 = await txnProducer(tid)
+  let p2
+  let fenced
+  try {
+    let txn = await p1.transaction()
+    await txn.send({ topic, messages: [{ value: 'p1-committed' }] })
+    await txn.commit()
+    txn = await p1.transaction()
+    await txn.send({ topic, messages: [{ value: 'p1-open' }] })
+    // Same transactionalId: InitProducerId aborts p1's open transaction and
+    // bumps the epoch. kafkajs sends the transactional InitProducerId on the
+    // first transaction(), not on connect().
+    p2 = await txnProducer(tid)
+    const txn2 = await p2.transaction()
+    try {
+      await txn.send({ topic, messages: [{ value: 'p1-zombie' }] })
+      await txn.commit()
+    } catch (e) {
+      fenced = e
+    }
+    assert.ok(fenced, "the fenced producer's send and commit succeeded")
+    const type = fenced.type || (fenced.cause && fenced.cause.type)
+    assert.ok(['PRODUCER_FENCED', 'INVALID_PRODUCER_EPOCH'].includes(type), `fenced producer failed with ${fenced.name} ${type}: ${fenced.message}`)
+    await txn2.send({ topic, messages: [{ value: 'p2-committed' }] })
+    await txn2.commit()
+  } finally {
+    await p1.disconnect()
+    if (p2) await p2.disconnect()
+  }
+  const got = await readToEnd(topic, { readUncommitted: false, n: 2 })
+  assert.deepEqual(got.map(m => m.value.toString()), ['p1-committed', 'p2-committed'], 'read_committed after the fence')
+  return `first producer fenced (${fenced.type || fenced.cause.type}), its open transaction aborted, the new one commits`
+}
+
 // ------------------------------------------------------------------ runner
 
 const ORDER = [
@@ -668,6 +923,10 @@ const ORDER = [
   'offsets-for-times',
   'describe-list-groups',
   'describe-configs',
+  'txn-commit',
+  'txn-abort',
+  'txn-consume-transform-produce',
+  'txn-fencing',
 ]
 
 async function main() {

@@ -100,4 +100,59 @@ check offsets-for-times $? "future timestamp -> -1, timestamp 0 -> offset 0"
 
 na describe-list-groups "kcat has no group admin API"
 na describe-configs "kcat has no config API"
+
+# txn-read-committed: kcat cannot produce transactionally, so confluent-kafka
+# from the Python suite's venv writes the topic: a committed, an aborted and
+# a committed transaction (3 records each, offsets 0-2, marker, 4-6, marker,
+# 8-10, marker), then a fourth transaction left open while kcat reads. kcat
+# with isolation.level=read_committed must stop (-e) at the last stable
+# offset with exactly the committed records; read_uncommitted sees all 12;
+# after the open one is aborted, read_committed still sees the same 6.
+py=${STROM_VENV:-$HOME/.cache/strom/venv}/bin/python
+if ! "$py" -c 'import confluent_kafka' 2>/dev/null; then
+    na txn-read-committed "no transactional producer here (confluent-kafka from compat/python's venv, $py, is not installed: run compat/python/run.sh first)"
+else
+    tx=$(mktemp -d)
+    topic=kc-txn-$(date +%s%N)
+    "$py" - "$B" "$topic" "$tx" >"$tx/helper.log" 2>&1 <<'PY' &
+import os, sys, time
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient, NewTopic
+
+bootstrap, topic, tx = sys.argv[1:4]
+admin = AdminClient({"bootstrap.servers": bootstrap})
+admin.create_topics([NewTopic(topic, 1)])[topic].result(20)
+p = Producer({"bootstrap.servers": bootstrap, "transactional.id": topic + "-txn", "linger.ms": 5})
+p.init_transactions(30)
+for name, commit in (("c1", True), ("ab", False), ("c2", True), ("open", None)):
+    p.begin_transaction()
+    for i in range(3):
+        p.produce(topic, f"{name}-{i}".encode(), partition=0)
+    assert p.flush(30) == 0
+    if commit is None:
+        break
+    p.commit_transaction(30) if commit else p.abort_transaction(30)
+print("open", flush=True)
+deadline = time.monotonic() + 60
+while not os.path.exists(os.path.join(tx, "done")) and time.monotonic() < deadline:
+    time.sleep(0.05)
+p.abort_transaction(30)
+print("aborted", flush=True)
+PY
+    helper=$!
+    trap 'kill "$helper" 2>/dev/null; rm -rf "$tx"; stop_broker' EXIT
+    deadline=$((SECONDS + 30))
+    until grep -q '^open' "$tx/helper.log" || [ $SECONDS -ge $deadline ] || ! kill -0 "$helper" 2>/dev/null; do sleep 0.05; done
+    committed="0 c1-0 1 c1-1 2 c1-2 8 c2-0 9 c2-1 10 c2-2 "
+    rc=$(k -C -t "$topic" -p 0 -o beginning -e -q -X isolation.level=read_committed -f '%o %s\n' | tr '\n' ' ')
+    ru=$(k -C -t "$topic" -p 0 -o beginning -e -q -X isolation.level=read_uncommitted -f '%s\n' | tr '\n' ' ')
+    touch "$tx/done"
+    wait "$helper"; helper_status=$?
+    rc2=$(k -C -t "$topic" -p 0 -o beginning -e -q -X isolation.level=read_committed -f '%o %s\n' | tr '\n' ' ')
+    [ "$helper_status" -eq 0 ] && [ "$rc" = "$committed" ] && [ "$rc2" = "$committed" ] &&
+        [ "$ru" = "c1-0 c1-1 c1-2 ab-0 ab-1 ab-2 c2-0 c2-1 c2-2 open-0 open-1 open-2 " ]
+    check txn-read-committed $? "read_committed (open txn): ${rc:-nothing}| read_uncommitted: ${ru:-nothing}| read_committed after abort: ${rc2:-nothing}| helper: $(tr '\n' ' ' <"$tx/helper.log" | tail -c 300)"
+    rm -rf "$tx"
+    trap stop_broker EXIT
+fi
 exit $failed

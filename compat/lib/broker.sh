@@ -6,6 +6,13 @@
 #   ...                                   # run clients against $STROM_BOOTSTRAP
 #   stop_broker                           # SIGTERM, wait, remove the data dir
 #
+# STROM_EXTERNAL_BOOTSTRAP=host:port makes start_broker start nothing and
+# point the suite at that broker instead (e.g. a real Apache Kafka, to check
+# that a scenario is right before blaming strom); STROM_PID stays empty,
+# STROM_DATA is an empty scratch dir (so the on-disk checks of strom's
+# segment files find nothing: suites skip them when STROM_EXTERNAL is set),
+# and stop_broker only removes that dir.
+#
 # Scenario results are reported as lines
 #   RESULT <client> <scenario> PASS|FAIL [detail]
 # which scripts/test.sh gathers into its summary table.
@@ -19,6 +26,14 @@ free_port() {
 
 start_broker() {
     STROM_DATA=$(mktemp -d)
+    if [ -n "${STROM_EXTERNAL_BOOTSTRAP:-}" ]; then
+        STROM_BOOTSTRAP=$STROM_EXTERNAL_BOOTSTRAP
+        STROM_PID=
+        STROM_EXTERNAL=1
+        : >"$STROM_DATA/strom.log"
+        export STROM_BOOTSTRAP STROM_PID STROM_DATA STROM_EXTERNAL
+        return 0
+    fi
     local port
     port=$(free_port)
     STROM_BOOTSTRAP=127.0.0.1:$port
@@ -35,6 +50,11 @@ start_broker() {
 }
 
 stop_broker() {
+    if [ -n "${STROM_EXTERNAL:-}" ]; then
+        rm -rf "$STROM_DATA"
+        STROM_EXTERNAL=
+        return 0
+    fi
     [ -n "${STROM_PID:-}" ] || return 0
     kill -TERM "$STROM_PID" 2>/dev/null || true
     wait "$STROM_PID" 2>/dev/null || true

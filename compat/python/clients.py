@@ -41,6 +41,13 @@ SESSION_TIMEOUT_MS = 6000
 HEARTBEAT_MS = 500
 
 
+class FencedError(Exception):
+    """A transactional producer's operation failed because a newer producer
+    with the same transactional.id fenced it; each adapter maps its library's
+    own fenced errors (librdkafka's _FENCED, PRODUCER_FENCED,
+    INVALID_PRODUCER_EPOCH, ...) to this, the library's error as the cause."""
+
+
 class AdminError(Exception):
     """An admin request answered with a Kafka error code."""
 
@@ -233,17 +240,24 @@ class ConfluentClient:
         self._closers.append(p.close)
         return p
 
-    def consumer(self, group=None, client_id=None):
-        c = ConfluentConsumer(self.bootstrap, group, client_id)
+    def consumer(self, group=None, client_id=None, isolation=None):
+        """isolation: "read_committed" / "read_uncommitted", None for the library's default."""
+        c = ConfluentConsumer(self.bootstrap, group, client_id, isolation)
         self._closers.append(c.close)
         return c
 
+    def txn_producer(self, txn_id):
+        """A transactional producer with init_transactions() done."""
+        p = ConfluentTxnProducer(self.bootstrap, txn_id)
+        self._closers.append(p.close)
+        return p
+
 
 class ConfluentProducer:
-    def __init__(self, bootstrap, compression, idempotent, linger_ms):
+    def __init__(self, bootstrap, compression, idempotent, linger_ms, extra=None):
         from confluent_kafka import Producer
 
-        conf = {"bootstrap.servers": bootstrap, "linger.ms": linger_ms}
+        conf = {"bootstrap.servers": bootstrap, "linger.ms": linger_ms, **(extra or {})}
         if compression:
             conf["compression.type"] = compression
         if idempotent:
@@ -286,15 +300,75 @@ class ConfluentProducer:
             self.p.poll(0)
         left = self.p.flush(30)
         assert left == 0, f"{left} messages not acknowledged within 30 s"
-        assert not errors, f"delivery errors: {errors[:5]}"
+        self._check_delivery(errors)
         return results
+
+    def _check_delivery(self, errors):
+        assert not errors, f"delivery errors: {errors[:5]}"
 
     def close(self):
         self.p.flush(5)
 
 
+class ConfluentTxnProducer(ConfluentProducer):
+    """begin / send / send_offsets / commit / abort; a fenced error raises FencedError."""
+
+    def __init__(self, bootstrap, txn_id):
+        super().__init__(bootstrap, None, False, 5, {"transactional.id": txn_id, "transaction.timeout.ms": 60000})
+        self._call(self.p.init_transactions, 30)
+
+    @staticmethod
+    def _fenced(err):
+        from confluent_kafka import KafkaError
+
+        return err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
+
+    def _call(self, fn, *args):
+        from confluent_kafka import KafkaException
+
+        try:
+            return fn(*args)
+        except KafkaException as e:
+            if self._fenced(e.args[0]):
+                raise FencedError(str(e.args[0])) from e
+            raise
+        except SystemError as e:
+            # confluent-kafka 2.16 raises a fatal error (fenced) from flush()
+            # while it still runs delivery callbacks: the next callback then
+            # fails with a SystemError whose cause is the KafkaException.
+            cause = e.__cause__
+            if isinstance(cause, KafkaException) and self._fenced(cause.args[0]):
+                raise FencedError(str(cause.args[0])) from cause
+            raise
+
+    def _check_delivery(self, errors):
+        for _, err in errors:
+            if self._fenced(err):
+                raise FencedError(f"delivery: {err}")
+        super()._check_delivery(errors)
+
+    def begin(self):
+        self._call(self.p.begin_transaction)
+
+    def send(self, topic, msgs):
+        return self._call(super().send, topic, msgs)
+
+    def send_offsets(self, consumer, offsets):
+        """offsets {partition: next offset} of consumer's topic, with the consumer's group metadata."""
+        from confluent_kafka import TopicPartition
+
+        tps = [TopicPartition(consumer.topic, p, o) for p, o in offsets.items()]
+        self._call(self.p.send_offsets_to_transaction, tps, consumer.c.consumer_group_metadata(), 30)
+
+    def commit(self):
+        self._call(self.p.commit_transaction, 30)
+
+    def abort(self):
+        self._call(self.p.abort_transaction, 30)
+
+
 class ConfluentConsumer:
-    def __init__(self, bootstrap, group, client_id):
+    def __init__(self, bootstrap, group, client_id, isolation=None):
         from confluent_kafka import Consumer
 
         conf = {
@@ -308,6 +382,8 @@ class ConfluentConsumer:
         }
         if client_id:
             conf["client.id"] = client_id
+        if isolation:
+            conf["isolation.level"] = isolation
         self.c = Consumer(conf)
         self.topic = None
         self.closed = False
@@ -325,11 +401,11 @@ class ConfluentConsumer:
             [TopicPartition(topic, p, OFFSET_BEGINNING if o is None else o) for p, o in offsets.items()]
         )
 
-    def poll(self, timeout):
+    def poll(self, timeout, max_records=1000):
         from confluent_kafka import KafkaError, TIMESTAMP_LOG_APPEND_TIME
 
         out = []
-        for m in self.c.consume(num_messages=1000, timeout=timeout):
+        for m in self.c.consume(num_messages=max_records, timeout=timeout):
             if m.error() is not None:
                 if m.error().code() == KafkaError._PARTITION_EOF:
                     continue
@@ -350,6 +426,20 @@ class ConfluentConsumer:
 
     def assignment(self):
         return {tp.partition for tp in self.c.assignment()}
+
+    def seek(self, offsets):
+        """{partition: offset} of assigned partitions."""
+        from confluent_kafka import TopicPartition
+
+        for p, o in offsets.items():
+            self.c.seek(TopicPartition(self.topic, p, o))
+
+    def position(self, partition):
+        """The offset the next record returned by poll() will have (None: not known yet)."""
+        from confluent_kafka import TopicPartition
+
+        (tp,) = self.c.position([TopicPartition(self.topic, partition)])
+        return tp.offset if tp.offset >= 0 else None
 
     def commit(self, offsets):
         from confluent_kafka import TopicPartition
@@ -536,17 +626,22 @@ class KafkaPythonClient:
         self._closers.append(p.close)
         return p
 
-    def consumer(self, group=None, client_id=None):
-        c = KafkaPythonConsumer(self.bootstrap, group, client_id)
+    def consumer(self, group=None, client_id=None, isolation=None):
+        c = KafkaPythonConsumer(self.bootstrap, group, client_id, isolation)
         self._closers.append(c.close)
         return c
 
+    def txn_producer(self, txn_id):
+        p = KafkaPythonTxnProducer(self.bootstrap, txn_id)
+        self._closers.append(p.close)
+        return p
+
 
 class KafkaPythonProducer:
-    def __init__(self, bootstrap, compression, idempotent, linger_ms):
+    def __init__(self, bootstrap, compression, idempotent, linger_ms, extra=None):
         from kafka import KafkaProducer
 
-        kw = {"bootstrap_servers": bootstrap, "linger_ms": linger_ms, "max_block_ms": 15000}
+        kw = {"bootstrap_servers": bootstrap, "linger_ms": linger_ms, "max_block_ms": 15000, **(extra or {})}
         if compression:
             kw["compression_type"] = compression
         if idempotent:
@@ -578,8 +673,47 @@ class KafkaPythonProducer:
         self.p.close(timeout=5)
 
 
+class KafkaPythonTxnProducer(KafkaPythonProducer):
+    """begin / send / send_offsets / commit / abort; a fenced error raises FencedError."""
+
+    def __init__(self, bootstrap, txn_id):
+        super().__init__(bootstrap, None, False, 5, {"transactional_id": txn_id, "transaction_timeout_ms": 60000})
+        self._call(self.p.init_transactions)
+
+    @staticmethod
+    def _call(fn, *args):
+        import kafka.errors as Errors
+
+        try:
+            return fn(*args)
+        except (Errors.ProducerFencedError, Errors.InvalidProducerEpochError) as e:
+            raise FencedError(f"{type(e).__name__}: {e}") from e
+
+    def begin(self):
+        self._call(self.p.begin_transaction)
+
+    def send(self, topic, msgs):
+        return self._call(super().send, topic, msgs)
+
+    def send_offsets(self, consumer, offsets):
+        """KIP-447 form: the consumer's group_metadata(), not just its group id."""
+        from kafka.structs import OffsetAndMetadata
+
+        self._call(
+            self.p.send_offsets_to_transaction,
+            {consumer._tp(p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()},
+            consumer.c.group_metadata(),
+        )
+
+    def commit(self):
+        self._call(self.p.commit_transaction)
+
+    def abort(self):
+        self._call(self.p.abort_transaction)
+
+
 class KafkaPythonConsumer:
-    def __init__(self, bootstrap, group, client_id):
+    def __init__(self, bootstrap, group, client_id, isolation=None):
         from kafka import KafkaConsumer
 
         kw = dict(
@@ -592,6 +726,8 @@ class KafkaPythonConsumer:
         )
         if client_id:
             kw["client_id"] = client_id
+        if isolation:
+            kw["isolation_level"] = isolation
         self.c = KafkaConsumer(**kw)
         self.topic = None
         self.closed = False
@@ -634,9 +770,9 @@ class KafkaPythonConsumer:
             else:
                 self.c.seek(self._tp(p), o)
 
-    def poll(self, timeout):
+    def poll(self, timeout, max_records=None):
         out = []
-        for tp, recs in self.c.poll(timeout_ms=int(timeout * 1000)).items():
+        for tp, recs in self.c.poll(timeout_ms=int(timeout * 1000), max_records=max_records).items():
             for r in recs:
                 out.append(
                     Rec(
@@ -653,6 +789,13 @@ class KafkaPythonConsumer:
 
     def assignment(self):
         return {tp.partition for tp in self.c.assignment()}
+
+    def seek(self, offsets):
+        for p, o in offsets.items():
+            self.c.seek(self._tp(p), o)
+
+    def position(self, partition):
+        return self.c.position(self._tp(partition))
 
     def commit(self, offsets):
         from kafka.structs import OffsetAndMetadata
@@ -840,18 +983,23 @@ class AiokafkaClient:
         self._closers.append(p.p.stop)
         return p
 
-    def consumer(self, group=None, client_id=None):
-        c = AiokafkaConsumer(self, group, client_id)
+    def consumer(self, group=None, client_id=None, isolation=None):
+        c = AiokafkaConsumer(self, group, client_id, isolation)
         self._closers.append(c.stop)
         return c
 
+    def txn_producer(self, txn_id):
+        p = AiokafkaTxnProducer(self, txn_id)
+        self._closers.append(p.p.stop)
+        return p
+
 
 class AiokafkaProducer:
-    def __init__(self, cli, compression, idempotent, linger_ms):
+    def __init__(self, cli, compression, idempotent, linger_ms, extra=None):
         from aiokafka import AIOKafkaProducer
 
         self.cli = cli
-        kw = {"bootstrap_servers": cli.bootstrap, "linger_ms": linger_ms, "request_timeout_ms": 15000}
+        kw = {"bootstrap_servers": cli.bootstrap, "linger_ms": linger_ms, "request_timeout_ms": 15000, **(extra or {})}
         if compression:
             kw["compression_type"] = compression
         if idempotent:
@@ -890,8 +1038,45 @@ class AiokafkaProducer:
         self.cli.run(self.p.stop(), timeout=15)
 
 
+class AiokafkaTxnProducer(AiokafkaProducer):
+    """begin / send / send_offsets / commit / abort; a fenced error raises
+    FencedError. start() (in AiokafkaProducer) initializes the transactions."""
+
+    def __init__(self, cli, txn_id):
+        super().__init__(cli, None, True, 5, {"transactional_id": txn_id, "transaction_timeout_ms": 60000})
+
+    def _call(self, coro):
+        from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
+
+        try:
+            return self.cli.run(coro)
+        except (ProducerFenced, InvalidProducerEpoch) as e:
+            raise FencedError(f"{type(e).__name__}: {e}") from e
+
+    def begin(self):
+        self._call(self.p.begin_transaction())
+
+    def send(self, topic, msgs):
+        from aiokafka.errors import InvalidProducerEpoch, ProducerFenced
+
+        try:
+            return super().send(topic, msgs)
+        except (ProducerFenced, InvalidProducerEpoch) as e:
+            raise FencedError(f"{type(e).__name__}: {e}") from e
+
+    def send_offsets(self, consumer, offsets):
+        """aiokafka takes the group id only (no KIP-447 group metadata)."""
+        self._call(self.p.send_offsets_to_transaction({consumer._tp(p): o for p, o in offsets.items()}, consumer.group))
+
+    def commit(self):
+        self._call(self.p.commit_transaction())
+
+    def abort(self):
+        self._call(self.p.abort_transaction())
+
+
 class AiokafkaConsumer:
-    def __init__(self, cli, group, client_id):
+    def __init__(self, cli, group, client_id, isolation=None):
         from aiokafka import AIOKafkaConsumer
 
         self.cli = cli
@@ -905,6 +1090,9 @@ class AiokafkaConsumer:
         )
         if client_id:
             kw["client_id"] = client_id
+        if isolation:
+            kw["isolation_level"] = isolation
+        self.group = group
 
         async def make():
             c = AIOKafkaConsumer(**kw)
@@ -937,8 +1125,8 @@ class AiokafkaConsumer:
 
         self.cli.run(go())
 
-    def poll(self, timeout):
-        batches = self.cli.run(self.c.getmany(timeout_ms=int(timeout * 1000)))
+    def poll(self, timeout, max_records=None):
+        batches = self.cli.run(self.c.getmany(timeout_ms=int(timeout * 1000), max_records=max_records))
         return self._recs(batches)
 
     async def apoll(self, timeout):
@@ -964,6 +1152,13 @@ class AiokafkaConsumer:
 
     def assignment(self):
         return {tp.partition for tp in self.c.assignment()}
+
+    def seek(self, offsets):
+        for p, o in offsets.items():
+            self.c.seek(self._tp(p), o)
+
+    def position(self, partition):
+        return self.cli.run(self.c.position(self._tp(partition)))
 
     def commit(self, offsets):
         self.cli.run(self.c.commit({self._tp(p): o for p, o in offsets.items()}))

@@ -51,7 +51,7 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
 fi
 
 # ---- the broker -----------------------------------------------------------
-if [ ! -x "${STROM_BIN:-$root/target/release/strom}" ]; then
+if [ -z "${STROM_EXTERNAL_BOOTSTRAP:-}" ] && [ ! -x "${STROM_BIN:-$root/target/release/strom}" ]; then
     echo "== cargo build --release"
     (cd "$root" && cargo build --release --quiet) || { echo "build failed"; exit 1; }
 fi

@@ -27,6 +27,7 @@ from clients import (
     TOPIC_ALREADY_EXISTS,
     UNKNOWN_TOPIC_OR_PARTITION,
     AdminError,
+    FencedError,
     background_polling,
     poll_members,
     wait_until,
@@ -34,7 +35,8 @@ from clients import (
 
 CLIENTS = ["confluent-kafka", "kafka-python", "aiokafka"]
 BOOTSTRAP = os.environ.get("STROM_BOOTSTRAP", "127.0.0.1:9092")
-STROM_DATA = os.environ.get("STROM_DATA")
+# Against an external broker (STROM_EXTERNAL_BOOTSTRAP) there are no segment files to read.
+STROM_DATA = None if os.environ.get("STROM_EXTERNAL") else os.environ.get("STROM_DATA")
 
 pytestmark = pytest.mark.parametrize("client", CLIENTS)
 
@@ -531,3 +533,207 @@ def test_describe_configs(cli, topic):
     broker = cli.broker_configs(node_id)
     assert broker["num.partitions"][0] == "1", broker["num.partitions"]
     assert "log.retention.hours" in broker or "log.retention.ms" in broker, sorted(broker)[:20]
+
+
+# ----------------------------------------------------------- transactions
+#
+# A transactional producer (transactional.id unique per test) against
+# read_committed and read_uncommitted consumers. Every read goes to the end
+# of the log: poll until the expected number of records arrived AND the
+# consumer's position on every partition reached the high watermark, so the
+# consumer has stepped over every commit/abort marker and any record it
+# should not have seen would have arrived by then; then compare exactly.
+
+
+def txn_id(topic):
+    return f"{topic}-txn-{uuid.uuid4().hex[:6]}"
+
+
+def read_to_end(cli, topic, partitions, isolation, n, seconds=30):
+    """A fresh consumer (no group) of `partitions` of `topic` from the
+    beginning, with isolation.level `isolation`: polls until at least n
+    records arrived and its position on every partition reached the high
+    watermark. Returns (records, {partition: high watermark})."""
+    c = cli.consumer(isolation=isolation)
+    c.assign(topic, {p: None for p in partitions})
+    got, hw, pos = [], None, None
+    deadline = time.monotonic() + seconds
+    while True:
+        got.extend(c.poll(0.2))
+        if len(got) >= n:
+            if hw is None:
+                hw = {p: c.watermarks(p)[1] for p in partitions}
+            pos = {p: c.position(p) for p in partitions}
+            if all(pos[p] is not None and pos[p] >= hw[p] for p in partitions):
+                c.close()
+                return got, hw
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"{isolation} consumer of {topic}: timed out after {seconds}s with {len(got)} of {n} records, "
+                f"position {pos}, high watermarks {hw}"
+            )
+
+
+def by_partition(recs):
+    out = {}
+    for r in recs:
+        out.setdefault(r.partition, []).append(r)
+    return out
+
+
+def assert_log(recs, want, what):
+    """recs (as consumed) hold exactly want {partition: [values]} in offset order."""
+    got = by_partition(recs)
+    for p, rs in got.items():
+        offsets = [r.offset for r in rs]
+        assert offsets == sorted(set(offsets)), f"{what}: partition {p} offsets not strictly increasing: {offsets}"
+    got_values = {p: [r.value for r in rs] for p, rs in got.items()}
+    assert got_values == {p: v for p, v in want.items() if v}, f"{what}: got {got_values}, want {want}"
+
+
+@scenario("txn-commit")
+def test_txn_commit(cli, topic):
+    cli.create_topic(topic, 2)
+    values = {p: [b"commit-%d-%02d" % (p, i) for i in range(10)] for p in (0, 1)}
+    tp = cli.txn_producer(txn_id(topic))
+    tp.begin()
+    acks = tp.send(topic, [{"partition": p, "value": v} for p in (0, 1) for v in values[p]])
+    assert acks == [(p, i) for p in (0, 1) for i in range(10)], acks
+
+    # Open transaction: a read_uncommitted consumer gets the records; a
+    # read_committed one, fetching over the same time and longer, none.
+    rc = cli.consumer(isolation="read_committed")
+    rc.assign(topic, {0: None, 1: None})
+    ru = cli.consumer(isolation="read_uncommitted")
+    ru.assign(topic, {0: None, 1: None})
+    uncommitted = consume(ru, 20, 30, "uncommitted records of the open transaction")
+    assert_log(uncommitted, values, "read_uncommitted, transaction open")
+    early = []
+    until = time.monotonic() + 1.0
+    while time.monotonic() < until:
+        early.extend(rc.poll(0.2))
+    assert early == [], f"read_committed consumer got records of an open transaction: {early[:3]}"
+
+    tp.commit()
+    # The consumer that waited gets them now, exactly once.
+    assert_log(consume(rc, 20, 30, "committed records"), values, "read_committed after the commit")
+
+    for isolation in ("read_committed", "read_uncommitted"):
+        recs, hw = read_to_end(cli, topic, (0, 1), isolation, 20)
+        assert_log(recs, values, isolation)
+        # 10 records and the commit marker on each partition.
+        assert hw == {0: 11, 1: 11}, f"high watermarks {hw}, expected 11 (10 records + commit marker)"
+
+
+@scenario("txn-abort")
+def test_txn_abort(cli, topic):
+    cli.create_topic(topic, 2)
+    tp = cli.txn_producer(txn_id(topic))
+    txns = []
+    for name, end in (("first", "commit"), ("second", "abort"), ("third", "commit")):
+        vals = {p: [b"%s-%d-%d" % (name.encode(), p, i) for i in range(3)] for p in (0, 1)}
+        tp.begin()
+        tp.send(topic, [{"partition": p, "value": v} for p in (0, 1) for v in vals[p]])
+        if end == "commit":
+            tp.commit()
+        else:
+            tp.abort()
+        txns.append((end, vals))
+
+    committed = {p: [v for end, vals in txns if end == "commit" for v in vals[p]] for p in (0, 1)}
+    everything = {p: [v for _, vals in txns for v in vals[p]] for p in (0, 1)}
+
+    # read_committed: the first and third transactions, in order, none of
+    # the aborted one; its position reaches the high watermark (past the
+    # aborted batches and the three markers).
+    recs, hw = read_to_end(cli, topic, (0, 1), "read_committed", 12)
+    assert_log(recs, committed, "read_committed")
+    assert hw == {0: 12, 1: 12}, f"high watermarks {hw}, expected 12 (9 records + 3 markers)"
+
+    recs, hw = read_to_end(cli, topic, (0, 1), "read_uncommitted", 18)
+    assert_log(recs, everything, "read_uncommitted")
+
+
+@scenario("txn-consume-transform-produce")
+def test_txn_consume_transform_produce(cli, topic):
+    src, dst = topic + "-in", topic + "-out"
+    cli.create_topic(src, 2)
+    cli.create_topic(dst, 2)
+    n = 60
+    inputs = [{"partition": i % 2, "key": b"k%d" % i, "value": b"in-%03d" % i} for i in range(n)]
+    cli.producer().send(src, inputs)
+    end = {0: n // 2, 1: n // 2}
+
+    def transform(value):
+        return b"out-" + value[3:]
+
+    group = group_name(src)
+    c = cli.consumer(group=group, isolation="read_committed")
+    c.subscribe(src)
+    tp = cli.txn_producer(txn_id(topic))
+    committed = {}  # partition -> next offset, as committed in a transaction
+    batches = commits = aborts = aborted_records = 0
+    deadline = time.monotonic() + 60
+    while committed != end:
+        assert time.monotonic() < deadline, (
+            f"committed {committed} of {end} after {batches} batches ({commits} committed, {aborts} aborted)"
+        )
+        recs = c.poll(0.2, max_records=7)
+        if not recs:
+            continue
+        batches += 1
+        tp.begin()
+        tp.send(dst, [{"partition": r.partition, "key": r.key, "value": transform(r.value)} for r in recs])
+        offsets = {}
+        for r in recs:
+            offsets[r.partition] = max(offsets.get(r.partition, 0), r.offset + 1)
+        tp.send_offsets(c, offsets)
+        if batches % 3 == 0:
+            # Aborted: the output and the offsets are discarded; rewind to
+            # the last committed position, as an EOS application does.
+            tp.abort()
+            aborts += 1
+            aborted_records += len(recs)
+            c.seek({p: committed.get(p, 0) for p in offsets})
+        else:
+            tp.commit()
+            commits += 1
+            committed.update(offsets)
+    assert aborts >= 1 and commits >= 2, (batches, commits, aborts)
+
+    assert cli.group_offsets(group, src, [0, 1]) == end, "group offsets after the last transaction"
+    c.close()
+
+    want = {p: sorted(transform(m["value"]) for m in inputs if m["partition"] == p) for p in (0, 1)}
+    recs, _ = read_to_end(cli, dst, (0, 1), "read_committed", n)
+    got = {p: sorted(r.value for r in rs) for p, rs in by_partition(recs).items()}
+    assert got == want, f"read_committed output: {sum(map(len, got.values()))} records, want each of {n} once"
+    # The aborted transactions' output is in the log, visible read_uncommitted.
+    recs, _ = read_to_end(cli, dst, (0, 1), "read_uncommitted", n + aborted_records)
+    assert len(recs) == n + aborted_records, (len(recs), n, aborted_records)
+
+
+@scenario("txn-fencing")
+def test_txn_fencing(cli, topic):
+    cli.create_topic(topic, 1)
+    tid = txn_id(topic)
+    p1 = cli.txn_producer(tid)
+    p1.begin()
+    p1.send(topic, [{"value": b"p1-committed"}])
+    p1.commit()
+    p1.begin()
+    p1.send(topic, [{"value": b"p1-open"}])
+
+    # A new producer with the same transactional.id: its InitProducerId
+    # aborts p1's open transaction and bumps the epoch.
+    p2 = cli.txn_producer(tid)
+    with pytest.raises(FencedError):
+        p1.send(topic, [{"value": b"p1-zombie"}])
+        p1.commit()
+
+    p2.begin()
+    p2.send(topic, [{"value": b"p2-committed"}])
+    p2.commit()
+
+    recs, _ = read_to_end(cli, topic, (0,), "read_committed", 2)
+    assert [r.value for r in recs] == [b"p1-committed", b"p2-committed"], [r.value for r in recs]

@@ -7,3 +7,4 @@ mod compaction;
 mod groups;
 mod log;
 mod support;
+mod transactions;
