@@ -524,6 +524,12 @@ impl MarkerWriter for Broker {
         epoch: i16,
         commit: bool,
     ) -> Result<(), ResponseError> {
+        // Group state must be loaded before a marker can complete its
+        // pending offsets; until then the transaction stays prepared and the
+        // coordinator retries.
+        if topic == OFFSETS_TOPIC && !self.groups.is_loaded(partition) {
+            return Err(ResponseError::CoordinatorLoadInProgress);
+        }
         let log = self
             .logs
             .get(topic, partition)

@@ -123,8 +123,9 @@ pub async fn dispatch(
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(delete_records::handle(broker, req))
         }
+        // Fencing an open transaction writes its markers.
         RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(init_producer_id::handle(broker, &req))
+            ResponseKind::InitProducerId(blocking(|| init_producer_id::handle(broker, &req)))
         }
         RequestKind::FindCoordinator(req) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, req))

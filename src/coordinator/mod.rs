@@ -237,9 +237,10 @@ impl StateTopic {
                     continue;
                 }
                 let producer = header.is_transactional().then_some(header.producer_id);
-                let walked = crate::log::for_each_record(&whole, |key, value| {
+                let walked = crate::log::for_each_record(&whole, |offset, key, value| {
                     if let Some(key) = key {
                         apply(Replayed::Record {
+                            offset,
                             key,
                             value,
                             producer,
@@ -268,6 +269,8 @@ pub enum Replayed<'a> {
     /// A record; `producer` is set for a record of a transaction, which
     /// counts only once that producer's commit marker follows.
     Record {
+        /// Its offset in the partition.
+        offset: i64,
         /// The key.
         key: &'a [u8],
         /// The value, `None` for a tombstone.

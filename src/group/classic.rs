@@ -950,7 +950,8 @@ impl ClassicGroup {
 
     /// Checks an OffsetCommit's member and generation; a commit with
     /// generation -1 and no member id is allowed while the group is empty
-    /// (manual assignment or admin tools).
+    /// (manual assignment or admin tools), a `transactional` one (TxnOffsetCommit)
+    /// with any member id then.
     ///
     /// # Errors
     /// UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID,
@@ -960,13 +961,16 @@ impl ClassicGroup {
         member_id: &str,
         instance_id: Option<&str>,
         generation: i32,
+        transactional: bool,
         now: Instant,
     ) -> Result<(), ResponseError> {
-        if generation < 0 && member_id.is_empty() && self.members.is_empty() {
+        if generation < 0 && (member_id.is_empty() || transactional) && self.members.is_empty() {
             return Ok(());
         }
         let index = self.check_member(member_id, instance_id, generation)?;
-        if self.state == GroupState::CompletingRebalance {
+        // A transactional commit is not refused mid-rebalance (Kafka's
+        // `validateOffsetCommit`; the Java producer treats that error as fatal).
+        if !transactional && self.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }
         self.members[index].last_heartbeat = now;

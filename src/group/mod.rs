@@ -19,7 +19,7 @@ pub use classic::{
 pub use offsets::{CommittedOffset, OffsetStore, TopicPartition};
 pub use records::{GroupMetadata, GroupRecord, MemberMetadata};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use bytes::Bytes;
@@ -35,9 +35,9 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 
 type SharedGroup = Arc<Mutex<ClassicGroup>>;
 
-/// A transactional offset commit waiting for its transaction's marker:
-/// (group, topic, partition, offset).
-type PendingOffset = (String, String, i32, CommittedOffset);
+/// Transactional offset commits waiting for their transaction's marker:
+/// (group, topic, partition) → (offset, its record's log offset).
+type PendingOffsets = HashMap<(String, String, i32), (CommittedOffset, i64)>;
 
 /// What DescribeGroups reports for one group.
 #[derive(Debug, Clone)]
@@ -61,7 +61,7 @@ pub struct GroupCoordinator {
     /// Transactional offset commits by (`__consumer_offsets` partition,
     /// producer id), invisible until that producer's commit marker lands
     /// in that partition (KIP-98), dropped on abort.
-    pending: Mutex<HashMap<(i32, i64), Vec<PendingOffset>>>,
+    pending: Mutex<HashMap<(i32, i64), PendingOffsets>>,
     /// The `__consumer_offsets` partitions, once the topic exists.
     topic: StateTopic,
     timeouts: GroupTimeouts,
@@ -207,23 +207,25 @@ impl GroupCoordinator {
     fn load_partition(&self, partition: i32) -> std::io::Result<u64> {
         let now = Instant::now();
         let mut stored_groups: HashMap<String, Option<GroupMetadata>> = HashMap::new();
-        let mut offset_groups = Vec::new();
-        let mut open: HashMap<i64, Vec<PendingOffset>> = HashMap::new();
+        let mut offset_groups: HashSet<String> = HashSet::new();
+        let mut open: HashMap<i64, PendingOffsets> = HashMap::new();
         let read = self.topic.replay(partition, |replayed| {
-            let (key, value, producer) = match replayed {
+            let (offset, key, value, producer) = match replayed {
                 Replayed::Record {
+                    offset,
                     key,
                     value,
                     producer,
-                } => (key, value, producer),
+                } => (offset, key, value, producer),
                 Replayed::Marker {
                     producer_id,
                     commit,
                 } => {
-                    for (group, topic, p, offset) in open.remove(&producer_id).unwrap_or_default() {
-                        if commit {
-                            self.offsets.apply(&group, &topic, p, Some(offset));
-                            offset_groups.push(group);
+                    let ended = open.remove(&producer_id).unwrap_or_default();
+                    if commit {
+                        for ((group, topic, p), (committed, at)) in ended {
+                            self.offsets.apply_if_newer(&group, &topic, p, committed, at);
+                            offset_groups.insert(group);
                         }
                     }
                     return;
@@ -236,13 +238,22 @@ impl GroupCoordinator {
                     partition,
                     value,
                 })) => match (producer, value) {
-                    (Some(producer_id), Some(offset)) => open
-                        .entry(producer_id)
-                        .or_default()
-                        .push((group, topic, partition, offset)),
+                    (Some(producer_id), Some(committed)) => {
+                        open.entry(producer_id)
+                            .or_default()
+                            .insert((group, topic, partition), (committed, offset));
+                    }
                     (_, value) => {
-                        self.offsets.apply(&group, &topic, partition, value);
-                        offset_groups.push(group);
+                        if value.is_none() {
+                            // A tombstone cancels the partition's pending
+                            // transactional offsets too, as in Kafka.
+                            let key = (group.clone(), topic.clone(), partition);
+                            for pending in open.values_mut() {
+                                pending.remove(&key);
+                            }
+                        }
+                        self.offsets.apply(&group, &topic, partition, value, offset);
+                        offset_groups.insert(group);
                     }
                 },
                 Ok(Some(GroupRecord::Group { group, value })) => {
@@ -255,7 +266,7 @@ impl GroupCoordinator {
         // Transactions still open: their offsets wait for the marker.
         let mut pending = self.pending();
         for (producer_id, offsets) in open {
-            offset_groups.extend(offsets.iter().map(|o| o.0.clone()));
+            offset_groups.extend(offsets.keys().map(|k| k.0.clone()));
             pending.insert((partition, producer_id), offsets);
         }
         drop(pending);
@@ -323,13 +334,13 @@ impl GroupCoordinator {
         }
     }
 
-    /// Appends `records` for `group_id` as one batch to its partition.
-    fn append(&self, group_id: &str, records: &[GroupRecord]) -> Result<(), ResponseError> {
+    /// Appends `records` for `group_id` as one batch to its partition; the
+    /// log offset of the first.
+    fn append(&self, group_id: &str, records: &[GroupRecord]) -> Result<i64, ResponseError> {
         let partition = self.topic.ready(group_id)?;
         let encoded: Vec<StateRecord> = records.iter().map(GroupRecord::encode).collect();
         self.topic
             .append(partition, &encoded, None, now_ms())
-            .map(|_| ())
             .map_err(|e| {
                 error!(group = group_id, cause = %e, "cannot store group state");
                 append_error(&e)
@@ -342,8 +353,8 @@ impl GroupCoordinator {
         group_id: &str,
         records: &[GroupRecord],
     ) -> Result<(), ResponseError> {
-        self.append(group_id, records)?;
-        for record in records {
+        let base = self.append(group_id, records)?;
+        for (record, at) in records.iter().zip(base..) {
             if let GroupRecord::Offset {
                 group,
                 topic,
@@ -351,10 +362,19 @@ impl GroupCoordinator {
                 value,
             } = record
             {
-                self.offsets.apply(group, topic, *partition, value.clone());
+                if value.is_none() {
+                    self.cancel_pending(group, topic, *partition);
+                }
+                self.offsets
+                    .apply(group, topic, *partition, value.clone(), at);
             }
         }
         Ok(())
+    }
+
+    /// Whether `__consumer_offsets` partition `partition` is loaded.
+    pub fn is_loaded(&self, partition: i32) -> bool {
+        self.topic.is_loaded(partition)
     }
 
     /// Whether `group_id`'s partition is loaded.
@@ -365,7 +385,7 @@ impl GroupCoordinator {
         self.topic.ready(group_id).map(|_| ())
     }
 
-    fn pending(&self) -> MutexGuard<'_, HashMap<(i32, i64), Vec<PendingOffset>>> {
+    fn pending(&self) -> MutexGuard<'_, HashMap<(i32, i64), PendingOffsets>> {
         self.pending.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -373,17 +393,44 @@ impl GroupCoordinator {
     fn has_pending(&self, group_id: &str) -> bool {
         self.pending()
             .values()
-            .any(|offsets| offsets.iter().any(|o| o.0 == group_id))
+            .any(|offsets| offsets.keys().any(|k| k.0 == group_id))
     }
 
     /// Whether `group_id` has a transactional offset for the partition
     /// waiting for a marker (OffsetFetch `require_stable`: UNSTABLE_OFFSET_COMMIT).
     pub fn has_pending_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
-        self.pending().values().any(|offsets| {
-            offsets
-                .iter()
-                .any(|o| o.0 == group_id && o.1 == topic && o.2 == partition)
-        })
+        let key = (group_id.to_owned(), topic.to_owned(), partition);
+        self.pending()
+            .values()
+            .any(|offsets| offsets.contains_key(&key))
+    }
+
+    /// The partitions of `group_id` with transactional offsets waiting for
+    /// a marker, for which `wanted(topic)` holds.
+    fn pending_partitions(
+        &self,
+        group_id: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Vec<TopicPartition> {
+        let mut found: Vec<TopicPartition> = self
+            .pending()
+            .values()
+            .flat_map(|offsets| offsets.keys())
+            .filter(|(g, t, _)| g == group_id && wanted(t))
+            .map(|(_, t, p)| (t.clone(), *p))
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// A tombstone for the partition was stored: its pending transactional
+    /// offsets are cancelled too (Kafka's `OffsetMetadataManager`).
+    fn cancel_pending(&self, group_id: &str, topic: &str, partition: i32) {
+        let key = (group_id.to_owned(), topic.to_owned(), partition);
+        for offsets in self.pending().values_mut() {
+            offsets.remove(&key);
+        }
     }
 
     /// The `__consumer_offsets` partition that holds `group_id`.
@@ -413,15 +460,13 @@ impl GroupCoordinator {
             return Err(ResponseError::InvalidGroupId);
         }
         let partition = self.topic.ready(group_id)?;
-        let group = if generation < 0 && member_id.is_empty() {
+        let group = if generation < 0 {
             self.get_or_create(group_id)
         } else {
             self.get(group_id).ok_or(ResponseError::IllegalGeneration)?
         };
         let mut group = self.lock_current(&group);
-        if generation >= 0 || !member_id.is_empty() {
-            group.check_commit(member_id, instance_id, generation, Instant::now())?;
-        }
+        group.check_commit(member_id, instance_id, generation, true, Instant::now())?;
         if offsets.is_empty() {
             return Ok(());
         }
@@ -437,20 +482,18 @@ impl GroupCoordinator {
                 .encode()
             })
             .collect();
-        self.topic
+        let base = self
+            .topic
             .append(partition, &records, Some(producer), now_ms())
             .map_err(|e| {
                 error!(group = group_id, cause = %e, "cannot store transactional offsets");
                 append_error(&e)
             })?;
-        self.pending()
-            .entry((partition, producer.0))
-            .or_default()
-            .extend(
-                offsets
-                    .into_iter()
-                    .map(|(topic, p, offset)| (group_id.to_owned(), topic, p, offset)),
-            );
+        let mut pending = self.pending();
+        let open = pending.entry((partition, producer.0)).or_default();
+        for ((topic, p, offset), at) in offsets.into_iter().zip(base..) {
+            open.insert((group_id.to_owned(), topic, p), (offset, at));
+        }
         drop(group);
         Ok(())
     }
@@ -465,8 +508,8 @@ impl GroupCoordinator {
         if !commit {
             return;
         }
-        for (group, topic, p, offset) in offsets {
-            self.offsets.apply(&group, &topic, p, Some(offset));
+        for ((group, topic, p), (offset, at)) in offsets {
+            self.offsets.apply_if_newer(&group, &topic, p, offset, at);
         }
     }
 
@@ -643,7 +686,7 @@ impl GroupCoordinator {
         // The group stays locked until the records are in the log, so two
         // commits of one group reach the log in the order they apply.
         let mut group = self.lock_current(&group);
-        group.check_commit(member_id, instance_id, generation, Instant::now())?;
+        group.check_commit(member_id, instance_id, generation, false, Instant::now())?;
         if offsets.is_empty() {
             return Ok(());
         }
@@ -766,7 +809,9 @@ impl GroupCoordinator {
                 continue;
             }
             results.push(None);
-            if self.offsets.fetch(group_id, topic, *partition).is_some() {
+            if self.offsets.fetch(group_id, topic, *partition).is_some()
+                || self.has_pending_offset(group_id, topic, *partition)
+            {
                 records.push(GroupRecord::Offset {
                     group: group_id.to_owned(),
                     topic: topic.clone(),
@@ -796,21 +841,38 @@ impl GroupCoordinator {
         if !group.is_empty() {
             return Err(ResponseError::NonEmptyGroup);
         }
-        self.remove_group(&mut group, |_, _, _| true)?;
+        self.remove_group(&mut group, true, |_, _, _| true)?;
         info!(group = group_id, "deleted group");
         Ok(())
     }
 
     /// Writes tombstones for the locked group's offsets for which `doomed`
     /// holds and, if none remain, for the group itself (which is then
-    /// forgotten); returns how many offsets went.
+    /// forgotten); returns how many offsets went. With `with_pending`
+    /// (DeleteGroups) partitions holding only pending transactional
+    /// offsets get tombstones too, cancelling them, as Kafka's
+    /// `deleteAllOffsets`; without it (expiry) a partition with pending
+    /// offsets is left alone, and so is the group.
     fn remove_group(
         &self,
         group: &mut Locked<'_>,
+        with_pending: bool,
         doomed: impl FnMut(&str, i32, &CommittedOffset) -> bool,
     ) -> Result<usize, ResponseError> {
         let id = group.id.clone();
-        let gone = self.offsets.select(&id, doomed);
+        let pending = self.pending_partitions(&id, |_| true);
+        let mut gone = self.offsets.select(&id, doomed);
+        if with_pending {
+            gone.extend(
+                pending
+                    .iter()
+                    .filter(|p| !gone.contains(p))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
+        } else {
+            gone.retain(|p| !pending.contains(p));
+        }
         let mut records: Vec<GroupRecord> = gone
             .iter()
             .map(|(topic, partition)| GroupRecord::Offset {
@@ -820,8 +882,12 @@ impl GroupCoordinator {
                 value: None,
             })
             .collect();
-        let all_gone = gone.len() == self.offsets.group_offsets(&id).len();
-        let forget = all_gone && group.is_empty();
+        let remaining = self
+            .offsets
+            .group_offsets(&id)
+            .into_iter()
+            .any(|(tp, _)| !gone.contains(&tp));
+        let forget = !remaining && (with_pending || pending.is_empty()) && group.is_empty();
         if forget {
             records.push(GroupRecord::Group {
                 group: id.clone(),
@@ -874,7 +940,7 @@ impl GroupCoordinator {
                 continue;
             }
             let id = group.id.clone();
-            match self.remove_group(&mut group, |_, _, o| {
+            match self.remove_group(&mut group, false, |_, _, o| {
                 now_ms.saturating_sub(o.commit_timestamp) > retention
             }) {
                 Ok(0) => {}
@@ -884,12 +950,18 @@ impl GroupCoordinator {
         }
     }
 
-    /// Writes tombstones for every group's offsets of a deleted topic.
+    /// Writes tombstones for every group's offsets of a deleted topic,
+    /// pending transactional ones included (as Kafka's `onPartitionsDeleted`).
     pub fn remove_topic(&self, topic: &str) {
-        for id in self.offsets.groups() {
-            let records: Vec<GroupRecord> = self
-                .offsets
-                .select(&id, |t, _, _| t == topic)
+        let groups: Vec<String> = self.map().keys().cloned().collect();
+        for id in groups {
+            let mut gone = self.offsets.select(&id, |t, _, _| t == topic);
+            for p in self.pending_partitions(&id, |t| t == topic) {
+                if !gone.contains(&p) {
+                    gone.push(p);
+                }
+            }
+            let records: Vec<GroupRecord> = gone
                 .into_iter()
                 .map(|(topic, partition)| GroupRecord::Offset {
                     group: id.clone(),
@@ -1067,5 +1139,74 @@ mod tests {
             ),
             Ok(())
         );
+    }
+
+    /// Commits `producer`'s transaction in the group's partition: the
+    /// marker in the log, then the coordinator told, as the broker does.
+    fn end_transaction(groups: &GroupCoordinator, group: &str, producer: i64, commit: bool) {
+        let partition = groups.partition_for(group).unwrap();
+        groups
+            .topic
+            .log(partition)
+            .unwrap()
+            .append_marker(producer, 0, commit, 0, 1)
+            .unwrap();
+        groups.complete_transaction(partition, producer, commit);
+    }
+
+    #[test]
+    fn a_transaction_never_replaces_a_newer_commit() {
+        let fixture = Fixture::new();
+        {
+            let groups = fixture.coordinator();
+            let unknown = ResponseError::IllegalGeneration;
+            groups
+                .commit_transactional("g", "", None, -1, (7, 0), vec![("t".into(), 0, offset(5))])
+                .unwrap();
+            assert_eq!(groups.committed("g", "t", 0).unwrap(), None, "pending");
+            assert!(groups.has_pending_offset("g", "t", 0));
+            groups
+                .commit(
+                    "g",
+                    "",
+                    None,
+                    -1,
+                    unknown,
+                    vec![("t".into(), 0, offset(10))],
+                )
+                .unwrap();
+            end_transaction(&groups, "g", 7, true);
+            assert_eq!(groups.committed("g", "t", 0).unwrap(), Some(offset(10)));
+            assert!(!groups.has_pending_offset("g", "t", 0));
+        }
+        let groups = fixture.coordinator();
+        assert_eq!(groups.committed("g", "t", 0).unwrap(), Some(offset(10)));
+    }
+
+    #[test]
+    fn tombstones_cancel_pending_transactional_offsets() {
+        let fixture = Fixture::new();
+        {
+            let groups = fixture.coordinator();
+            groups
+                .commit_transactional("g2", "", None, -1, (8, 0), vec![("t".into(), 0, offset(7))])
+                .unwrap();
+            groups.delete("g2").unwrap();
+            end_transaction(&groups, "g2", 8, true);
+            assert_eq!(groups.committed("g2", "t", 0).unwrap(), None);
+            // Expiry leaves a partition with a pending offset, and its group.
+            groups
+                .commit_transactional("g3", "", None, -1, (9, 0), vec![("t".into(), 1, offset(3))])
+                .unwrap();
+            groups.expire_offsets(i64::MAX);
+            assert!(groups.exists("g3"));
+            end_transaction(&groups, "g3", 9, true);
+            assert_eq!(groups.committed("g3", "t", 1).unwrap(), Some(offset(3)));
+        }
+        let groups = fixture.coordinator();
+        assert_eq!(groups.committed("g2", "t", 0).unwrap(), None);
+        assert_eq!(groups.committed("g3", "t", 1).unwrap(), Some(offset(3)));
+        let listed: Vec<String> = groups.list().unwrap().into_iter().map(|g| g.0).collect();
+        assert_eq!(listed, ["g3"], "the deleted group stays deleted");
     }
 }

@@ -44,37 +44,49 @@ impl CommittedOffset {
 /// A topic partition.
 pub type TopicPartition = (String, i32);
 
+/// A committed offset and the log offset of the record that holds it.
+type Stored = (CommittedOffset, i64);
+
 /// Every committed offset, by group: a cache of the `__consumer_offsets`
 /// records, changed only after the records are appended (or replayed).
+/// Each keeps the log offset of its record, so a transaction's offsets,
+/// made visible by a later marker, never replace a newer commit (Kafka's
+/// `OffsetMetadataManager` does the same, and compaction keeps the newer).
 #[derive(Debug, Default)]
 pub struct OffsetStore {
-    by_group: RwLock<HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>>,
+    by_group: RwLock<HashMap<String, BTreeMap<TopicPartition, Stored>>>,
 }
 
 impl OffsetStore {
     fn read(
         &self,
-    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>>
-    {
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, BTreeMap<TopicPartition, Stored>>> {
         self.by_group.read().unwrap_or_else(|e| e.into_inner())
     }
 
     fn write(
         &self,
-    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, BTreeMap<TopicPartition, CommittedOffset>>>
-    {
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, BTreeMap<TopicPartition, Stored>>> {
         self.by_group.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sets (`Some`) or removes (`None`) one partition's committed offset.
-    pub fn apply(&self, group: &str, topic: &str, partition: i32, offset: Option<CommittedOffset>) {
+    /// Sets (`Some`) or removes (`None`) one partition's committed offset,
+    /// whose record is at log offset `record_offset`.
+    pub fn apply(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: Option<CommittedOffset>,
+        record_offset: i64,
+    ) {
         let mut state = self.write();
         match offset {
             Some(offset) => {
                 state
                     .entry(group.to_owned())
                     .or_default()
-                    .insert((topic.to_owned(), partition), offset);
+                    .insert((topic.to_owned(), partition), (offset, record_offset));
             }
             None => {
                 if let Some(offsets) = state.get_mut(group) {
@@ -87,19 +99,37 @@ impl OffsetStore {
         }
     }
 
+    /// Sets one partition's committed offset from a committed transaction,
+    /// unless a newer record (a later commit) already set it.
+    pub fn apply_if_newer(
+        &self,
+        group: &str,
+        topic: &str,
+        partition: i32,
+        offset: CommittedOffset,
+        record_offset: i64,
+    ) {
+        let mut state = self.write();
+        let offsets = state.entry(group.to_owned()).or_default();
+        let key = (topic.to_owned(), partition);
+        if offsets.get(&key).is_none_or(|(_, at)| *at < record_offset) {
+            offsets.insert(key, (offset, record_offset));
+        }
+    }
+
     /// The committed offset of one partition.
     pub fn fetch(&self, group: &str, topic: &str, partition: i32) -> Option<CommittedOffset> {
         self.read()
             .get(group)
             .and_then(|m| m.get(&(topic.to_owned(), partition)))
-            .cloned()
+            .map(|(o, _)| o.clone())
     }
 
     /// Every committed offset of a group.
     pub fn group_offsets(&self, group: &str) -> Vec<(TopicPartition, CommittedOffset)> {
         self.read()
             .get(group)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .map(|m| m.iter().map(|(k, (o, _))| (k.clone(), o.clone())).collect())
             .unwrap_or_default()
     }
 
@@ -124,7 +154,7 @@ impl OffsetStore {
             .map(|offsets| {
                 offsets
                     .iter()
-                    .filter(|((t, p), o)| doomed(t, *p, o))
+                    .filter(|((t, p), (o, _))| doomed(t, *p, o))
                     .map(|(k, _)| k.clone())
                     .collect()
             })
@@ -213,19 +243,25 @@ mod tests {
     #[test]
     fn apply_select_and_remove() {
         let store = OffsetStore::default();
-        store.apply("g", "t", 0, Some(at(10)));
-        store.apply("g", "t", 1, Some(at(11)));
-        store.apply("g", "u", 0, Some(at(12)));
-        store.apply("h", "t", 0, Some(at(13)));
+        store.apply("g", "t", 0, Some(at(10)), 0);
+        store.apply("g", "t", 1, Some(at(11)), 1);
+        store.apply("g", "u", 0, Some(at(12)), 2);
+        store.apply("h", "t", 0, Some(at(13)), 3);
+        // A transaction's older record does not replace a newer commit.
+        store.apply_if_newer("g", "t", 1, at(99), 0);
+        assert_eq!(store.fetch("g", "t", 1), Some(at(11)));
+        store.apply_if_newer("g", "t", 1, at(98), 5);
+        assert_eq!(store.fetch("g", "t", 1), Some(at(98)));
+        store.apply("g", "t", 1, Some(at(11)), 6);
         assert_eq!(store.fetch("g", "t", 1), Some(at(11)));
         assert_eq!(
             store.select("g", |t, _, _| t == "u"),
             vec![("u".to_owned(), 0)]
         );
-        store.apply("g", "u", 0, None);
+        store.apply("g", "u", 0, None, 7);
         assert_eq!(store.fetch("g", "u", 0), None);
         assert_eq!(store.group_offsets("g").len(), 2);
-        store.apply("h", "t", 0, None);
+        store.apply("h", "t", 0, None, 8);
         assert!(!store.has_group("h"));
         assert_eq!(store.groups(), vec!["g".to_owned()]);
     }

@@ -526,19 +526,20 @@ pub fn walk_whole_records(
     })
 }
 
-/// Calls `each(key, value)` for every record of the whole batch `bytes`
-/// (compressed ones inflated a record at a time, at most
+/// Calls `each(offset, key, value)` for every record of the whole batch
+/// `bytes` (compressed ones inflated a record at a time, at most
 /// `MAX_INFLATED` bytes in all): how coordinators replay their records.
 ///
 /// # Errors
 /// A damaged batch, or one past the budget.
 pub fn for_each_record(
     bytes: &[u8],
-    mut each: impl FnMut(Option<&[u8]>, Option<&[u8]>),
+    mut each: impl FnMut(i64, Option<&[u8]>, Option<&[u8]>),
 ) -> Result<(), BatchError> {
     let header = BatchHeader::parse(bytes)?;
     walk_whole_records(bytes, &header, super::cleaner::MAX_INFLATED, |record| {
-        each(record.key, record.value);
+        let offset = header.base_offset.saturating_add(record.offset_delta);
+        each(offset, record.key, record.value);
     })
 }
 

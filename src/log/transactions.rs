@@ -85,8 +85,9 @@ impl TxnIndex {
         found
     }
 
-    /// Forgets aborted transactions that ended before `log_start`, and open
-    /// ones whose data is all gone (DeleteRecords past them).
+    /// Forgets aborted transactions that ended before `log_start` (open
+    /// ones stay until their marker: the last stable offset is clamped to
+    /// the log start instead).
     pub fn truncate_before(&mut self, log_start: i64) {
         let keep = self.aborted.partition_point(|t| t.last_offset < log_start);
         self.aborted.drain(..keep);

@@ -39,6 +39,10 @@ pub const TXN_TOPIC: &str = "__transaction_state";
 /// producer id when `epoch >= Short.MaxValue - 1`).
 const MAX_EPOCH: i16 = i16::MAX - 1;
 
+/// The longest transactional id its record's key can hold (an int16-length
+/// string); a longer one is INVALID_REQUEST rather than stored cut.
+const MAX_ID_BYTES: usize = i16::MAX as usize;
+
 /// A transaction's state, with Kafka's ids and names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TxnState {
@@ -347,14 +351,40 @@ impl TransactionCoordinator {
         next_producer_id: &dyn Fn() -> Result<i64, ResponseError>,
         markers: &dyn MarkerWriter,
     ) -> Result<(i64, i16), ResponseError> {
-        if id.is_empty() {
+        if id.is_empty() || id.len() > MAX_ID_BYTES {
             return Err(ResponseError::InvalidRequest);
         }
         if timeout_ms <= 0 || timeout_ms > self.max_timeout_ms {
             return Err(ResponseError::InvalidTransactionTimeout);
         }
         self.ready(id)?;
-        let shared = match self.get(id) {
+        // An id expired while this waited for its lock is looked up anew.
+        for _ in 0..3 {
+            let shared = self.get_or_create(id, timeout_ms, next_producer_id)?;
+            let mut meta = lock(&shared);
+            if meta.state == TxnState::Dead {
+                continue;
+            }
+            return self.init_locked(
+                id,
+                &mut meta,
+                timeout_ms,
+                expected,
+                next_producer_id,
+                markers,
+            );
+        }
+        Err(ResponseError::ConcurrentTransactions)
+    }
+
+    /// The id's entry, created (Empty, a new producer id) if unknown.
+    fn get_or_create(
+        &self,
+        id: &str,
+        timeout_ms: i32,
+        next_producer_id: &dyn Fn() -> Result<i64, ResponseError>,
+    ) -> Result<SharedTxn, ResponseError> {
+        Ok(match self.get(id) {
             Some(shared) => shared,
             None => {
                 let created = Arc::new(Mutex::new(TxnMetadata {
@@ -373,8 +403,19 @@ impl TransactionCoordinator {
                     .or_insert(created)
                     .clone()
             }
-        };
-        let mut meta = lock(&shared);
+        })
+    }
+
+    /// InitProducerId on the locked entry of `id`.
+    fn init_locked(
+        &self,
+        id: &str,
+        meta: &mut TxnMetadata,
+        timeout_ms: i32,
+        expected: Option<(i64, i16)>,
+        next_producer_id: &dyn Fn() -> Result<i64, ResponseError>,
+        markers: &dyn MarkerWriter,
+    ) -> Result<(i64, i16), ResponseError> {
         if let Some((pid, epoch)) = expected {
             let valid = meta.epoch < 0
                 || pid == meta.producer_id
@@ -390,11 +431,7 @@ impl TransactionCoordinator {
             TxnState::Ongoing => {
                 // Fence the current producer: bump the epoch and abort its
                 // transaction with it; the client retries.
-                let mut next = meta.clone();
-                next.epoch = next.epoch.saturating_add(1);
-                next.last_epoch = -1;
-                *meta = next;
-                self.finish(id, &mut meta, false, markers)?;
+                self.fence_and_abort(id, meta, markers)?;
                 Err(ResponseError::ConcurrentTransactions)
             }
             TxnState::Empty
@@ -403,7 +440,8 @@ impl TransactionCoordinator {
             | TxnState::Dead => {
                 let mut next = meta.clone();
                 let retry = expected.is_some_and(|(pid, epoch)| {
-                    pid == meta.producer_id && epoch == meta.last_epoch && meta.last_epoch >= 0
+                    (pid == meta.producer_id && epoch == meta.last_epoch && meta.last_epoch >= 0)
+                        || (pid == meta.last_producer_id && pid != meta.producer_id)
                 });
                 if retry {
                     // A retry of a bump that succeeded: the same answer.
@@ -447,7 +485,7 @@ impl TransactionCoordinator {
     /// INVALID_REQUEST for an empty id, INVALID_PRODUCER_ID_MAPPING for an
     /// unknown one, or the coordinator's state errors.
     fn known(&self, id: &str) -> Result<SharedTxn, ResponseError> {
-        if id.is_empty() {
+        if id.is_empty() || id.len() > MAX_ID_BYTES {
             return Err(ResponseError::InvalidRequest);
         }
         self.ready(id)?;
@@ -460,6 +498,10 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
     ) -> Result<(), ResponseError> {
+        // Expired while the caller waited for its lock: the id is gone.
+        if meta.state == TxnState::Dead {
+            return Err(ResponseError::InvalidProducerIdMapping);
+        }
         if meta.producer_id != producer_id {
             return Err(ResponseError::InvalidProducerIdMapping);
         }
@@ -581,6 +623,27 @@ impl TransactionCoordinator {
         }
     }
 
+    /// Aborts the locked ongoing transaction with the producer's epoch
+    /// bumped, fencing it. The bump is kept only once the Prepare record
+    /// holding it is stored (else nothing changed, and a retry bumps anew).
+    fn fence_and_abort(
+        &self,
+        id: &str,
+        meta: &mut TxnMetadata,
+        markers: &dyn MarkerWriter,
+    ) -> Result<(), ResponseError> {
+        let mut next = meta.clone();
+        if next.epoch < MAX_EPOCH {
+            next.epoch += 1;
+        }
+        next.last_epoch = -1;
+        let outcome = self.finish(id, &mut next, false, markers);
+        if next.state != TxnState::Ongoing {
+            *meta = next;
+        }
+        outcome
+    }
+
     /// Ends the locked transaction: Prepare record, markers, Complete record.
     fn finish(
         &self,
@@ -650,11 +713,7 @@ impl TransactionCoordinator {
                     if now.saturating_sub(meta.start_ms) > i64::from(meta.timeout_ms) =>
                 {
                     info!(transactional_id = %id, producer_id = meta.producer_id, "aborting a timed-out transaction");
-                    if meta.epoch < MAX_EPOCH {
-                        meta.epoch += 1;
-                        meta.last_epoch = -1;
-                    }
-                    if let Err(e) = self.finish(&id, &mut meta, false, markers) {
+                    if let Err(e) = self.fence_and_abort(&id, &mut meta, markers) {
                         warn!(transactional_id = %id, cause = ?e, "cannot abort a timed-out transaction");
                     }
                 }

@@ -345,10 +345,14 @@ impl LogState {
         LogOffsets {
             log_start_offset: self.log_start_offset,
             high_watermark: self.high_watermark,
+            // Never below the log start (DeleteRecords may pass an open
+            // transaction's start), as Kafka's `maybeIncrementFirstUnstableOffset`.
             last_stable_offset: self
                 .txns
                 .first_unstable_offset()
-                .map_or(self.high_watermark, |f| f.min(self.high_watermark)),
+                .map_or(self.high_watermark, |f| {
+                    f.max(self.log_start_offset).min(self.high_watermark)
+                }),
             log_end_offset: self.log_end_offset,
         }
     }
@@ -1223,6 +1227,22 @@ mod tests {
         // The bumped epoch of producer 8 starts its sequences over.
         let next = transactional(batch_with_producer(1, 0, Compression::None, 8, 1, 0));
         assert!(log.append(next, 0).is_ok());
+    }
+
+    #[test]
+    fn the_lso_never_falls_below_the_log_start() {
+        use crate::log::batch::tests::transactional;
+        let fixture = Fixture::new();
+        let log = fixture.open(LogConfig::default());
+        log.append(
+            transactional(batch_with_producer(2, 0, Compression::None, 7, 0, 0)),
+            0,
+        )
+        .unwrap(); // 0-1, left open
+        log.append(batch(3, 0, Compression::None), 0).unwrap(); // 2-4
+        assert_eq!(log.offsets().last_stable_offset, 0);
+        assert_eq!(log.delete_records_before(3).unwrap(), 3);
+        assert_eq!(log.offsets().last_stable_offset, 3);
     }
 
     #[test]
