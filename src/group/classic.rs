@@ -948,10 +948,11 @@ impl ClassicGroup {
         None
     }
 
-    /// Checks an OffsetCommit's member and generation; a commit with
-    /// generation -1 and no member id is allowed while the group is empty
-    /// (manual assignment or admin tools), a `transactional` one (TxnOffsetCommit)
-    /// with any member id then.
+    /// Checks an OffsetCommit's (or, `transactional`, a TxnOffsetCommit's)
+    /// member and generation, as Kafka's `ClassicGroup.validateOffsetCommit`:
+    /// generation -1 commits while the group is empty (manual assignment,
+    /// admin tools); a transactional commit without member id and
+    /// generation (an older producer) is always accepted.
     ///
     /// # Errors
     /// UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, FENCED_INSTANCE_ID,
@@ -964,16 +965,25 @@ impl ClassicGroup {
         transactional: bool,
         now: Instant,
     ) -> Result<(), ResponseError> {
-        if generation < 0 && (member_id.is_empty() || transactional) && self.members.is_empty() {
+        if self.state == GroupState::Dead {
+            return Err(ResponseError::CoordinatorNotAvailable);
+        }
+        if generation < 0 && self.state == GroupState::Empty {
             return Ok(());
         }
-        let index = self.check_member(member_id, instance_id, generation)?;
-        // A transactional commit is not refused mid-rebalance (Kafka's
-        // `validateOffsetCommit`; the Java producer treats that error as fatal).
+        if generation >= 0 || !member_id.is_empty() || instance_id.is_some() {
+            let index = self.check_member(member_id, instance_id, generation)?;
+            self.members[index].last_heartbeat = now;
+        } else if !transactional {
+            // No member id nor generation: only while the group is empty.
+            // Transactional commits of older producers carry neither.
+            return Err(ResponseError::UnknownMemberId);
+        }
+        // A transactional commit is not refused mid-rebalance (the Java
+        // producer treats that error as fatal).
         if !transactional && self.state == GroupState::CompletingRebalance {
             return Err(ResponseError::RebalanceInProgress);
         }
-        self.members[index].last_heartbeat = now;
         Ok(())
     }
 

@@ -1139,6 +1139,17 @@ mod tests {
             ),
             Ok(())
         );
+        // Without member id and generation: refused for a plain commit to a
+        // group with members, accepted for a transactional one (older
+        // producers send neither), as Kafka's validateOffsetCommit.
+        assert_eq!(
+            groups.commit("g", "", None, -1, ResponseError::IllegalGeneration, vec![]),
+            Err(ResponseError::UnknownMemberId)
+        );
+        assert_eq!(
+            groups.commit_transactional("g", "", None, -1, (3, 0), vec![]),
+            Ok(())
+        );
     }
 
     /// Commits `producer`'s transaction in the group's partition: the
