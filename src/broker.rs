@@ -15,7 +15,7 @@ use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
 use crate::group::{GroupCoordinator, GroupTimeouts, OFFSETS_TOPIC};
 use crate::log::{self, AppendError, LogConfig, LogManager, SequenceError};
-use crate::txn::{MarkerWriter, TransactionCoordinator, TXN_TOPIC};
+use crate::txn::{TransactionCoordinator, TxnHost, TXN_TOPIC};
 
 /// The broker's shared state. Handlers get `&Broker`; every field is safe
 /// to use from many connection tasks at once.
@@ -515,7 +515,7 @@ impl InternalTopic {
     }
 }
 
-impl MarkerWriter for Broker {
+impl TxnHost for Broker {
     fn write_marker(
         &self,
         topic: &str,
@@ -550,6 +550,13 @@ impl MarkerWriter for Broker {
                 .complete_transaction(partition, producer_id, commit);
         }
         Ok(())
+    }
+
+    fn next_producer_id(&self) -> Result<i64, ResponseError> {
+        Broker::next_producer_id(self).map_err(|e| {
+            tracing::error!(cause = %e, "cannot allocate a producer id");
+            ResponseError::UnknownServerError
+        })
     }
 }
 

@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod txn;
+pub mod varint;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

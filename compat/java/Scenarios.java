@@ -922,7 +922,10 @@ public class Scenarios {
         String topic = "java-txn-abort-" + RUN;
         createTopic(topic, 2, Map.of());
         Map<Integer, List<String>> committed = new HashMap<>(), all = new HashMap<>();
-        try (KafkaProducer<byte[], byte[]> p = txnProducer(topic + "-txn")) {
+        String tid = topic + "-txn";
+        int firstEpoch, lastEpoch;
+        try (KafkaProducer<byte[], byte[]> p = txnProducer(tid)) {
+            firstEpoch = get(admin.describeTransactions(List.of(tid)).description(tid)).producerEpoch();
             for (String name : List.of("first", "second", "third")) {
                 boolean abort = name.equals("second");
                 List<ProducerRecord<byte[], byte[]>> records = new ArrayList<>();
@@ -939,11 +942,16 @@ public class Scenarios {
                 if (abort) p.abortTransaction();
                 else p.commitTransaction();
             }
+            lastEpoch = get(admin.describeTransactions(List.of(tid)).description(tid)).producerEpoch();
         }
+        // Transaction protocol version 2 (KIP-890, finalized on Kafka 4.1 and
+        // strom): every EndTxn bumps the producer's epoch.
+        eq(firstEpoch + 3, lastEpoch, "producer epoch after 3 transactions (transaction.version 2)");
         eq(committed, valuesByPartition(readToEnd(topic, 2, "read_committed", 12), "read_committed"), "read_committed");
         eq(all, valuesByPartition(readToEnd(topic, 2, "read_uncommitted", 18), "read_uncommitted"), "read_uncommitted");
         eq(Map.of(0, 12L, 1, 12L), highWatermarks(topic, 2), "high watermarks (9 records + 3 markers)");
-        return "commit, abort, commit: read_committed saw the 12 committed in order and reached the high watermark, read_uncommitted all 18";
+        return "commit, abort, commit: read_committed saw the 12 committed in order and reached the high watermark, read_uncommitted all 18; "
+                + "the epoch went " + firstEpoch + " -> " + lastEpoch + " (one bump per transaction: transaction protocol version 2)";
     }
 
     static String txnConsumeTransformProduce() throws Exception {

@@ -83,7 +83,7 @@ fn add(
                 .map(|(t, p)| {
                     broker
                         .txns
-                        .append_verified(producer_id, epoch, t, *p, || ())
+                        .append_verified(producer_id, epoch, t, *p, false, || ())
                         .err()
                 })
                 .collect::<Vec<_>>(),

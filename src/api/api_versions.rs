@@ -4,10 +4,25 @@
 //! table, in the v0 layout (the codec picks the layout), so the client can
 //! retry with a version it finds there. v3+ requests must name the client
 //! software with Kafka's allowed characters, else INVALID_REQUEST.
+//!
+//! v3+ lists the features (KIP-584): `transaction.version` is supported
+//! from 0 to 2 and finalized at 2, as on a fresh Kafka 4.1 cluster, so
+//! Java 4.x producers speak transaction protocol version 2 (KIP-890).
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::api_versions_response::{
+    ApiVersion, FinalizedFeatureKey, SupportedFeatureKey,
+};
 use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
+use kafka_protocol::protocol::StrBytes;
+
+/// The features served: (name, lowest supported, highest supported and
+/// finalized level).
+const FEATURES: [(&str, i16, i16); 1] = [("transaction.version", 0, 2)];
+
+/// The epoch of the finalized features: they never change, and a client
+/// only reads finalized features with an epoch of 0 or more.
+const FINALIZED_FEATURES_EPOCH: i64 = 0;
 
 use crate::protocol::{supported, SUPPORTED_APIS};
 
@@ -37,9 +52,30 @@ pub fn handle(version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse
             })
             .collect()
     };
+    let supported_features = FEATURES
+        .iter()
+        .map(|(name, min, max)| {
+            SupportedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version(*min)
+                .with_max_version(*max)
+        })
+        .collect();
+    let finalized_features = FEATURES
+        .iter()
+        .map(|(name, _, level)| {
+            FinalizedFeatureKey::default()
+                .with_name(StrBytes::from_static_str(name))
+                .with_min_version_level(*level)
+                .with_max_version_level(*level)
+        })
+        .collect();
     ApiVersionsResponse::default()
         .with_error_code(error.map_or(0, |e| e.code()))
         .with_api_keys(api_keys)
+        .with_supported_features(supported_features)
+        .with_finalized_features_epoch(FINALIZED_FEATURES_EPOCH)
+        .with_finalized_features(finalized_features)
 }
 
 /// Kafka's rule for client software name and version:

@@ -14,6 +14,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use crate::broker::Broker;
+use crate::txn::TxnHost;
 
 /// Answers an InitProducerId request.
 pub fn handle(broker: &Broker, request: &InitProducerIdRequest) -> InitProducerIdResponse {
@@ -23,14 +24,8 @@ pub fn handle(broker: &Broker, request: &InitProducerIdRequest) -> InitProducerI
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    let next_id = || {
-        broker.next_producer_id().map_err(|e| {
-            tracing::error!(cause = %e, "cannot allocate a producer id");
-            ResponseError::UnknownServerError
-        })
-    };
     let outcome = match request.transactional_id.as_ref() {
-        None => next_id().map(|id| (id, 0)),
+        None => TxnHost::next_producer_id(broker).map(|id| (id, 0)),
         Some(id) => {
             let expected = (request.producer_id.0 >= 0)
                 .then_some((request.producer_id.0, request.producer_epoch));
@@ -38,7 +33,6 @@ pub fn handle(broker: &Broker, request: &InitProducerIdRequest) -> InitProducerI
                 &id.0,
                 request.transaction_timeout_ms,
                 expected,
-                &next_id,
                 broker,
             )
         }

@@ -197,10 +197,10 @@ pub async fn dispatch(
         }
         // Markers are file appends, one per partition of the transaction.
         RequestKind::EndTxn(req) => {
-            ResponseKind::EndTxn(blocking(|| end_txn::handle(broker, &req)))
+            ResponseKind::EndTxn(blocking(|| end_txn::handle(broker, version, &req)))
         }
         RequestKind::TxnOffsetCommit(req) => {
-            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, req))
+            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, version, req))
         }
         RequestKind::WriteTxnMarkers(req) => {
             ResponseKind::WriteTxnMarkers(blocking(|| write_txn_markers::handle(broker, req)))

@@ -67,6 +67,7 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                             broker,
                             &meta.name,
                             data.index,
+                            version >= 12,
                             request.acks,
                             data.records,
                             now,
@@ -167,6 +168,7 @@ fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
+    add_to_transaction: bool,
     acks: i16,
     records: Option<Bytes>,
     now: i64,
@@ -203,18 +205,31 @@ fn append(
     };
     // A transactional batch is appended only into an ongoing transaction
     // holding this partition, under that transaction's lock (Kafka's
-    // produce-time verification): no data can land after its marker.
+    // produce-time verification): no data can land after its marker. From
+    // v12 (transaction protocol version 2) the write adds the partition.
     let transactional = BatchHeader::parse(&records)
         .ok()
         .filter(BatchHeader::is_transactional);
     let appended = match transactional {
         Some(h) => broker
             .txns
-            .append_verified(h.producer_id, h.producer_epoch, topic, partition, write)
+            .append_verified(
+                h.producer_id,
+                h.producer_epoch,
+                topic,
+                partition,
+                add_to_transaction,
+                write,
+            )
             .map_err(|e| {
                 Refusal::from(match e {
                     ResponseError::InvalidTxnState => {
                         ApiError::new(e, "Partition was not added to the transaction")
+                    }
+                    // The previous transaction is still completing: a
+                    // retriable error every client knows (as Kafka maps it).
+                    ResponseError::ConcurrentTransactions => {
+                        ApiError::code(ResponseError::NotEnoughReplicas)
                     }
                     e => ApiError::code(e),
                 })

@@ -11,7 +11,9 @@
 //!   4096 bytes: OFFSET_METADATA_TOO_LARGE.
 //! - The producer's transaction must be ongoing and hold the group's
 //!   partition (AddOffsetsToTxn): INVALID_TXN_STATE otherwise,
-//!   INVALID_PRODUCER_EPOCH for another epoch.
+//!   INVALID_PRODUCER_EPOCH for another epoch. v5+ (transaction protocol
+//!   version 2) adds the partition to the transaction itself, starting
+//!   one if none is ongoing.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::txn_offset_commit_response::{
@@ -23,8 +25,12 @@ use super::offset_commit::{check_offsets, partition_error, PartitionOffset};
 use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
 
-/// Answers a TxnOffsetCommit request.
-pub fn handle(broker: &Broker, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse {
+/// Answers a TxnOffsetCommit request of `version`.
+pub fn handle(
+    broker: &Broker,
+    version: i16,
+    request: TxnOffsetCommitRequest,
+) -> TxnOffsetCommitResponse {
     let (accepted, refusals) = check_offsets(
         broker,
         request.topics.iter().map(|t| {
@@ -40,22 +46,30 @@ pub fn handle(broker: &Broker, request: TxnOffsetCommitRequest) -> TxnOffsetComm
     let groups = super::group_coordinator(broker);
     let producer = (request.producer_id.0, request.producer_epoch);
     // Only into an ongoing transaction holding the group's partition
-    // (AddOffsetsToTxn first), under its lock, so the commit cannot land
-    // after the transaction's marker.
+    // (AddOffsetsToTxn first; v5+, transaction protocol version 2, adds it
+    // here), under its lock, so the commit cannot land after the
+    // transaction's marker.
     let outcome = match groups.partition_for(&request.group_id.0) {
         None => Err(ResponseError::CoordinatorNotAvailable),
         Some(partition) => broker
             .txns
-            .append_verified(producer.0, producer.1, OFFSETS_TOPIC, partition, || {
-                groups.commit_transactional(
-                    &request.group_id.0,
-                    &request.member_id,
-                    request.group_instance_id.as_deref(),
-                    request.generation_id,
-                    producer,
-                    accepted,
-                )
-            })
+            .append_verified(
+                producer.0,
+                producer.1,
+                OFFSETS_TOPIC,
+                partition,
+                version >= 5,
+                || {
+                    groups.commit_transactional(
+                        &request.group_id.0,
+                        &request.member_id,
+                        request.group_instance_id.as_deref(),
+                        request.generation_id,
+                        producer,
+                        accepted,
+                    )
+                },
+            )
             .and_then(|committed| committed),
     };
     let topics = request

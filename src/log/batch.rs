@@ -17,6 +17,7 @@
 use std::fmt;
 
 use super::compressed::{self, Bodies};
+use crate::varint::{put_zigzag as write_varint, read_zigzag as read_varint};
 
 /// Size of the batch header up to and including `recordsCount`.
 pub const HEADER_SIZE: usize = 61;
@@ -581,16 +582,6 @@ fn record_view(body: &[u8]) -> Option<RecordView<'_>> {
     })
 }
 
-/// Writes `value` as a zig-zag varint (Kafka's record field encoding).
-pub fn write_varint(out: &mut Vec<u8>, value: i64) {
-    let mut raw = ((value << 1) ^ (value >> 63)) as u64;
-    while raw >= 0x80 {
-        out.push((raw as u8 & 0x7f) | 0x80);
-        raw >>= 7;
-    }
-    out.push(raw as u8);
-}
-
 /// Rebuilds a stored batch with some of its records, as Kafka's
 /// `MemoryRecords.filterTo` does: same base offset, last offset delta,
 /// producer fields, leader epoch, max timestamp and codec; a new record
@@ -816,19 +807,6 @@ fn record_fields(body: &[u8]) -> Option<RecordFields> {
         offset_delta: next()?,
         has_key: next()? >= 0,
     })
-}
-
-/// A zig-zag varint (Kafka's record field encoding): value and bytes used.
-pub(super) fn read_varint(bytes: &[u8]) -> Option<(i64, usize)> {
-    let mut raw: u64 = 0;
-    for (i, byte) in bytes.iter().enumerate().take(10) {
-        raw |= u64::from(byte & 0x7f) << (7 * i);
-        if byte & 0x80 == 0 {
-            let value = i64::try_from(raw >> 1).ok()? ^ -i64::try_from(raw & 1).ok()?;
-            return Some((value, i + 1));
-        }
-    }
-    None
 }
 
 /// The timestamps the broker stamps on a batch it stores.

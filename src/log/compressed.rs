@@ -6,7 +6,8 @@
 
 use std::io::{self, BufRead, BufReader, Read, Write};
 
-use super::batch::{read_varint, BatchError};
+use super::batch::BatchError;
+use crate::varint::read_zigzag as read_varint;
 
 /// The most of a record body the rules read: attributes, then the
 /// timestamp delta, offset delta and key length varints.

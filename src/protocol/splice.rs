@@ -126,7 +126,9 @@ impl<'a> SpliceBuf<'a> {
         }
         self.current.truncate(self.current.len() - expected.len());
         match (self.compact, u32::try_from(region.len)) {
-            (true, Ok(len)) if len < u32::MAX => put_unsigned_varint(&mut self.current, len + 1),
+            (true, Ok(len)) if len < u32::MAX => {
+                crate::varint::put_unsigned(&mut self.current, u64::from(len + 1))
+            }
             (false, Ok(len)) if i32::try_from(len).is_ok() => self.current.put_u32(len),
             _ => {
                 self.misplaced_marker = true;
@@ -137,15 +139,6 @@ impl<'a> SpliceBuf<'a> {
         self.chunks.push(Chunk::Bytes(head));
         self.chunks.push(Chunk::File(region.clone()));
     }
-}
-
-/// Kafka's unsigned varint (7 bits per byte, low bits first).
-fn put_unsigned_varint(buf: &mut BytesMut, mut value: u32) {
-    while value >= 0x80 {
-        buf.put_u8((value & 0x7f) as u8 | 0x80);
-        value >>= 7;
-    }
-    buf.put_u8(value as u8);
 }
 
 // The crate's only unsafe code (the lint is `deny` elsewhere): the encoder

@@ -1,8 +1,16 @@
 //! The transaction coordinator (Kafka's `TransactionCoordinator` and
-//! `TransactionStateManager`, transaction protocol version 1): each
-//! transactional id's producer id, epoch and transaction state, kept as
-//! records in `__transaction_state` and replayed on start, like the group
-//! coordinator's.
+//! `TransactionStateManager`): each transactional id's producer id, epoch
+//! and transaction state, kept as records in `__transaction_state` and
+//! replayed on start, like the group coordinator's.
+//!
+//! Both transaction protocol versions (KIP-890). Version 1 clients add
+//! partitions with AddPartitionsToTxn / AddOffsetsToTxn and keep their
+//! epoch across transactions. Version 2 clients (Produce v12+,
+//! TxnOffsetCommit v5+, EndTxn v5+) add partitions implicitly with their
+//! first write, and every EndTxn bumps the epoch: the markers carry the
+//! new epoch, the answer hands it to the producer, and an exhausted epoch
+//! moves the id to a new producer id. A retried EndTxn (the old epoch, or
+//! the old producer id after a rotation) gets the same answer.
 //!
 //! States (Kafka's ids): Empty → Ongoing (partitions added) →
 //! PrepareCommit / PrepareAbort (EndTxn; the record is in the log before any
@@ -117,10 +125,11 @@ impl TxnState {
     }
 }
 
-/// Writes transaction markers into partition logs: the broker knows the
-/// logs and the group coordinator (markers in `__consumer_offsets` make
-/// transactional offsets visible).
-pub trait MarkerWriter {
+/// What the coordinator needs from the broker: markers written into
+/// partition logs (the broker knows the logs and the group coordinator;
+/// markers in `__consumer_offsets` make transactional offsets visible),
+/// and new producer ids.
+pub trait TxnHost {
     /// Appends a marker of `producer_id` at `epoch` to `topic`-`partition`.
     ///
     /// # Errors
@@ -133,6 +142,12 @@ pub trait MarkerWriter {
         epoch: i16,
         commit: bool,
     ) -> Result<(), ResponseError>;
+
+    /// A producer id never handed out before.
+    ///
+    /// # Errors
+    /// The allocator cannot store its next block.
+    fn next_producer_id(&self) -> Result<i64, ResponseError>;
 }
 
 /// One transactional id.
@@ -149,6 +164,9 @@ struct TxnMetadata {
     partitions: BTreeSet<(String, i32)>,
     start_ms: i64,
     last_update_ms: i64,
+    /// The transaction protocol version of the client's last transaction
+    /// (0 for version 1 clients, 2 for version 2).
+    client_version: i16,
 }
 
 impl TxnMetadata {
@@ -165,13 +183,16 @@ impl TxnMetadata {
             partitions: by_topic.into_iter().collect(),
             last_update_ms: self.last_update_ms,
             start_ms: self.start_ms,
+            previous_producer_id: self.last_producer_id,
+            next_producer_id: -1,
+            client_version: self.client_version,
         }
     }
 
     fn from_record(record: TxnRecord) -> Self {
         Self {
             producer_id: record.producer_id,
-            last_producer_id: -1,
+            last_producer_id: record.previous_producer_id,
             epoch: record.producer_epoch,
             last_epoch: -1,
             timeout_ms: record.timeout_ms,
@@ -183,6 +204,7 @@ impl TxnMetadata {
                 .collect(),
             start_ms: record.start_ms,
             last_update_ms: record.last_update_ms,
+            client_version: record.client_version,
         }
     }
 }
@@ -348,8 +370,7 @@ impl TransactionCoordinator {
         id: &str,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
-        next_producer_id: &dyn Fn() -> Result<i64, ResponseError>,
-        markers: &dyn MarkerWriter,
+        host: &dyn TxnHost,
     ) -> Result<(i64, i16), ResponseError> {
         if id.is_empty() || id.len() > MAX_ID_BYTES {
             return Err(ResponseError::InvalidRequest);
@@ -360,19 +381,12 @@ impl TransactionCoordinator {
         self.ready(id)?;
         // An id expired while this waited for its lock is looked up anew.
         for _ in 0..3 {
-            let shared = self.get_or_create(id, timeout_ms, next_producer_id)?;
+            let shared = self.get_or_create(id, timeout_ms, host)?;
             let mut meta = lock(&shared);
             if meta.state == TxnState::Dead {
                 continue;
             }
-            return self.init_locked(
-                id,
-                &mut meta,
-                timeout_ms,
-                expected,
-                next_producer_id,
-                markers,
-            );
+            return self.init_locked(id, &mut meta, timeout_ms, expected, host);
         }
         Err(ResponseError::ConcurrentTransactions)
     }
@@ -382,13 +396,13 @@ impl TransactionCoordinator {
         &self,
         id: &str,
         timeout_ms: i32,
-        next_producer_id: &dyn Fn() -> Result<i64, ResponseError>,
+        host: &dyn TxnHost,
     ) -> Result<SharedTxn, ResponseError> {
         Ok(match self.get(id) {
             Some(shared) => shared,
             None => {
                 let created = Arc::new(Mutex::new(TxnMetadata {
-                    producer_id: next_producer_id()?,
+                    producer_id: host.next_producer_id()?,
                     last_producer_id: -1,
                     epoch: -1,
                     last_epoch: -1,
@@ -397,6 +411,7 @@ impl TransactionCoordinator {
                     partitions: BTreeSet::new(),
                     start_ms: -1,
                     last_update_ms: now_ms(),
+                    client_version: 0,
                 }));
                 lock(&self.txns)
                     .entry(id.to_owned())
@@ -413,8 +428,7 @@ impl TransactionCoordinator {
         meta: &mut TxnMetadata,
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
-        next_producer_id: &dyn Fn() -> Result<i64, ResponseError>,
-        markers: &dyn MarkerWriter,
+        host: &dyn TxnHost,
     ) -> Result<(i64, i16), ResponseError> {
         if let Some((pid, epoch)) = expected {
             let valid = meta.epoch < 0
@@ -431,7 +445,7 @@ impl TransactionCoordinator {
             TxnState::Ongoing => {
                 // Fence the current producer: bump the epoch and abort its
                 // transaction with it; the client retries.
-                self.fence_and_abort(id, meta, markers)?;
+                self.fence_and_abort(id, meta, host)?;
                 Err(ResponseError::ConcurrentTransactions)
             }
             TxnState::Empty
@@ -447,7 +461,7 @@ impl TransactionCoordinator {
                     // A retry of a bump that succeeded: the same answer.
                 } else if meta.epoch >= MAX_EPOCH {
                     next.last_producer_id = meta.producer_id;
-                    next.producer_id = next_producer_id()?;
+                    next.producer_id = host.next_producer_id()?;
                     next.epoch = 0;
                     next.last_epoch = -1;
                 } else {
@@ -512,7 +526,8 @@ impl TransactionCoordinator {
     }
 
     /// Handles AddPartitionsToTxn (and AddOffsetsToTxn, whose partition is
-    /// the group's `__consumer_offsets` partition).
+    /// the group's `__consumer_offsets` partition): transaction protocol
+    /// version 1.
     ///
     /// # Errors
     /// INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, CONCURRENT_TRANSACTIONS,
@@ -527,6 +542,18 @@ impl TransactionCoordinator {
         let shared = self.known(id)?;
         let mut meta = lock(&shared);
         Self::check_producer(&meta, producer_id, epoch)?;
+        self.add_locked(id, &mut meta, partitions, 0)
+    }
+
+    /// Adds `partitions` to the locked id's transaction, starting one if
+    /// none is ongoing, for a client of transaction protocol `version`.
+    fn add_locked(
+        &self,
+        id: &str,
+        meta: &mut TxnMetadata,
+        partitions: &[(String, i32)],
+        version: i16,
+    ) -> Result<(), ResponseError> {
         match meta.state {
             TxnState::PrepareCommit | TxnState::PrepareAbort | TxnState::PrepareEpochFence => {
                 return Err(ResponseError::ConcurrentTransactions)
@@ -550,26 +577,33 @@ impl TransactionCoordinator {
         next.partitions
             .extend(partitions.iter().map(|(t, p)| (t.clone(), *p)));
         next.last_update_ms = now;
+        next.client_version = version;
         self.store(id, &next)?;
         *meta = next;
         Ok(())
     }
 
-    /// Whether `producer_id` at `epoch` has an ongoing transaction holding
-    /// `topic`-`partition`; if so runs `append` under the transaction's
-    /// lock, so its end cannot slip in between (Kafka's produce-time
-    /// transaction verification, KIP-890 part 1).
+    /// Runs `append` under the transaction's lock if `producer_id` at
+    /// `epoch` has an ongoing transaction holding `topic`-`partition`, so
+    /// its end cannot slip in between (Kafka's produce-time transaction
+    /// verification, KIP-890 part 1). With `add` (a transaction protocol
+    /// version 2 write: Produce v12+, TxnOffsetCommit v5+) a partition not
+    /// yet in the transaction is added first, starting the transaction if
+    /// none is ongoing (KIP-890 part 2).
     ///
     /// # Errors
     /// INVALID_TXN_STATE if the partition is not in an ongoing transaction
-    /// of that producer, INVALID_PRODUCER_EPOCH for another epoch,
-    /// NOT_ENOUGH_REPLICAS (retriable) while the state loads.
+    /// of that producer (and `add` is off), INVALID_PRODUCER_EPOCH for
+    /// another epoch, CONCURRENT_TRANSACTIONS while the previous
+    /// transaction completes, NOT_ENOUGH_REPLICAS (retriable) while the
+    /// state loads.
     pub fn append_verified<T>(
         &self,
         producer_id: i64,
         epoch: i16,
         topic: &str,
         partition: i32,
+        add: bool,
         append: impl FnOnce() -> T,
     ) -> Result<T, ResponseError> {
         let id = lock(&self.by_producer).get(&producer_id).cloned();
@@ -580,24 +614,31 @@ impl TransactionCoordinator {
             return Err(ResponseError::NotEnoughReplicas);
         }
         let shared = self.get(&id).ok_or(ResponseError::InvalidTxnState)?;
-        let meta = lock(&shared);
-        if meta.producer_id != producer_id {
+        let mut meta = lock(&shared);
+        if meta.producer_id != producer_id || meta.state == TxnState::Dead {
             return Err(ResponseError::InvalidTxnState);
         }
         if meta.epoch != epoch {
             return Err(ResponseError::InvalidProducerEpoch);
         }
-        if meta.state != TxnState::Ongoing
-            || !meta.partitions.contains(&(topic.to_owned(), partition))
-        {
-            return Err(ResponseError::InvalidTxnState);
+        let key = (topic.to_owned(), partition);
+        if meta.state != TxnState::Ongoing || !meta.partitions.contains(&key) {
+            if !add {
+                return Err(ResponseError::InvalidTxnState);
+            }
+            self.add_locked(&id, &mut meta, &[key], 2)?;
         }
         Ok(append())
     }
 
     /// Handles EndTxn: Prepare record, markers on every partition,
-    /// Complete record. A retry of a completed end answers as before; the
-    /// other end of a completed transaction is INVALID_TXN_STATE.
+    /// Complete record; the answer is the producer id and epoch for the
+    /// next transaction. With `bump` (transaction protocol version 2,
+    /// EndTxn v5+) the epoch is bumped by every end, an abort with nothing
+    /// in the transaction still ends one, and a retry (the previous epoch,
+    /// or the previous producer id after a rotation) answers as the first
+    /// did. A retried version 1 end answers as the first did too; the other
+    /// end of a completed transaction is INVALID_TXN_STATE.
     ///
     /// # Errors
     /// INVALID_PRODUCER_ID_MAPPING, PRODUCER_FENCED, INVALID_TXN_STATE,
@@ -608,19 +649,65 @@ impl TransactionCoordinator {
         producer_id: i64,
         epoch: i16,
         commit: bool,
-        markers: &dyn MarkerWriter,
-    ) -> Result<(), ResponseError> {
+        bump: bool,
+        host: &dyn TxnHost,
+    ) -> Result<(i64, i16), ResponseError> {
         let shared = self.known(id)?;
         let mut meta = lock(&shared);
+        if bump && Self::is_retry_of_bumped_end(&meta, producer_id, epoch) {
+            return match (meta.state, commit) {
+                (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => {
+                    Ok((meta.producer_id, meta.epoch))
+                }
+                (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                    Err(ResponseError::ConcurrentTransactions)
+                }
+                _ => Err(ResponseError::InvalidTxnState),
+            };
+        }
         Self::check_producer(&meta, producer_id, epoch)?;
         match (meta.state, commit) {
-            (TxnState::Ongoing, _) => self.finish(id, &mut meta, commit, markers),
-            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) => Ok(()),
-            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
-                Err(ResponseError::ConcurrentTransactions)
+            (TxnState::Ongoing, _) => {}
+            // Version 2: the client cannot know whether its writes reached
+            // the partitions, so an abort of nothing ends a transaction.
+            (TxnState::Empty | TxnState::CompleteCommit | TxnState::CompleteAbort, false)
+                if bump => {}
+            (TxnState::CompleteCommit, true) | (TxnState::CompleteAbort, false) if !bump => {
+                return Ok((producer_id, epoch))
             }
-            _ => Err(ResponseError::InvalidTxnState),
+            (TxnState::PrepareCommit, true) | (TxnState::PrepareAbort, false) => {
+                return Err(ResponseError::ConcurrentTransactions)
+            }
+            _ => return Err(ResponseError::InvalidTxnState),
         }
+        let mut next = meta.clone();
+        if bump {
+            next.last_epoch = meta.epoch;
+            next.epoch = meta.epoch.saturating_add(1);
+            next.client_version = 2;
+        }
+        self.prepare(id, &mut next, commit)?;
+        *meta = next;
+        self.complete(id, &mut meta, host)?;
+        Ok((meta.producer_id, meta.epoch))
+    }
+
+    /// Whether a version 2 EndTxn of `producer_id` at `epoch` repeats the
+    /// end that moved the id to its current epoch or producer id.
+    fn is_retry_of_bumped_end(meta: &TxnMetadata, producer_id: i64, epoch: i16) -> bool {
+        let ended = matches!(
+            meta.state,
+            TxnState::PrepareCommit
+                | TxnState::PrepareAbort
+                | TxnState::CompleteCommit
+                | TxnState::CompleteAbort
+        );
+        let previous_epoch =
+            producer_id == meta.producer_id && epoch >= 0 && epoch + 1 == meta.epoch;
+        let previous_id = producer_id == meta.last_producer_id
+            && producer_id != meta.producer_id
+            && meta.epoch == 0;
+        ended && meta.client_version >= 2 && (previous_epoch || previous_id)
     }
 
     /// Aborts the locked ongoing transaction with the producer's epoch
@@ -630,42 +717,46 @@ impl TransactionCoordinator {
         &self,
         id: &str,
         meta: &mut TxnMetadata,
-        markers: &dyn MarkerWriter,
+        host: &dyn TxnHost,
     ) -> Result<(), ResponseError> {
         let mut next = meta.clone();
         if next.epoch < MAX_EPOCH {
             next.epoch += 1;
         }
         next.last_epoch = -1;
-        let outcome = self.finish(id, &mut next, false, markers);
-        if next.state != TxnState::Ongoing {
-            *meta = next;
-        }
-        outcome
+        self.prepare(id, &mut next, false)?;
+        *meta = next;
+        self.complete(id, meta, host)
     }
 
-    /// Ends the locked transaction: Prepare record, markers, Complete record.
-    fn finish(
+    /// Stores the Prepare record of the locked transaction; `meta` becomes
+    /// it only once stored.
+    fn prepare(&self, id: &str, meta: &mut TxnMetadata, commit: bool) -> Result<(), ResponseError> {
+        let mut prepared = meta.clone();
+        prepared.state = if commit {
+            TxnState::PrepareCommit
+        } else {
+            TxnState::PrepareAbort
+        };
+        prepared.last_update_ms = now_ms();
+        self.store(id, &prepared)?;
+        *meta = prepared;
+        Ok(())
+    }
+
+    /// Completes the locked prepared transaction: markers (with its epoch)
+    /// on every partition, then the Complete record. A version 2 client
+    /// whose epoch is exhausted moves to a new producer id at epoch 0.
+    fn complete(
         &self,
         id: &str,
         meta: &mut TxnMetadata,
-        commit: bool,
-        markers: &dyn MarkerWriter,
+        host: &dyn TxnHost,
     ) -> Result<(), ResponseError> {
-        if !matches!(meta.state, TxnState::PrepareCommit | TxnState::PrepareAbort) {
-            let mut prepared = meta.clone();
-            prepared.state = if commit {
-                TxnState::PrepareCommit
-            } else {
-                TxnState::PrepareAbort
-            };
-            prepared.last_update_ms = now_ms();
-            self.store(id, &prepared)?;
-            *meta = prepared;
-        }
+        let commit = meta.state == TxnState::PrepareCommit;
         for (topic, partition) in &meta.partitions {
             if let Err(e) =
-                markers.write_marker(topic, *partition, meta.producer_id, meta.epoch, commit)
+                host.write_marker(topic, *partition, meta.producer_id, meta.epoch, commit)
             {
                 // A deleted partition needs no marker; any other failure
                 // leaves the transaction prepared, for the next tick.
@@ -683,7 +774,21 @@ impl TransactionCoordinator {
         };
         complete.partitions.clear();
         complete.last_update_ms = now_ms();
+        if complete.client_version >= 2 && complete.epoch >= MAX_EPOCH {
+            complete.last_producer_id = complete.producer_id;
+            complete.producer_id = host.next_producer_id()?;
+            complete.epoch = 0;
+            complete.last_epoch = -1;
+        }
         self.store(id, &complete)?;
+        if complete.producer_id != meta.producer_id {
+            info!(
+                transactional_id = id,
+                producer_id = complete.producer_id,
+                "epoch exhausted; moved to a new producer id"
+            );
+            lock(&self.by_producer).insert(complete.producer_id, id.to_owned());
+        }
         *meta = complete;
         Ok(())
     }
@@ -691,7 +796,7 @@ impl TransactionCoordinator {
     /// Background work at `now_ms`: completes transactions left prepared
     /// (by a crash), aborts those past their timeout with the epoch bumped,
     /// and forgets ids idle past `transactional.id.expiration.ms`.
-    pub fn tick(&self, markers: &dyn MarkerWriter) {
+    pub fn tick(&self, host: &dyn TxnHost) {
         let now = now_ms();
         let all: Vec<(String, SharedTxn)> = lock(&self.txns)
             .iter()
@@ -704,8 +809,7 @@ impl TransactionCoordinator {
             let mut meta = lock(&shared);
             match meta.state {
                 TxnState::PrepareCommit | TxnState::PrepareAbort => {
-                    let commit = meta.state == TxnState::PrepareCommit;
-                    if let Err(e) = self.finish(&id, &mut meta, commit, markers) {
+                    if let Err(e) = self.complete(&id, &mut meta, host) {
                         warn!(transactional_id = %id, cause = ?e, "cannot complete a prepared transaction");
                     }
                 }
@@ -713,7 +817,7 @@ impl TransactionCoordinator {
                     if now.saturating_sub(meta.start_ms) > i64::from(meta.timeout_ms) =>
                 {
                     info!(transactional_id = %id, producer_id = meta.producer_id, "aborting a timed-out transaction");
-                    if let Err(e) = self.fence_and_abort(&id, &mut meta, markers) {
+                    if let Err(e) = self.fence_and_abort(&id, &mut meta, host) {
                         warn!(transactional_id = %id, cause = ?e, "cannot abort a timed-out transaction");
                     }
                 }
@@ -809,11 +913,19 @@ mod tests {
     /// (topic, partition, producer id, epoch, commit) per marker.
     type Marker = (String, i32, i64, i16, bool);
 
-    /// Records every marker; refuses none.
-    #[derive(Default)]
-    struct Markers(Mutex<Vec<Marker>>);
+    /// Records every marker, refuses none; producer ids from 100 up.
+    struct Markers(Mutex<Vec<Marker>>, std::sync::atomic::AtomicI64);
 
-    impl MarkerWriter for Markers {
+    impl Default for Markers {
+        fn default() -> Self {
+            Self(
+                Mutex::new(Vec::new()),
+                std::sync::atomic::AtomicI64::new(100),
+            )
+        }
+    }
+
+    impl TxnHost for Markers {
         fn write_marker(
             &self,
             topic: &str,
@@ -824,6 +936,10 @@ mod tests {
         ) -> Result<(), ResponseError> {
             lock(&self.0).push((topic.into(), partition, producer_id, epoch, commit));
             Ok(())
+        }
+
+        fn next_producer_id(&self) -> Result<i64, ResponseError> {
+            Ok(self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst))
         }
     }
 
@@ -849,34 +965,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path().join("meta")).unwrap();
         let markers = Markers::default();
-        let ids = std::sync::atomic::AtomicI64::new(100);
-        let next = || Ok(ids.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
         {
             let txns = coordinator(dir.path(), &db);
-            let (pid, epoch) = txns
-                .init_producer_id("tx", 60_000, None, &next, &markers)
-                .unwrap();
+            let (pid, epoch) = txns.init_producer_id("tx", 60_000, None, &markers).unwrap();
             assert_eq!((pid, epoch), (100, 0));
             let parts = [("t".to_owned(), 0), ("t".to_owned(), 1)];
             txns.add_partitions("tx", pid, epoch, &parts).unwrap();
-            assert_eq!(txns.append_verified(pid, epoch, "t", 1, || 7).unwrap(), 7);
             assert_eq!(
-                txns.append_verified(pid, epoch, "t", 2, || 7).unwrap_err(),
+                txns.append_verified(pid, epoch, "t", 1, false, || 7)
+                    .unwrap(),
+                7
+            );
+            assert_eq!(
+                txns.append_verified(pid, epoch, "t", 2, false, || 7)
+                    .unwrap_err(),
                 ResponseError::InvalidTxnState
             );
-            txns.end_txn("tx", pid, epoch, true, &markers).unwrap();
+            txns.end_txn("tx", pid, epoch, true, false, &markers)
+                .unwrap();
             assert_eq!(lock(&markers.0).len(), 2);
             // A retry of the commit answers the same; an abort now is wrong.
-            txns.end_txn("tx", pid, epoch, true, &markers).unwrap();
+            txns.end_txn("tx", pid, epoch, true, false, &markers)
+                .unwrap();
             assert_eq!(
-                txns.end_txn("tx", pid, epoch, false, &markers),
+                txns.end_txn("tx", pid, epoch, false, false, &markers),
                 Err(ResponseError::InvalidTxnState)
             );
             txns.add_partitions("tx", pid, epoch, &parts[..1]).unwrap();
             // A second producer fences the first: its open transaction is
             // aborted with a bumped epoch, and it retries.
             assert_eq!(
-                txns.init_producer_id("tx", 60_000, None, &next, &markers),
+                txns.init_producer_id("tx", 60_000, None, &markers),
                 Err(ResponseError::ConcurrentTransactions)
             );
             assert_eq!(
@@ -884,8 +1003,7 @@ mod tests {
                 &("t".into(), 0, pid, 1, false)
             );
             assert_eq!(
-                txns.init_producer_id("tx", 60_000, None, &next, &markers)
-                    .unwrap(),
+                txns.init_producer_id("tx", 60_000, None, &markers).unwrap(),
                 (pid, 2)
             );
             assert_eq!(
@@ -907,5 +1025,74 @@ mod tests {
             txns.describe("nope").unwrap_err(),
             ResponseError::TransactionalIdNotFound
         );
+    }
+
+    #[test]
+    fn version_2_bumps_the_epoch_per_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("meta")).unwrap();
+        let markers = Markers::default();
+        let txns = coordinator(dir.path(), &db);
+        let (pid, epoch) = txns.init_producer_id("tx", 60_000, None, &markers).unwrap();
+        // A Produce v12 adds its partition implicitly.
+        assert_eq!(
+            txns.append_verified(pid, epoch, "t", 0, true, || 1)
+                .unwrap(),
+            1
+        );
+        assert_eq!(txns.describe("tx").unwrap().state, TxnState::Ongoing);
+        let next = txns
+            .end_txn("tx", pid, epoch, true, true, &markers)
+            .unwrap();
+        assert_eq!(next, (pid, epoch + 1));
+        // The marker carries the new epoch.
+        assert_eq!(
+            lock(&markers.0).last().unwrap(),
+            &("t".into(), 0, pid, epoch + 1, true)
+        );
+        // A retry with the old epoch answers the same; the other end of it
+        // is INVALID_TXN_STATE; the old epoch cannot write.
+        assert_eq!(
+            txns.end_txn("tx", pid, epoch, true, true, &markers),
+            Ok(next)
+        );
+        assert_eq!(
+            txns.end_txn("tx", pid, epoch, false, true, &markers),
+            Err(ResponseError::InvalidTxnState)
+        );
+        assert_eq!(
+            txns.append_verified(pid, epoch, "t", 0, true, || ()),
+            Err(ResponseError::InvalidProducerEpoch)
+        );
+        // An abort of nothing still ends a transaction and bumps.
+        let aborted = txns
+            .end_txn("tx", pid, next.1, false, true, &markers)
+            .unwrap();
+        assert_eq!(aborted, (pid, epoch + 2));
+        // The state survives a reload, retries included.
+        drop(txns);
+        let txns = coordinator(dir.path(), &db);
+        assert_eq!(
+            txns.end_txn("tx", pid, next.1, false, true, &markers),
+            Ok(aborted)
+        );
+        // An exhausted epoch moves the id to a new producer id.
+        {
+            let shared = txns.get("tx").unwrap();
+            lock(&shared).epoch = MAX_EPOCH - 1;
+        }
+        txns.append_verified(pid, MAX_EPOCH - 1, "t", 0, true, || ())
+            .unwrap();
+        let rotated = txns
+            .end_txn("tx", pid, MAX_EPOCH - 1, true, true, &markers)
+            .unwrap();
+        assert_ne!(rotated.0, pid);
+        assert_eq!(rotated.1, 0);
+        assert_eq!(
+            txns.end_txn("tx", pid, MAX_EPOCH - 1, true, true, &markers),
+            Ok(rotated)
+        );
+        txns.append_verified(rotated.0, 0, "t", 1, true, || ())
+            .unwrap();
     }
 }

@@ -1,16 +1,22 @@
 //! The records the transaction coordinator keeps in `__transaction_state`,
-//! in Kafka's schemas (`TransactionLogKey` v0, `TransactionLogValue` v0), so
-//! Kafka's `TransactionLogMessageFormatter` decodes them.
+//! in Kafka's schemas (`TransactionLogKey` v0, `TransactionLogValue` v1 as
+//! Kafka writes it with `transaction.version` 2; v0 is read too), so Kafka's
+//! `TransactionLogMessageFormatter` decodes them.
 //!
-//! Key: int16 version 0, string transactional id. Value: int16 version 0,
+//! Key: int16 version 0, string transactional id. Value: int16 version,
 //! producer id i64, producer epoch i16, timeout i32, status i8, partitions
 //! (nullable array of topic string + int32 array), last update i64, start
-//! i64; null for a tombstone (an expired transactional id).
+//! i64; v1 is flexible (compact strings and arrays, tagged fields) and
+//! carries PreviousProducerId (tag 0), NextProducerId (tag 1) and
+//! ClientTransactionVersion (tag 2) as tagged fields. Null for a
+//! tombstone (an expired transactional id).
 
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::TxnState;
-use crate::coordinator::codec::{put_string, Reader};
+use crate::coordinator::codec::{
+    put_compact_len, put_compact_string, put_string, put_tagged, put_uvarint, Reader,
+};
 
 /// One transactional id's stored state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,6 +35,12 @@ pub struct TxnRecord {
     pub last_update_ms: i64,
     /// When the transaction started (-1 if none).
     pub start_ms: i64,
+    /// The producer id before the last rotation, or -1.
+    pub previous_producer_id: i64,
+    /// The producer id the next completion moves to, or -1.
+    pub next_producer_id: i64,
+    /// The transaction protocol version the client speaks (0 or 2).
+    pub client_version: i16,
 }
 
 /// The key of `transactional_id`'s record.
@@ -39,28 +51,52 @@ pub fn key(transactional_id: &str) -> Bytes {
     key.freeze()
 }
 
-/// The value of a record.
+/// The value of a record (version 1).
 pub fn value(record: &TxnRecord) -> Bytes {
     let mut v = BytesMut::with_capacity(64);
-    v.put_i16(0);
+    v.put_i16(1);
     v.put_i64(record.producer_id);
     v.put_i16(record.producer_epoch);
     v.put_i32(record.timeout_ms);
     v.put_i8(record.state.id());
     if record.state == TxnState::Empty {
-        v.put_i32(-1);
+        put_compact_len(&mut v, None);
     } else {
-        v.put_i32(i32::try_from(record.partitions.len()).unwrap_or(i32::MAX));
+        put_compact_len(&mut v, Some(record.partitions.len()));
         for (topic, partitions) in &record.partitions {
-            put_string(&mut v, topic);
-            v.put_i32(i32::try_from(partitions.len()).unwrap_or(i32::MAX));
+            put_compact_string(&mut v, topic);
+            put_compact_len(&mut v, Some(partitions.len()));
             for p in partitions {
                 v.put_i32(*p);
             }
+            put_uvarint(&mut v, 0);
         }
     }
     v.put_i64(record.last_update_ms);
     v.put_i64(record.start_ms);
+    // Tagged fields, written only when not their default (as Kafka does).
+    let tagged = [
+        (
+            0,
+            record.previous_producer_id != -1,
+            record.previous_producer_id.to_be_bytes().to_vec(),
+        ),
+        (
+            1,
+            record.next_producer_id != -1,
+            record.next_producer_id.to_be_bytes().to_vec(),
+        ),
+        (
+            2,
+            record.client_version != 0,
+            record.client_version.to_be_bytes().to_vec(),
+        ),
+    ];
+    let present: Vec<_> = tagged.iter().filter(|t| t.1).collect();
+    put_uvarint(&mut v, u32::try_from(present.len()).unwrap_or(0));
+    for (tag, _, data) in present {
+        put_tagged(&mut v, *tag, data);
+    }
     v.freeze()
 }
 
@@ -83,80 +119,132 @@ pub fn decode(
     };
     let mut r = Reader(value);
     let version = r.i16()?;
-    if version != 0 {
+    if !(0..=1).contains(&version) {
         return Err(format!(
             "TransactionLogValue version {version} is not supported"
         ));
     }
+    let flexible = version >= 1;
     let producer_id = r.i64()?;
     let producer_epoch = r.i16()?;
     let timeout_ms = r.i32()?;
     let state = TxnState::from_id(r.i8()?).ok_or("unknown transaction state")?;
-    let count = r.i32()?;
+    let count = if flexible {
+        r.compact_len()?
+    } else {
+        usize::try_from(r.i32()?).ok()
+    };
     let mut partitions = Vec::new();
-    for _ in 0..count.max(0) {
-        let topic = r.string()?;
-        let n = r.i32()?;
+    for _ in 0..count.unwrap_or(0) {
+        let topic = if flexible {
+            r.compact_string()?
+        } else {
+            r.string()?
+        };
+        let n = if flexible {
+            r.compact_len()?
+        } else {
+            usize::try_from(r.i32()?).ok()
+        };
         let mut ids = Vec::new();
-        for _ in 0..n.max(0) {
+        for _ in 0..n.unwrap_or(0) {
             ids.push(r.i32()?);
+        }
+        if flexible {
+            r.tagged_fields()?;
         }
         partitions.push((topic, ids));
     }
     let last_update_ms = r.i64()?;
     let start_ms = r.i64()?;
-    Ok(Some((
-        id,
-        Some(TxnRecord {
-            producer_id,
-            producer_epoch,
-            timeout_ms,
-            state,
-            partitions,
-            last_update_ms,
-            start_ms,
-        }),
-    )))
+    let mut record = TxnRecord {
+        producer_id,
+        producer_epoch,
+        timeout_ms,
+        state,
+        partitions,
+        last_update_ms,
+        start_ms,
+        previous_producer_id: -1,
+        next_producer_id: -1,
+        client_version: 0,
+    };
+    if flexible {
+        for (tag, data) in r.tagged_fields()? {
+            let mut field = Reader(data);
+            match tag {
+                0 => record.previous_producer_id = field.i64()?,
+                1 => record.next_producer_id = field.i64()?,
+                2 => record.client_version = field.i16()?,
+                _ => {}
+            }
+        }
+    }
+    Ok(Some((id, Some(record))))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_trip() {
-        let record = TxnRecord {
+    fn record(state: TxnState, partitions: Vec<(String, Vec<i32>)>) -> TxnRecord {
+        TxnRecord {
             producer_id: 7,
             producer_epoch: 3,
             timeout_ms: 60_000,
-            state: TxnState::PrepareCommit,
-            partitions: vec![("t".into(), vec![0, 2]), ("u".into(), vec![1])],
+            state,
+            partitions,
             last_update_ms: 5,
             start_ms: 4,
-        };
-        let decoded = decode(&key("tx"), Some(&value(&record))).unwrap();
-        assert_eq!(decoded, Some(("tx".into(), Some(record))));
-        let empty = TxnRecord {
-            state: TxnState::Empty,
-            partitions: Vec::new(),
-            start_ms: -1,
-            ..TxnRecord {
-                producer_id: 1,
-                producer_epoch: 0,
-                timeout_ms: 1,
-                state: TxnState::Empty,
-                partitions: Vec::new(),
-                last_update_ms: 0,
-                start_ms: -1,
-            }
-        };
+            previous_producer_id: -1,
+            next_producer_id: -1,
+            client_version: 0,
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let mut prepared = record(
+            TxnState::PrepareCommit,
+            vec![("t".into(), vec![0, 2]), ("u".into(), vec![1])],
+        );
+        prepared.previous_producer_id = 6;
+        prepared.client_version = 2;
+        let decoded = decode(&key("tx"), Some(&value(&prepared))).unwrap();
+        assert_eq!(decoded, Some(("tx".into(), Some(prepared))));
+        let empty = record(TxnState::Empty, Vec::new());
         let bytes = value(&empty);
-        // A null partition array, as Kafka writes for Empty.
-        assert_eq!(&bytes[17..21], &(-1i32).to_be_bytes());
+        // Version 1; a null partition array (compact: 0), as Kafka writes
+        // for Empty; no tagged fields at their defaults.
+        assert_eq!(&bytes[..2], &1i16.to_be_bytes());
+        assert_eq!(bytes[17], 0);
+        assert_eq!(bytes.len(), 2 + 8 + 2 + 4 + 1 + 1 + 8 + 8 + 1);
         assert_eq!(
             decode(&key("e"), Some(&bytes)).unwrap().unwrap().1,
             Some(empty)
         );
         assert_eq!(decode(&key("x"), None).unwrap(), Some(("x".into(), None)));
+    }
+
+    #[test]
+    fn reads_version_0() {
+        let mut v = BytesMut::new();
+        v.put_i16(0);
+        v.put_i64(7);
+        v.put_i16(3);
+        v.put_i32(60_000);
+        v.put_i8(TxnState::Ongoing.id());
+        v.put_i32(1);
+        put_string(&mut v, "t");
+        v.put_i32(2);
+        v.put_i32(0);
+        v.put_i32(2);
+        v.put_i64(5);
+        v.put_i64(4);
+        assert_eq!(
+            decode(&key("tx"), Some(&v)).unwrap().unwrap().1,
+            Some(record(TxnState::Ongoing, vec![("t".into(), vec![0, 2])]))
+        );
+        assert!(decode(&key("tx"), Some(&v[..20])).is_err());
     }
 }
