@@ -21,3 +21,4 @@ mod pipelining;
 mod produce_rules;
 mod support;
 mod transactions;
+mod transactions_v2;

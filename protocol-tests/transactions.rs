@@ -35,13 +35,13 @@ const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
 const PRODUCER_FENCED: i16 = 90;
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 
-fn tid(s: &str) -> TransactionalId {
+pub fn tid(s: &str) -> TransactionalId {
     TransactionalId(text(s))
 }
 
 /// A transactional batch of `count` records by (`producer`, `epoch`)
 /// starting at `sequence`.
-fn batch(producer: i64, epoch: i16, sequence: i32, count: i32) -> Bytes {
+pub fn batch(producer: i64, epoch: i16, sequence: i32, count: i32) -> Bytes {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(0));

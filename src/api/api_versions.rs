@@ -5,9 +5,11 @@
 //! retry with a version it finds there. v3+ requests must name the client
 //! software with Kafka's allowed characters, else INVALID_REQUEST.
 //!
-//! v3+ lists the features (KIP-584): `transaction.version` is supported
-//! from 0 to 2 and finalized at 2, as on a fresh Kafka 4.1 cluster, so
-//! Java 4.x producers speak transaction protocol version 2 (KIP-890).
+//! v3+ lists the features (KIP-584): `transaction.version` is finalized at
+//! 2, as on a fresh Kafka 4.1 cluster, so Java 4.x producers speak
+//! transaction protocol version 2 (KIP-890). It is supported from 0 to 2;
+//! as in Kafka, a supported range starting at 0 is listed from v4 only
+//! (KIP-1022: older clients cannot parse it).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::{
@@ -54,6 +56,7 @@ pub fn handle(version: i16, request: &ApiVersionsRequest) -> ApiVersionsResponse
     };
     let supported_features = FEATURES
         .iter()
+        .filter(|(_, min, _)| *min > 0 || version >= 4)
         .map(|(name, min, max)| {
             SupportedFeatureKey::default()
                 .with_name(StrBytes::from_static_str(name))

@@ -16,6 +16,9 @@
 //!   Compressed batches are checked and appended as blocking work (a
 //!   small batch may inflate to gigabytes): the worker's other tasks move
 //!   to another thread meanwhile.
+//! - Transactional batches go only into an ongoing transaction that holds
+//!   the partition (INVALID_TXN_STATE, TRANSACTION_ABORTABLE from v11, as
+//!   Kafka); v12+ (transaction protocol version 2) adds the partition.
 //! - Idempotent batches: a retry gets its original offset back;
 //!   OUT_OF_ORDER_SEQUENCE_NUMBER for a gap or a new epoch not starting at
 //!   0; INVALID_PRODUCER_EPOCH when fenced. A producer the partition has no
@@ -67,7 +70,7 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                             broker,
                             &meta.name,
                             data.index,
-                            version >= 12,
+                            version,
                             request.acks,
                             data.records,
                             now,
@@ -168,7 +171,7 @@ fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
-    add_to_transaction: bool,
+    version: i16,
     acks: i16,
     records: Option<Bytes>,
     now: i64,
@@ -218,11 +221,18 @@ fn append(
                 h.producer_epoch,
                 topic,
                 partition,
-                add_to_transaction,
+                version >= 12,
                 write,
             )
             .map_err(|e| {
                 Refusal::from(match e {
+                    // v11+ clients know TRANSACTION_ABORTABLE (Kafka's
+                    // answer to a failed verification); older ones get
+                    // INVALID_TXN_STATE.
+                    ResponseError::InvalidTxnState if version >= 11 => ApiError::new(
+                        ResponseError::TransactionAbortable,
+                        "Partition was not added to the transaction",
+                    ),
                     ResponseError::InvalidTxnState => {
                         ApiError::new(e, "Partition was not added to the transaction")
                     }
