@@ -22,14 +22,19 @@
 //! - batches are copied as stored when every record stays; otherwise
 //!   re-encoded with the survivors ([`BatchBuilder`]); a batch with no
 //!   survivors goes, unless it is an idempotent producer's last (then an
-//!   empty batch is kept); control batches and compressed batches that
-//!   would inflate past [`MAX_INFLATED`] are kept whole;
+//!   empty batch is kept); compressed batches that would inflate past
+//!   [`MAX_INFLATED`] are kept whole;
+//! - a transaction marker stays while any batch of its transaction is in
+//!   the log (read_committed consumers and recovery need it); the first
+//!   clean that finds none stamps it with a delete horizon, like a
+//!   tombstone, and it goes once the horizon has passed (Kafka's
+//!   `CleanedTransactionMetadata`, KIP-534). Aborted data goes at once;
 //! - each group is written aside and swapped in under the partition lock
 //!   (see `partition::cleaning` for the crash-safe protocol); reading and
 //!   writing happen without the lock, so produce and fetch never wait on
 //!   the cleaner for more than a few renames.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::{self, BufWriter, Write};
@@ -307,7 +312,8 @@ fn group_segments(
     groups
 }
 
-/// What to do with one stored batch.
+/// What to do with each stored batch of one pass, read in offset order
+/// from the log start.
 struct Filter<'a> {
     map: &'a HashMap<u128, i64>,
     /// Aborted transactions by producer (see [`CleanSnapshot`]).
@@ -315,19 +321,30 @@ struct Filter<'a> {
     now_ms: i64,
     horizon: i64,
     producer_last_offsets: &'a HashMap<i64, i64>,
+    /// Producers with a transactional batch read since their last marker:
+    /// the next marker of each still has data in the log.
+    in_transaction: HashSet<i64>,
 }
 
 impl Filter<'_> {
     /// The batch to write in place of `bytes`, `None` to drop it.
-    fn filter(&self, header: &BatchHeader, bytes: &[u8]) -> Option<Vec<u8>> {
+    fn filter(&mut self, header: &BatchHeader, bytes: &[u8]) -> Option<Vec<u8>> {
         if header.is_control() {
-            return Some(bytes.to_vec());
+            return self.filter_marker(header, bytes);
+        }
+        if header.is_transactional() {
+            self.in_transaction.insert(header.producer_id);
+        }
+        let last_of_producer = header.has_producer()
+            && self.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset());
+        if header.records_count == 0 {
+            // Emptied by an earlier clean: kept only while it holds its
+            // producer's state.
+            return last_of_producer.then(|| bytes.to_vec());
         }
         if is_aborted(self.aborted, header) {
             // Aborted data is never read committed: it goes, but for a
             // producer's last batch (its state).
-            let last_of_producer =
-                self.producer_last_offsets.get(&header.producer_id) == Some(&header.last_offset());
             return last_of_producer
                 .then(|| batch::empty_batch(bytes).ok())
                 .flatten();
@@ -353,9 +370,6 @@ impl Filter<'_> {
             return Some(bytes.to_vec());
         }
         if kept == 0 {
-            let last_of_producer = header.has_producer()
-                && self.producer_last_offsets.get(&header.producer_id)
-                    == Some(&header.last_offset());
             return last_of_producer
                 .then(|| batch::empty_batch(bytes).ok())
                 .flatten();
@@ -383,6 +397,33 @@ impl Filter<'_> {
         }
     }
 
+    /// A transaction marker: kept while its transaction has a batch in the
+    /// log, then stamped with the delete horizon, then dropped once the
+    /// horizon has passed.
+    fn filter_marker(&mut self, header: &BatchHeader, bytes: &[u8]) -> Option<Vec<u8>> {
+        if self.in_transaction.remove(&header.producer_id) {
+            return Some(bytes.to_vec());
+        }
+        match header.delete_horizon() {
+            Some(horizon) if self.now_ms >= horizon => None,
+            Some(_) => Some(bytes.to_vec()),
+            None => {
+                let stamped = BatchBuilder::new(bytes, Some(self.horizon)).and_then(|mut builder| {
+                    batch::walk_whole_records(bytes, header, MAX_INFLATED, |record| {
+                        builder.push(&record);
+                    })?;
+                    builder
+                        .finish()
+                        .map_err(|e| BatchError::Corrupt(e.to_string()))
+                });
+                Some(stamped.unwrap_or_else(|e| {
+                    warn!(offset = header.base_offset, cause = %e, "cleaner keeps a marker it cannot re-encode whole");
+                    bytes.to_vec()
+                }))
+            }
+        }
+    }
+
     fn retain(&self, header: &BatchHeader, record: &batch::RecordView<'_>) -> bool {
         let Some(key) = record.key else {
             return false;
@@ -405,7 +446,7 @@ impl Filter<'_> {
 fn write_group(
     group: &[SegmentSnapshot],
     path: &Path,
-    filter: &Filter<'_>,
+    filter: &mut Filter<'_>,
     throttle: &mut Throttle,
     stop: &dyn Fn() -> bool,
 ) -> io::Result<Option<Vec<BatchEntry>>> {
@@ -476,19 +517,20 @@ pub(crate) fn clean(
         return Ok(Outcome::Aborted);
     };
     let snapshot = &plan.snapshot;
-    let filter = Filter {
+    let mut filter = Filter {
         map: &map,
         aborted: &snapshot.aborted,
         now_ms,
         horizon: now_ms.saturating_add(snapshot.config.delete_retention_ms),
         producer_last_offsets: &snapshot.producer_last_offsets,
+        in_transaction: HashSet::new(),
     };
     debug!(topic = %log.topic, partition = log.partition, first_dirty = snapshot.first_dirty,
         end, keys = map.len(), "cleaning");
     for group in group_segments(&snapshot.segments, end, snapshot.config.segment_bytes) {
         let Some(first) = group.first() else { continue };
         let path = log.dir().join(cleaning_file_name(first.base));
-        let result = write_group(&group, &path, &filter, &mut throttle, stop);
+        let result = write_group(&group, &path, &mut filter, &mut throttle, stop);
         let entries = match result {
             Ok(Some(entries)) => entries,
             Ok(None) => return Ok(Outcome::Aborted),
@@ -849,23 +891,64 @@ mod tests {
         assert_eq!(log.append(next, NOW).unwrap().base_offset, end);
     }
 
+    /// `batch` with the attribute `bits` set (transactional 1 << 4,
+    /// control 1 << 5), its CRC recomputed.
+    fn with_attributes(mut batch: Vec<u8>, bits: i16) -> Vec<u8> {
+        let attributes = i16::from_be_bytes([batch[21], batch[22]]) | bits;
+        batch[21..23].copy_from_slice(&attributes.to_be_bytes());
+        let crc = crc32c::crc32c(&batch[21..]);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        batch
+    }
+
+    fn filter<'a>(map: &'a HashMap<u128, i64>, now: i64) -> Filter<'a> {
+        static NONE: std::sync::OnceLock<(HashMap<i64, Vec<(i64, i64)>>, HashMap<i64, i64>)> =
+            std::sync::OnceLock::new();
+        let (aborted, last) = NONE.get_or_init(Default::default);
+        Filter {
+            map,
+            aborted,
+            now_ms: now,
+            horizon: now + 1000,
+            producer_last_offsets: last,
+            in_transaction: HashSet::new(),
+        }
+    }
+
     #[test]
-    fn control_and_oversized_batches_are_kept_whole() {
+    fn markers_stay_while_their_transaction_has_data_then_for_the_horizon() {
+        let map = HashMap::new();
+        let data = with_attributes(encode(&[("a", Some("1"))], Compression::None, (5, 0, 0)), 1 << 4);
+        let marker = with_attributes(encode(&[("m", Some("x"))], Compression::None, (5, 0, -1)), 3 << 4);
+        let parse = |b: &[u8]| BatchHeader::parse(b).unwrap();
+        // Its data in the log: the marker stays as it is.
+        let mut pass = filter(&map, NOW);
+        assert_eq!(pass.filter(&parse(&data), &data), Some(data.clone()));
+        assert_eq!(pass.filter(&parse(&marker), &marker), Some(marker.clone()));
+        // No data left: stamped with the horizon (records unchanged) ...
+        let stamped = filter(&map, NOW).filter(&parse(&marker), &marker).unwrap();
+        let header = parse(&stamped);
+        assert!(header.is_control() && header.is_transactional());
+        assert_eq!(header.delete_horizon(), Some(NOW + 1000));
+        assert_eq!(header.records_count, 1);
+        // ... kept until the horizon, dropped from it on.
+        let mut before = filter(&map, NOW + 999);
+        assert_eq!(before.filter(&header, &stamped), Some(stamped.clone()));
+        assert_eq!(filter(&map, NOW + 1000).filter(&header, &stamped), None);
+        // Another producer's data does not hold it.
+        let other = with_attributes(encode(&[("b", Some("1"))], Compression::None, (6, 0, 0)), 1 << 4);
+        let mut pass = filter(&map, NOW + 1000);
+        pass.filter(&parse(&other), &other);
+        assert_eq!(pass.filter(&header, &stamped), None);
+        // An emptied batch that is no producer's last goes.
+        let empty = batch::empty_batch(&data).unwrap();
+        assert_eq!(filter(&map, NOW).filter(&parse(&empty), &empty), None);
+    }
+
+    #[test]
+    fn oversized_batches_are_kept_whole() {
         let map = HashMap::from([(key_hash(b"a"), 100)]);
-        let filter = Filter {
-            map: &map,
-            aborted: &HashMap::new(),
-            now_ms: NOW,
-            horizon: NOW,
-            producer_last_offsets: &HashMap::new(),
-        };
-        let mut control = encode(&[("a", Some("1"))], Compression::None, (5, 0, 0));
-        let attributes = i16::from_be_bytes([control[21], control[22]]) | (1 << 5);
-        control[21..23].copy_from_slice(&attributes.to_be_bytes());
-        let crc = crc32c::crc32c(&control[21..]);
-        control[17..21].copy_from_slice(&crc.to_be_bytes());
-        let header = BatchHeader::parse(&control).unwrap();
-        assert_eq!(filter.filter(&header, &control), Some(control.clone()));
+        let mut filter = filter(&map, NOW);
         // An ordinary batch of the same superseded key goes.
         let plain = encode(&[("a", Some("1"))], Compression::Zstd, (-1, -1, -1));
         assert_eq!(
@@ -909,16 +992,10 @@ mod tests {
         let groups = group_segments(&plan.snapshot.segments, end, 500);
         let group = &groups[0];
         let (from, to) = (group[0].base, group.last().unwrap().next);
-        let filter = Filter {
-            map: &map,
-            aborted: &HashMap::new(),
-            now_ms: NOW,
-            horizon: NOW + 1000,
-            producer_last_offsets: &HashMap::new(),
-        };
+        let mut filter = filter(&map, NOW);
         let dir = fixture.dir.path().join("t-0");
         let cleaned = dir.join(cleaning_file_name(from));
-        write_group(group, &cleaned, &filter, &mut throttle, &|| false)
+        write_group(group, &cleaned, &mut filter, &mut throttle, &|| false)
             .unwrap()
             .unwrap();
         if step >= 2 {
