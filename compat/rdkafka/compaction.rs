@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::consumer::StreamConsumer;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset};
 use tokio::time::Instant;
 
@@ -21,10 +21,11 @@ const KEYS: usize = 1_000;
 /// Keys whose last record is a tombstone.
 const DELETED: usize = 10;
 
-/// Every (offset, key, value) from the log start to the high watermark.
-async fn read_all(consumer: &StreamConsumer) -> Vec<(i64, String, Option<String>)> {
-    let (_, high) = watermarks(consumer, TOPIC, 0);
-    assign(consumer, TOPIC, 1, Offset::Beginning);
+/// Every (offset, key, value) of partition 0 of `topic` from the log start
+/// to the high watermark (whose last offset must be a record).
+async fn read_all(consumer: &StreamConsumer, topic: &str) -> Vec<(i64, String, Option<String>)> {
+    let (_, high) = watermarks(consumer, topic, 0);
+    assign(consumer, topic, 1, Offset::Beginning);
     let until = Instant::now() + Duration::from_secs(60);
     let mut out = Vec::new();
     while out.last().is_none_or(|(o, _, _)| *o < high - 1) {
@@ -139,7 +140,7 @@ async fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
         }
         data.iter().filter(|r| r.2.is_none()).count()
     };
-    let records = read_all(&consumer).await;
+    let records = read_all(&consumer, TOPIC).await;
     let tombstones = check(&records);
     assert!(records.len() < KEYS + 200, "{} records left", records.len());
     println!(
@@ -158,7 +159,7 @@ async fn compaction_keeps_the_latest_value_per_key_at_its_offset() {
         })
         .await;
         let consumer = broker.consumer(&[]);
-        left = check(&read_all(&consumer).await);
+        left = check(&read_all(&consumer, TOPIC).await);
     }
 }
 
@@ -275,4 +276,142 @@ async fn a_changelog_stays_small() {
         "{ROUNDS} rounds over {STORE_KEYS} keys, {written} bytes written; partition size \
          (rounds, before the wait, after) {sizes:?}, bound {bound}"
     );
+}
+
+/// Transaction markers in the log, from its start to the high watermark
+/// (read straight from the partition).
+fn markers(log: &strom::log::PartitionLog) -> usize {
+    let mut offset = log.offsets().log_start_offset;
+    let mut found = 0;
+    loop {
+        let read = log.read(offset, 1 << 20, None).expect("read the log");
+        let Some(region) = read.records else {
+            return found;
+        };
+        let bytes = region.read().expect("read the batches");
+        let mut at = 0;
+        while at < bytes.len() {
+            let header = strom::log::BatchHeader::parse(&bytes[at..]).expect("a batch");
+            if header.is_control() {
+                found += 1;
+            }
+            offset = header.last_offset() + 1;
+            at += header.size;
+        }
+    }
+}
+
+/// Transactions into a compacted topic (the same 10 keys in each, every
+/// third aborted): the cleaner drops aborted data at once and each marker
+/// once no data of its transaction is left and `delete.retention.ms` has
+/// passed, until only the last transaction's marker is there; read
+/// committed still returns the last committed value of each key, and after
+/// a restart nothing is left open (last stable offset = high watermark).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_markers_go_with_their_data() {
+    const TXN_TOPIC: &str = "txn-compacted";
+    const TRANSACTIONS: usize = 30;
+    let settings = [("log.cleaner.backoff.ms", "50")];
+    let broker = TestBroker::start(&settings).await;
+    broker
+        .create_topic(
+            TXN_TOPIC,
+            1,
+            &[
+                ("cleanup.policy", "compact"),
+                ("segment.ms", "300"),
+                ("min.cleanable.dirty.ratio", "0.01"),
+                ("delete.retention.ms", "1000"),
+            ],
+        )
+        .await;
+    let producer = broker.producer(&[("transactional.id", "compacted-txn"), ("linger.ms", "5")]);
+    producer
+        .init_transactions(Duration::from_secs(30))
+        .expect("init_transactions");
+    let mut committed: HashMap<String, String> = HashMap::new();
+    for t in 0..TRANSACTIONS {
+        producer.begin_transaction().expect("begin");
+        let mut values = HashMap::new();
+        for k in 0..10 {
+            let (key, value) = (format!("k{k}"), format!("t{t}-{k}"));
+            producer
+                .send(
+                    FutureRecord::to(TXN_TOPIC)
+                        .partition(0)
+                        .key(&key)
+                        .payload(&value),
+                    Duration::from_secs(10),
+                )
+                .await
+                .expect("delivered");
+            values.insert(key, value);
+        }
+        if t % 3 == 1 {
+            producer
+                .abort_transaction(Duration::from_secs(30))
+                .expect("abort");
+        } else {
+            producer
+                .commit_transaction(Duration::from_secs(30))
+                .expect("commit");
+            committed.extend(values);
+        }
+        // Segments roll by time: each transaction in a segment of its own.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let log = broker.running.broker().logs.get(TXN_TOPIC, 0).expect("log");
+    // The cleaner is already at work (a marker per transaction was written;
+    // without them read_committed below would never get past the first).
+    let plain = broker.producer(&[("linger.ms", "0")]);
+    let until = Instant::now() + Duration::from_secs(90);
+    while markers(&log) > 1 {
+        assert!(Instant::now() < until, "{} markers left", markers(&log));
+        // Rolls segments so the last transaction's becomes cleanable.
+        let sentinel = FutureRecord::to(TXN_TOPIC)
+            .partition(0)
+            .key("sentinel")
+            .payload("s");
+        plain
+            .send(sentinel, Duration::from_secs(10))
+            .await
+            .expect("delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let check = |broker: &TestBroker| {
+        let consumer = broker.consumer(&[("isolation.level", "read_committed")]);
+        async move {
+            let mut seen = HashMap::new();
+            for (_, key, value) in read_all(&consumer, TXN_TOPIC).await {
+                if key != "sentinel" {
+                    assert!(
+                        seen.insert(key.clone(), value.clone()).is_none(),
+                        "{key} twice"
+                    );
+                }
+            }
+            seen
+        }
+    };
+    let seen = check(&broker).await;
+    let expected: HashMap<String, Option<String>> = committed
+        .iter()
+        .map(|(k, v)| (k.clone(), Some(v.clone())))
+        .collect();
+    assert_eq!(
+        seen, expected,
+        "read_committed: the last committed value of each key"
+    );
+
+    drop((log, producer, plain));
+    let dir = broker.stop().await;
+    let broker = TestBroker::start_in(dir, &settings).await;
+    let log = broker.running.broker().logs.get(TXN_TOPIC, 0).expect("log");
+    let offsets = log.offsets();
+    assert_eq!(
+        offsets.last_stable_offset, offsets.high_watermark,
+        "nothing open after a restart"
+    );
+    assert_eq!(check(&broker).await, expected, "after a restart");
 }

@@ -408,14 +408,15 @@ impl Filter<'_> {
             Some(horizon) if self.now_ms >= horizon => None,
             Some(_) => Some(bytes.to_vec()),
             None => {
-                let stamped = BatchBuilder::new(bytes, Some(self.horizon)).and_then(|mut builder| {
-                    batch::walk_whole_records(bytes, header, MAX_INFLATED, |record| {
-                        builder.push(&record);
-                    })?;
-                    builder
-                        .finish()
-                        .map_err(|e| BatchError::Corrupt(e.to_string()))
-                });
+                let stamped =
+                    BatchBuilder::new(bytes, Some(self.horizon)).and_then(|mut builder| {
+                        batch::walk_whole_records(bytes, header, MAX_INFLATED, |record| {
+                            builder.push(&record);
+                        })?;
+                        builder
+                            .finish()
+                            .map_err(|e| BatchError::Corrupt(e.to_string()))
+                    });
                 Some(stamped.unwrap_or_else(|e| {
                     warn!(offset = header.base_offset, cause = %e, "cleaner keeps a marker it cannot re-encode whole");
                     bytes.to_vec()
@@ -902,9 +903,9 @@ mod tests {
     }
 
     fn filter<'a>(map: &'a HashMap<u128, i64>, now: i64) -> Filter<'a> {
-        static NONE: std::sync::OnceLock<(HashMap<i64, Vec<(i64, i64)>>, HashMap<i64, i64>)> =
-            std::sync::OnceLock::new();
-        let (aborted, last) = NONE.get_or_init(Default::default);
+        // Empty maps that outlive the filter (a test-only leak).
+        let aborted: &'static HashMap<i64, Vec<(i64, i64)>> = Box::leak(Box::default());
+        let last: &'static HashMap<i64, i64> = Box::leak(Box::default());
         Filter {
             map,
             aborted,
@@ -918,8 +919,14 @@ mod tests {
     #[test]
     fn markers_stay_while_their_transaction_has_data_then_for_the_horizon() {
         let map = HashMap::new();
-        let data = with_attributes(encode(&[("a", Some("1"))], Compression::None, (5, 0, 0)), 1 << 4);
-        let marker = with_attributes(encode(&[("m", Some("x"))], Compression::None, (5, 0, -1)), 3 << 4);
+        let data = with_attributes(
+            encode(&[("a", Some("1"))], Compression::None, (5, 0, 0)),
+            1 << 4,
+        );
+        let marker = with_attributes(
+            encode(&[("m", Some("x"))], Compression::None, (5, 0, -1)),
+            3 << 4,
+        );
         let parse = |b: &[u8]| BatchHeader::parse(b).unwrap();
         // Its data in the log: the marker stays as it is.
         let mut pass = filter(&map, NOW);
@@ -936,7 +943,10 @@ mod tests {
         assert_eq!(before.filter(&header, &stamped), Some(stamped.clone()));
         assert_eq!(filter(&map, NOW + 1000).filter(&header, &stamped), None);
         // Another producer's data does not hold it.
-        let other = with_attributes(encode(&[("b", Some("1"))], Compression::None, (6, 0, 0)), 1 << 4);
+        let other = with_attributes(
+            encode(&[("b", Some("1"))], Compression::None, (6, 0, 0)),
+            1 << 4,
+        );
         let mut pass = filter(&map, NOW + 1000);
         pass.filter(&parse(&other), &other);
         assert_eq!(pass.filter(&header, &stamped), None);

@@ -85,6 +85,11 @@ impl TxnIndex {
         found
     }
 
+    /// Keeps only the aborted transactions `keep` accepts.
+    pub fn retain_aborted(&mut self, keep: impl Fn(&AbortedTxn) -> bool) {
+        self.aborted.retain(|t| keep(t));
+    }
+
     /// Forgets aborted transactions that ended before `log_start` (open
     /// ones stay until their marker: the last stable offset is clamped to
     /// the log start instead).

@@ -22,7 +22,7 @@
 //! `FileRegion` of a replaced file keep reading the old bytes: an unlinked
 //! file stays readable while open.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io;
 use std::path::Path;
@@ -31,6 +31,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use super::{recovery::recover_segment, LogConfig, PartitionLog};
+use crate::log::batch;
 use crate::log::index::{BatchEntry, SegmentIndex};
 use crate::log::segment::{self, LogSegment};
 
@@ -292,11 +293,21 @@ impl PartitionLog {
         std::fs::rename(&swap, &path)?;
         sync_dir(&self.dir)?;
         let mut segment = LogSegment::open(&path, from)?;
+        let mut markers = HashSet::new();
         for entry in entries {
             self.index.insert(entry).map_err(io::Error::other)?;
             segment.max_timestamp = segment.max_timestamp.max(entry.max_timestamp);
+            if batch::is_control(entry.attributes) {
+                markers.insert(entry.base_offset);
+            }
         }
         state.segments.insert(from, segment);
+        // An abort whose marker the cleaner dropped (its data went first)
+        // is no longer reported to read_committed fetches: a consumer
+        // would skip the producer's later data waiting for that marker.
+        state.txns.retain_aborted(|t| {
+            !(from..to).contains(&t.last_offset) || markers.contains(&t.last_offset)
+        });
         Ok(true)
     }
 
