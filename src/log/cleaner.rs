@@ -374,27 +374,17 @@ impl Filter<'_> {
                 .then(|| batch::empty_batch(bytes).ok())
                 .flatten();
         }
-        let rebuilt = BatchBuilder::new(bytes, set_horizon.then_some(self.horizon)).and_then(
-            |mut builder| {
-                let mut index = 0;
-                batch::walk_whole_records(bytes, header, MAX_INFLATED, |record| {
-                    if keep.get(index).copied().unwrap_or(false) {
-                        builder.push(&record);
-                    }
-                    index += 1;
-                })?;
-                builder
-                    .finish()
-                    .map_err(|e| BatchError::Corrupt(e.to_string()))
+        let mut index = 0;
+        Some(rebuild(
+            bytes,
+            header,
+            set_horizon.then_some(self.horizon),
+            |_| {
+                let retained = keep.get(index).copied().unwrap_or(false);
+                index += 1;
+                retained
             },
-        );
-        match rebuilt {
-            Ok(rebuilt) => Some(rebuilt),
-            Err(e) => {
-                warn!(offset = header.base_offset, cause = %e, "cleaner keeps a batch it cannot re-encode whole");
-                Some(bytes.to_vec())
-            }
-        }
+        ))
     }
 
     /// A transaction marker: kept while its transaction has a batch in the
@@ -407,21 +397,7 @@ impl Filter<'_> {
         match header.delete_horizon() {
             Some(horizon) if self.now_ms >= horizon => None,
             Some(_) => Some(bytes.to_vec()),
-            None => {
-                let stamped =
-                    BatchBuilder::new(bytes, Some(self.horizon)).and_then(|mut builder| {
-                        batch::walk_whole_records(bytes, header, MAX_INFLATED, |record| {
-                            builder.push(&record);
-                        })?;
-                        builder
-                            .finish()
-                            .map_err(|e| BatchError::Corrupt(e.to_string()))
-                    });
-                Some(stamped.unwrap_or_else(|e| {
-                    warn!(offset = header.base_offset, cause = %e, "cleaner keeps a marker it cannot re-encode whole");
-                    bytes.to_vec()
-                }))
-            }
+            None => Some(rebuild(bytes, header, Some(self.horizon), |_| true)),
         }
     }
 
@@ -440,6 +416,31 @@ impl Filter<'_> {
                     .delete_horizon()
                     .is_none_or(|horizon| self.now_ms < horizon))
     }
+}
+
+/// `bytes` re-encoded with the records `keep` accepts (in order), stamped
+/// with `delete_horizon` unless it has one; the batch as it is if it
+/// cannot be re-encoded.
+fn rebuild(
+    bytes: &[u8],
+    header: &BatchHeader,
+    delete_horizon: Option<i64>,
+    mut keep: impl FnMut(&batch::RecordView<'_>) -> bool,
+) -> Vec<u8> {
+    let rebuilt = BatchBuilder::new(bytes, delete_horizon).and_then(|mut builder| {
+        batch::walk_whole_records(bytes, header, MAX_INFLATED, |record| {
+            if keep(&record) {
+                builder.push(&record);
+            }
+        })?;
+        builder
+            .finish()
+            .map_err(|e| BatchError::Corrupt(e.to_string()))
+    });
+    rebuilt.unwrap_or_else(|e| {
+        warn!(offset = header.base_offset, cause = %e, "cleaner keeps a batch it cannot re-encode whole");
+        bytes.to_vec()
+    })
 }
 
 /// Writes the cleaned form of `group` to `path`; the index entries of
