@@ -229,13 +229,14 @@ fn append(
                     // v11+ clients know TRANSACTION_ABORTABLE (Kafka's
                     // answer to a failed verification); older ones get
                     // INVALID_TXN_STATE.
-                    ResponseError::InvalidTxnState if version >= 11 => ApiError::new(
-                        ResponseError::TransactionAbortable,
+                    ResponseError::InvalidTxnState => ApiError::new(
+                        if version >= 11 {
+                            ResponseError::TransactionAbortable
+                        } else {
+                            e
+                        },
                         "Partition was not added to the transaction",
                     ),
-                    ResponseError::InvalidTxnState => {
-                        ApiError::new(e, "Partition was not added to the transaction")
-                    }
                     // The previous transaction is still completing: a
                     // retriable error every client knows (as Kafka maps it).
                     ResponseError::ConcurrentTransactions => {

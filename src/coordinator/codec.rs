@@ -11,12 +11,19 @@ use crate::varint;
 /// bytes; a longer one (a huge client id inside a member id) is cut at a
 /// character boundary, so the record still decodes.
 pub fn put_string(out: &mut BytesMut, s: &str) {
+    let s = cut(s);
+    out.put_i16(i16::try_from(s.len()).unwrap_or(i16::MAX));
+    out.put_slice(s.as_bytes());
+}
+
+/// `s` cut to the 32767 bytes a record string holds, at a character
+/// boundary.
+fn cut(s: &str) -> &str {
     let mut end = s.len().min(i16::MAX as usize);
     while !s.is_char_boundary(end) {
         end -= 1;
     }
-    out.put_i16(i16::try_from(end).unwrap_or(i16::MAX));
-    out.put_slice(&s.as_bytes()[..end]);
+    &s[..end]
 }
 
 /// Writes a nullable int16-length string (-1 for null).
@@ -40,12 +47,9 @@ pub fn put_uvarint(out: &mut BytesMut, value: u32) {
 
 /// Writes a compact (uvarint length + 1) string, cut like [`put_string`].
 pub fn put_compact_string(out: &mut BytesMut, s: &str) {
-    let mut end = s.len().min(i16::MAX as usize);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    put_uvarint(out, u32::try_from(end + 1).unwrap_or(u32::MAX));
-    out.put_slice(&s.as_bytes()[..end]);
+    let s = cut(s);
+    put_uvarint(out, u32::try_from(s.len() + 1).unwrap_or(u32::MAX));
+    out.put_slice(s.as_bytes());
 }
 
 /// Writes a compact array length (`None` is a null array).

@@ -170,6 +170,16 @@ struct TxnMetadata {
 }
 
 impl TxnMetadata {
+    /// Replaces an exhausted producer id with a new one at epoch 0,
+    /// remembering the old one (retries of the old producer).
+    fn move_to_new_producer_id(&mut self, host: &dyn TxnHost) -> Result<(), ResponseError> {
+        self.last_producer_id = self.producer_id;
+        self.producer_id = host.next_producer_id()?;
+        self.epoch = 0;
+        self.last_epoch = -1;
+        Ok(())
+    }
+
     fn record(&self) -> TxnRecord {
         let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
         for (topic, partition) in &self.partitions {
@@ -460,10 +470,7 @@ impl TransactionCoordinator {
                 if retry {
                     // A retry of a bump that succeeded: the same answer.
                 } else if meta.epoch >= MAX_EPOCH {
-                    next.last_producer_id = meta.producer_id;
-                    next.producer_id = host.next_producer_id()?;
-                    next.epoch = 0;
-                    next.last_epoch = -1;
+                    next.move_to_new_producer_id(host)?;
                 } else {
                     if let Some((_, epoch)) = expected {
                         if meta.epoch >= 0 && epoch != meta.epoch {
@@ -775,10 +782,7 @@ impl TransactionCoordinator {
         complete.partitions.clear();
         complete.last_update_ms = now_ms();
         if complete.client_version >= 2 && complete.epoch >= MAX_EPOCH {
-            complete.last_producer_id = complete.producer_id;
-            complete.producer_id = host.next_producer_id()?;
-            complete.epoch = 0;
-            complete.last_epoch = -1;
+            complete.move_to_new_producer_id(host)?;
         }
         self.store(id, &complete)?;
         if complete.producer_id != meta.producer_id {
