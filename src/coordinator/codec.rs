@@ -162,6 +162,19 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// An array's length, compact in a `flexible` version, int32 before
+    /// (`None` for a null array).
+    ///
+    /// # Errors
+    /// Too few bytes.
+    pub fn array_len(&mut self, flexible: bool) -> Result<Option<usize>, String> {
+        if flexible {
+            self.compact_len()
+        } else {
+            Ok(usize::try_from(self.i32()?).ok())
+        }
+    }
+
     /// A compact string.
     ///
     /// # Errors

@@ -129,11 +129,7 @@ pub fn decode(
     let producer_epoch = r.i16()?;
     let timeout_ms = r.i32()?;
     let state = TxnState::from_id(r.i8()?).ok_or("unknown transaction state")?;
-    let count = if flexible {
-        r.compact_len()?
-    } else {
-        usize::try_from(r.i32()?).ok()
-    };
+    let count = r.array_len(flexible)?;
     let mut partitions = Vec::new();
     for _ in 0..count.unwrap_or(0) {
         let topic = if flexible {
@@ -141,11 +137,7 @@ pub fn decode(
         } else {
             r.string()?
         };
-        let n = if flexible {
-            r.compact_len()?
-        } else {
-            usize::try_from(r.i32()?).ok()
-        };
+        let n = r.array_len(flexible)?;
         let mut ids = Vec::new();
         for _ in 0..n.unwrap_or(0) {
             ids.push(r.i32()?);
