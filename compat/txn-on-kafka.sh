@@ -46,23 +46,18 @@ suite java timeout 600 bash compat/java/run.sh $TXN
 suite kafkajs timeout 600 bash compat/kafkajs/run.sh $TXN
 suite kcat timeout 300 bash compat/kcat/run.sh
 
-echo "== rdkafka (cargo test)"
-if cargo test --quiet --test compat_rdkafka transactions >"$results.cargo" 2>&1; then
-    echo "RESULT rdkafka transactions PASS $(grep 'test result' "$results.cargo")" | tee -a "$results"
-else
-    grep -E '^test |panicked|test result' "$results.cargo" | tail -n 20
-    echo "RESULT rdkafka transactions FAIL see above" | tee -a "$results"
-fi
-rm -f "$results.cargo"
-
-echo "== protocol test transactions_v2 (cargo test)"
-if cargo test --quiet --test protocol transaction_version_2 >"$results.cargo" 2>&1; then
-    echo "RESULT protocol txn-version-2 PASS $(grep 'test result' "$results.cargo")" | tee -a "$results"
-else
-    grep -E '^test |panicked|left|right|test result' "$results.cargo" | tail -n 20
-    echo "RESULT protocol txn-version-2 FAIL see above" | tee -a "$results"
-fi
-rm -f "$results.cargo"
+cargo_suite() { # cargo_suite CLIENT SCENARIO TARGET FILTER: one RESULT line
+    echo "== $1 (cargo test --test $3 $4)"
+    if cargo test --quiet --test "$3" "$4" >"$results.cargo" 2>&1; then
+        echo "RESULT $1 $2 PASS $(grep 'test result' "$results.cargo")" | tee -a "$results"
+    else
+        grep -E '^test |panicked|left|right|test result' "$results.cargo" | tail -n 20
+        echo "RESULT $1 $2 FAIL see above" | tee -a "$results"
+    fi
+    rm -f "$results.cargo"
+}
+cargo_suite rdkafka transactions compat_rdkafka transactions
+cargo_suite protocol txn-version-2 protocol transaction_version_2
 
 echo "== java, transaction.version=1"
 if "$KAFKA_HOME/bin/kafka-features.sh" --bootstrap-server "$KAFKA_BOOTSTRAP" downgrade --feature transaction.version=1 >/dev/null 2>&1; then

@@ -75,18 +75,31 @@ pub fn batch(producer: i64, epoch: i16, sequence: i32, count: i32) -> Bytes {
     buf.freeze()
 }
 
-async fn produce(client: &mut Client, records: Bytes, transactional_id: &str) -> i16 {
+/// A transactional Produce of `records` to `topic`-`partition` at
+/// `version`: the partition's error code.
+pub async fn produce_to(
+    client: &mut Client,
+    topic: &str,
+    partition: i32,
+    records: Bytes,
+    transactional_id: &str,
+    version: i16,
+) -> i16 {
     let request = ProduceRequest::default()
         .with_transactional_id(Some(tid(transactional_id)))
         .with_acks(-1)
         .with_timeout_ms(5000)
         .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(text(TOPIC)))
+            .with_name(TopicName(text(topic)))
             .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
+                .with_index(partition)
                 .with_records(Some(records))])]);
-    let response: ProduceResponse = client.request(ApiKey::Produce, 9, &request).await;
+    let response: ProduceResponse = client.request(ApiKey::Produce, version, &request).await;
     response.responses[0].partition_responses[0].error_code
+}
+
+async fn produce(client: &mut Client, records: Bytes, transactional_id: &str) -> i16 {
+    produce_to(client, TOPIC, 0, records, transactional_id, 9).await
 }
 
 async fn init(client: &mut Client, id: &str, timeout_ms: i32) -> InitProducerIdResponse {

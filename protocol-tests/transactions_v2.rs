@@ -10,19 +10,17 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_transactions_request::DescribeTransactionsRequest;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
 };
 use kafka_protocol::messages::*;
 
 use crate::support::{api_versions_request, text, Client, TestBroker};
-use crate::transactions::{batch, tid};
+use crate::transactions::{batch, produce_to as produce, tid};
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
 const INVALID_TXN_STATE: i16 = 48;
@@ -85,27 +83,6 @@ where
         assert!(Instant::now() < deadline, "{what}: still {code}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-async fn produce(
-    client: &mut Client,
-    topic: &str,
-    partition: i32,
-    records: Bytes,
-    id: &str,
-    version: i16,
-) -> i16 {
-    let request = ProduceRequest::default()
-        .with_transactional_id(Some(tid(id)))
-        .with_acks(-1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(text(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(partition)
-                .with_records(Some(records))])]);
-    let response: ProduceResponse = client.request(ApiKey::Produce, version, &request).await;
-    response.responses[0].partition_responses[0].error_code
 }
 
 /// EndTxn v5: (error, producer id, epoch), retried (as clients do) while
