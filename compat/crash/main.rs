@@ -103,6 +103,10 @@
 //!   committed transaction exactly once, nothing of an aborted or
 //!   abandoned one, all or nothing of an unknown one, and nothing else;
 //!   nothing is left hanging.
+//! - `jepsen_checker_finds_planted_anomalies` and `jepsen_transactions`:
+//!   a checker in the spirit of Jepsen's Kafka workload over several
+//!   transactional producers, a live reader and kills of the broker and of
+//!   producers mid-transaction; see `jepsen.rs`.
 //!
 //! Output ends with `crash: N passed, M failed` (after a libtest-style
 //! `test result:` line for `scripts/test.sh`); free arguments filter the
@@ -113,6 +117,8 @@
 //! (keep the data dirs of passing cases too). Every wait has a deadline,
 //! and a guard SIGKILLs the broker and the producer on every exit path,
 //! panics included.
+
+mod jepsen;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
@@ -177,7 +183,7 @@ const CLIENT_DEADLINE: Duration = Duration::from_secs(15);
 /// A case: a name and a run returning a one-line summary or the failure.
 type Case = (&'static str, fn(&mut Run) -> Result<String, String>);
 
-const CASES: [Case; 7] = [
+const CASES: [Case; 9] = [
     ("topic_survives_sigkill", topic_survives_sigkill),
     (
         "acked_messages_survive_sigkill",
@@ -197,6 +203,11 @@ const CASES: [Case; 7] = [
         offsets_cleaning_survives_sigkill,
     ),
     ("transactions_survive_sigkill", transactions_survive_sigkill),
+    (
+        "jepsen_checker_finds_planted_anomalies",
+        jepsen::jepsen_checker_finds_planted_anomalies,
+    ),
+    ("jepsen_transactions", jepsen::jepsen_transactions),
 ];
 
 /// Rounds of commit, SIGKILL, restart, read back.
@@ -247,6 +258,7 @@ fn main() -> ExitCode {
     match std::env::var(ROLE_VAR).as_deref() {
         Ok("producer") => return producer_main(),
         Ok("txn-producer") => return txn_producer_main(),
+        Ok("jepsen-producer") => return jepsen::jepsen_producer_main(),
         _ => {}
     }
     // Like libtest: free arguments filter the cases by name.
@@ -1110,7 +1122,7 @@ fn transactions_survive_sigkill(run: &mut Run) -> Result<String, String> {
     // watermark. Both are reached at once when the producer closed cleanly;
     // the deadline covers a coordinator still completing markers it had
     // prepared before the last kill.
-    let (open, offsets) = wait_until_settled(run.address)?;
+    let (open, offsets) = wait_until_settled(run.address, TOPIC, PARTITIONS)?;
     if !open.is_empty() {
         failures.push(format!(
             "transactions still open {CLIENT_DEADLINE:?} after the producer closed: {open:?}"
@@ -1125,7 +1137,7 @@ fn transactions_survive_sigkill(run: &mut Run) -> Result<String, String> {
         failures.push(format!("hanging transactions: {}", unstable.join("; ")));
     }
     let ends: BTreeMap<i32, i64> = offsets.iter().map(|(p, (_, hw))| (*p, *hw)).collect();
-    let records = consume_committed(run.address, &ends)?;
+    let records = consume_committed(run.address, TOPIC, &ends)?;
     failures.extend(check_transactions(&outcomes, &records));
     if kills.len() < TXN_KILL_AFTER.len() {
         failures.push(format!(
@@ -1300,6 +1312,8 @@ fn check_transactions(outcomes: &BTreeMap<usize, TxnOutcome>, records: &[Record]
 #[allow(clippy::type_complexity)]
 fn wait_until_settled(
     address: SocketAddr,
+    topic: &str,
+    partitions: i32,
 ) -> Result<(Vec<String>, BTreeMap<i32, (i64, i64)>), String> {
     let deadline = Instant::now() + CLIENT_DEADLINE;
     loop {
@@ -1308,9 +1322,9 @@ fn wait_until_settled(
             let mut raw = RawClient::connect(address)?;
             let open = raw.open_transactions()?;
             let mut offsets = BTreeMap::new();
-            for partition in 0..PARTITIONS {
-                let lso = raw.end_offset(partition, 1)?;
-                let hw = raw.end_offset(partition, 0)?;
+            for partition in 0..partitions {
+                let lso = raw.end_offset(topic, partition, 1)?;
+                let hw = raw.end_offset(topic, partition, 0)?;
                 offsets.insert(partition, (lso, hw));
             }
             Ok::<_, String>((open, offsets))
@@ -1330,11 +1344,13 @@ fn wait_until_settled(
     }
 }
 
-/// Reads both partitions with `isolation.level=read_committed` from the
-/// beginning until each reports its end (`ends`: the last stable offsets,
-/// which equal the high watermarks).
+/// Reads `topic`'s partitions (the keys of `ends`) with
+/// `isolation.level=read_committed` from the beginning until each reports
+/// its end (`ends`: the last stable offsets, which equal the high
+/// watermarks).
 fn consume_committed(
     address: SocketAddr,
+    topic: &str,
     ends: &BTreeMap<i32, i64>,
 ) -> Result<Vec<Record>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -1349,7 +1365,7 @@ fn consume_committed(
     let mut assignment = TopicPartitionList::new();
     for partition in ends.keys() {
         assignment
-            .add_partition_offset(TOPIC, *partition, Offset::Beginning)
+            .add_partition_offset(topic, *partition, Offset::Beginning)
             .map_err(|e| format!("assignment: {e}"))?;
     }
     consumer
@@ -1680,6 +1696,7 @@ struct TxnStats {
 /// purges must be served; with a `BaseProducer` nobody polls meanwhile).
 fn txn_producer(
     bootstrap: &str,
+    transactional_id: &str,
     verbose: bool,
     deadline: Instant,
     stats: &mut TxnStats,
@@ -1691,7 +1708,7 @@ fn txn_producer(
     let mut config = ClientConfig::new();
     config
         .set("bootstrap.servers", bootstrap)
-        .set("transactional.id", TXN_ID)
+        .set("transactional.id", transactional_id)
         .set("transaction.timeout.ms", "10000")
         .set("message.timeout.ms", "10000")
         .set("linger.ms", "2")
@@ -1725,16 +1742,24 @@ fn is_fatal(producer: &ThreadedProducer<TxnContext>, error: &KafkaError) -> bool
         || matches!(error, KafkaError::Transaction(e) if e.is_fatal())
 }
 
-/// Runs transaction `n`: begin, [`RECORDS_PER_TXN`] records over both
-/// partitions, then commit (`commit`) or abort, handling errors as an
-/// application does: retriable → call again, abortable → abort, fatal →
-/// give up this producer (the caller replaces it).
+/// One record of a transaction: partition, key, value.
+type TxnRecord = (i32, Option<String>, String);
+
+/// Runs one transaction (`label` names it in the log): begin, `records` to
+/// `topic` in order, then commit (`commit`) or abort, handling errors as
+/// an application does: retriable → call again, abortable → abort, fatal →
+/// give up this producer (the caller replaces it). `commit_requested` is
+/// called once, just before the first commit call.
+#[allow(clippy::too_many_arguments)]
 fn run_transaction(
     producer: &ThreadedProducer<TxnContext>,
-    n: usize,
+    label: &str,
+    topic: &str,
+    records: &[TxnRecord],
     commit: bool,
     deadline: Instant,
     stats: &mut TxnStats,
+    mut commit_requested_hook: impl FnMut(),
 ) -> TxnOutcome {
     let mut commit_requested = false;
     let lost = |requested: bool| {
@@ -1746,12 +1771,14 @@ fn run_transaction(
     };
     let produced = (|| {
         producer.begin_transaction()?;
-        for j in 0..RECORDS_PER_TXN {
-            let value = txn_payload(n, j);
+        for (partition, key, value) in records {
             loop {
-                let record = BaseRecord::<(), str>::to(TOPIC)
-                    .partition(txn_partition(j))
+                let mut record = BaseRecord::<str, str>::to(topic)
+                    .partition(*partition)
                     .payload(value.as_str());
+                if let Some(key) = key {
+                    record = record.key(key.as_str());
+                }
                 match producer.send(record) {
                     Ok(()) => break,
                     Err((
@@ -1773,38 +1800,39 @@ fn run_transaction(
         // Let the records reach the log first, so the abort has data to
         // mark aborted (a failed flush leaves them to the abort's purge).
         if let Err(e) = producer.flush(TXN_CALL_TIMEOUT) {
-            eprintln!("txn-producer: transaction {n}: flush before the abort: {e}");
+            eprintln!("txn-producer: transaction {label}: flush before the abort: {e}");
         }
     }
     if let Err(e) = produced {
         if is_fatal(producer, &e) {
-            eprintln!("txn-producer: transaction {n}: fatal: {e}");
+            eprintln!("txn-producer: transaction {label}: fatal: {e}");
             return lost(false);
         }
-        eprintln!("txn-producer: transaction {n}: {e}; aborting");
+        eprintln!("txn-producer: transaction {label}: {e}; aborting");
         abort = true;
     }
     if !abort {
         commit_requested = true;
+        commit_requested_hook();
         loop {
             match producer.commit_transaction(TXN_CALL_TIMEOUT) {
                 Ok(()) => return TxnOutcome::Committed,
                 Err(e) if is_fatal(producer, &e) => {
-                    eprintln!("txn-producer: transaction {n}: commit: fatal: {e}");
+                    eprintln!("txn-producer: transaction {label}: commit: fatal: {e}");
                     return lost(true);
                 }
                 Err(KafkaError::Transaction(e)) if e.txn_requires_abort() => {
-                    eprintln!("txn-producer: transaction {n}: commit: {e}; aborting");
+                    eprintln!("txn-producer: transaction {label}: commit: {e}; aborting");
                     stats.commit_aborted += 1;
                     break;
                 }
                 // Retriable, or the flush before the commit timed out.
                 Err(e) if Instant::now() < deadline => {
-                    eprintln!("txn-producer: transaction {n}: commit: {e}; retrying");
+                    eprintln!("txn-producer: transaction {label}: commit: {e}; retrying");
                     stats.retried += 1;
                 }
                 Err(e) => {
-                    eprintln!("txn-producer: transaction {n}: commit: {e}; out of time");
+                    eprintln!("txn-producer: transaction {label}: commit: {e}; out of time");
                     return lost(true);
                 }
             }
@@ -1819,7 +1847,7 @@ fn run_transaction(
                 stats.retried += 1;
             }
             Err(e) => {
-                eprintln!("txn-producer: transaction {n}: abort: {e}");
+                eprintln!("txn-producer: transaction {label}: abort: {e}");
                 return lost(commit_requested);
             }
         }
@@ -1855,7 +1883,7 @@ fn txn_producer_main() -> ExitCode {
     let started = Instant::now();
     let deadline = started + TXN_PRODUCER_DEADLINE - Duration::from_secs(5);
     let mut stats = TxnStats::default();
-    let mut producer = match txn_producer(&bootstrap, verbose, deadline, &mut stats) {
+    let mut producer = match txn_producer(&bootstrap, TXN_ID, verbose, deadline, &mut stats) {
         Ok(producer) => producer,
         Err(e) => {
             eprintln!("txn-producer: {e}");
@@ -1867,7 +1895,20 @@ fn txn_producer_main() -> ExitCode {
         if Instant::now() > deadline {
             break;
         }
-        let outcome = run_transaction(&producer, n, n % 2 == 0, deadline, &mut stats);
+        let records: Vec<TxnRecord> = (0..RECORDS_PER_TXN)
+            .map(|j| (txn_partition(j), None, txn_payload(n, j)))
+            .collect();
+        let label = n.to_string();
+        let outcome = run_transaction(
+            &producer,
+            &label,
+            TOPIC,
+            &records,
+            n % 2 == 0,
+            deadline,
+            &mut stats,
+            || {},
+        );
         if let Err(e) = file.write_all(format!("{} {n}\n", outcome.as_str()).as_bytes()) {
             eprintln!("txn-producer: cannot record an outcome: {e}");
             return ExitCode::from(3);
@@ -1876,7 +1917,7 @@ fn txn_producer_main() -> ExitCode {
         if matches!(outcome, TxnOutcome::Abandoned | TxnOutcome::Unknown) {
             // As an application does after a fatal error: a new producer.
             drop(producer);
-            producer = match txn_producer(&bootstrap, verbose, deadline, &mut stats) {
+            producer = match txn_producer(&bootstrap, TXN_ID, verbose, deadline, &mut stats) {
                 Ok(producer) => producer,
                 Err(e) => {
                     eprintln!("txn-producer: after a fatal error: {e}");
@@ -1903,17 +1944,20 @@ fn txn_producer_main() -> ExitCode {
 
 // -------------------------------------------------------------- supervisor
 
-/// The child processes; both are SIGKILLed when this is dropped.
+/// The child processes; all are SIGKILLed when this is dropped.
 #[derive(Default)]
 struct Children {
     broker: Option<Child>,
     producer: Option<Child>,
+    /// Producers of a case that runs several.
+    others: Vec<Option<Child>>,
 }
 
 impl Drop for Children {
     fn drop(&mut self) {
         for child in [self.broker.take(), self.producer.take()]
             .into_iter()
+            .chain(self.others.iter_mut().map(Option::take))
             .flatten()
         {
             kill(child);
@@ -2208,11 +2252,16 @@ fn admin(address: SocketAddr) -> Result<AdminClient<DefaultClientContext>, Strin
         .map_err(|e| format!("admin client: {e}"))
 }
 
-/// Creates the topic with [`PARTITIONS`] partitions.
+/// Creates [`TOPIC`] with [`PARTITIONS`] partitions.
 fn create_topic(address: SocketAddr) -> Result<(), String> {
+    create_named_topic(address, TOPIC, PARTITIONS)
+}
+
+/// Creates `name` with `partitions` partitions.
+fn create_named_topic(address: SocketAddr, name: &str, partitions: i32) -> Result<(), String> {
     let admin = admin(address)?;
     let options = AdminOptions::new().request_timeout(Some(CLIENT_DEADLINE));
-    let topic = NewTopic::new(TOPIC, PARTITIONS, TopicReplication::Fixed(1));
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     let results = futures::executor::block_on(admin.create_topics([&topic], &options))
         .map_err(|e| format!("create topic: {e}"))?;
     for result in results {
@@ -2549,14 +2598,14 @@ impl RawClient {
         Ok(open)
     }
 
-    /// The latest offset of `partition` of [`TOPIC`]: the high watermark
+    /// The latest offset of `topic`'s `partition`: the high watermark
     /// (`isolation` 0, read_uncommitted) or the last stable offset (1).
-    fn end_offset(&mut self, partition: i32, isolation: i8) -> Result<i64, String> {
+    fn end_offset(&mut self, topic: &str, partition: i32, isolation: i8) -> Result<i64, String> {
         let request = ListOffsetsRequest::default()
             .with_replica_id(BrokerId(-1))
             .with_isolation_level(isolation)
             .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
                 .with_partitions(vec![ListOffsetsPartition::default()
                     .with_partition_index(partition)
                     .with_timestamp(-1)])]);
