@@ -71,8 +71,8 @@ const TXNS_PER_PRODUCER: usize = 150;
 /// SIGKILL the broker once this many transactions (of all producers) ended.
 const BROKER_KILL_AFTER: [usize; 7] = [30, 90, 150, 210, 270, 330, 390];
 /// Kill a producer mid-transaction once this many ended (producers taken
-/// in turn).
-const PRODUCER_KILL_AFTER: [usize; 4] = [60, 180, 300, 420];
+/// in turn, skipping one that has finished).
+const PRODUCER_KILL_AFTER: [usize; 4] = [50, 150, 250, 350];
 /// How long the producers may take in all, kills included.
 const WORKLOAD_DEADLINE: Duration = Duration::from_secs(150);
 /// The producer's number, in the child process.
@@ -487,12 +487,15 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
             }
         }
         if let Some(mark) = PRODUCER_KILL_AFTER.get(producer_kills.len()) {
-            let p = producer_kills.len() % PRODUCERS;
-            if let (true, Some(n), Some(Some(_))) = (
-                ended >= *mark,
-                histories[p].open,
-                run.children.others.get(p),
-            ) {
+            // The next producer in turn that is running and has a
+            // transaction open.
+            let victim = (0..PRODUCERS)
+                .map(|i| (producer_kills.len() + i) % PRODUCERS)
+                .find_map(|p| {
+                    let running = matches!(run.children.others.get(p), Some(Some(_)));
+                    Some((p, histories[p].open.filter(|_| running)?))
+                });
+            if let (true, Some((p, n))) = (ended >= *mark, victim) {
                 if let Some(child) = run.children.others[p].take() {
                     kill(child);
                 }
