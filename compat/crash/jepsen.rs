@@ -255,7 +255,7 @@ pub(super) fn jepsen_producer_main() -> ExitCode {
     let started = Instant::now();
     let deadline = started + WORKLOAD_DEADLINE - Duration::from_secs(5);
     let mut stats = TxnStats::default();
-    let id = format!("strom-jepsen-{me}");
+    let id = transactional_id(me);
     let mut producer = match txn_producer(&bootstrap, &id, verbose, deadline, &mut stats) {
         Ok(producer) => producer,
         Err(e) => {
@@ -418,17 +418,93 @@ impl Drop for LiveReader {
 
 // -------------------------------------------------------------- supervisor
 
-/// Starts producer `p`'s process (again, after a kill).
-fn spawn_producer(run: &Run, p: usize, history: &Path) -> Result<Child, String> {
-    Command::new(std::env::current_exe().map_err(|e| format!("current exe: {e}"))?)
-        .env(ROLE_VAR, "jepsen-producer")
-        .env(PRODUCER_VAR, p.to_string())
-        .env(BOOTSTRAP_VAR, run.address.to_string())
-        .env(ACKED_VAR, history)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot start producer {p}: {e}"))
+/// The classpath of the Java client and `JepsenProducer` (compat/java
+/// builds them); when set, the last producer is the Java client.
+const JAVA_VAR: &str = "STROM_CRASH_JAVA";
+
+/// The least time a Java transaction takes (the producer waits out the
+/// rest): it is ten times as fast as librdkafka's here, and would be done
+/// before the first broker kill.
+const JAVA_PACE: Duration = Duration::from_millis(60);
+
+/// Producer `p`'s transactional id.
+fn transactional_id(p: usize) -> String {
+    format!("strom-jepsen-{p}")
+}
+
+/// How the producers run: rdkafka (this binary again), or for the last
+/// one the Java client when [`JAVA_VAR`] is set.
+struct Producers {
+    histories: Vec<PathBuf>,
+    java: Option<(String, PathBuf)>,
+}
+
+impl Producers {
+    fn new(run: &Run) -> Result<Self, String> {
+        let histories = (0..PRODUCERS)
+            .map(|p| run.dir.join(format!("history-{p}.txt")))
+            .collect();
+        let java = match std::env::var(JAVA_VAR) {
+            Ok(classpath) => {
+                // The plan of the Java producer: `<n> <commit|abort>
+                // <partition>:<key>:<value> ...` per transaction.
+                let plan = run.dir.join("plan-java.txt");
+                let mut text = String::new();
+                for n in 0..TXNS_PER_PRODUCER {
+                    let (writes, commit) = txn_plan(PRODUCERS - 1, n);
+                    text.push_str(&format!("{n} {}", if commit { "commit" } else { "abort" }));
+                    for w in writes {
+                        text.push_str(&format!(" {}:k{}:{}", w.partition(), w.key, w.value()));
+                    }
+                    text.push('\n');
+                }
+                std::fs::write(&plan, text).map_err(|e| format!("write the plan: {e}"))?;
+                Some((classpath, plan))
+            }
+            Err(_) => None,
+        };
+        Ok(Self { histories, java })
+    }
+
+    fn is_java(&self, p: usize) -> bool {
+        self.java.is_some() && p == PRODUCERS - 1
+    }
+
+    /// Starts producer `p`'s process (again, after a kill).
+    fn spawn(&self, run: &Run, p: usize) -> Result<Child, String> {
+        let mut command = match &self.java {
+            Some((classpath, plan)) if self.is_java(p) => {
+                let mut java = Command::new("java");
+                java.arg("-cp").arg(classpath).arg("JepsenProducer");
+                java.arg(run.address.to_string())
+                    .arg(transactional_id(p))
+                    .arg(plan)
+                    .arg(&self.histories[p])
+                    .arg(
+                        (WORKLOAD_DEADLINE - Duration::from_secs(5))
+                            .as_millis()
+                            .to_string(),
+                    )
+                    .arg(JAVA_PACE.as_millis().to_string());
+                java
+            }
+            _ => {
+                let mut rdkafka =
+                    Command::new(std::env::current_exe().map_err(|e| format!("current exe: {e}"))?);
+                rdkafka
+                    .env(ROLE_VAR, "jepsen-producer")
+                    .env(PRODUCER_VAR, p.to_string())
+                    .env(BOOTSTRAP_VAR, run.address.to_string())
+                    .env(ACKED_VAR, &self.histories[p]);
+                rdkafka
+            }
+        };
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("cannot start producer {p}: {e}"))
+    }
 }
 
 pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
@@ -438,11 +514,10 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
     run.start_broker()?;
 
     let live = LiveReader::start(run.address)?;
-    let paths: Vec<PathBuf> = (0..PRODUCERS)
-        .map(|p| run.dir.join(format!("history-{p}.txt")))
-        .collect();
-    for (p, path) in paths.iter().enumerate() {
-        let child = spawn_producer(run, p, path)?;
+    let producers = Producers::new(run)?;
+    let paths = &producers.histories;
+    for p in 0..PRODUCERS {
+        let child = producers.spawn(run, p)?;
         run.children.others.push(Some(child));
     }
 
@@ -488,12 +563,14 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
         }
         if let Some(mark) = PRODUCER_KILL_AFTER.get(producer_kills.len()) {
             // The next producer in turn that is running and has a
-            // transaction open.
+            // transaction open (one its current process began: the history
+            // of a restarted one ends in its predecessor's `begin` at first).
             let victim = (0..PRODUCERS)
                 .map(|i| (producer_kills.len() + i) % PRODUCERS)
                 .find_map(|p| {
                     let running = matches!(run.children.others.get(p), Some(Some(_)));
-                    Some((p, histories[p].open.filter(|_| running)?))
+                    let fresh = |n: &usize| !producer_kills.contains(&(p, *n));
+                    Some((p, histories[p].open.filter(|n| running && fresh(n))?))
                 });
             if let (true, Some((p, n))) = (ended >= *mark, victim) {
                 if let Some(child) = run.children.others[p].take() {
@@ -501,7 +578,7 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
                 }
                 run.mark(&format!("producer {p} SIGKILLed in transaction {n}"));
                 producer_kills.push((p, n));
-                run.children.others[p] = Some(spawn_producer(run, p, &paths[p])?);
+                run.children.others[p] = Some(producers.spawn(run, p)?);
             }
         }
         if Instant::now() > deadline || last_progress.elapsed() > PROGRESS_DEADLINE {
@@ -526,6 +603,23 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
     for (p, (lso, hw)) in &offsets {
         if lso != hw {
             failures.push(format!("partition {p}: LSO {lso} < high watermark {hw}"));
+        }
+    }
+    // The Java client on transaction version 2 bumps its epoch with every
+    // transaction; on version 1 only each InitProducerId would (a handful
+    // here).
+    let mut java = String::new();
+    if producers.java.is_some() {
+        let id = transactional_id(PRODUCERS - 1);
+        let epoch = RawClient::connect(run.address)?.producer_epoch(&id)?;
+        java = format!(
+            "; producer {} is the Java client, epoch {epoch}",
+            PRODUCERS - 1
+        );
+        if epoch < 20 {
+            failures.push(format!(
+                "the Java producer's epoch is {epoch}: it did not use transaction version 2"
+            ));
         }
     }
     let ends: BTreeMap<i32, i64> = offsets.iter().map(|(p, (_, hw))| (*p, *hw)).collect();
@@ -586,7 +680,7 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
         "{} transactions by {PRODUCERS} producers ({kinds:?}); broker SIGKILLs at \
          {broker_kills:?} ended and once after; producers killed mid-transaction \
          (producer, transaction) {producer_kills:?}; final log {} records; live reader {} \
-         records ({} transient errors); reports: {}",
+         records ({} transient errors){java}; reports: {}",
         statuses.iter().map(BTreeMap::len).sum::<usize>(),
         last.len(),
         seen.len(),

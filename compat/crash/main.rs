@@ -2598,6 +2598,27 @@ impl RawClient {
         Ok(open)
     }
 
+    /// The producer epoch DescribeTransactions gives for `transactional_id`.
+    fn producer_epoch(&mut self, transactional_id: &str) -> Result<i16, String> {
+        let described: DescribeTransactionsResponse = self.call(
+            ApiKey::DescribeTransactions,
+            0,
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![TransactionalId(
+                StrBytes::from_string(transactional_id.to_owned()),
+            )]),
+        )?;
+        match described.transaction_states.first() {
+            Some(state) if state.error_code == 0 => Ok(state.producer_epoch),
+            Some(state) => Err(format!(
+                "DescribeTransactions {transactional_id}: error {}",
+                state.error_code
+            )),
+            None => Err(format!(
+                "DescribeTransactions {transactional_id}: no answer"
+            )),
+        }
+    }
+
     /// The latest offset of `topic`'s `partition`: the high watermark
     /// (`isolation` 0, read_uncommitted) or the last stable offset (1).
     fn end_offset(&mut self, topic: &str, partition: i32, isolation: i8) -> Result<i64, String> {

@@ -132,6 +132,13 @@ impl StateTopic {
             .is_some_and(|p| p.loaded.load(Ordering::Acquire))
     }
 
+    /// Whether the topic exists and every partition of it is loaded.
+    pub fn is_fully_loaded(&self) -> bool {
+        self.partitions
+            .get()
+            .is_some_and(|ps| ps.iter().all(|p| p.loaded.load(Ordering::Acquire)))
+    }
+
     /// Marks `partition` loaded: its keys are served from now on.
     pub fn mark_loaded(&self, partition: i32) {
         if let Some(p) = self.partition(partition) {

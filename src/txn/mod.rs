@@ -615,7 +615,16 @@ impl TransactionCoordinator {
     ) -> Result<T, ResponseError> {
         let id = lock(&self.by_producer).get(&producer_id).cloned();
         let Some(id) = id else {
-            return Err(ResponseError::InvalidTxnState);
+            // Until every partition of the state topic is loaded the
+            // producer may be one not replayed yet: a retriable answer
+            // (Kafka's coordinator answers the leader's verification with
+            // COORDINATOR_LOAD_IN_PROGRESS, which Produce turns into
+            // NOT_ENOUGH_REPLICAS), not an abort of its transaction.
+            return Err(if self.topic.is_fully_loaded() {
+                ResponseError::InvalidTxnState
+            } else {
+                ResponseError::NotEnoughReplicas
+            });
         };
         if self.ready(&id).is_err() {
             return Err(ResponseError::NotEnoughReplicas);
@@ -948,6 +957,13 @@ mod tests {
     }
 
     fn coordinator(dir: &std::path::Path, db: &sled::Db) -> Arc<TransactionCoordinator> {
+        let coordinator = unloaded_coordinator(dir, db);
+        coordinator.load_all();
+        coordinator
+    }
+
+    /// A coordinator whose state topic is attached but not replayed yet.
+    fn unloaded_coordinator(dir: &std::path::Path, db: &sled::Db) -> Arc<TransactionCoordinator> {
         let config = LogConfig {
             compact: true,
             ..LogConfig::default()
@@ -960,8 +976,36 @@ mod tests {
             .collect();
         let coordinator = Arc::new(TransactionCoordinator::new(900_000, 604_800_000));
         assert!(coordinator.topic.attach(logs));
-        coordinator.load_all();
         coordinator
+    }
+
+    /// A transactional write of a producer the coordinator has not
+    /// replayed yet is retriable while the state loads (after a restart
+    /// it is an ongoing transaction's), INVALID_TXN_STATE once loaded.
+    #[test]
+    fn unknown_producers_wait_for_the_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("meta")).unwrap();
+        let markers = Markers::default();
+        let (pid, epoch) = {
+            let txns = coordinator(dir.path(), &db);
+            let (pid, epoch) = txns.init_producer_id("tx", 60_000, None, &markers).unwrap();
+            txns.append_verified(pid, epoch, "t", 0, true, || ())
+                .unwrap();
+            (pid, epoch)
+        };
+        let txns = unloaded_coordinator(dir.path(), &db);
+        assert_eq!(
+            txns.append_verified(pid, epoch, "t", 1, true, || ()),
+            Err(ResponseError::NotEnoughReplicas)
+        );
+        txns.load_all();
+        txns.append_verified(pid, epoch, "t", 1, true, || ())
+            .unwrap();
+        assert_eq!(
+            txns.append_verified(pid + 1, epoch, "t", 1, true, || ()),
+            Err(ResponseError::InvalidTxnState)
+        );
     }
 
     #[test]
