@@ -433,6 +433,13 @@ def report(raw_path, out_path, meta_json):
     if on("transactions"):
         beside("transactions_per_s", "transactions/s, 4 producers, 10 x 100 B each, commit each, 10 s",
                "txn_rate", "transactions_per_s", "txn/s", lambda r: f"{fmt_int(r['transactions_per_s'])} txn/s")
+        rs_, rk_ = raw.get("txn_rate_strom"), raw.get("txn_rate_kafka")
+        cs = rs_["broker_cpu_us_per_txn"] if good(rs_, "broker_cpu_us_per_txn") else None
+        ck = rk_["broker_cpu_us_per_txn"] if good(rk_, "broker_cpu_us_per_txn") else None
+        add("broker_cpu_per_transaction_us", "broker CPU time per transaction (the transactions/s run)", cs, "us",
+            f"{cs} us" if cs is not None else "not measured", ck,
+            f"{ck} us (measured here)" if ck is not None else "not measured", "<", 1000, "< 1,000 us",
+            {"raw": rs_, "kafka_raw": rk_, "kafka_measured_in_run": True})
         beside("txn_produce_1000_per_txn", "produce 1M x 100 B in transactions of 1,000", "txn_fill",
                "msgs_per_s", "msg/s", lambda r: f"{fmt_int(r['msgs_per_s'])} msg/s")
         beside("consume_read_committed_100b", "consume 1M x 100 B read_committed (txns of 1,000)", "rc_consume",
@@ -765,12 +772,15 @@ fi # want coordinator
 # runs against one broker; JSON into $RAW as txn_rate_NAME, txn_fill_NAME,
 # rc_consume_NAME (one line per run).
 txn_step() {
-    local name=$1 boot=$2 run rc kind
+    local name=$1 boot=$2 pid=$3 run rc kind cpu_before
     log "transactions ($name): 4 producers x 10 records per transaction, 10 s"
+    cpu_before=$(cpu_ms "$pid")
     bg timeout -k 10 120 "$TXN_BENCH" --bootstrap "$boot" --linger-ms "$LINGER" rate --producers 4 --records 10 \
         --seconds 10 >"$WORK/txn_rate_$name.out" 2>"$WORK/txn_rate_$name.err"
     rc=$?
-    txn_record "txn_rate_$name" "$WORK/txn_rate_$name.out" "$WORK/txn_rate_$name.err" $rc
+    # The broker's CPU time over the run (user + system, all its threads).
+    BROKER_CPU_MS=$(($(cpu_ms "$pid") - cpu_before)) \
+        txn_record "txn_rate_$name" "$WORK/txn_rate_$name.out" "$WORK/txn_rate_$name.err" $rc
     log "transactions ($name): 1M x 100 B in transactions of 1,000"
     bg timeout -k 10 300 "$TXN_BENCH" --bootstrap "$boot" --linger-ms "$LINGER" fill --messages 1000000 \
         --per-txn 1000 >"$WORK/txn_fill_$name.out" 2>"$WORK/txn_fill_$name.err"
@@ -787,12 +797,18 @@ txn_step() {
     done
 }
 
+# cpu_ms PID: the CPU time (user + system) process PID has used, in ms.
+cpu_ms() {
+    awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1000 / hz }' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # txn_record KIND OUT ERR STATUS [RUN]: txn_bench's JSON line (or the error)
-# into $RAW.
+# into $RAW; with BROKER_CPU_MS set, the broker's CPU time over the run and
+# per transaction.
 txn_record() {
     [ "$4" -eq 0 ] || fail "$1${5:+ run $5}: exit $4: $(tail -c 600 "$3")"
     python3 - "$@" >>"$RAW" <<'PY'
-import json, sys
+import json, os, sys
 kind, out, err, status = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 run = int(sys.argv[5]) if len(sys.argv) > 5 else None
 lines = [l for l in open(out, errors="replace") if l.startswith("{")]
@@ -804,6 +820,10 @@ if status != 0 or not lines:
 o["kind"] = kind
 if run is not None:
     o["run"] = run
+cpu = os.environ.get("BROKER_CPU_MS")
+if cpu is not None and o.get("transactions"):
+    o["broker_cpu_ms"] = int(cpu)
+    o["broker_cpu_us_per_txn"] = round(int(cpu) * 1000 / o["transactions"], 1)
 print(json.dumps(o))
 PY
 }
@@ -811,7 +831,7 @@ PY
 if want transactions; then
     log "transactions: strom"
     if start_broker; then
-        txn_step strom "$STROM_BOOTSTRAP" || true
+        txn_step strom "$STROM_BOOTSTRAP" "$STROM_PID" || true
     else
         fail "start_broker (transactions step)"
     fi
@@ -819,7 +839,7 @@ if want transactions; then
     if kafka_dist; then
         log "transactions: Apache Kafka 4.1.0 (starting)"
         if start_kafka >"$WORK/kafka-start-txn.out" 2>&1; then
-            txn_step kafka "$KAFKA_BOOTSTRAP" || true
+            txn_step kafka "$KAFKA_BOOTSTRAP" "$KAFKA_PID" || true
         else
             fail "Kafka did not start: $(tail -n 5 "$WORK/kafka-start-txn.out")"
             echo '{"kind": "txn_rate_kafka", "error": "Kafka did not start"}' >>"$RAW"
