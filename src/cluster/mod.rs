@@ -8,6 +8,7 @@
 
 mod dynamic_configs;
 mod producer_ids;
+pub mod quorum;
 mod topics;
 
 pub use dynamic_configs::DynamicConfigStore;

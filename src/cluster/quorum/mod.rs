@@ -1,0 +1,316 @@
+//! The metadata quorum: the cluster's metadata as a Raft log replicated
+//! by openraft among the controllers (`controller.quorum.voters`), its log
+//! and snapshots in sled, applied to a [`MetadataImage`] every node reads.
+//! The Raft leader is the active controller.
+//!
+//! The API is small: [`MetadataQuorum::start`], [`MetadataQuorum::propose`]
+//! (from any node: a follower hands the command to the leader),
+//! [`MetadataQuorum::image`] / [`MetadataQuorum::subscribe`], and
+//! [`MetadataQuorum::leader`].
+//!
+//! No format step: every voter starts with the same voter list and
+//! initializes the Raft membership with it (openraft accepts the same
+//! initialization from every member); the first cluster id proposed is
+//! the cluster's.
+
+mod image;
+mod network;
+mod storage;
+
+pub use image::{BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult};
+pub use network::ProposeError;
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::BasicNode;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Mutex};
+use tracing::{info, warn};
+
+use network::{Network, Peer, Reply, Request};
+use storage::{LogStore, StateMachine};
+
+/// Raft node ids (Kafka's `node.id`, widened).
+pub type NodeId = u64;
+
+openraft::declare_raft_types!(
+    /// openraft's types for the metadata log.
+    pub TypeConfig:
+        D = MetadataCommand,
+        R = MetadataResult,
+);
+
+/// The Raft node.
+pub type Raft = openraft::Raft<TypeConfig>;
+
+/// How long a proposal may wait for a leader and its commit.
+const PROPOSE_DEADLINE: Duration = Duration::from_secs(15);
+
+/// What a controller needs to join the quorum.
+#[derive(Debug)]
+pub struct QuorumConfig {
+    /// This node's id; it must be one of `voters`.
+    pub node_id: i32,
+    /// Every voter's node id and controller `host:port`.
+    pub voters: BTreeMap<i32, String>,
+    /// The bound controller listener.
+    pub listener: TcpListener,
+    /// `controller.quorum.election.timeout.ms`: elections start after a
+    /// random wait between half of it and all of it without a leader.
+    pub election_timeout_ms: u64,
+}
+
+/// This node's member of the metadata quorum.
+pub struct MetadataQuorum {
+    raft: Raft,
+    node_id: NodeId,
+    image: watch::Receiver<Arc<MetadataImage>>,
+    shutdown: watch::Sender<bool>,
+    /// Connections for handing proposals to the leader.
+    peers: Mutex<HashMap<NodeId, Peer>>,
+}
+
+impl std::fmt::Debug for MetadataQuorum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetadataQuorum")
+            .field("node_id", &self.node_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MetadataQuorum {
+    /// Starts this node's Raft member over `db` and serves the controller
+    /// listener; initializes the membership on first start.
+    ///
+    /// # Errors
+    /// The stored Raft state cannot be read, or openraft refuses the config.
+    pub async fn start(config: QuorumConfig, db: &sled::Db) -> Result<Self, String> {
+        let node_id = NodeId::try_from(config.node_id)
+            .map_err(|_| format!("node.id {} is negative", config.node_id))?;
+        let (publish, image) = watch::channel(Arc::new(MetadataImage::default()));
+        let log = LogStore::open(db).map_err(|e| format!("metadata log: {e}"))?;
+        let machine = StateMachine::open(db, publish)?;
+        let election = config.election_timeout_ms.max(20);
+        let raft_config = openraft::Config {
+            cluster_name: "strom".into(),
+            heartbeat_interval: (election / 10).max(5),
+            election_timeout_min: election / 2,
+            election_timeout_max: election,
+            ..openraft::Config::default()
+        }
+        .validate()
+        .map_err(|e| format!("metadata quorum config: {e}"))?;
+        let raft = Raft::new(node_id, Arc::new(raft_config), Network, log, machine)
+            .await
+            .map_err(|e| format!("metadata quorum: {e}"))?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        tokio::spawn(network::serve(config.listener, raft.clone(), shutdown_rx));
+        let initialized = raft
+            .is_initialized()
+            .await
+            .map_err(|e| format!("metadata quorum: {e}"))?;
+        if !initialized {
+            let members: BTreeMap<NodeId, BasicNode> = config
+                .voters
+                .iter()
+                .filter_map(|(id, address)| {
+                    Some((NodeId::try_from(*id).ok()?, BasicNode::new(address)))
+                })
+                .collect();
+            match raft.initialize(members).await {
+                Ok(()) => info!(voters = ?config.voters, "initialized the metadata quorum"),
+                // Another voter's initialization reached this node first.
+                Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
+                Err(e) => warn!(cause = %e, "cannot initialize the metadata quorum"),
+            }
+        }
+        Ok(Self {
+            raft,
+            node_id,
+            image,
+            shutdown,
+            peers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Appends `command` to the metadata log through the leader (this node
+    /// or another) and returns what applying it did, once committed.
+    ///
+    /// # Errors
+    /// No leader within [`PROPOSE_DEADLINE`], or the quorum failed.
+    pub async fn propose(&self, command: MetadataCommand) -> Result<MetadataResult, ProposeError> {
+        let deadline = Instant::now() + PROPOSE_DEADLINE;
+        loop {
+            let outcome = match write_local(&self.raft, command.clone()).await {
+                Err(ProposeError::NotLeader {
+                    leader: Some((leader, address)),
+                }) if leader != self.node_id => self.forward(leader, address, &command).await,
+                other => other,
+            };
+            match outcome {
+                Err(ProposeError::NotLeader { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                // Read your writes: this node's image includes the command
+                // before the caller hears it was applied.
+                Ok(result) => {
+                    let mut image = self.image.clone();
+                    let applied = image.wait_for(|i| i.applied_index >= result.index);
+                    return match tokio::time::timeout_at(deadline.into(), applied).await {
+                        Ok(Ok(_)) => Ok(result),
+                        _ => Err(ProposeError::Failed(
+                            "committed, but not applied on this node in time".into(),
+                        )),
+                    };
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn forward(
+        &self,
+        leader: NodeId,
+        address: String,
+        command: &MetadataCommand,
+    ) -> Result<MetadataResult, ProposeError> {
+        let mut peers = self.peers.lock().await;
+        let peer = peers
+            .entry(leader)
+            .or_insert_with(|| Peer::new(address.clone()));
+        match peer
+            .call(&Request::Propose(command.clone()), Duration::from_secs(5))
+            .await
+        {
+            Ok(Reply::Propose(outcome)) => outcome,
+            Ok(_) => Err(ProposeError::Failed("a reply of another kind".into())),
+            // The leader may be gone: ask again (the caller retries).
+            Err(_) => Err(ProposeError::NotLeader { leader: None }),
+        }
+    }
+
+    /// The metadata as this node has applied it.
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.borrow().clone()
+    }
+
+    /// A receiver that sees every newly applied image.
+    pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
+        self.image.clone()
+    }
+
+    /// The active controller (the Raft leader), if one is known.
+    pub fn leader(&self) -> Option<i32> {
+        self.raft
+            .metrics()
+            .borrow()
+            .current_leader
+            .and_then(|id| i32::try_from(id).ok())
+    }
+
+    /// Stops the Raft member and the controller listener.
+    pub async fn shutdown(&self) {
+        let _ = self.shutdown.send(true);
+        if let Err(e) = self.raft.shutdown().await {
+            warn!(cause = %e, "metadata quorum did not stop cleanly");
+        }
+    }
+}
+
+/// Appends `command` on this node if it is the leader.
+async fn write_local(
+    raft: &Raft,
+    command: MetadataCommand,
+) -> Result<MetadataResult, ProposeError> {
+    match raft.client_write(command).await {
+        Ok(response) => Ok(response.data),
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
+            Err(ProposeError::NotLeader {
+                leader: forward
+                    .leader_id
+                    .zip(forward.leader_node.map(|node| node.addr)),
+            })
+        }
+        Err(e) => Err(ProposeError::Failed(e.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three voters in one process, on loopback: they elect a leader,
+    /// agree on one cluster id, and every member applies a proposal made
+    /// on a follower; after the leader stops, the other two elect a new
+    /// one and keep applying.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn three_voters_agree_and_survive_a_lost_leader() {
+        let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut listeners = Vec::new();
+        let mut voters = BTreeMap::new();
+        for id in 1..=3 {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            voters.insert(id, listener.local_addr().unwrap().to_string());
+            listeners.push(listener);
+        }
+        let mut nodes = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let db = sled::open(dirs[i].path()).unwrap();
+            let config = QuorumConfig {
+                node_id: i32::try_from(i + 1).unwrap(),
+                voters: voters.clone(),
+                listener,
+                election_timeout_ms: 300,
+            };
+            nodes.push(MetadataQuorum::start(config, &db).await.unwrap());
+        }
+        let ids: Vec<_> = futures::future::join_all(nodes.iter().enumerate().map(|(i, n)| {
+            n.propose(MetadataCommand::InitCluster {
+                cluster_id: format!("id-{i}"),
+            })
+        }))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().cluster_id.unwrap())
+        .collect();
+        assert!(ids.iter().all(|id| *id == ids[0]), "{ids:?}");
+
+        let leader = nodes[0].leader().unwrap();
+        let follower = nodes
+            .iter()
+            .position(|n| n.leader() != Some(n.node_id as i32))
+            .unwrap();
+        let register = |node_id| MetadataCommand::RegisterBroker {
+            node_id,
+            incarnation: "x".into(),
+            host: "127.0.0.1".into(),
+            port: 9092,
+            rack: None,
+        };
+        nodes[follower].propose(register(7)).await.unwrap();
+        for node in &nodes {
+            let mut image = node.subscribe();
+            tokio::time::timeout(
+                Duration::from_secs(5),
+                image.wait_for(|i| i.brokers.contains_key(&7)),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        }
+
+        let gone = usize::try_from(leader - 1).unwrap();
+        nodes[gone].shutdown().await;
+        let survivor = (gone + 1) % 3;
+        nodes[survivor].propose(register(8)).await.unwrap();
+        assert_ne!(nodes[survivor].leader(), Some(leader));
+        assert!(nodes[survivor].image().brokers.contains_key(&8));
+        for node in &nodes {
+            node.shutdown().await;
+        }
+    }
+}
