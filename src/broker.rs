@@ -7,9 +7,10 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 
+use crate::cluster::quorum::{MetadataCommand, MetadataImage, ProposeError, Refusal};
 use crate::cluster::{
-    self, BrokerEndpoint, ClusterInfo, DynamicConfigStore, ProducerIdManager, TopicMeta,
-    TopicRegistry,
+    self, BrokerEndpoint, ClusterInfo, DynamicConfigStore, Membership, ProducerIdManager,
+    TopicMeta, TopicRegistry,
 };
 use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
@@ -26,9 +27,9 @@ pub struct Broker {
     config: tokio::sync::watch::Sender<Arc<BrokerConfig>>,
     /// Where dynamic broker configs are stored.
     dynamic_configs: DynamicConfigStore,
-    /// Cluster id, this node, the broker list.
-    pub cluster: ClusterInfo,
-    /// Topic metadata.
+    /// Alone, or a member of the metadata quorum.
+    membership: Membership,
+    /// Topic metadata (in a cluster, this node's copy of the quorum's).
     pub topics: TopicRegistry,
     /// Partition data on disk.
     pub logs: LogManager,
@@ -69,6 +70,36 @@ impl Broker {
         let cluster_id =
             cluster::load_or_create_cluster_id(&data_dir, node_id).map_err(dir_error)?;
         let db = crate::store::open(&data_dir.join("meta"))?;
+        let membership = Membership::Single(ClusterInfo {
+            cluster_id,
+            node_id,
+            brokers: vec![BrokerEndpoint {
+                node_id,
+                host: advertised_host,
+                port: i32::from(advertised_port),
+            }],
+            controller_id: node_id,
+        });
+        Self::open_with(config, db, membership)
+    }
+
+    /// Opens the broker of a quorum member: `db` is the metadata store the
+    /// quorum already uses; topics are brought in line with the quorum's.
+    ///
+    /// # Errors
+    /// As [`Broker::open`].
+    pub fn open_member(config: BrokerConfig, db: sled::Db, membership: Membership) -> Result<Self> {
+        let broker = Self::open_with(config, db, membership)?;
+        broker.sync_topics();
+        Ok(broker)
+    }
+
+    fn open_with(config: BrokerConfig, db: sled::Db, membership: Membership) -> Result<Self> {
+        let data_dir = config.data_dir();
+        let dir_error = |source| Error::DataDir {
+            path: data_dir.clone(),
+            source,
+        };
         let topics = TopicRegistry::open(&db)?;
         let dynamic_configs = DynamicConfigStore::open(&db)?;
         let config = config
@@ -99,19 +130,10 @@ impl Broker {
             i32::try_from(config.get_i64("transaction.max.timeout.ms")).unwrap_or(900_000),
             config.get_i64("transactional.id.expiration.ms"),
         ));
-        let cluster = ClusterInfo {
-            cluster_id,
-            node_id,
-            brokers: vec![BrokerEndpoint {
-                node_id,
-                host: advertised_host,
-                port: i32::from(advertised_port),
-            }],
-        };
         let broker = Self {
             config: tokio::sync::watch::Sender::new(Arc::new(config)),
             dynamic_configs,
-            cluster,
+            membership,
             topics,
             logs,
             groups,
@@ -223,6 +245,30 @@ impl Broker {
         Ok(())
     }
 
+    /// The cluster as of now: id, this node, the registered brokers, the
+    /// active controller.
+    pub fn cluster(&self) -> ClusterInfo {
+        self.membership.info()
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        self.membership.node_id()
+    }
+
+    /// Whether this node is a member of a metadata quorum.
+    pub fn in_quorum(&self) -> bool {
+        self.membership.quorum().is_some()
+    }
+
+    /// The leader of `topic`-`partition`: its first replica (leadership
+    /// does not move yet).
+    pub fn leader_of(&self, topic: &str, partition: i32) -> Option<i32> {
+        let meta = self.topics.get(topic)?;
+        let replicas = meta.partitions.get(usize::try_from(partition).ok()?)?;
+        replicas.first().copied()
+    }
+
     /// The current settings (a snapshot: later dynamic changes do not show in it).
     pub fn config(&self) -> Arc<BrokerConfig> {
         self.config.borrow().clone()
@@ -328,13 +374,21 @@ impl Broker {
         partitions: Vec<Vec<i32>>,
         configs: BTreeMap<String, String>,
     ) -> Result<Arc<TopicMeta>, ApiError> {
-        let _change = self.lock_topic_changes();
-        let meta = self.topics.create(TopicMeta {
+        let meta = TopicMeta {
             name: name.to_owned(),
             id: uuid::Uuid::new_v4(),
             partitions,
             configs,
-        })?;
+        };
+        if self.in_quorum() {
+            self.topics.check_new_name(name)?;
+            self.propose(MetadataCommand::CreateTopic(meta))?;
+            return self.topics.get(name).ok_or_else(|| {
+                ApiError::new(ResponseError::UnknownServerError, "created, then gone")
+            });
+        }
+        let _change = self.lock_topic_changes();
+        let meta = self.topics.create(meta)?;
         let config = self.log_config(&meta.configs);
         if let Err(e) =
             self.logs
@@ -382,6 +436,20 @@ impl Broker {
         new_count: i32,
         assignments: Option<Vec<Vec<i32>>>,
     ) -> Result<Arc<TopicMeta>, ApiError> {
+        if self.in_quorum() {
+            let meta = self.topics.get(name).ok_or_else(unknown_topic)?;
+            let old_count = meta.partition_count();
+            check_partition_growth(old_count, new_count)?;
+            let added = assignments.unwrap_or_else(|| {
+                self.default_assignment(old_count, new_count, meta.replication_factor())
+            });
+            self.propose(MetadataCommand::AddPartitions {
+                name: name.to_owned(),
+                from: meta.partitions.len(),
+                assignments: added,
+            })?;
+            return self.topics.get(name).ok_or_else(unknown_topic);
+        }
         let _change = self.lock_topic_changes();
         let mut old_count = 0;
         let meta = self.topics.update(name, |meta| {
@@ -423,6 +491,20 @@ impl Broker {
         name: &str,
         change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
+        if self.in_quorum() {
+            let mut configs = self
+                .topics
+                .get(name)
+                .ok_or_else(unknown_topic)?
+                .configs
+                .clone();
+            change(&mut configs)?;
+            self.propose(MetadataCommand::SetTopicConfigs {
+                name: name.to_owned(),
+                configs,
+            })?;
+            return Ok(());
+        }
         let _change = self.lock_topic_changes();
         let meta = self.topics.update(name, |meta| change(&mut meta.configs))?;
         self.logs.set_config(name, &self.log_config(&meta.configs));
@@ -435,6 +517,13 @@ impl Broker {
     /// # Errors
     /// UNKNOWN_TOPIC_OR_PARTITION, or KAFKA_STORAGE_ERROR if data cannot be removed.
     pub fn delete_topic(&self, name: &str) -> Result<Arc<TopicMeta>, ApiError> {
+        if self.in_quorum() {
+            let meta = self.topics.get(name).ok_or_else(unknown_topic)?;
+            self.propose(MetadataCommand::DeleteTopic {
+                name: name.to_owned(),
+            })?;
+            return Ok(meta);
+        }
         let _change = self.lock_topic_changes();
         let meta = self.topics.delete(name)?;
         self.logs
@@ -445,6 +534,129 @@ impl Broker {
         Ok(meta)
     }
 
+    /// Appends `command` to the metadata log and brings this node's topics
+    /// in line with the result before returning (read your writes).
+    ///
+    /// # Errors
+    /// Kafka's error for a refused command; REQUEST_TIMED_OUT when the
+    /// quorum has no leader; UNKNOWN_SERVER_ERROR when it failed.
+    fn propose(&self, command: MetadataCommand) -> Result<(), ApiError> {
+        let Some(quorum) = self.membership.quorum() else {
+            return Ok(());
+        };
+        let quorum = quorum.clone();
+        let outcome = wait_for(async move { quorum.propose(command).await });
+        let result = match outcome {
+            Ok(result) => result,
+            Err(ProposeError::NotLeader { .. }) => {
+                return Err(ApiError::new(
+                    ResponseError::RequestTimedOut,
+                    "The metadata quorum has no leader",
+                ))
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    ResponseError::UnknownServerError,
+                    e.to_string(),
+                ))
+            }
+        };
+        self.sync_topics();
+        match result.refused {
+            None => Ok(()),
+            Some(Refusal::TopicExists) => Err(ApiError::code(ResponseError::TopicAlreadyExists)),
+            Some(Refusal::UnknownTopic) => Err(unknown_topic()),
+            Some(Refusal::Conflict) => Err(ApiError::new(
+                ResponseError::ConcurrentTransactions,
+                "The topic changed meanwhile; retry",
+            )),
+        }
+    }
+
+    /// Brings this node's topic registry and partition logs in line with
+    /// the quorum's image: topics created, grown, re-configured or deleted
+    /// elsewhere (or while this node was down). Idempotent; run after
+    /// every proposal and whenever the image changes. Every node keeps a
+    /// log for every partition (until replication lands, only the
+    /// leader's holds data), so the coordinators find all of theirs.
+    pub fn sync_topics(&self) {
+        let Some(quorum) = self.membership.quorum() else {
+            return;
+        };
+        let image = quorum.image();
+        let _change = self.lock_topic_changes();
+        self.apply_image(&image);
+    }
+
+    fn apply_image(&self, image: &MetadataImage) {
+        let now = log::now_ms();
+        for local in self.topics.all() {
+            let kept = image
+                .topics
+                .get(&local.name)
+                .is_some_and(|wanted| wanted.id == local.id);
+            if !kept {
+                if let Err(e) = self.remove_topic_locally(&local.name) {
+                    tracing::error!(topic = %local.name, cause = ?e, "cannot delete a topic the quorum deleted");
+                }
+            }
+        }
+        for wanted in image.topics.values() {
+            let local = self.topics.get(&wanted.name);
+            if local.as_deref() == Some(wanted) {
+                continue;
+            }
+            let from = local.as_ref().map_or(0, |m| m.partition_count());
+            let stored = match local {
+                None => self.topics.create(wanted.clone()),
+                Some(_) => self.topics.update(&wanted.name, |m| {
+                    *m = wanted.clone();
+                    Ok(())
+                }),
+            };
+            let meta = match stored {
+                Ok(meta) => meta,
+                Err(e) => {
+                    tracing::error!(topic = %wanted.name, cause = ?e, "cannot store a topic of the quorum");
+                    continue;
+                }
+            };
+            let config = self.log_config(&meta.configs);
+            if let Err(e) =
+                self.logs
+                    .open_partitions(&meta.name, from, meta.partition_count(), &config, now)
+            {
+                tracing::error!(topic = %meta.name, cause = %e, "cannot open the partitions of a topic of the quorum");
+            }
+            self.logs.set_config(&meta.name, &config);
+            tracing::info!(topic = %meta.name, partitions = meta.partition_count(), "topic from the metadata quorum");
+        }
+        for which in [InternalTopic::Offsets, InternalTopic::Transactions] {
+            let name = which.name_and_keys().0;
+            let Some(meta) = image.topics.get(name) else {
+                continue;
+            };
+            let _ = self.attach_internal_topic(which, false);
+            for (partition, replicas) in (0..).zip(&meta.partitions) {
+                let led = replicas.first() == Some(&self.node_id());
+                match which {
+                    InternalTopic::Offsets => self.groups.set_led(partition, led),
+                    InternalTopic::Transactions => self.txns.set_led(partition, led),
+                }
+            }
+        }
+    }
+
+    fn remove_topic_locally(&self, name: &str) -> Result<(), ApiError> {
+        let meta = self.topics.delete(name)?;
+        self.logs
+            .delete_topic(name, meta.partition_count())
+            .map_err(|e| storage_error(name, &e))?;
+        self.groups.remove_topic(name);
+        tracing::info!(topic = name, "topic deleted by the metadata quorum");
+        Ok(())
+    }
+
     fn lock_topic_changes(&self) -> std::sync::MutexGuard<'_, ()> {
         // Guards no data of its own, so a poisoned lock is still usable.
         self.topic_changes.lock().unwrap_or_else(|e| e.into_inner())
@@ -453,7 +665,7 @@ impl Broker {
     /// Replica lists for partitions `from..to`: `replicas` brokers each,
     /// leaders spread round-robin over the broker list.
     pub fn default_assignment(&self, from: i32, to: i32, replicas: i16) -> Vec<Vec<i32>> {
-        let brokers: Vec<i32> = self.cluster.brokers.iter().map(|b| b.node_id).collect();
+        let brokers: Vec<i32> = self.cluster().brokers.iter().map(|b| b.node_id).collect();
         let n = brokers.len().max(1);
         let width = usize::try_from(replicas).unwrap_or(1).clamp(1, n);
         (from..to)
@@ -602,12 +814,30 @@ pub fn check_partition_growth(current: i32, requested: i32) -> Result<(), ApiErr
     check_partitions_per_request(i64::from(requested) - i64::from(current))
 }
 
+/// Runs `future` to completion from synchronous handler code, moving this
+/// worker's other tasks to another thread meanwhile.
+fn wait_for<T>(future: impl std::future::Future<Output = T>) -> T {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(future))
+}
+
+fn unknown_topic() -> ApiError {
+    ApiError::new(
+        ResponseError::UnknownTopicOrPartition,
+        "This server does not host this topic-partition.",
+    )
+}
+
 fn storage_error(topic: &str, e: &std::io::Error) -> ApiError {
     tracing::error!(topic, cause = %e, "log directory operation failed");
     ApiError::new(ResponseError::KafkaStorageError, e.to_string())
 }
 
-fn check_writable(dir: &Path) -> std::io::Result<()> {
+/// Checks that `dir` exists (creating it) and takes a file.
+///
+/// # Errors
+/// It cannot be created or written.
+pub(crate) fn check_writable(dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let probe = dir.join(".write-check");
     std::fs::write(&probe, b"")?;

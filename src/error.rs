@@ -91,6 +91,9 @@ pub enum Error {
         /// The record's key.
         key: String,
     },
+    /// The metadata quorum cannot start or does not answer.
+    #[error("metadata quorum: {0}")]
+    Quorum(String),
     /// A stored dynamic broker config is not UTF-8.
     #[error("dynamic broker config '{key}' is corrupt")]
     CorruptDynamicConfig {

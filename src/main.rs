@@ -122,7 +122,14 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
     };
-    let filter = match tracing_subscriber::EnvFilter::try_new(&cli.log_level) {
+    // openraft reports routine Raft events (votes ignored after a term
+    // change) as warnings: only its errors show unless asked for.
+    let directives = if cli.log_level.contains("openraft") {
+        cli.log_level.clone()
+    } else {
+        format!("{},openraft=error", cli.log_level)
+    };
+    let filter = match tracing_subscriber::EnvFilter::try_new(&directives) {
         Ok(filter) => filter,
         Err(e) => {
             eprintln!("strom: invalid --log-level '{}': {e}", cli.log_level);

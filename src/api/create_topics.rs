@@ -120,7 +120,7 @@ fn default_partitions(broker: &Broker, topic: &CreatableTopic) -> Result<Vec<Vec
         }
         n => n,
     };
-    let live = broker.cluster.brokers.len();
+    let live = broker.cluster().brokers.len();
     if usize::try_from(replicas).unwrap_or(usize::MAX) > live {
         return Err(ApiError::new(
             ResponseError::InvalidReplicationFactor,

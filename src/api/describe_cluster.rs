@@ -19,7 +19,7 @@ pub fn handle(
     version: i16,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let cluster = &broker.cluster;
+    let cluster = broker.cluster();
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(cluster.cluster_id.clone()))
         .with_controller_id(BrokerId(cluster.controller_id()))

@@ -224,14 +224,14 @@ fn entries_for(
 /// # Errors
 /// INVALID_REQUEST with Kafka's message.
 pub(super) fn check_broker_name(broker: &Broker, name: &str) -> Result<(), ApiError> {
-    if name.parse::<i32>().ok() == Some(broker.cluster.node_id) {
+    if name.parse::<i32>().ok() == Some(broker.node_id()) {
         return Ok(());
     }
     Err(ApiError::new(
         ResponseError::InvalidRequest,
         format!(
             "Unexpected broker id, expected {} or empty string, but received {name}",
-            broker.cluster.node_id
+            broker.node_id()
         ),
     ))
 }

@@ -1,5 +1,7 @@
-//! FindCoordinator v0-v6: this node coordinates every group (key type 0)
-//! and every transactional id (key type 1). v4+ batches keys.
+//! FindCoordinator v0-v6: the coordinator of a group (key type 0) or a
+//! transactional id (key type 1) is the leader of its partition of
+//! `__consumer_offsets` / `__transaction_state` (on one node, this node).
+//! v4+ batches keys.
 //! The first group lookup creates `__consumer_offsets`, the first
 //! transactional one `__transaction_state`, as Kafka does
 //! (COORDINATOR_NOT_AVAILABLE if it cannot be created). An unknown key
@@ -12,6 +14,9 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::coordinator::partition_for;
+use crate::group::OFFSETS_TOPIC;
+use crate::txn::TXN_TOPIC;
 
 /// Answers a FindCoordinator request of `version`.
 pub fn handle(
@@ -19,14 +24,6 @@ pub fn handle(
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
-    let node = broker
-        .cluster
-        .brokers
-        .iter()
-        .find(|b| b.node_id == broker.cluster.node_id);
-    let (node_id, host, port) = node.map_or((-1, String::new(), -1), |b| {
-        (b.node_id, b.host.clone(), b.port)
-    });
     let error = match request.key_type {
         // Groups: Kafka creates __consumer_offsets on the first lookup.
         0 => super::blocking(|| broker.ensure_offsets_topic())
@@ -38,16 +35,31 @@ pub fn handle(
             .map(|_| ResponseError::CoordinatorNotAvailable),
         _ => Some(ResponseError::InvalidRequest),
     };
+    let state_topic = if request.key_type == 1 {
+        TXN_TOPIC
+    } else {
+        OFFSETS_TOPIC
+    };
+    let partitions = broker
+        .topics
+        .get(state_topic)
+        .map_or(0, |m| m.partition_count());
+    let cluster = broker.cluster();
     let coordinator = |key: StrBytes| {
+        let leader = broker.leader_of(state_topic, partition_for(key.as_str(), partitions));
+        let node = leader.and_then(|id| cluster.broker(id));
+        let error = error.or(node
+            .is_none()
+            .then_some(ResponseError::CoordinatorNotAvailable));
+        let (node_id, host, port) = match (error, node) {
+            (None, Some(b)) => (b.node_id, b.host.clone(), b.port),
+            _ => (-1, String::new(), -1),
+        };
         Coordinator::default()
             .with_key(key)
-            .with_node_id(BrokerId(if error.is_some() { -1 } else { node_id }))
-            .with_host(str_bytes(if error.is_some() {
-                String::new()
-            } else {
-                host.clone()
-            }))
-            .with_port(if error.is_some() { -1 } else { port })
+            .with_node_id(BrokerId(node_id))
+            .with_host(str_bytes(host))
+            .with_port(port)
             .with_error_code(error.map_or(0, |e| e.code()))
     };
     if version >= 4 {

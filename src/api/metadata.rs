@@ -33,13 +33,16 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
     } else {
         OPERATIONS_NOT_REQUESTED
     };
+    // Partitions are not replicated yet: in a cluster only the leader is
+    // in sync; on one node every replica is this node.
+    let replicated = !broker.in_quorum();
     let auto_create = broker.config().get_bool("auto.create.topics.enable")
         && (version < 4 || request.allow_auto_topic_creation);
     let topics = match request.topics {
         Some(list) if !(list.is_empty() && version == 0) => list
             .iter()
             .map(|wanted| match resolve(broker, wanted, auto_create) {
-                Ok(meta) => describe(&meta, topic_ops),
+                Ok(meta) => describe(&meta, topic_ops, replicated),
                 Err((name, e)) => MetadataResponseTopic::default()
                     .with_name(name.as_deref().map(topic_name))
                     .with_topic_id(wanted.topic_id)
@@ -51,10 +54,10 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
             .topics
             .all()
             .iter()
-            .map(|m| describe(m, topic_ops))
+            .map(|m| describe(m, topic_ops, replicated))
             .collect(),
     };
-    let cluster = &broker.cluster;
+    let cluster = broker.cluster();
     let brokers = cluster
         .brokers
         .iter()
@@ -105,19 +108,25 @@ fn resolve(
     broker.auto_create_topic(&name).map_err(fail)
 }
 
-fn describe(meta: &TopicMeta, topic_ops: i32) -> MetadataResponseTopic {
+fn describe(meta: &TopicMeta, topic_ops: i32, replicated: bool) -> MetadataResponseTopic {
     let partitions = meta
         .partitions
         .iter()
         .enumerate()
         .map(|(index, replicas)| {
             let nodes: Vec<BrokerId> = replicas.iter().copied().map(BrokerId).collect();
+            let leader = nodes.first().copied().unwrap_or(BrokerId(-1));
+            let isr = if replicated {
+                nodes.clone()
+            } else {
+                vec![leader]
+            };
             MetadataResponsePartition::default()
                 .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
-                .with_leader_id(nodes.first().copied().unwrap_or(BrokerId(-1)))
+                .with_leader_id(leader)
                 .with_leader_epoch(0)
-                .with_replica_nodes(nodes.clone())
-                .with_isr_nodes(nodes)
+                .with_replica_nodes(nodes)
+                .with_isr_nodes(isr)
         })
         .collect();
     MetadataResponseTopic::default()

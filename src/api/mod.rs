@@ -329,19 +329,27 @@ fn transaction_coordinator(broker: &Broker) -> &crate::txn::TransactionCoordinat
     &broker.txns
 }
 
-/// The log of one partition of a known topic.
+/// The log of one partition of a known topic, which this node leads.
 ///
 /// # Errors
-/// UNKNOWN_TOPIC_OR_PARTITION.
+/// UNKNOWN_TOPIC_OR_PARTITION, or NOT_LEADER_OR_FOLLOWER when another
+/// node leads it.
 fn partition_log(
     broker: &Broker,
     topic: &str,
     partition: i32,
 ) -> Result<Arc<PartitionLog>, ApiError> {
-    broker
+    let log = broker
         .logs
         .get(topic, partition)
-        .ok_or_else(unknown_partition)
+        .ok_or_else(unknown_partition)?;
+    if broker.in_quorum() && broker.leader_of(topic, partition) != Some(broker.node_id()) {
+        return Err(ApiError::new(
+            ResponseError::NotLeaderOrFollower,
+            "This server is not the leader for that topic-partition.",
+        ));
+    }
+    Ok(log)
 }
 
 /// Kafka's error for a refused append.
@@ -431,7 +439,10 @@ fn check_replicas(
             format!("The manual partition assignment includes the partition {partition} with duplicate replicas."),
         ));
     }
-    if let Some(missing) = replicas.iter().find(|id| !broker.cluster.has_broker(**id)) {
+    if let Some(missing) = replicas
+        .iter()
+        .find(|id| !broker.cluster().has_broker(**id))
+    {
         return Err(crate::ApiError::new(
             InvalidReplicaAssignment,
             format!("The manual partition assignment includes broker {missing}, but no such broker is registered."),

@@ -2,9 +2,10 @@
 //! node, the broker list clients see, the topic registry and the dynamic
 //! broker configs.
 //!
-//! Today the cluster is one node. Later the broker list and the topic
-//! registry come from a metadata quorum (an existing Raft library); the
-//! rest of the broker only reads them through this module.
+//! With no `controller.quorum.voters` the cluster is this one node. With
+//! them, the broker list and the topics come from the metadata quorum
+//! ([`quorum`], on openraft); the rest of the broker only reads them
+//! through this module and [`crate::broker::Broker`].
 
 mod dynamic_configs;
 mod producer_ids;
@@ -23,8 +24,11 @@ pub fn is_internal_topic(name: &str) -> bool {
 
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 use base64::Engine;
+
+use quorum::MetadataQuorum;
 
 /// One broker as clients see it: its id and advertised address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,20 +48,121 @@ pub struct ClusterInfo {
     pub cluster_id: String,
     /// This node's id.
     pub node_id: i32,
-    /// Every live broker, this node included.
+    /// Every registered broker, this node included, by node id.
     pub brokers: Vec<BrokerEndpoint>,
+    /// The active controller (-1 while none is known).
+    pub controller_id: i32,
 }
 
 impl ClusterInfo {
     /// The active controller: on a single node, this node.
     pub fn controller_id(&self) -> i32 {
-        self.node_id
+        self.controller_id
     }
 
     /// Whether `node_id` is a live broker.
     pub fn has_broker(&self, node_id: i32) -> bool {
         self.brokers.iter().any(|b| b.node_id == node_id)
     }
+
+    /// The broker `node_id`, if registered.
+    pub fn broker(&self, node_id: i32) -> Option<&BrokerEndpoint> {
+        self.brokers.iter().find(|b| b.node_id == node_id)
+    }
+}
+
+/// How this node knows the cluster: alone, or as a member of a metadata
+/// quorum.
+#[derive(Debug)]
+pub enum Membership {
+    /// One node, no quorum (no `controller.quorum.voters`): the zero-config
+    /// broker.
+    Single(ClusterInfo),
+    /// A member of the metadata quorum.
+    Quorum {
+        /// The quorum.
+        quorum: Arc<MetadataQuorum>,
+        /// The cluster id the quorum agreed on.
+        cluster_id: String,
+        /// This node's id.
+        node_id: i32,
+    },
+}
+
+impl Membership {
+    /// The cluster as of now: the registered brokers and the controller.
+    pub fn info(&self) -> ClusterInfo {
+        match self {
+            Self::Single(info) => info.clone(),
+            Self::Quorum {
+                quorum,
+                cluster_id,
+                node_id,
+            } => {
+                let image = quorum.image();
+                ClusterInfo {
+                    cluster_id: cluster_id.clone(),
+                    node_id: *node_id,
+                    brokers: image
+                        .brokers
+                        .values()
+                        .map(|b| BrokerEndpoint {
+                            node_id: b.node_id,
+                            host: b.host.clone(),
+                            port: b.port,
+                        })
+                        .collect(),
+                    controller_id: quorum.leader().unwrap_or(-1),
+                }
+            }
+        }
+    }
+
+    /// This node's id.
+    pub fn node_id(&self) -> i32 {
+        match self {
+            Self::Single(info) => info.node_id,
+            Self::Quorum { node_id, .. } => *node_id,
+        }
+    }
+
+    /// The quorum, when this node is a member of one.
+    pub fn quorum(&self) -> Option<&Arc<MetadataQuorum>> {
+        match self {
+            Self::Single(_) => None,
+            Self::Quorum { quorum, .. } => Some(quorum),
+        }
+    }
+}
+
+/// Makes sure `DATA_DIR/meta.properties` names `cluster_id` (writing it on
+/// first start): a data dir of another cluster is refused.
+///
+/// # Errors
+/// The file cannot be read or written, or names another cluster.
+pub fn check_cluster_id(data_dir: &Path, node_id: i32, cluster_id: &str) -> io::Result<()> {
+    let path = data_dir.join("meta.properties");
+    if path.exists() {
+        let stored = load_or_create_cluster_id(data_dir, node_id)?;
+        if stored != cluster_id {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} belongs to cluster {stored}, but the metadata quorum's cluster is {cluster_id}",
+                    path.display()
+                ),
+            ));
+        }
+        return Ok(());
+    }
+    let text = format!("version=1\ncluster.id={cluster_id}\nnode.id={node_id}\n");
+    std::fs::write(&path, text)
+}
+
+/// A new random cluster id, printed as Kafka prints them (the URL-safe
+/// base64 of a random UUID).
+pub fn new_cluster_id() -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(uuid::Uuid::new_v4().as_bytes())
 }
 
 /// Reads `cluster.id` from `DATA_DIR/meta.properties` (Kafka's file name),
@@ -82,9 +187,7 @@ pub fn load_or_create_cluster_id(data_dir: &Path, node_id: i32) -> io::Result<St
             })
         }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            // Kafka prints cluster ids as the URL-safe base64 of a random UUID.
-            let id = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .encode(uuid::Uuid::new_v4().as_bytes());
+            let id = new_cluster_id();
             let text = format!("version=1\ncluster.id={id}\nnode.id={node_id}\n");
             std::fs::write(&path, text)?;
             Ok(id)

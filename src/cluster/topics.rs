@@ -12,7 +12,7 @@ use uuid::Uuid;
 use crate::error::{ApiError, Error};
 
 /// One topic's metadata as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicMeta {
     /// The topic name.
     pub name: String,

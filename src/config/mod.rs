@@ -218,6 +218,68 @@ impl BrokerConfig {
         self.get("advertised.listeners").map(listener_address)
     }
 
+    /// The metadata quorum's voters from `controller.quorum.voters`
+    /// (`id@host:port,...`): node id → controller `host:port`; `None` when
+    /// unset (a single node).
+    ///
+    /// # Errors
+    /// A malformed entry, or `controller.quorum.bootstrap.servers` alone
+    /// (dynamic quorums are not supported yet).
+    pub fn quorum_voters(&self) -> Result<Option<BTreeMap<i32, String>>, ConfigError> {
+        let invalid = |message: String| ConfigError::InvalidValue {
+            message,
+            origin: "controller.quorum.voters".into(),
+        };
+        let voters = self.get("controller.quorum.voters").unwrap_or("").trim();
+        if voters.is_empty() {
+            if self.is_explicit("controller.quorum.bootstrap.servers") {
+                return Err(ConfigError::InvalidValue {
+                    message: "a dynamic quorum is not supported yet: list the voters in \
+                              controller.quorum.voters"
+                        .into(),
+                    origin: "controller.quorum.bootstrap.servers".into(),
+                });
+            }
+            return Ok(None);
+        }
+        let mut parsed = BTreeMap::new();
+        for entry in voters.split(',').map(str::trim) {
+            let (id, address) = entry
+                .split_once('@')
+                .ok_or_else(|| invalid(format!("'{entry}' is not id@host:port")))?;
+            let id: i32 = id
+                .trim()
+                .parse()
+                .map_err(|_| invalid(format!("'{entry}': '{id}' is not a node id")))?;
+            let port_ok = address
+                .rsplit_once(':')
+                .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+            if !port_ok {
+                return Err(invalid(format!("'{entry}': '{address}' is not host:port")));
+            }
+            if parsed.insert(id, address.trim().to_owned()).is_some() {
+                return Err(invalid(format!("node id {id} is listed twice")));
+            }
+        }
+        Ok(Some(parsed))
+    }
+
+    /// The controller listener's bind address: the entry of `listeners`
+    /// named in `controller.listener.names` (`CONTROLLER` when unset).
+    pub fn controller_listen_address(&self) -> Option<String> {
+        let names = self
+            .get("controller.listener.names")
+            .unwrap_or("CONTROLLER");
+        let listeners = self.get("listeners")?;
+        listeners.split(',').map(str::trim).find_map(|entry| {
+            let (name, address) = entry.split_once("://")?;
+            names
+                .split(',')
+                .any(|n| n.trim() == name)
+                .then(|| bind_form(address))
+        })
+    }
+
     /// The data directory: the first of `log.dirs`, else `log.dir`.
     pub fn data_dir(&self) -> PathBuf {
         let dirs = self
@@ -308,7 +370,11 @@ fn listener_address(listeners: &str) -> String {
         .or(entries.first())
         .copied()
         .unwrap_or_default();
-    let address = chosen.split_once("://").map_or(chosen, |(_, a)| a);
+    bind_form(chosen.split_once("://").map_or(chosen, |(_, a)| a))
+}
+
+/// A listener address to bind: an empty host means every interface.
+fn bind_form(address: &str) -> String {
     if address.starts_with(':') {
         format!("0.0.0.0{address}")
     } else {

@@ -50,6 +50,9 @@ pub type StateRecord = (Bytes, Option<Bytes>);
 struct StatePartition {
     log: Arc<PartitionLog>,
     loaded: AtomicBool,
+    /// Whether this node leads the partition (always, on one node): the
+    /// keys of a partition led elsewhere get NOT_COORDINATOR.
+    led: AtomicBool,
 }
 
 /// The partitions of one internal topic, once it exists.
@@ -63,7 +66,8 @@ pub struct StateTopic {
 ///
 /// # Errors
 /// COORDINATOR_NOT_AVAILABLE before the topic exists,
-/// COORDINATOR_LOAD_IN_PROGRESS while its partition replays.
+/// COORDINATOR_LOAD_IN_PROGRESS while its partition replays,
+/// NOT_COORDINATOR when another node leads the partition.
 pub type Ready = Result<i32, ResponseError>;
 
 impl StateTopic {
@@ -88,6 +92,7 @@ impl StateTopic {
             .map(|log| StatePartition {
                 log,
                 loaded: AtomicBool::new(false),
+                led: AtomicBool::new(true),
             })
             .collect();
         self.partitions.set(partitions).is_ok()
@@ -120,6 +125,7 @@ impl StateTopic {
         }
         let partition = partition_for(key, count);
         match self.partition(partition) {
+            Some(p) if !p.led.load(Ordering::Acquire) => Err(ResponseError::NotCoordinator),
             Some(p) if p.loaded.load(Ordering::Acquire) => Ok(partition),
             Some(_) => Err(ResponseError::CoordinatorLoadInProgress),
             None => Err(ResponseError::CoordinatorNotAvailable),
@@ -137,6 +143,13 @@ impl StateTopic {
         self.partitions
             .get()
             .is_some_and(|ps| ps.iter().all(|p| p.loaded.load(Ordering::Acquire)))
+    }
+
+    /// Records whether this node leads `partition` (see [`Ready`]).
+    pub fn set_led(&self, partition: i32, led: bool) {
+        if let Some(p) = self.partition(partition) {
+            p.led.store(led, Ordering::Release);
+        }
     }
 
     /// Marks `partition` loaded: its keys are served from now on.

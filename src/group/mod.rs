@@ -144,6 +144,12 @@ impl GroupCoordinator {
         self.topic.is_attached()
     }
 
+    /// Records whether this node leads `partition` of the state topic:
+    /// the group keys of a partition led elsewhere get NOT_COORDINATOR.
+    pub fn set_led(&self, partition: i32, led: bool) {
+        self.topic.set_led(partition, led);
+    }
+
     /// Takes the `__consumer_offsets` partition logs and loads them by
     /// replay on a thread of its own; until a partition is loaded its
     /// groups answer COORDINATOR_LOAD_IN_PROGRESS. A `fresh` topic (just

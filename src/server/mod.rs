@@ -6,6 +6,7 @@ mod connection;
 
 pub use connection::Connection;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::broker::Broker;
+use crate::cluster::quorum::{MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::{api, protocol};
@@ -27,6 +29,8 @@ use crate::{api, protocol};
 pub struct RunningBroker {
     local_addr: SocketAddr,
     broker: Arc<Broker>,
+    /// The metadata quorum this node is a member of, if any.
+    quorum: Option<Arc<MetadataQuorum>>,
     shutdown: watch::Sender<bool>,
     accept_loop: JoinHandle<()>,
 }
@@ -65,17 +69,29 @@ impl RunningBroker {
             ),
         };
         let data_dir = config.data_dir();
-        let broker = Arc::new(Broker::open(config, host.clone(), port)?);
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (broker, quorum) = match config.quorum_voters()? {
+            None => (Arc::new(Broker::open(config, host.clone(), port)?), None),
+            Some(voters) => {
+                let (broker, quorum) = join_quorum(config, voters, &host, port).await?;
+                let broker = Arc::new(broker);
+                tokio::spawn(follow_quorum(
+                    broker.clone(),
+                    quorum.clone(),
+                    shutdown_rx.clone(),
+                ));
+                (broker, Some(quorum))
+            }
+        };
         info!(
             version = env!("CARGO_PKG_VERSION"),
             listener = %local_addr,
             advertised = %format!("{host}:{port}"),
             data_dir = %data_dir.display(),
-            node_id = broker.cluster.node_id,
-            cluster_id = %broker.cluster.cluster_id,
+            node_id = broker.node_id(),
+            cluster_id = %broker.cluster().cluster_id,
             "strom started"
         );
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let check_interval =
             u64::try_from(broker.config().get_i64("log.retention.check.interval.ms"))
                 .unwrap_or(1000);
@@ -90,6 +106,7 @@ impl RunningBroker {
         Ok(Self {
             local_addr,
             broker,
+            quorum,
             shutdown,
             accept_loop,
         })
@@ -116,9 +133,139 @@ impl RunningBroker {
         if let Err(e) = self.accept_loop.await {
             error!(cause = %e, "accept loop ended abnormally");
         }
+        if let Some(quorum) = &self.quorum {
+            quorum.shutdown().await;
+        }
         self.broker.flush()?;
         info!("strom stopped");
         Ok(())
+    }
+}
+
+/// Joins the metadata quorum (`controller.quorum.voters`): binds the
+/// controller listener, starts this node's Raft member, agrees on the
+/// cluster id (the first one proposed; checked against the data dir's
+/// `meta.properties`), registers this broker, and opens the broker over
+/// the quorum's metadata. Waits for a quorum leader up to
+/// `initial.broker.registration.timeout.ms`, as Kafka's broker does.
+async fn join_quorum(
+    config: BrokerConfig,
+    voters: BTreeMap<i32, String>,
+    host: &str,
+    port: u16,
+) -> Result<(Broker, Arc<MetadataQuorum>)> {
+    let node_id = config.node_id();
+    let roles = config.get("process.roles").unwrap_or("");
+    let has = |role: &str| roles.split(',').any(|r| r.trim() == role);
+    if !(has("broker") && has("controller")) {
+        return Err(Error::Config(crate::config::ConfigError::InvalidValue {
+            message: format!(
+                "'{roles}': strom runs combined nodes only (yet): process.roles=broker,controller"
+            ),
+            origin: "process.roles".into(),
+        }));
+    }
+    let Some(own) = voters.get(&node_id) else {
+        return Err(Error::Config(crate::config::ConfigError::InvalidValue {
+            message: format!("node.id {node_id} is not one of the voters {voters:?}"),
+            origin: "controller.quorum.voters".into(),
+        }));
+    };
+    let address = config
+        .controller_listen_address()
+        .unwrap_or_else(|| own.clone());
+    let listener = TcpListener::bind(&address)
+        .await
+        .map_err(|source| Error::Bind {
+            address: address.clone(),
+            source,
+        })?;
+    let data_dir = config.data_dir();
+    let dir_error = |source| Error::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
+    crate::broker::check_writable(&data_dir).map_err(dir_error)?;
+    let db = crate::store::open(&data_dir.join("meta"))?;
+    let election =
+        u64::try_from(config.get_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
+    let quorum = MetadataQuorum::start(
+        QuorumConfig {
+            node_id,
+            voters: voters.clone(),
+            listener,
+            election_timeout_ms: election,
+        },
+        &db,
+    )
+    .await
+    .map_err(Error::Quorum)?;
+    let quorum = Arc::new(quorum);
+    let deadline = std::time::Instant::now()
+        + Duration::from_millis(
+            u64::try_from(config.get_i64("initial.broker.registration.timeout.ms"))
+                .unwrap_or(60_000),
+        );
+    info!(node_id, voters = ?voters, "waiting for the metadata quorum");
+    let propose = |command: MetadataCommand| {
+        let quorum = quorum.clone();
+        async move {
+            loop {
+                match quorum.propose(command.clone()).await {
+                    Err(ProposeError::NotLeader { .. }) if std::time::Instant::now() < deadline => {
+                    }
+                    other => return other.map_err(|e| Error::Quorum(e.to_string())),
+                }
+            }
+        }
+    };
+    let agreed = propose(MetadataCommand::InitCluster {
+        cluster_id: crate::cluster::new_cluster_id(),
+    })
+    .await?;
+    let cluster_id = agreed
+        .cluster_id
+        .ok_or_else(|| Error::Quorum("no cluster id".into()))?;
+    crate::cluster::check_cluster_id(&data_dir, node_id, &cluster_id).map_err(dir_error)?;
+    let registered = propose(MetadataCommand::RegisterBroker {
+        node_id,
+        incarnation: uuid::Uuid::new_v4().to_string(),
+        host: host.to_owned(),
+        port: i32::from(port),
+        rack: config.get("broker.rack").map(str::to_owned),
+    })
+    .await?;
+    info!(
+        node_id,
+        epoch = registered.broker_epoch,
+        leader = quorum.leader(),
+        "registered with the metadata quorum"
+    );
+    let membership = crate::cluster::Membership::Quorum {
+        quorum: quorum.clone(),
+        cluster_id,
+        node_id,
+    };
+    let broker = tokio::task::block_in_place(|| Broker::open_member(config, db, membership))?;
+    Ok((broker, quorum))
+}
+
+/// Brings this node's topics in line with every new metadata image.
+async fn follow_quorum(
+    broker: Arc<Broker>,
+    quorum: Arc<MetadataQuorum>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut images = quorum.subscribe();
+    loop {
+        tokio::select! {
+            changed = images.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+        let broker = broker.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || broker.sync_topics()).await {
+            error!(cause = %e, "applying the metadata image failed");
+        }
     }
 }
 

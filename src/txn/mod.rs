@@ -272,6 +272,12 @@ impl TransactionCoordinator {
         self.topic.is_attached()
     }
 
+    /// Records whether this node leads `partition` of the state topic:
+    /// the transaction keys of a partition led elsewhere get NOT_COORDINATOR.
+    pub fn set_led(&self, partition: i32, led: bool) {
+        self.topic.set_led(partition, led);
+    }
+
     /// Takes the `__transaction_state` partition logs and loads them by
     /// replay on a thread of its own (a `fresh` topic is ready at once).
     /// Prepared transactions are completed by the next [`Self::tick`].

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::TopicMeta;
+
 /// One registered broker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BrokerRegistration {
@@ -39,6 +41,9 @@ pub struct MetadataImage {
     pub cluster_id: Option<String>,
     /// Registered brokers by node id.
     pub brokers: BTreeMap<i32, BrokerRegistration>,
+    /// Topics by name: id, replica assignment (leader first), config
+    /// overrides.
+    pub topics: BTreeMap<String, TopicMeta>,
 }
 
 /// A change to the image: one entry of the metadata log.
@@ -62,6 +67,41 @@ pub enum MetadataCommand {
         /// `broker.rack`.
         rack: Option<String>,
     },
+    /// Creates a topic, unless one has its name.
+    CreateTopic(TopicMeta),
+    /// Appends partitions (their replica lists) to a topic, if it has
+    /// `from` partitions.
+    AddPartitions {
+        /// The topic.
+        name: String,
+        /// Its partition count the change was computed from.
+        from: usize,
+        /// Replica lists of the new partitions.
+        assignments: Vec<Vec<i32>>,
+    },
+    /// Replaces a topic's config overrides.
+    SetTopicConfigs {
+        /// The topic.
+        name: String,
+        /// The new overrides.
+        configs: BTreeMap<String, String>,
+    },
+    /// Deletes a topic.
+    DeleteTopic {
+        /// The topic.
+        name: String,
+    },
+}
+
+/// Why a command changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Refusal {
+    /// A topic with that name exists.
+    TopicExists,
+    /// No topic has that name.
+    UnknownTopic,
+    /// The topic changed since the command was computed.
+    Conflict,
 }
 
 /// What applying a command did.
@@ -74,6 +114,8 @@ pub struct MetadataResult {
     pub cluster_id: Option<String>,
     /// RegisterBroker: the broker's epoch.
     pub broker_epoch: Option<i64>,
+    /// Why the command changed nothing, if it did not apply.
+    pub refused: Option<Refusal>,
 }
 
 impl MetadataImage {
@@ -115,8 +157,46 @@ impl MetadataImage {
                     ..MetadataResult::default()
                 }
             }
+            MetadataCommand::CreateTopic(meta) => {
+                if self.topics.contains_key(&meta.name) {
+                    Self::refused(Refusal::TopicExists)
+                } else {
+                    self.topics.insert(meta.name.clone(), meta.clone());
+                    MetadataResult::default()
+                }
+            }
+            MetadataCommand::AddPartitions {
+                name,
+                from,
+                assignments,
+            } => match self.topics.get_mut(name) {
+                None => Self::refused(Refusal::UnknownTopic),
+                Some(meta) if meta.partitions.len() != *from => Self::refused(Refusal::Conflict),
+                Some(meta) => {
+                    meta.partitions.extend(assignments.iter().cloned());
+                    MetadataResult::default()
+                }
+            },
+            MetadataCommand::SetTopicConfigs { name, configs } => match self.topics.get_mut(name) {
+                None => Self::refused(Refusal::UnknownTopic),
+                Some(meta) => {
+                    meta.configs = configs.clone();
+                    MetadataResult::default()
+                }
+            },
+            MetadataCommand::DeleteTopic { name } => match self.topics.remove(name) {
+                None => Self::refused(Refusal::UnknownTopic),
+                Some(_) => MetadataResult::default(),
+            },
         };
         MetadataResult { index, ..result }
+    }
+
+    fn refused(why: Refusal) -> MetadataResult {
+        MetadataResult {
+            refused: Some(why),
+            ..MetadataResult::default()
+        }
     }
 
     /// Records that the entry at `index` (a blank or membership entry)

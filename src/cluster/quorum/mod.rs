@@ -8,16 +8,15 @@
 //! [`MetadataQuorum::image`] / [`MetadataQuorum::subscribe`], and
 //! [`MetadataQuorum::leader`].
 //!
-//! No format step: every voter starts with the same voter list and
-//! initializes the Raft membership with it (openraft accepts the same
-//! initialization from every member); the first cluster id proposed is
-//! the cluster's.
+//! No format step: every voter starts with the same voter list, and the
+//! lowest voter initializes the Raft membership with it on first start;
+//! the first cluster id proposed is the cluster's.
 
 mod image;
 mod network;
 mod storage;
 
-pub use image::{BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult};
+pub use image::{BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult, Refusal};
 pub use network::ProposeError;
 
 use std::collections::{BTreeMap, HashMap};
@@ -113,7 +112,11 @@ impl MetadataQuorum {
             .is_initialized()
             .await
             .map_err(|e| format!("metadata quorum: {e}"))?;
-        if !initialized {
+        // The lowest voter initializes the membership on first start (the
+        // others learn it from its first AppendEntries), so the voters
+        // never race to initialize.
+        let lowest = config.voters.keys().next() == Some(&config.node_id);
+        if !initialized && lowest {
             let members: BTreeMap<NodeId, BasicNode> = config
                 .voters
                 .iter()
