@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 
-use crate::cluster::quorum::{MetadataCommand, MetadataImage, ProposeError, Refusal};
+use crate::cluster::quorum::{
+    MetadataCommand, MetadataImage, PartitionState, ProposeError, Refusal,
+};
 use crate::cluster::{
     self, BrokerEndpoint, ClusterInfo, DynamicConfigStore, Membership, ProducerIdManager,
     TopicMeta, TopicRegistry,
@@ -16,6 +18,8 @@ use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
 use crate::group::{GroupCoordinator, GroupTimeouts, OFFSETS_TOPIC};
 use crate::log::{self, AppendError, LogConfig, LogManager, SequenceError};
+use crate::replica::fetcher::{Fetchers, ReplicaLogs};
+use crate::replica::{IsrChange, ReplicaManager};
 use crate::txn::{TransactionCoordinator, TxnHost, TXN_TOPIC};
 
 /// The broker's shared state. Handlers get `&Broker`; every field is safe
@@ -40,6 +44,10 @@ pub struct Broker {
     db: sled::Db,
     /// Producer ids, in durably reserved blocks.
     producer_ids: ProducerIdManager,
+    /// The leader side of partition replication (a cluster only).
+    replicas: Arc<ReplicaManager>,
+    /// The follower fetchers, once started (a cluster only).
+    fetchers: std::sync::OnceLock<Fetchers>,
     /// Serialises the creation of internal topics on first use.
     internal_topics: std::sync::Mutex<()>,
     /// Serialises topic creation, growth, deletion and config changes: each
@@ -130,15 +138,36 @@ impl Broker {
             i32::try_from(config.get_i64("transaction.max.timeout.ms")).unwrap_or(900_000),
             config.get_i64("transactional.id.expiration.ms"),
         ));
+        let mut producer_ids = ProducerIdManager::open(&db)?;
+        if let Some(quorum) = membership.quorum() {
+            // Ids unique across the cluster: blocks from the quorum.
+            let (quorum, node_id) = (quorum.clone(), membership.node_id());
+            producer_ids = producer_ids.with_source(Box::new(move |size| {
+                let quorum = quorum.clone();
+                let command = MetadataCommand::AllocateProducerIds { node_id, size };
+                wait_for(async move { quorum.propose(command).await })
+                    .map_err(|e| e.to_string())?
+                    .producer_id_block
+                    .ok_or_else(|| "no producer id block".to_owned())
+            }));
+        }
+        let replicas = Arc::new(ReplicaManager::new(
+            membership.node_id(),
+            std::time::Duration::from_millis(
+                u64::try_from(config.get_i64("replica.lag.time.max.ms")).unwrap_or(30_000),
+            ),
+        ));
         let broker = Self {
             config: tokio::sync::watch::Sender::new(Arc::new(config)),
             dynamic_configs,
             membership,
+            replicas,
+            fetchers: std::sync::OnceLock::new(),
             topics,
             logs,
             groups,
             txns,
-            producer_ids: ProducerIdManager::open(&db)?,
+            producer_ids,
             db,
             internal_topics: std::sync::Mutex::new(()),
             topic_changes: std::sync::Mutex::new(()),
@@ -261,12 +290,92 @@ impl Broker {
         self.membership.quorum().is_some()
     }
 
-    /// The leader of `topic`-`partition`: its first replica (leadership
-    /// does not move yet).
+    /// The leadership of `topic`-`partition`: the quorum's in a cluster;
+    /// on one node, this node leading in epoch 0 with every replica in sync.
+    pub fn partition_state(&self, topic: &str, partition: i32) -> Option<PartitionState> {
+        match self.membership.quorum() {
+            Some(quorum) => quorum.image().partition(topic, partition).cloned(),
+            None => {
+                let meta = self.topics.get(topic)?;
+                let replicas = meta.partitions.get(usize::try_from(partition).ok()?)?;
+                Some(PartitionState::new(replicas))
+            }
+        }
+    }
+
+    /// The leader of `topic`-`partition`.
     pub fn leader_of(&self, topic: &str, partition: i32) -> Option<i32> {
-        let meta = self.topics.get(topic)?;
-        let replicas = meta.partitions.get(usize::try_from(partition).ok()?)?;
-        replicas.first().copied()
+        self.partition_state(topic, partition).map(|s| s.leader)
+    }
+
+    /// Starts fetching the partitions this node follows (a cluster only).
+    pub fn start_replication(self: &Arc<Self>) {
+        if self.in_quorum() {
+            let logs: Arc<dyn ReplicaLogs> = self.clone();
+            let _ = self.fetchers.set(Fetchers::new(self.node_id(), logs));
+            self.sync_topics();
+        }
+    }
+
+    /// Stops the follower fetchers.
+    pub fn stop_replication(&self) {
+        if let Some(fetchers) = self.fetchers.get() {
+            fetchers.stop();
+        }
+    }
+
+    /// A follower's fetch of `log` from `fetch_offset` in leader epoch
+    /// `epoch`: moves the high watermark, and proposes adding the follower
+    /// back to the ISR once it caught up.
+    ///
+    /// # Errors
+    /// NOT_LEADER_OR_FOLLOWER, FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH.
+    pub fn follower_fetch(
+        &self,
+        log: &log::PartitionLog,
+        replica: i32,
+        fetch_offset: i64,
+        epoch: i32,
+    ) -> Result<(), ResponseError> {
+        if let Some(change) = self
+            .replicas
+            .follower_fetch(log, replica, fetch_offset, epoch)?
+        {
+            self.propose_isr(change);
+        }
+        Ok(())
+    }
+
+    /// Proposes shrinking the ISR of every partition with a follower
+    /// `replica.lag.time.max.ms` behind.
+    pub fn check_isr(&self) {
+        for change in self.replicas.lagging() {
+            self.propose_isr(change);
+        }
+    }
+
+    fn propose_isr(&self, change: IsrChange) {
+        let (Some(quorum), Ok(runtime)) = (
+            self.membership.quorum().cloned(),
+            tokio::runtime::Handle::try_current(),
+        ) else {
+            return;
+        };
+        tracing::info!(topic = %change.topic, partition = change.partition, isr = ?change.isr, "proposing an ISR change");
+        let (topic, partition) = (change.topic.clone(), change.partition);
+        let command = MetadataCommand::AlterIsr {
+            topic: change.topic,
+            partition: change.partition,
+            leader_epoch: change.leader_epoch,
+            isr: change.isr,
+        };
+        let replicas = self.replicas.clone();
+        runtime.spawn(async move {
+            let applied = matches!(quorum.propose(command).await, Ok(r) if r.refused.is_none());
+            if !applied {
+                replicas.change_failed(&topic, partition);
+            }
+        });
     }
 
     /// The current settings (a snapshot: later dynamic changes do not show in it).
@@ -586,6 +695,15 @@ impl Broker {
         let image = quorum.image();
         let _change = self.lock_topic_changes();
         self.apply_image(&image);
+        let follow = self.replicas.apply(&image, &self.logs);
+        if let Some(fetchers) = self.fetchers.get() {
+            let addresses = image
+                .brokers
+                .values()
+                .map(|b| (b.node_id, format!("{}:{}", b.host, b.port)))
+                .collect();
+            fetchers.update(follow, &addresses);
+        }
     }
 
     fn apply_image(&self, image: &MetadataImage) {
@@ -707,6 +825,12 @@ impl Broker {
         self.logs.flush_all(log::now_ms());
         self.db.flush()?;
         Ok(())
+    }
+}
+
+impl ReplicaLogs for Broker {
+    fn replica_log(&self, topic: &str, partition: i32) -> Option<Arc<log::PartitionLog>> {
+        self.logs.get(topic, partition)
     }
 }
 

@@ -24,6 +24,7 @@ pub mod error;
 pub mod group;
 pub mod log;
 pub mod protocol;
+pub mod replica;
 pub mod server;
 pub mod store;
 pub mod txn;

@@ -65,6 +65,8 @@ struct Node {
 struct Cluster {
     nodes: Vec<Node>,
     voters: String,
+    /// Extra `--set key=value` settings of every node.
+    settings: Vec<String>,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -76,6 +78,11 @@ fn free_port() -> SocketAddr {
 impl Cluster {
     /// Starts `n` nodes and waits until each has joined.
     fn start(n: i32) -> Self {
+        Self::start_with(n, &[])
+    }
+
+    /// As [`Cluster::start`], every node with the extra `key=value` settings.
+    fn start_with(n: i32, settings: &[&str]) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("strom-cluster-")
             .tempdir()
@@ -97,6 +104,7 @@ impl Cluster {
         let mut cluster = Self {
             nodes,
             voters: voters.join(","),
+            settings: settings.iter().map(|s| (*s).to_owned()).collect(),
             dir: Some(dir),
         };
         for i in 0..cluster.nodes.len() {
@@ -110,6 +118,7 @@ impl Cluster {
 
     fn spawn(&mut self, i: usize) {
         let voters = self.voters.clone();
+        let settings = self.settings.clone();
         let node = &mut self.nodes[i];
         node.starts += 1;
         let log = OpenOptions::new()
@@ -126,6 +135,7 @@ impl Cluster {
             .args(["--set", &format!("controller.quorum.voters={voters}")])
             .args(["--set", "controller.quorum.election.timeout.ms=500"])
             .args(["--set", "group.initial.rebalance.delay.ms=0"])
+            .args(settings.iter().flat_map(|s| ["--set", s.as_str()]))
             .env_clear()
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
@@ -259,6 +269,55 @@ impl Drop for Cluster {
             }
         }
     }
+}
+
+/// The bytes of node `id`'s segment files of `topic`-`partition`, in order.
+fn partition_bytes(cluster: &Cluster, id: i32, topic: &str, partition: i32) -> Vec<u8> {
+    let dir = cluster.nodes[cluster.index(id)]
+        .dir
+        .join("logs")
+        .join(format!("{topic}-{partition}"));
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.extension().is_some_and(|x| x == "log"))
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+        .iter()
+        .flat_map(|f| std::fs::read(f).unwrap_or_default())
+        .collect()
+}
+
+/// Waits until every node in `ids` holds the same bytes for the partition.
+fn wait_identical(cluster: &Cluster, ids: &[i32], topic: &str, partition: i32) -> usize {
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        let copies: Vec<Vec<u8>> = ids
+            .iter()
+            .map(|id| partition_bytes(cluster, *id, topic, partition))
+            .collect();
+        if !copies[0].is_empty() && copies.iter().all(|c| *c == copies[0]) {
+            return copies[0].len();
+        }
+        let sizes: Vec<usize> = copies.iter().map(Vec::len).collect();
+        assert!(
+            Instant::now() < deadline,
+            "replicas of {topic}-{partition} differ: sizes {sizes:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn isr(m: &MetadataResponse, topic_name: &str, partition: i32) -> Vec<i32> {
+    topic(m, topic_name)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+        .map(|p| p.isr_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
 }
 
 fn brokers(m: &MetadataResponse) -> BTreeMap<i32, i32> {
@@ -436,6 +495,62 @@ fn a_lost_controller_is_replaced_and_its_node_catches_up() {
     });
     assert_eq!(after.cluster_id, before.cluster_id);
     assert_eq!(brokers(&after).len(), 3);
+}
+
+/// Sends `count` values `prefix-<i>` with acks=all through node `via`;
+/// every one must be acknowledged.
+fn produce_all(cluster: &Cluster, via: i32, topic: &str, prefix: &str, count: usize) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap(&[via]))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("message.timeout.ms", "20000")
+        .create()
+        .expect("producer");
+    let values: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
+    let futures: Vec<_> = values
+        .iter()
+        .map(|value| producer.send_result(FutureRecord::<(), String>::to(topic).payload(value)))
+        .collect();
+    for (i, future) in futures.into_iter().enumerate() {
+        let delivered =
+            futures::executor::block_on(future.expect("queued")).expect("a delivery report");
+        if let Err((e, _)) = delivered {
+            panic!("{prefix}-{i} not acknowledged: {e}");
+        }
+    }
+}
+
+#[test]
+fn partitions_are_replicated_and_the_isr_follows_the_followers() {
+    let mut cluster = Cluster::start_with(3, &["replica.lag.time.max.ms=2000"]);
+    cluster.create_topic(&[1], "replicated", 1, 3);
+    let m = cluster.wait_metadata(2, "the topic", |m| isr(m, "replicated", 0).len() == 3);
+    let leader = topic(&m, "replicated").expect("topic").partitions[0]
+        .leader_id
+        .0;
+    produce_all(&cluster, 2, "replicated", "first", 500);
+    let size = wait_identical(&cluster, &[1, 2, 3], "replicated", 0);
+
+    // A follower goes away: acks=all writes wait until the leader drops
+    // it from the ISR (after replica.lag.time.max.ms), then succeed.
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    cluster.kill(follower);
+    produce_all(&cluster, leader, "replicated", "second", 100);
+    let m = cluster.metadata(leader).expect("metadata");
+    assert!(
+        !isr(&m, "replicated", 0).contains(&follower),
+        "node {follower} still in the ISR {:?}",
+        isr(&m, "replicated", 0)
+    );
+
+    // Back: it catches up and rejoins the ISR, with the same bytes.
+    cluster.restart(follower);
+    cluster.wait_metadata(leader, "the follower back in the ISR", |m| {
+        isr(m, "replicated", 0).len() == 3
+    });
+    let grown = wait_identical(&cluster, &[1, 2, 3], "replicated", 0);
+    assert!(grown > size, "the second writes replicated too");
 }
 
 /// Runs strom with `args` (and a throwaway data dir): it must exit

@@ -60,6 +60,14 @@ pub async fn handle(
             FetchResponse::default().with_error_code(ResponseError::FetchSessionIdNotFound.code());
         return (response, Vec::new());
     }
+    // A follower's fetch (Kafka's replica fetcher): read up to the log
+    // end, and its offset tells the leader how far the follower is.
+    let replica = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    let replica = (replica >= 0).then_some(replica);
     let by_id = version >= 13;
     let topics: Vec<(FetchableTopicResponse, Vec<Wanted>)> = request
         .topics
@@ -77,7 +85,20 @@ pub async fn handle(
                     log: meta
                         .clone()
                         .and_then(|m| partition_log(broker, &m.name, p.partition))
-                        .and_then(|log| check_leader_epoch(p.current_leader_epoch).map(|()| log)),
+                        .and_then(|log| {
+                            match replica {
+                                Some(id) => broker
+                                    .follower_fetch(
+                                        &log,
+                                        id,
+                                        p.fetch_offset,
+                                        p.current_leader_epoch,
+                                    )
+                                    .map_err(ApiError::code),
+                                None => check_leader_epoch(broker, &log, p.current_leader_epoch),
+                            }
+                            .map(|()| log)
+                        }),
                     request: p,
                 })
                 .collect();
@@ -108,7 +129,7 @@ pub async fn handle(
                 notified
             })
             .collect();
-        let read = read_all(&topics, max_bytes, read_committed);
+        let read = read_all(&topics, max_bytes, read_committed, replica.is_some());
         let expired = tokio::time::Instant::now() >= deadline;
         if read.bytes >= min_bytes.max(1)
             || read.any_error
@@ -126,9 +147,16 @@ pub async fn handle(
     }
 }
 
-/// On one node the leader epoch is always 0; a newer one is unknown here.
-fn check_leader_epoch(epoch: i32) -> Result<(), ApiError> {
-    if epoch > 0 {
+/// A client's `current_leader_epoch` (-1: none) against the partition's:
+/// older is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, as Kafka.
+fn check_leader_epoch(broker: &Broker, log: &PartitionLog, epoch: i32) -> Result<(), ApiError> {
+    let current = broker
+        .partition_state(&log.topic, log.partition)
+        .map_or(0, |s| s.leader_epoch);
+    if epoch >= 0 && epoch < current {
+        return Err(ApiError::code(ResponseError::FencedLeaderEpoch));
+    }
+    if epoch > current {
         return Err(ApiError::code(ResponseError::UnknownLeaderEpoch));
     }
     Ok(())
@@ -150,6 +178,7 @@ fn read_all(
     topics: &[(FetchableTopicResponse, Vec<Wanted>)],
     max_bytes: usize,
     read_committed: bool,
+    replica: bool,
 ) -> ReadPass {
     let mut used = 0usize;
     let mut any_error = false;
@@ -174,7 +203,10 @@ fn read_all(
                     let limit = usize::try_from(w.request.partition_max_bytes)
                         .unwrap_or(0)
                         .min(max_bytes.saturating_sub(used));
-                    let read = if read_committed {
+                    let read = if replica {
+                        let end = log.offsets().log_end_offset;
+                        log.read(w.request.fetch_offset, limit.max(1), Some(end))
+                    } else if read_committed {
                         log.read_committed(w.request.fetch_offset, limit.max(1))
                     } else {
                         log.read(w.request.fetch_offset, limit.max(1), None)

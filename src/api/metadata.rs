@@ -33,16 +33,13 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    // Partitions are not replicated yet: in a cluster only the leader is
-    // in sync; on one node every replica is this node.
-    let replicated = !broker.in_quorum();
     let auto_create = broker.config().get_bool("auto.create.topics.enable")
         && (version < 4 || request.allow_auto_topic_creation);
     let topics = match request.topics {
         Some(list) if !(list.is_empty() && version == 0) => list
             .iter()
             .map(|wanted| match resolve(broker, wanted, auto_create) {
-                Ok(meta) => describe(&meta, topic_ops, replicated),
+                Ok(meta) => describe(broker, &meta, topic_ops),
                 Err((name, e)) => MetadataResponseTopic::default()
                     .with_name(name.as_deref().map(topic_name))
                     .with_topic_id(wanted.topic_id)
@@ -54,7 +51,7 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
             .topics
             .all()
             .iter()
-            .map(|m| describe(m, topic_ops, replicated))
+            .map(|m| describe(broker, m, topic_ops))
             .collect(),
     };
     let cluster = broker.cluster();
@@ -108,25 +105,18 @@ fn resolve(
     broker.auto_create_topic(&name).map_err(fail)
 }
 
-fn describe(meta: &TopicMeta, topic_ops: i32, replicated: bool) -> MetadataResponseTopic {
-    let partitions = meta
-        .partitions
-        .iter()
-        .enumerate()
+fn describe(broker: &Broker, meta: &TopicMeta, topic_ops: i32) -> MetadataResponseTopic {
+    let partitions = (0..)
+        .zip(&meta.partitions)
         .map(|(index, replicas)| {
-            let nodes: Vec<BrokerId> = replicas.iter().copied().map(BrokerId).collect();
-            let leader = nodes.first().copied().unwrap_or(BrokerId(-1));
-            let isr = if replicated {
-                nodes.clone()
-            } else {
-                vec![leader]
-            };
+            let state = broker.partition_state(&meta.name, index);
+            let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
             MetadataResponsePartition::default()
-                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
-                .with_leader_id(leader)
-                .with_leader_epoch(0)
-                .with_replica_nodes(nodes)
-                .with_isr_nodes(isr)
+                .with_partition_index(index)
+                .with_leader_id(BrokerId(state.as_ref().map_or(-1, |s| s.leader)))
+                .with_leader_epoch(state.as_ref().map_or(0, |s| s.leader_epoch))
+                .with_replica_nodes(ids(replicas))
+                .with_isr_nodes(ids(state.as_ref().map_or(&[][..], |s| &s.isr)))
         })
         .collect();
     MetadataResponseTopic::default()

@@ -106,7 +106,7 @@ pub async fn dispatch(
         .unwrap_or_default()
         .to_owned();
     let response = match request.body {
-        RequestKind::Produce(req) => match produce::handle(broker, version, req) {
+        RequestKind::Produce(req) => match produce::handle(broker, version, req).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },

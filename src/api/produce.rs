@@ -39,6 +39,9 @@ use kafka_protocol::messages::produce_response::{
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use super::{append_error, blocking, partition_log, resolve_topic, str_bytes, TopicRef};
@@ -50,20 +53,29 @@ use crate::log::{
 };
 
 /// Answers a Produce request; `None` for acks=0.
-pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<ProduceResponse> {
+pub async fn handle(
+    broker: &Broker,
+    version: i16,
+    request: ProduceRequest,
+) -> Option<ProduceResponse> {
     let acks_error = (!matches!(request.acks, -1..=1))
         .then(|| ApiError::new(ResponseError::InvalidRequiredAcks, "Invalid required acks"));
     let now = now_ms();
-    let responses = request
+    // acks=all on a replicated partition: (topic, partition) indexes in the
+    // response, the log, and the offset its high watermark must reach.
+    let mut replication_waits: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    let mut responses: Vec<TopicProduceResponse> = request
         .topic_data
         .into_iter()
-        .map(|topic| {
+        .enumerate()
+        .map(|(t, topic)| {
             let reference = TopicRef::new(version >= 13, &topic.name, topic.topic_id);
             let resolved = resolve_topic(broker, &reference, true);
             let partitions = topic
                 .partition_data
                 .into_iter()
-                .map(|data| {
+                .enumerate()
+                .map(|(p, data)| {
                     let outcome = match (&acks_error, &resolved) {
                         (Some(e), _) | (None, Err(e)) => Err(Refusal::from(e.clone())),
                         (None, Ok(meta)) => append(
@@ -78,10 +90,15 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                     };
                     let response = PartitionProduceResponse::default().with_index(data.index);
                     match outcome {
-                        Ok(info) => response
-                            .with_base_offset(info.base_offset)
-                            .with_log_append_time_ms(info.log_append_time)
-                            .with_log_start_offset(info.log_start_offset),
+                        Ok(Appended { info, log, end }) => {
+                            if request.acks == -1 && broker.in_quorum() {
+                                replication_waits.push((t, p, log, end));
+                            }
+                            response
+                                .with_base_offset(info.base_offset)
+                                .with_log_append_time_ms(info.log_append_time)
+                                .with_log_start_offset(info.log_start_offset)
+                        }
                         Err(refusal) => refusal.response(response, version),
                     }
                 })
@@ -92,7 +109,67 @@ pub fn handle(broker: &Broker, version: i16, request: ProduceRequest) -> Option<
                 .with_partition_responses(partitions)
         })
         .collect();
+    let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
+    let deadline = tokio::time::Instant::now() + timeout;
+    for (t, p, log, end) in replication_waits {
+        let error = wait_for_replicas(broker, &log, end, deadline).await;
+        if let Some(error) = error {
+            let response = &mut responses[t].partition_responses[p];
+            *response = Refusal::from(error).response(response.clone(), version);
+        }
+    }
     (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}
+
+/// Waits (without blocking a thread) until `log`'s high watermark reaches
+/// `end`: every in-sync replica has the batch. REQUEST_TIMED_OUT past
+/// `deadline`; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+/// `min.insync.replicas` meanwhile (as Kafka).
+async fn wait_for_replicas(
+    broker: &Broker,
+    log: &PartitionLog,
+    end: i64,
+    deadline: tokio::time::Instant,
+) -> Option<ApiError> {
+    loop {
+        let notified = log.appended().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        if log.offsets().high_watermark >= end {
+            break;
+        }
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(deadline) => {
+                if log.offsets().high_watermark >= end {
+                    break;
+                }
+                return Some(ApiError::new(
+                    ResponseError::RequestTimedOut,
+                    "The in-sync replicas did not all acknowledge the records in time",
+                ));
+            }
+        }
+    }
+    let isr = in_sync_replicas(broker, &log.topic, log.partition);
+    let min_insync = log.config().min_insync_replicas;
+    (isr < min_insync).then(|| {
+        ApiError::new(
+            ResponseError::NotEnoughReplicasAfterAppend,
+            format!(
+                "The size of the current ISR : {isr} is insufficient to satisfy the min.isr \
+                 requirement of {min_insync} for partition {}-{}",
+                log.topic, log.partition
+            ),
+        )
+    })
+}
+
+/// How many replicas of a partition are in sync (on one node: the leader).
+fn in_sync_replicas(broker: &Broker, topic: &str, partition: i32) -> i64 {
+    broker
+        .partition_state(topic, partition)
+        .map_or(1, |s| i64::try_from(s.isr.len()).unwrap_or(1))
 }
 
 /// Why a partition's data was not stored.
@@ -144,21 +221,24 @@ impl Refusal {
     }
 }
 
-/// How many replicas of a partition are in sync: on one node, the leader.
-const IN_SYNC_REPLICAS: i64 = 1;
-
 /// NOT_ENOUGH_REPLICAS when the partition's `min.insync.replicas` is more
 /// than the replicas in sync (checked for acks=-1 only, as Kafka does).
-fn check_in_sync_replicas(log: &PartitionLog, topic: &str, partition: i32) -> Result<(), Refusal> {
+fn check_in_sync_replicas(
+    broker: &Broker,
+    log: &PartitionLog,
+    topic: &str,
+    partition: i32,
+) -> Result<(), Refusal> {
     let min_insync_replicas = log.config().min_insync_replicas;
-    if IN_SYNC_REPLICAS >= min_insync_replicas {
+    let in_sync = in_sync_replicas(broker, topic, partition);
+    if in_sync >= min_insync_replicas {
         return Ok(());
     }
     Err(Refusal {
         error: ApiError::new(
             ResponseError::NotEnoughReplicas,
             format!(
-                "The size of the current ISR : {IN_SYNC_REPLICAS} is insufficient to satisfy \
+                "The size of the current ISR : {in_sync} is insufficient to satisfy \
                  the min.isr requirement of {min_insync_replicas} for partition {topic}-{partition}"
             ),
         ),
@@ -175,7 +255,7 @@ fn append(
     acks: i16,
     records: Option<Bytes>,
     now: i64,
-) -> Result<AppendInfo, Refusal> {
+) -> Result<Appended, Refusal> {
     if is_internal_topic(topic) {
         return Err(Refusal::from(ApiError::new(
             ResponseError::InvalidTopicException,
@@ -184,7 +264,7 @@ fn append(
     }
     let log = partition_log(broker, topic, partition)?;
     if acks == -1 {
-        check_in_sync_replicas(&log, topic, partition)?;
+        check_in_sync_replicas(broker, &log, topic, partition)?;
     }
     let records = records.ok_or_else(|| {
         ApiError::new(
@@ -192,6 +272,7 @@ fn append(
             "Produce request has no records",
         )
     })?;
+    let last_offset_delta = BatchHeader::parse(&records).map_or(0, |h| h.last_offset_delta);
     let bytes = records.to_vec();
     let compressed = is_compressed(&bytes);
     let log_for_write = log.clone();
@@ -247,7 +328,7 @@ fn append(
             })?,
         None => write(),
     };
-    appended.map_err(|e| match e {
+    let info = appended.map_err(|e| match e {
         // As Kafka's RecordValidationException: the records and the log start.
         AppendError::Records { ref errors, .. } => Refusal {
             record_errors: errors.clone(),
@@ -255,5 +336,15 @@ fn append(
             error: append_error(e),
         },
         e => Refusal::from(append_error(e)),
-    })
+    })?;
+    // The offset after the batch: what the high watermark must reach.
+    let end = info.base_offset + i64::from(last_offset_delta) + 1;
+    Ok(Appended { info, log, end })
+}
+
+/// A stored batch: where, and the offset after it.
+struct Appended {
+    info: AppendInfo,
+    log: Arc<PartitionLog>,
+    end: i64,
 }

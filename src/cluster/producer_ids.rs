@@ -3,7 +3,7 @@
 //! (`ProducerIdsRecord`). On one node the block is reserved in the sled
 //! tree `producer_ids` (flushed to disk before any id of it is used), so
 //! an id is never handed out twice, across crashes included; in a cluster
-//! the blocks will come from the metadata quorum instead.
+//! the blocks come from the metadata quorum ([`ProducerIdManager::with_source`]).
 
 use std::sync::Mutex;
 
@@ -21,11 +21,22 @@ struct Block {
     end: i64,
 }
 
+/// Reserves the next block elsewhere: returns its first id.
+pub type BlockSource = Box<dyn Fn(i64) -> Result<i64, String> + Send + Sync>;
+
 /// Hands out producer ids.
-#[derive(Debug)]
 pub struct ProducerIdManager {
     tree: sled::Tree,
     block: Mutex<Block>,
+    source: Option<BlockSource>,
+}
+
+impl std::fmt::Debug for ProducerIdManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerIdManager")
+            .field("block", &self.block)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProducerIdManager {
@@ -44,7 +55,16 @@ impl ProducerIdManager {
         Ok(Self {
             tree,
             block: Mutex::new(Block { next: 0, end: 0 }),
+            source: None,
         })
+    }
+
+    /// Takes blocks from `source` (the metadata quorum) instead of the
+    /// local store.
+    #[must_use]
+    pub fn with_source(mut self, source: BlockSource) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// The next producer id.
@@ -55,7 +75,10 @@ impl ProducerIdManager {
     pub fn next_id(&self) -> Result<i64, String> {
         let mut block = self.block.lock().unwrap_or_else(|e| e.into_inner());
         if block.next >= block.end {
-            let start = self.reserve_block()?;
+            let start = match &self.source {
+                Some(source) => source(BLOCK_SIZE)?,
+                None => self.reserve_block()?,
+            };
             *block = Block {
                 next: start,
                 end: start + BLOCK_SIZE,

@@ -75,6 +75,7 @@ impl RunningBroker {
             Some(voters) => {
                 let (broker, quorum) = join_quorum(config, voters, &host, port).await?;
                 let broker = Arc::new(broker);
+                broker.start_replication();
                 tokio::spawn(follow_quorum(
                     broker.clone(),
                     quorum.clone(),
@@ -133,6 +134,7 @@ impl RunningBroker {
         if let Err(e) = self.accept_loop.await {
             error!(cause = %e, "accept loop ended abnormally");
         }
+        self.broker.stop_replication();
         if let Some(quorum) = &self.quorum {
             quorum.shutdown().await;
         }
@@ -250,16 +252,22 @@ async fn join_quorum(
     Ok((broker, quorum))
 }
 
-/// Brings this node's topics in line with every new metadata image.
+/// Brings this node's topics and replicas in line with every new metadata
+/// image, and proposes ISR shrinks for lagging followers.
 async fn follow_quorum(
     broker: Arc<Broker>,
     quorum: Arc<MetadataQuorum>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut images = quorum.subscribe();
+    let mut isr_checks = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
             changed = images.changed() => if changed.is_err() { return },
+            _ = isr_checks.tick() => {
+                broker.check_isr();
+                continue;
+            }
             _ = shutdown.changed() => return,
         }
         let broker = broker.clone();

@@ -32,6 +32,30 @@ pub struct BrokerRegistration {
     pub rack: Option<String>,
 }
 
+/// A partition's leadership: who leads, in which epoch, and which
+/// replicas are in sync.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionState {
+    /// The leader's node id.
+    pub leader: i32,
+    /// Bumped at every leader change; stamped on the batches it appends.
+    pub leader_epoch: i32,
+    /// The in-sync replicas, the leader among them.
+    pub isr: Vec<i32>,
+}
+
+impl PartitionState {
+    /// The state of a new partition with `replicas` (leader first): every
+    /// replica starts in sync (all are empty).
+    pub fn new(replicas: &[i32]) -> Self {
+        Self {
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+            isr: replicas.to_vec(),
+        }
+    }
+}
+
 /// The replicated metadata.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MetadataImage {
@@ -44,6 +68,12 @@ pub struct MetadataImage {
     /// Topics by name: id, replica assignment (leader first), config
     /// overrides.
     pub topics: BTreeMap<String, TopicMeta>,
+    /// Each topic's partitions' leadership, in partition order.
+    #[serde(default)]
+    pub partitions: BTreeMap<String, Vec<PartitionState>>,
+    /// The start of the next producer id block to hand out.
+    #[serde(default)]
+    pub next_producer_id_block: i64,
 }
 
 /// A change to the image: one entry of the metadata log.
@@ -91,6 +121,26 @@ pub enum MetadataCommand {
         /// The topic.
         name: String,
     },
+    /// Reserves the next block of producer ids for `node_id` (Kafka's
+    /// AllocateProducerIds).
+    AllocateProducerIds {
+        /// The node that will hand them out.
+        node_id: i32,
+        /// Ids in the block.
+        size: i64,
+    },
+    /// A leader changes its partition's in-sync replicas (Kafka's
+    /// AlterPartition), if the partition is still in `leader_epoch`.
+    AlterIsr {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The leader epoch the change was computed in.
+        leader_epoch: i32,
+        /// The new ISR (the leader among them).
+        isr: Vec<i32>,
+    },
 }
 
 /// Why a command changed nothing.
@@ -116,6 +166,9 @@ pub struct MetadataResult {
     pub broker_epoch: Option<i64>,
     /// Why the command changed nothing, if it did not apply.
     pub refused: Option<Refusal>,
+    /// AllocateProducerIds: the first id of the reserved block.
+    #[serde(default)]
+    pub producer_id_block: Option<i64>,
 }
 
 impl MetadataImage {
@@ -162,6 +215,8 @@ impl MetadataImage {
                     Self::refused(Refusal::TopicExists)
                 } else {
                     self.topics.insert(meta.name.clone(), meta.clone());
+                    let states = meta.partitions.iter().map(|r| PartitionState::new(r));
+                    self.partitions.insert(meta.name.clone(), states.collect());
                     MetadataResult::default()
                 }
             }
@@ -174,6 +229,11 @@ impl MetadataImage {
                 Some(meta) if meta.partitions.len() != *from => Self::refused(Refusal::Conflict),
                 Some(meta) => {
                     meta.partitions.extend(assignments.iter().cloned());
+                    let states = assignments.iter().map(|r| PartitionState::new(r));
+                    self.partitions
+                        .entry(name.clone())
+                        .or_default()
+                        .extend(states);
                     MetadataResult::default()
                 }
             },
@@ -184,10 +244,44 @@ impl MetadataImage {
                     MetadataResult::default()
                 }
             },
-            MetadataCommand::DeleteTopic { name } => match self.topics.remove(name) {
-                None => Self::refused(Refusal::UnknownTopic),
-                Some(_) => MetadataResult::default(),
-            },
+            MetadataCommand::DeleteTopic { name } => {
+                self.partitions.remove(name);
+                match self.topics.remove(name) {
+                    None => Self::refused(Refusal::UnknownTopic),
+                    Some(_) => MetadataResult::default(),
+                }
+            }
+            MetadataCommand::AllocateProducerIds { size, .. } => {
+                let start = self.next_producer_id_block;
+                self.next_producer_id_block = start.saturating_add((*size).max(1));
+                MetadataResult {
+                    producer_id_block: Some(start),
+                    ..MetadataResult::default()
+                }
+            }
+            MetadataCommand::AlterIsr {
+                topic,
+                partition,
+                leader_epoch,
+                isr,
+            } => {
+                let state = self
+                    .partitions
+                    .get_mut(topic)
+                    .and_then(|ps| ps.get_mut(usize::try_from(*partition).ok()?));
+                match state {
+                    None => Self::refused(Refusal::UnknownTopic),
+                    Some(state)
+                        if state.leader_epoch != *leader_epoch || !isr.contains(&state.leader) =>
+                    {
+                        Self::refused(Refusal::Conflict)
+                    }
+                    Some(state) => {
+                        state.isr = isr.clone();
+                        MetadataResult::default()
+                    }
+                }
+            }
         };
         MetadataResult { index, ..result }
     }
@@ -197,6 +291,13 @@ impl MetadataImage {
             refused: Some(why),
             ..MetadataResult::default()
         }
+    }
+
+    /// The leadership of `topic`-`partition`.
+    pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
+        self.partitions
+            .get(topic)?
+            .get(usize::try_from(partition).ok()?)
     }
 
     /// Records that the entry at `index` (a blank or membership entry)
@@ -237,5 +338,14 @@ mod tests {
         assert_eq!(image.apply(4, &register(1, "x")).broker_epoch, Some(3));
         assert_eq!(image.apply(5, &register(1, "y")).broker_epoch, Some(5));
         assert_eq!(image.brokers.len(), 1);
+        let block = |image: &mut MetadataImage, index| {
+            let command = MetadataCommand::AllocateProducerIds {
+                node_id: 1,
+                size: 1000,
+            };
+            image.apply(index, &command).producer_id_block
+        };
+        assert_eq!(block(&mut image, 6), Some(0));
+        assert_eq!(block(&mut image, 7), Some(1000));
     }
 }

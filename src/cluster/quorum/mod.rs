@@ -16,7 +16,9 @@ mod image;
 mod network;
 mod storage;
 
-pub use image::{BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult, Refusal};
+pub use image::{
+    BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult, PartitionState, Refusal,
+};
 pub use network::ProposeError;
 
 use std::collections::{BTreeMap, HashMap};

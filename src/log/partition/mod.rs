@@ -325,8 +325,14 @@ struct LogState {
     segments: BTreeMap<i64, LogSegment>,
     log_start_offset: i64,
     log_end_offset: i64,
-    /// Equal to the log end offset on a single node; kept apart for replication.
+    /// Equal to the log end offset unless `replicated`: then moved by
+    /// [`PartitionLog::advance_high_watermark`] as the replicas catch up.
     high_watermark: i64,
+    /// Whether other replicas must have an offset before it is below the
+    /// high watermark (a leader with followers in sync, or a follower).
+    replicated: bool,
+    /// The leader epoch stamped on the batches this node appends as leader.
+    leader_epoch: i32,
     producers: ProducerStateManager,
     /// Open and aborted transactions (the LSO, read_committed fetches).
     txns: TxnIndex,
@@ -527,20 +533,97 @@ impl PartitionLog {
     fn append_checked(
         &self,
         state: &mut LogState,
-        mut bytes: Vec<u8>,
+        bytes: Vec<u8>,
         header: &batch::BatchHeader,
         marker: Option<batch::Marker>,
         now_ms: i64,
     ) -> Result<AppendInfo, AppendError> {
+        self.store(state, bytes, header, marker, now_ms, true)
+    }
+
+    /// Appends a batch a follower fetched from its leader, as the leader
+    /// stored it (offsets, leader epoch, timestamps and CRC unchanged): it
+    /// must start at this log's end. Producer and transaction state follow
+    /// it as they follow a leader's appends.
+    ///
+    /// # Errors
+    /// A malformed batch, one that does not start at the log end, or the
+    /// log fails.
+    pub fn append_replica(&self, bytes: Vec<u8>, now_ms: i64) -> Result<i64, AppendError> {
+        let header = batch::BatchHeader::parse(&bytes)
+            .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
+        batch::check_crc(&bytes, &header)
+            .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
+        let marker = batch::is_control(header.attributes)
+            .then(|| batch::read_marker(&bytes))
+            .flatten();
+        let mut state = self.lock();
+        if state.deleted {
+            return Err(AppendError::Deleted);
+        }
+        if header.base_offset != state.log_end_offset {
+            return Err(AppendError::Invalid(format!(
+                "a replicated batch at offset {} but the log ends at {}",
+                header.base_offset, state.log_end_offset
+            )));
+        }
+        self.store(&mut state, bytes, &header, marker, now_ms, false)?;
+        let end = state.log_end_offset;
+        drop(state);
+        self.appended.notify_waiters();
+        Ok(end)
+    }
+
+    /// Whether other replicas hold this log's high watermark back (see
+    /// `LogState::replicated`); turning it off moves the high watermark to
+    /// the log end.
+    pub fn set_replicated(&self, replicated: bool, leader_epoch: i32) {
+        let mut state = self.lock();
+        state.replicated = replicated;
+        state.leader_epoch = leader_epoch;
+        if !replicated && state.high_watermark < state.log_end_offset {
+            state.high_watermark = state.log_end_offset;
+            drop(state);
+            self.appended.notify_waiters();
+        }
+    }
+
+    /// Moves the high watermark up to `offset` (never past the log end,
+    /// never down); wakes waiting fetches and acks=all producers.
+    pub fn advance_high_watermark(&self, offset: i64) {
+        let mut state = self.lock();
+        let target = offset.min(state.log_end_offset);
+        if target > state.high_watermark {
+            state.high_watermark = target;
+            drop(state);
+            self.appended.notify_waiters();
+        }
+    }
+
+    /// Writes a batch under the lock: as leader (`lead`) it takes the next
+    /// offset, this node's leader epoch and the append time; as follower
+    /// it keeps what the leader gave it. Then file, index, offsets,
+    /// producer and transaction state.
+    fn store(
+        &self,
+        state: &mut LogState,
+        mut bytes: Vec<u8>,
+        header: &batch::BatchHeader,
+        marker: Option<batch::Marker>,
+        now_ms: i64,
+        lead: bool,
+    ) -> Result<AppendInfo, AppendError> {
         self.maybe_roll(state, bytes.len() as u64, now_ms)?;
         let base_offset = state.log_end_offset;
-        let append_time = state.config.log_append_time.then_some(now_ms);
+        let append_time = (lead && state.config.log_append_time).then_some(now_ms);
         let max_timestamp = append_time.unwrap_or(header.max_timestamp);
-        let stamp = match append_time {
-            Some(now) => Stamp::LogAppendTime(now),
-            None => Stamp::CreateTime(max_timestamp),
-        };
-        batch::assign(&mut bytes, base_offset, 0, stamp);
+        if lead {
+            let stamp = match append_time {
+                Some(now) => Stamp::LogAppendTime(now),
+                None => Stamp::CreateTime(max_timestamp),
+            };
+            batch::assign(&mut bytes, base_offset, state.leader_epoch, stamp);
+        }
         let last_offset = base_offset + i64::from(header.last_offset_delta);
 
         let (segment_base, segment) = state
@@ -568,7 +651,9 @@ impl PartitionLog {
         }
         segment.max_timestamp = segment.max_timestamp.max(max_timestamp);
         state.log_end_offset = last_offset + 1;
-        state.high_watermark = state.log_end_offset;
+        if !state.replicated {
+            state.high_watermark = state.log_end_offset;
+        }
         apply_to_state(&mut state.producers, &mut state.txns, &entry, marker);
         state.unflushed_records += i64::from(header.records_count);
         if state.unflushed_records >= state.config.flush_messages {

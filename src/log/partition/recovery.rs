@@ -121,6 +121,8 @@ impl PartitionLog {
                 log_start_offset,
                 log_end_offset,
                 high_watermark: log_end_offset,
+                replicated: false,
+                leader_epoch: 0,
                 producers,
                 txns,
                 unflushed_records: 0,
