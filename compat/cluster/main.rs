@@ -510,7 +510,11 @@ fn produce_all(cluster: &Cluster, via: i32, topic: &str, prefix: &str, count: us
     let values: Vec<String> = (0..count).map(|i| format!("{prefix}-{i}")).collect();
     let futures: Vec<_> = values
         .iter()
-        .map(|value| producer.send_result(FutureRecord::<(), String>::to(topic).payload(value)))
+        .map(|value| {
+            producer
+                .send_result(FutureRecord::<(), String>::to(topic).payload(value))
+                .map_err(|(e, _)| e)
+        })
         .collect();
     for (i, future) in futures.into_iter().enumerate() {
         let delivered =
