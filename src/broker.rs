@@ -832,6 +832,10 @@ impl ReplicaLogs for Broker {
     fn replica_log(&self, topic: &str, partition: i32) -> Option<Arc<log::PartitionLog>> {
         self.logs.get(topic, partition)
     }
+
+    fn follows(&self, topic: &str, partition: i32, epoch: i32) -> bool {
+        self.replicas.follows(topic, partition, epoch)
+    }
 }
 
 /// The coordinators' internal topics.

@@ -70,9 +70,22 @@ struct Cluster {
     dir: Option<tempfile::TempDir>,
 }
 
+/// A loopback port nobody listens on, below Linux's ephemeral range
+/// (32768 and up): an OS-chosen port could be taken by any outgoing
+/// connection before the node binds it. Ports are handed out in turn
+/// from a start that depends on the process id, so parallel tests and
+/// parallel runs rarely meet.
 fn free_port() -> SocketAddr {
-    let probe = TcpListener::bind("127.0.0.1:0").expect("bind");
-    probe.local_addr().expect("local addr")
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = 20_000 + (std::process::id() % 600) * 20;
+    loop {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = u16::try_from(20_000 + (start - 20_000 + n) % 12_000).unwrap_or(20_000);
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(address).is_ok() {
+            return address;
+        }
+    }
 }
 
 impl Cluster {
@@ -555,6 +568,136 @@ fn partitions_are_replicated_and_the_isr_follows_the_followers() {
     });
     let grown = wait_identical(&cluster, &[1, 2, 3], "replicated", 0);
     assert!(grown > size, "the second writes replicated too");
+}
+
+/// The leader of a replicated partition is SIGKILLed while an idempotent
+/// acks=all producer writes: the controller fences it, a follower from the
+/// ISR takes over, the producer carries on; afterwards every acknowledged
+/// value is read exactly once, in send order per partition, and the
+/// restarted node ends with the same bytes as the others.
+#[test]
+fn a_lost_leader_loses_no_acknowledged_record() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=2000",
+            "min.insync.replicas=2",
+        ],
+    );
+    cluster.create_topic(&[1], "failover", 2, 3);
+    let m = cluster.wait_metadata(1, "the topic", |m| {
+        topic(m, "failover").is_some_and(|t| t.partitions.iter().all(|p| p.isr_nodes.len() == 3))
+    });
+    let victim = topic(&m, "failover").expect("topic").partitions[0]
+        .leader_id
+        .0;
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap(&[1, 2, 3]))
+        .set("enable.idempotence", "true")
+        .set("acks", "all")
+        .set("linger.ms", "5")
+        .set("message.timeout.ms", "30000")
+        .set("retry.backoff.ms", "50")
+        .set("topic.metadata.refresh.interval.ms", "500")
+        .create()
+        .expect("producer");
+    let total = 3000;
+    let mut pending = Vec::new();
+    let mut acked: BTreeMap<String, (i32, i64)> = BTreeMap::new();
+    let mut record = |delivered: Result<
+        rdkafka::producer::future_producer::Delivery,
+        (rdkafka::error::KafkaError, rdkafka::message::OwnedMessage),
+    >,
+                      value: String| match delivered {
+        Ok(d) => {
+            acked.insert(value, (d.partition, d.offset));
+        }
+        Err((e, _)) => panic!("{value} not acknowledged: {e}"),
+    };
+    for i in 0..total {
+        let value = format!("v-{i:05}");
+        let key = format!("k{}", i % 16);
+        let future = producer
+            .send_result(FutureRecord::to("failover").key(&key).payload(&value))
+            .map_err(|(e, _)| e)
+            .expect("queued");
+        pending.push((value, future));
+        if i == total / 3 {
+            for (value, future) in pending.drain(..) {
+                record(futures::executor::block_on(future).expect("report"), value);
+            }
+            cluster.kill(victim);
+        }
+        if pending.len() >= 100 {
+            for (value, future) in pending.drain(..) {
+                record(futures::executor::block_on(future).expect("report"), value);
+            }
+        }
+    }
+    for (value, future) in pending.drain(..) {
+        record(futures::executor::block_on(future).expect("report"), value);
+    }
+    assert_eq!(acked.len(), total);
+    let survivor = (1..=3).find(|id| *id != victim).expect("a survivor");
+    let m = cluster.metadata(survivor).expect("metadata");
+    let now_led = topic(&m, "failover").expect("topic").partitions[0]
+        .leader_id
+        .0;
+    assert_ne!(now_led, victim, "partition 0 has a new leader");
+
+    cluster.restart(victim);
+    cluster.wait_metadata(survivor, "every replica back in sync", |m| {
+        topic(m, "failover").is_some_and(|t| t.partitions.iter().all(|p| p.isr_nodes.len() == 3))
+    });
+    for partition in 0..2 {
+        wait_identical(&cluster, &[1, 2, 3], "failover", partition);
+    }
+
+    // Read everything back.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap(&[1, 2, 3]))
+        .set("group.id", "failover-readers")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["failover"]).expect("subscribe");
+    let mut read: BTreeMap<String, Vec<(i32, i64)>> = BTreeMap::new();
+    let mut order: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let deadline = Instant::now() + START_DEADLINE;
+    while read.len() < total && Instant::now() < deadline {
+        if let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) {
+            let value = String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned();
+            read.entry(value.clone())
+                .or_default()
+                .push((message.partition(), message.offset()));
+            order.entry(message.partition()).or_default().push(value);
+        }
+    }
+    let missing: Vec<&String> = acked.keys().filter(|v| !read.contains_key(*v)).collect();
+    assert!(
+        missing.is_empty(),
+        "acknowledged, not read: {} (e.g. {:?})",
+        missing.len(),
+        missing.first()
+    );
+    let doubled: Vec<_> = read.iter().filter(|(_, at)| at.len() > 1).collect();
+    assert!(doubled.is_empty(), "read twice: {doubled:?}");
+    for (value, at) in &read {
+        assert_eq!(
+            acked.get(value),
+            at.first(),
+            "{value} read where it was acknowledged"
+        );
+    }
+    for (partition, values) in order {
+        let mut sorted = values.clone();
+        sorted.sort();
+        assert_eq!(values, sorted, "partition {partition} in send order");
+    }
 }
 
 /// Runs strom with `args` (and a throwaway data dir): it must exit

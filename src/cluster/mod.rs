@@ -106,6 +106,7 @@ impl Membership {
                     brokers: image
                         .brokers
                         .values()
+                        .filter(|b| !b.fenced)
                         .map(|b| BrokerEndpoint {
                             node_id: b.node_id,
                             host: b.host.clone(),

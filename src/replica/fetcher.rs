@@ -39,6 +39,10 @@ const BACKOFF: Duration = Duration::from_millis(100);
 pub trait ReplicaLogs: Send + Sync + 'static {
     /// The local log of `topic`-`partition`.
     fn replica_log(&self, topic: &str, partition: i32) -> Option<Arc<PartitionLog>>;
+
+    /// Whether this node still follows `topic`-`partition` in leader epoch
+    /// `epoch` (a fetch answered after a leader change is dropped).
+    fn follows(&self, topic: &str, partition: i32, epoch: i32) -> bool;
 }
 
 /// What one fetcher task fetches, and from where.
@@ -168,7 +172,7 @@ async fn run(
                 continue;
             }
         };
-        if !apply(leader, &response, &logs_now) {
+        if !apply(leader, &response, &logs_now, logs.as_ref()) {
             tokio::time::sleep(BACKOFF).await;
         }
     }
@@ -206,15 +210,23 @@ fn fetch_request(node_id: i32, logs: &[(Followed, Arc<PartitionLog>)]) -> FetchR
 }
 
 /// Appends what the leader answered; whether every partition was fine.
-fn apply(leader: i32, response: &FetchResponse, logs: &[(Followed, Arc<PartitionLog>)]) -> bool {
+fn apply(
+    leader: i32,
+    response: &FetchResponse,
+    logs: &[(Followed, Arc<PartitionLog>)],
+    current: &dyn ReplicaLogs,
+) -> bool {
     let mut fine = response.error_code == 0;
     for topic in &response.responses {
         for data in &topic.partitions {
-            let Some((_, log)) = logs.iter().find(|(f, _)| {
+            let Some((followed, log)) = logs.iter().find(|(f, _)| {
                 f.topic == topic.topic.0.as_str() && f.partition == data.partition_index
             }) else {
                 continue;
             };
+            if !current.follows(&followed.topic, followed.partition, followed.leader_epoch) {
+                continue;
+            }
             if data.error_code != 0 {
                 debug!(leader, topic = %log.topic, partition = log.partition, error = data.error_code, "the leader refused a fetch");
                 fine = false;

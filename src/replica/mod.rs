@@ -72,6 +72,8 @@ pub struct ReplicaManager {
     node_id: i32,
     lag_max: Duration,
     led: Mutex<HashMap<(String, i32), Led>>,
+    /// The leader epoch of each partition this node follows.
+    following: Mutex<HashMap<(String, i32), i32>>,
 }
 
 impl ReplicaManager {
@@ -81,6 +83,7 @@ impl ReplicaManager {
             node_id,
             lag_max,
             led: Mutex::new(HashMap::new()),
+            following: Mutex::new(HashMap::new()),
         }
     }
 
@@ -95,6 +98,8 @@ impl ReplicaManager {
         let mut follow: BTreeMap<i32, Vec<Followed>> = BTreeMap::new();
         let mut led = self.lock();
         let mut still = HashMap::new();
+        let mut following = self.following.lock().unwrap_or_else(|e| e.into_inner());
+        let mut still_following = HashMap::new();
         for (topic, meta) in &image.topics {
             let Some(states) = image.partitions.get(topic) else {
                 continue;
@@ -127,6 +132,18 @@ impl ReplicaManager {
                     still.insert(key, entry);
                 } else {
                     log.set_replicated(true, state.leader_epoch);
+                    // A new leader (or this node's first look after a
+                    // start): keep only what every in-sync replica had,
+                    // the rest is fetched again from the leader (Kafka's
+                    // truncation to the high watermark).
+                    if following.get(&key) != Some(&state.leader_epoch) {
+                        let to = log.checkpointed_high_watermark();
+                        if let Err(e) = log.truncate_to(to) {
+                            tracing::error!(topic, partition, cause = %e, "cannot truncate a follower's log");
+                            continue;
+                        }
+                    }
+                    still_following.insert(key.clone(), state.leader_epoch);
                     if state.leader >= 0 {
                         follow.entry(state.leader).or_default().push(Followed {
                             topic: topic.clone(),
@@ -138,7 +155,17 @@ impl ReplicaManager {
             }
         }
         *led = still;
+        *following = still_following;
         follow
+    }
+
+    /// Whether this node follows `topic`-`partition` in leader epoch `epoch`.
+    pub fn follows(&self, topic: &str, partition: i32, epoch: i32) -> bool {
+        self.following
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_owned(), partition))
+            == Some(&epoch)
     }
 
     /// Whether this node leads `topic`-`partition`, and in which epoch.

@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use crate::broker::Broker;
-use crate::cluster::quorum::{MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig};
+use crate::cluster::quorum::{
+    Liveness, MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig,
+};
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
 use crate::{api, protocol};
@@ -191,18 +193,22 @@ async fn join_quorum(
     let db = crate::store::open(&data_dir.join("meta"))?;
     let election =
         u64::try_from(config.get_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
+    let millis = |key: &str| Duration::from_millis(u64::try_from(config.get_i64(key)).unwrap_or(0));
     let quorum = MetadataQuorum::start(
         QuorumConfig {
             node_id,
             voters: voters.clone(),
             listener,
             election_timeout_ms: election,
+            liveness: Liveness {
+                interval: millis("broker.heartbeat.interval.ms").max(Duration::from_millis(10)),
+                session: millis("broker.session.timeout.ms").max(Duration::from_millis(100)),
+            },
         },
         &db,
     )
     .await
     .map_err(Error::Quorum)?;
-    let quorum = Arc::new(quorum);
     let deadline = std::time::Instant::now()
         + Duration::from_millis(
             u64::try_from(config.get_i64("initial.broker.registration.timeout.ms"))

@@ -30,6 +30,10 @@ pub struct BrokerRegistration {
     pub port: i32,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// Fenced by the controller: its heartbeats stopped. A fenced broker
+    /// leads nothing, is in no ISR, and Metadata does not list it.
+    #[serde(default)]
+    pub fenced: bool,
 }
 
 /// A partition's leadership: who leads, in which epoch, and which
@@ -121,6 +125,19 @@ pub enum MetadataCommand {
         /// The topic.
         name: String,
     },
+    /// Fences a broker whose heartbeats stopped: its partitions get new
+    /// leaders from their ISR (a partition with none left has no leader,
+    /// -1), and it leaves every ISR.
+    FenceBroker {
+        /// The broker.
+        node_id: i32,
+    },
+    /// Unfences a broker that heartbeats again: partitions left without a
+    /// leader whose ISR holds it get it as leader.
+    UnfenceBroker {
+        /// The broker.
+        node_id: i32,
+    },
     /// Reserves the next block of producer ids for `node_id` (Kafka's
     /// AllocateProducerIds).
     AllocateProducerIds {
@@ -203,8 +220,10 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        fenced: false,
                     },
                 );
+                self.elect_offline(*node_id);
                 MetadataResult {
                     broker_epoch: Some(epoch),
                     ..MetadataResult::default()
@@ -251,6 +270,22 @@ impl MetadataImage {
                     Some(_) => MetadataResult::default(),
                 }
             }
+            MetadataCommand::FenceBroker { node_id } => match self.brokers.get_mut(node_id) {
+                None => Self::refused(Refusal::UnknownTopic),
+                Some(broker) => {
+                    broker.fenced = true;
+                    self.fence(*node_id);
+                    MetadataResult::default()
+                }
+            },
+            MetadataCommand::UnfenceBroker { node_id } => match self.brokers.get_mut(node_id) {
+                None => Self::refused(Refusal::UnknownTopic),
+                Some(broker) => {
+                    broker.fenced = false;
+                    self.elect_offline(*node_id);
+                    MetadataResult::default()
+                }
+            },
             MetadataCommand::AllocateProducerIds { size, .. } => {
                 let start = self.next_producer_id_block;
                 self.next_producer_id_block = start.saturating_add((*size).max(1));
@@ -265,6 +300,12 @@ impl MetadataImage {
                 leader_epoch,
                 isr,
             } => {
+                let fenced: Vec<i32> = self
+                    .brokers
+                    .values()
+                    .filter(|b| b.fenced)
+                    .map(|b| b.node_id)
+                    .collect();
                 let state = self
                     .partitions
                     .get_mut(topic)
@@ -272,7 +313,9 @@ impl MetadataImage {
                 match state {
                     None => Self::refused(Refusal::UnknownTopic),
                     Some(state)
-                        if state.leader_epoch != *leader_epoch || !isr.contains(&state.leader) =>
+                        if state.leader_epoch != *leader_epoch
+                            || !isr.contains(&state.leader)
+                            || isr.iter().any(|id| fenced.contains(id)) =>
                     {
                         Self::refused(Refusal::Conflict)
                     }
@@ -290,6 +333,69 @@ impl MetadataImage {
         MetadataResult {
             refused: Some(why),
             ..MetadataResult::default()
+        }
+    }
+
+    /// Whether `node_id` is registered and not fenced.
+    pub fn is_live(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| !b.fenced)
+    }
+
+    /// Moves leadership off a fenced broker and takes it out of every ISR:
+    /// a partition it led gets the next live replica of its ISR (in
+    /// replica order) in a new epoch, or no leader when none is left (its
+    /// ISR then keeps the fenced broker, the last replica known in sync).
+    fn fence(&mut self, node_id: i32) {
+        let live: Vec<i32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect();
+        for (topic, states) in &mut self.partitions {
+            let Some(meta) = self.topics.get(topic) else {
+                continue;
+            };
+            for (state, replicas) in states.iter_mut().zip(&meta.partitions) {
+                if !state.isr.contains(&node_id) && state.leader != node_id {
+                    continue;
+                }
+                let remaining: Vec<i32> = state
+                    .isr
+                    .iter()
+                    .copied()
+                    .filter(|id| *id != node_id)
+                    .collect();
+                if state.leader == node_id {
+                    let next = replicas
+                        .iter()
+                        .copied()
+                        .find(|id| remaining.contains(id) && live.contains(id));
+                    state.leader_epoch += 1;
+                    match next {
+                        Some(leader) => {
+                            state.leader = leader;
+                            state.isr = remaining;
+                        }
+                        None => state.leader = -1,
+                    }
+                } else if !remaining.is_empty() {
+                    state.isr = remaining;
+                }
+            }
+        }
+    }
+
+    /// Gives leaderless partitions whose ISR holds `node_id` (live again)
+    /// that node as leader, in a new epoch.
+    fn elect_offline(&mut self, node_id: i32) {
+        for states in self.partitions.values_mut() {
+            for state in states.iter_mut() {
+                if state.leader == -1 && state.isr.contains(&node_id) {
+                    state.leader = node_id;
+                    state.leader_epoch += 1;
+                }
+            }
         }
     }
 

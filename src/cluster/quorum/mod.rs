@@ -12,10 +12,12 @@
 //! lowest voter initializes the Raft membership with it on first start;
 //! the first cluster id proposed is the cluster's.
 
+mod controller;
 mod image;
 mod network;
 mod storage;
 
+pub use controller::Liveness;
 pub use image::{
     BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult, PartitionState, Refusal,
 };
@@ -63,6 +65,8 @@ pub struct QuorumConfig {
     /// `controller.quorum.election.timeout.ms`: elections start after a
     /// random wait between half of it and all of it without a leader.
     pub election_timeout_ms: u64,
+    /// Broker heartbeats and sessions.
+    pub liveness: Liveness,
 }
 
 /// This node's member of the metadata quorum.
@@ -71,8 +75,10 @@ pub struct MetadataQuorum {
     node_id: NodeId,
     image: watch::Receiver<Arc<MetadataImage>>,
     shutdown: watch::Sender<bool>,
-    /// Connections for handing proposals to the leader.
+    /// Connections for handing proposals and heartbeats to the leader.
     peers: Mutex<HashMap<NodeId, Peer>>,
+    /// What the active controller knows of broker heartbeats.
+    heartbeats: Arc<controller::Heartbeats>,
 }
 
 impl std::fmt::Debug for MetadataQuorum {
@@ -89,7 +95,7 @@ impl MetadataQuorum {
     ///
     /// # Errors
     /// The stored Raft state cannot be read, or openraft refuses the config.
-    pub async fn start(config: QuorumConfig, db: &sled::Db) -> Result<Self, String> {
+    pub async fn start(config: QuorumConfig, db: &sled::Db) -> Result<Arc<Self>, String> {
         let node_id = NodeId::try_from(config.node_id)
             .map_err(|_| format!("node.id {} is negative", config.node_id))?;
         let (publish, image) = watch::channel(Arc::new(MetadataImage::default()));
@@ -109,7 +115,13 @@ impl MetadataQuorum {
             .await
             .map_err(|e| format!("metadata quorum: {e}"))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        tokio::spawn(network::serve(config.listener, raft.clone(), shutdown_rx));
+        let heartbeats = Arc::new(controller::Heartbeats::default());
+        tokio::spawn(network::serve(
+            config.listener,
+            raft.clone(),
+            heartbeats.clone(),
+            shutdown_rx,
+        ));
         let initialized = raft
             .is_initialized()
             .await
@@ -133,13 +145,16 @@ impl MetadataQuorum {
                 Err(e) => warn!(cause = %e, "cannot initialize the metadata quorum"),
             }
         }
-        Ok(Self {
+        let quorum = Arc::new(Self {
             raft,
             node_id,
             image,
             shutdown,
             peers: Mutex::new(HashMap::new()),
-        })
+            heartbeats,
+        });
+        tokio::spawn(controller::run(quorum.clone(), config.liveness));
+        Ok(quorum)
     }
 
     /// Appends `command` to the metadata log through the leader (this node
@@ -270,6 +285,10 @@ mod tests {
                 voters: voters.clone(),
                 listener,
                 election_timeout_ms: 300,
+                liveness: Liveness {
+                    interval: Duration::from_millis(100),
+                    session: Duration::from_secs(60),
+                },
             };
             nodes.push(MetadataQuorum::start(config, &db).await.unwrap());
         }

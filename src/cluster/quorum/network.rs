@@ -9,6 +9,7 @@
 //! decode is disconnected; nothing it sends can panic the node.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::error::{
@@ -26,6 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::controller::Heartbeats;
 use super::image::{MetadataCommand, MetadataResult};
 use super::{NodeId, Raft, TypeConfig};
 
@@ -43,6 +45,11 @@ pub enum Request {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A metadata command for the leader to append.
     Propose(MetadataCommand),
+    /// A broker's heartbeat to the active controller.
+    Heartbeat {
+        /// The broker.
+        node_id: i32,
+    },
 }
 
 /// Why a proposal was not applied.
@@ -70,6 +77,8 @@ pub enum Reply {
     Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
     /// To `Propose`.
     Propose(Result<MetadataResult, ProposeError>),
+    /// To `Heartbeat`.
+    Heartbeat(Result<(), ProposeError>),
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
@@ -231,7 +240,12 @@ impl RaftNetwork<TypeConfig> for Connection {
 }
 
 /// Serves the controller listener until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, raft: Raft, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    raft: Raft,
+    heartbeats: Arc<Heartbeats>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -243,6 +257,7 @@ pub async fn serve(listener: TcpListener, raft: Raft, mut shutdown: watch::Recei
                 tokio::spawn(serve_connection(
                     stream,
                     raft.clone(),
+                    heartbeats.clone(),
                     shutdown.clone(),
                     peer,
                 ));
@@ -258,6 +273,7 @@ pub async fn serve(listener: TcpListener, raft: Raft, mut shutdown: watch::Recei
 async fn serve_connection(
     mut stream: TcpStream,
     raft: Raft,
+    heartbeats: Arc<Heartbeats>,
     mut shutdown: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) {
@@ -280,6 +296,7 @@ async fn serve_connection(
             Request::Vote(rpc) => Reply::Vote(raft.vote(rpc).await),
             Request::Snapshot(rpc) => Reply::Snapshot(raft.install_snapshot(rpc).await),
             Request::Propose(command) => Reply::Propose(super::write_local(&raft, command).await),
+            Request::Heartbeat { node_id } => Reply::Heartbeat(heartbeats.record(&raft, node_id)),
         };
         if let Err(e) = write_frame(&mut stream, &reply).await {
             debug!(%peer, cause = %e, "controller connection closed");

@@ -18,6 +18,7 @@ use tracing::info;
 
 pub(crate) mod cleaning;
 mod recovery;
+mod replica;
 mod retention;
 
 pub(crate) use cleaning::{
@@ -378,6 +379,8 @@ pub struct PartitionLog {
     /// Persisted cleaner checkpoints (`<topic>/<partition>` → version
     /// byte 0, then the i64 offset).
     checkpoints: sled::Tree,
+    /// Checkpointed high watermarks (see `replica.rs`).
+    watermarks: sled::Tree,
     state: Mutex<LogState>,
     appended: Notify,
 }
@@ -596,6 +599,7 @@ impl PartitionLog {
         if target > state.high_watermark {
             state.high_watermark = target;
             drop(state);
+            self.checkpoint_high_watermark(target);
             self.appended.notify_waiters();
         }
     }
@@ -939,6 +943,7 @@ impl PartitionLog {
         let key = format!("{}/{}", self.topic, self.partition);
         self.starts.remove(&key).map_err(io::Error::other)?;
         self.checkpoints.remove(&key).map_err(io::Error::other)?;
+        self.watermarks.remove(&key).map_err(io::Error::other)?;
         match std::fs::remove_dir_all(&self.dir) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -1109,6 +1114,76 @@ mod tests {
             log.read(31, 100, None),
             Err(ReadError::OffsetOutOfRange)
         ));
+    }
+
+    /// A follower copies a leader's batches as stored, holds its high
+    /// watermark where it is told, and truncates back to a batch boundary
+    /// across segments; what survives (and a reopen) agrees.
+    #[test]
+    fn replica_appends_high_watermark_and_truncation() {
+        let fixture = Fixture::new();
+        let leader = fixture.open(small_segments());
+        let follower = PartitionLog::open(
+            &fixture.dir.path().join("t-1"),
+            "t",
+            1,
+            &fixture.db,
+            small_segments(),
+            0,
+        )
+        .unwrap();
+        follower.set_replicated(true, 0);
+        for i in 0..10 {
+            leader
+                .append(batch(3, 1000 + i, Compression::None), 0)
+                .unwrap();
+        }
+        while follower.offsets().log_end_offset < 30 {
+            let from = follower.offsets().log_end_offset;
+            let copy = leader
+                .read(from, 1 << 20, Some(30))
+                .unwrap()
+                .bytes()
+                .unwrap();
+            let mut rest = &copy[..];
+            while !rest.is_empty() {
+                let header = BatchHeader::parse(rest).unwrap();
+                follower
+                    .append_replica(rest[..header.size].to_vec(), 0)
+                    .unwrap();
+                rest = &rest[header.size..];
+            }
+        }
+        assert_eq!(follower.offsets().log_end_offset, 30);
+        assert_eq!(follower.offsets().high_watermark, 0, "held back");
+        // A batch not at the log end is refused.
+        let again = leader.read(0, 1, Some(30)).unwrap().bytes().unwrap();
+        assert!(follower.append_replica(again.to_vec(), 0).is_err());
+        follower.advance_high_watermark(12);
+        assert_eq!(follower.offsets().high_watermark, 12);
+        assert_eq!(follower.checkpointed_high_watermark(), 12);
+        // Offset 13 is inside the batch 12..=14: cut at 12.
+        assert_eq!(follower.truncate_to(13).unwrap(), 12);
+        assert_eq!(read_all(&follower, 0), (0..12).collect::<Vec<_>>());
+        let tail = leader.read(12, 1 << 20, Some(30)).unwrap().bytes().unwrap();
+        let header = BatchHeader::parse(&tail).unwrap();
+        assert_eq!(
+            follower
+                .append_replica(tail[..header.size].to_vec(), 0)
+                .unwrap(),
+            15
+        );
+        drop(follower);
+        let reopened = PartitionLog::open(
+            &fixture.dir.path().join("t-1"),
+            "t",
+            1,
+            &fixture.db,
+            small_segments(),
+            0,
+        )
+        .unwrap();
+        assert_eq!(read_all(&reopened, 0), (0..15).collect::<Vec<_>>());
     }
 
     #[test]

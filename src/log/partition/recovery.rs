@@ -49,6 +49,9 @@ impl PartitionLog {
             });
 
         let checkpoints = db.open_tree(CHECKPOINT_TREE).map_err(io::Error::other)?;
+        let watermarks = db
+            .open_tree(super::replica::HIGH_WATERMARK_TREE)
+            .map_err(io::Error::other)?;
         let cleaner_checkpoint = cleaning::read_checkpoint(&checkpoints, &start_key)?;
         cleaning::finish_interrupted_swaps(dir, &index, topic, partition)?;
 
@@ -69,8 +72,6 @@ impl PartitionLog {
         index.remove_range(..first_base).map_err(io::Error::other)?;
 
         let bases: Vec<i64> = segments.keys().copied().collect();
-        let mut producers = ProducerStateManager::default();
-        let mut txns = TxnIndex::default();
         let mut log_end_offset = first_base;
         for (i, base) in bases.iter().enumerate() {
             let next = bases.get(i + 1).copied().unwrap_or(i64::MAX);
@@ -81,28 +82,10 @@ impl PartitionLog {
             for entry in index.range(*base..next) {
                 segment.max_timestamp = segment.max_timestamp.max(entry.max_timestamp);
                 log_end_offset = entry.last_offset + 1;
-                let marker = if batch::is_control(entry.attributes) {
-                    let bytes =
-                        segment::read_at(&segment.reader(), entry.position, entry.size as usize)?;
-                    Some(batch::read_marker(&bytes).unwrap_or_else(|| {
-                        warn!(
-                            topic,
-                            partition,
-                            offset = entry.base_offset,
-                            "unreadable transaction marker; taken as a commit"
-                        );
-                        batch::Marker {
-                            commit: true,
-                            coordinator_epoch: -1,
-                        }
-                    }))
-                } else {
-                    None
-                };
-                apply_to_state(&mut producers, &mut txns, &entry, marker);
             }
             log_end_offset = log_end_offset.max(*base);
         }
+        let (producers, mut txns) = replay_state(&segments, &index, topic, partition)?;
         let log_start_offset = stored_start
             .unwrap_or(first_base)
             .max(first_base)
@@ -115,6 +98,7 @@ impl PartitionLog {
             index,
             starts,
             checkpoints,
+            watermarks,
             state: Mutex::new(LogState {
                 config,
                 segments,
@@ -133,6 +117,47 @@ impl PartitionLog {
             appended: Notify::new(),
         })
     }
+}
+
+/// The producer and transaction state of the batches `index` lists, in
+/// offset order (transaction markers read from the segments).
+///
+/// # Errors
+/// A marker cannot be read.
+pub(super) fn replay_state(
+    segments: &BTreeMap<i64, LogSegment>,
+    index: &SegmentIndex,
+    topic: &str,
+    partition: i32,
+) -> io::Result<(ProducerStateManager, TxnIndex)> {
+    let mut producers = ProducerStateManager::default();
+    let mut txns = TxnIndex::default();
+    for entry in index.range(..) {
+        let marker = if batch::is_control(entry.attributes) {
+            let bytes = match segments.get(&entry.segment) {
+                Some(segment) => {
+                    segment::read_at(&segment.reader(), entry.position, entry.size as usize)?
+                }
+                None => Vec::new(),
+            };
+            Some(batch::read_marker(&bytes).unwrap_or_else(|| {
+                warn!(
+                    topic,
+                    partition,
+                    offset = entry.base_offset,
+                    "unreadable transaction marker; taken as a commit"
+                );
+                batch::Marker {
+                    commit: true,
+                    coordinator_epoch: -1,
+                }
+            }))
+        } else {
+            None
+        };
+        apply_to_state(&mut producers, &mut txns, &entry, marker);
+    }
+    Ok((producers, txns))
 }
 
 /// Brings one segment and its index entries into agreement: drops entries
