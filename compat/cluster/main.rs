@@ -189,6 +189,22 @@ impl Cluster {
         }
     }
 
+    /// Stops node `id` with SIGTERM and waits for it to exit; its status.
+    fn terminate(&mut self, id: i32) -> std::process::ExitStatus {
+        let node = self.node_mut(id);
+        let mut child = node.child.take().expect("running");
+        let pid = child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "node {id} did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Starts node `id` again on its ports and data dir.
     fn restart(&mut self, id: i32) {
         let i = self.index(id);
@@ -698,6 +714,41 @@ fn a_lost_leader_loses_no_acknowledged_record() {
         sorted.sort();
         assert_eq!(values, sorted, "partition {partition} in send order");
     }
+}
+
+/// SIGTERM: the node hands its partitions' leadership to the other
+/// in-sync replicas before it stops (controlled shutdown), long before
+/// the controller would notice its silence.
+#[test]
+fn a_stopping_node_hands_over_its_leadership() {
+    let mut cluster = Cluster::start_with(3, &["broker.session.timeout.ms=60000"]);
+    cluster.create_topic(&[1], "handover", 3, 3);
+    let m = cluster.wait_metadata(1, "the topic", |m| {
+        topic(m, "handover").is_some_and(|t| t.partitions.iter().all(|p| p.isr_nodes.len() == 3))
+    });
+    let leaving = topic(&m, "handover").expect("topic").partitions[0]
+        .leader_id
+        .0;
+    let started = Instant::now();
+    assert!(cluster.terminate(leaving).success());
+    let survivor = (1..=3).find(|id| *id != leaving).expect("a survivor");
+    let m = cluster.wait_metadata(survivor, "new leaders", |m| {
+        topic(m, "handover").is_some_and(|t| {
+            t.partitions
+                .iter()
+                .all(|p| p.leader_id.0 != leaving && p.leader_id.0 > 0)
+        }) && !brokers(m).contains_key(&leaving)
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "handed over in {:?}",
+        started.elapsed()
+    );
+    assert!(topic(&m, "handover")
+        .expect("topic")
+        .partitions
+        .iter()
+        .all(|p| !p.isr_nodes.iter().any(|b| b.0 == leaving)));
 }
 
 /// Runs strom with `args` (and a throwaway data dir): it must exit

@@ -131,6 +131,16 @@ impl RunningBroker {
     /// # Errors
     /// The final flush fails.
     pub async fn shutdown(self) -> Result<()> {
+        if let Some(quorum) = &self.quorum {
+            // Controlled shutdown: leadership moves to the other in-sync
+            // replicas before this node stops serving (as Kafka's
+            // ControlledShutdown), so clients fail over at once.
+            let fenced = tokio::time::timeout(Duration::from_secs(5), quorum.leave()).await;
+            match fenced {
+                Ok(Ok(_)) => info!("moved partition leadership away"),
+                _ => warn!("could not move partition leadership away before stopping"),
+            }
+        }
         let _ = self.shutdown.send(true);
         self.broker.groups.unload();
         if let Err(e) = self.accept_loop.await {

@@ -65,6 +65,7 @@ pub struct Liveness {
 pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness) {
     let mut ticks = tokio::time::interval(liveness.interval.min(liveness.session / 4));
     let mut was_leader = false;
+    let mut fenced_since: HashMap<i32, Instant> = HashMap::new();
     let mut stopped = quorum.shutdown.subscribe();
     loop {
         tokio::select! {
@@ -87,9 +88,15 @@ pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness) {
         let seen = quorum.heartbeats.last();
         let now = Instant::now();
         for broker in image.brokers.values() {
-            let alive = seen
-                .get(&broker.node_id)
-                .is_some_and(|t| now.duration_since(*t) < liveness.session);
+            let last = seen.get(&broker.node_id);
+            let alive = last.is_some_and(|t| now.duration_since(*t) < liveness.session);
+            // A fenced broker is unfenced only by a heartbeat sent after it
+            // was fenced (one that stopped on purpose must stay fenced).
+            let since = *fenced_since.entry(broker.node_id).or_insert(now);
+            if !broker.fenced {
+                fenced_since.remove(&broker.node_id);
+            }
+            let alive = alive && (!broker.fenced || last.is_some_and(|t| *t > since));
             let command = match (broker.fenced, alive) {
                 (false, false) => MetadataCommand::FenceBroker {
                     node_id: broker.node_id,
@@ -117,6 +124,9 @@ async fn heartbeat(quorum: &MetadataQuorum) {
     let Ok(node_id) = i32::try_from(quorum.node_id) else {
         return;
     };
+    if quorum.leaving.load(std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
     let metrics = quorum.raft.metrics().borrow().clone();
     let Some(leader) = metrics.current_leader else {
         return;

@@ -79,6 +79,8 @@ pub struct MetadataQuorum {
     peers: Mutex<HashMap<NodeId, Peer>>,
     /// What the active controller knows of broker heartbeats.
     heartbeats: Arc<controller::Heartbeats>,
+    /// Set when this broker is stopping: it heartbeats no more.
+    leaving: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for MetadataQuorum {
@@ -152,6 +154,7 @@ impl MetadataQuorum {
             shutdown,
             peers: Mutex::new(HashMap::new()),
             heartbeats,
+            leaving: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(controller::run(quorum.clone(), config.liveness));
         Ok(quorum)
@@ -230,6 +233,20 @@ impl MetadataQuorum {
             .borrow()
             .current_leader
             .and_then(|id| i32::try_from(id).ok())
+    }
+
+    /// Controlled shutdown: this broker stops heartbeating and asks to be
+    /// fenced, so its partitions get other leaders before it stops.
+    ///
+    /// # Errors
+    /// The fence was not applied.
+    pub async fn leave(&self) -> Result<(), ProposeError> {
+        self.leaving
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let node_id = i32::try_from(self.node_id).unwrap_or(-1);
+        self.propose(MetadataCommand::FenceBroker { node_id })
+            .await
+            .map(|_| ())
     }
 
     /// Stops the Raft member and the controller listener.
