@@ -755,8 +755,9 @@ impl Broker {
                 continue;
             };
             let _ = self.attach_internal_topic(which, false);
-            for (partition, replicas) in (0..).zip(&meta.partitions) {
-                let led = replicas.first() == Some(&self.node_id());
+            for partition in 0..meta.partition_count() {
+                let led =
+                    image.partition(name, partition).map(|s| s.leader) == Some(self.node_id());
                 match which {
                     InternalTopic::Offsets => self.groups.set_led(partition, led),
                     InternalTopic::Transactions => self.txns.set_led(partition, led),

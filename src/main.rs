@@ -123,11 +123,13 @@ fn main() -> ExitCode {
         }
     };
     // openraft reports routine Raft events (votes ignored after a term
-    // change) as warnings: only its errors show unless asked for.
+    // change, a voter that is down) as warnings and errors, every few
+    // hundred milliseconds: silent unless asked for (`--log-level
+    // info,openraft=warn`); strom logs quorum changes itself.
     let directives = if cli.log_level.contains("openraft") {
         cli.log_level.clone()
     } else {
-        format!("{},openraft=error", cli.log_level)
+        format!("{},openraft=off", cli.log_level)
     };
     let filter = match tracing_subscriber::EnvFilter::try_new(&directives) {
         Ok(filter) => filter,

@@ -751,6 +751,84 @@ fn a_stopping_node_hands_over_its_leadership() {
         .all(|p| !p.isr_nodes.iter().any(|b| b.0 == leaving)));
 }
 
+/// Committed offsets live in the replicated `__consumer_offsets`: when
+/// the group's coordinator is SIGKILLed, the partition's new leader
+/// replays it and answers with every acknowledged commit.
+#[test]
+fn committed_offsets_survive_the_coordinators_loss() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+        ],
+    );
+    cluster.create_topic(&[1], "tracked", 4, 3);
+    let group = "survivors";
+    let consumer = |bootstrap: String| -> BaseConsumer {
+        ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .expect("consumer")
+    };
+    let committer = consumer(cluster.bootstrap(&[1, 2, 3]));
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    for partition in 0..4 {
+        offsets
+            .add_partition_offset(
+                "tracked",
+                partition,
+                rdkafka::Offset::Offset(i64::from(partition) * 10 + 7),
+            )
+            .expect("offset");
+    }
+    committer
+        .commit(&offsets, rdkafka::consumer::CommitMode::Sync)
+        .expect("commit");
+    drop(committer);
+    let request = kafka_protocol::messages::FindCoordinatorRequest::default()
+        .with_key(StrBytes::from_static_str(group))
+        .with_key_type(0);
+    let found: kafka_protocol::messages::FindCoordinatorResponse =
+        RawClient::connect(cluster.address(1))
+            .and_then(|mut c| c.call(ApiKey::FindCoordinator, 3, &request))
+            .expect("find coordinator");
+    assert_eq!(found.error_code, 0);
+    let coordinator = found.node_id.0;
+    cluster.kill(coordinator);
+    let survivors: Vec<i32> = (1..=3).filter(|id| *id != coordinator).collect();
+    let reader = consumer(cluster.bootstrap(&survivors));
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    for partition in 0..4 {
+        wanted.add_partition("tracked", partition);
+    }
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        let committed = reader.committed_offsets(wanted.clone(), Duration::from_secs(5));
+        let seen: Vec<Option<i64>> = committed
+            .map(|list| {
+                (0..4)
+                    .map(|p| {
+                        list.find_partition("tracked", p)
+                            .and_then(|e| e.offset().to_raw())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let expected: Vec<Option<i64>> = (0..4).map(|p| Some(i64::from(p) * 10 + 7)).collect();
+        if seen == expected {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "committed offsets after losing coordinator {coordinator}: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Runs strom with `args` (and a throwaway data dir): it must exit
 /// non-zero at once with one line naming `key`.
 fn refuses(args: &[&str], key: &str) {

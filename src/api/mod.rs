@@ -37,6 +37,9 @@ mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
 
+// Coordinator requests answer once the records they wrote are on every
+// in-sync replica.
+use crate::coordinator::answer_once_replicated as replicated;
 use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
@@ -124,9 +127,9 @@ pub async fn dispatch(
             ResponseKind::DeleteRecords(delete_records::handle(broker, req))
         }
         // Fencing an open transaction writes its markers.
-        RequestKind::InitProducerId(req) => {
-            ResponseKind::InitProducerId(blocking(|| init_producer_id::handle(broker, &req)))
-        }
+        RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(
+            replicated(async { blocking(|| init_producer_id::handle(broker, &req)) }).await,
+        ),
         RequestKind::FindCoordinator(req) => {
             ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, req))
         }
@@ -134,19 +137,19 @@ pub async fn dispatch(
             // Kafka reports hosts as InetAddress.toString(): "/127.0.0.1".
             let host = format!("/{}", peer.ip());
             ResponseKind::JoinGroup(
-                join_group::handle(broker, version, &client_id, &host, req).await,
+                replicated(join_group::handle(broker, version, &client_id, &host, req)).await,
             )
         }
         RequestKind::SyncGroup(req) => {
-            ResponseKind::SyncGroup(sync_group::handle(broker, req).await)
+            ResponseKind::SyncGroup(replicated(sync_group::handle(broker, req)).await)
         }
         RequestKind::Heartbeat(req) => ResponseKind::Heartbeat(heartbeat::handle(broker, &req)),
-        RequestKind::LeaveGroup(req) => {
-            ResponseKind::LeaveGroup(leave_group::handle(broker, version, req))
-        }
-        RequestKind::OffsetCommit(req) => {
-            ResponseKind::OffsetCommit(offset_commit::handle(broker, version, req))
-        }
+        RequestKind::LeaveGroup(req) => ResponseKind::LeaveGroup(
+            replicated(async { leave_group::handle(broker, version, req) }).await,
+        ),
+        RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(
+            replicated(async { offset_commit::handle(broker, version, req) }).await,
+        ),
         RequestKind::OffsetFetch(req) => {
             ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, req))
         }
@@ -154,12 +157,12 @@ pub async fn dispatch(
             ResponseKind::DescribeGroups(describe_groups::handle(broker, version, req))
         }
         RequestKind::ListGroups(req) => ResponseKind::ListGroups(list_groups::handle(broker, &req)),
-        RequestKind::DeleteGroups(req) => {
-            ResponseKind::DeleteGroups(delete_groups::handle(broker, req))
-        }
-        RequestKind::OffsetDelete(req) => {
-            ResponseKind::OffsetDelete(offset_delete::handle(broker, req))
-        }
+        RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(
+            replicated(async { delete_groups::handle(broker, req) }).await,
+        ),
+        RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(
+            replicated(async { offset_delete::handle(broker, req) }).await,
+        ),
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(version, &req))
         }
@@ -189,19 +192,19 @@ pub async fn dispatch(
         RequestKind::DescribeCluster(req) => {
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, version, &req))
         }
-        RequestKind::AddPartitionsToTxn(req) => {
-            ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(broker, version, req))
-        }
-        RequestKind::AddOffsetsToTxn(req) => {
-            ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(broker, &req))
-        }
+        RequestKind::AddPartitionsToTxn(req) => ResponseKind::AddPartitionsToTxn(
+            replicated(async { add_partitions_to_txn::handle(broker, version, req) }).await,
+        ),
+        RequestKind::AddOffsetsToTxn(req) => ResponseKind::AddOffsetsToTxn(
+            replicated(async { add_offsets_to_txn::handle(broker, &req) }).await,
+        ),
         // Markers are file appends, one per partition of the transaction.
-        RequestKind::EndTxn(req) => {
-            ResponseKind::EndTxn(blocking(|| end_txn::handle(broker, version, &req)))
-        }
-        RequestKind::TxnOffsetCommit(req) => {
-            ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(broker, version, req))
-        }
+        RequestKind::EndTxn(req) => ResponseKind::EndTxn(
+            replicated(async { blocking(|| end_txn::handle(broker, version, &req)) }).await,
+        ),
+        RequestKind::TxnOffsetCommit(req) => ResponseKind::TxnOffsetCommit(
+            replicated(async { txn_offset_commit::handle(broker, version, req) }).await,
+        ),
         RequestKind::WriteTxnMarkers(req) => {
             ResponseKind::WriteTxnMarkers(blocking(|| write_txn_markers::handle(broker, req)))
         }

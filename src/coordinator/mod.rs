@@ -42,6 +42,52 @@ pub fn partition_for(key: &str, count: i32) -> i32 {
     abs % count.max(1)
 }
 
+/// How long a request waits for the coordinator records it appended to
+/// reach every in-sync replica (Kafka's `offsets.commit.timeout.ms`).
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// A coordinator record not yet on every in-sync replica: its log and the
+/// offset the high watermark must reach.
+type Unreplicated = (Arc<PartitionLog>, i64);
+
+tokio::task_local! {
+    static UNREPLICATED: std::cell::RefCell<Vec<Unreplicated>>;
+}
+
+/// Runs a request's handler, then waits until every coordinator record it
+/// appended is on every in-sync replica (or [`REPLICATION_TIMEOUT`]), as
+/// Kafka appends coordinator state with acks=all before it answers: a new
+/// leader of the state partition then replays every acknowledged commit.
+/// The handler's locks are released by then, so nothing waits on a
+/// follower under a group's lock. On one node nothing is ever waited for.
+pub async fn answer_once_replicated<F: std::future::Future>(handler: F) -> F::Output {
+    let (output, pending) = UNREPLICATED
+        .scope(std::cell::RefCell::new(Vec::new()), async {
+            let output = handler.await;
+            let pending = UNREPLICATED.with(std::cell::RefCell::take);
+            (output, pending)
+        })
+        .await;
+    for (log, end) in pending {
+        let reached = tokio::time::timeout(REPLICATION_TIMEOUT, async {
+            loop {
+                let notified = log.appended().notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if log.offsets().high_watermark >= end {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await;
+        if reached.is_err() {
+            tracing::warn!(topic = %log.topic, partition = log.partition, end, "coordinator records not on every in-sync replica in time");
+        }
+    }
+    output
+}
+
 /// One record as a coordinator writes it: a key and a value, or a
 /// tombstone (`None`).
 pub type StateRecord = (Bytes, Option<Bytes>);
@@ -92,6 +138,7 @@ impl StateTopic {
             .map(|log| StatePartition {
                 log,
                 loaded: AtomicBool::new(false),
+                // Led until the broker says otherwise: on one node, always.
                 led: AtomicBool::new(true),
             })
             .collect();
@@ -146,10 +193,19 @@ impl StateTopic {
     }
 
     /// Records whether this node leads `partition` (see [`Ready`]).
-    pub fn set_led(&self, partition: i32, led: bool) {
-        if let Some(p) = self.partition(partition) {
-            p.led.store(led, Ordering::Release);
+    /// Returns true when it just became the leader: the partition is then
+    /// marked unloaded, and its coordinator must replay it (its log grew
+    /// by replication meanwhile) and mark it loaded again.
+    pub fn set_led(&self, partition: i32, led: bool) -> bool {
+        let Some(p) = self.partition(partition) else {
+            return false;
+        };
+        let was = p.led.swap(led, Ordering::AcqRel);
+        let gained = led && !was;
+        if gained {
+            p.loaded.store(false, Ordering::Release);
         }
+        gained
     }
 
     /// Marks `partition` loaded: its keys are served from now on.
@@ -208,7 +264,14 @@ impl StateTopic {
             },
         )
         .map_err(|e| AppendError::Invalid(e.to_string()))?;
-        Ok(p.log.append_coordinator(buf.to_vec(), now_ms)?.base_offset)
+        let base = p.log.append_coordinator(buf.to_vec(), now_ms)?.base_offset;
+        let end = base + i64::try_from(records.len()).unwrap_or(0);
+        if p.log.offsets().high_watermark < end {
+            // Outside a request (timers, loaders) nobody waits.
+            let _ =
+                UNREPLICATED.try_with(|pending| pending.borrow_mut().push((p.log.clone(), end)));
+        }
+        Ok(base)
     }
 
     /// Calls `apply` for every record and transaction marker of
@@ -229,7 +292,10 @@ impl StateTopic {
         let mut next = p.log.offsets().log_start_offset;
         let mut count = 0;
         loop {
-            let read = match p.log.read(next, 1 << 20, None) {
+            // To the log end, as Kafka's loaders read: a new leader's
+            // high watermark may still lag what its log holds.
+            let end = p.log.offsets().log_end_offset;
+            let read = match p.log.read(next, 1 << 20, Some(end)) {
                 Ok(read) => read,
                 Err(e) => return Err(std::io::Error::other(format!("{e:?}"))),
             };

@@ -146,8 +146,31 @@ impl GroupCoordinator {
 
     /// Records whether this node leads `partition` of the state topic:
     /// the group keys of a partition led elsewhere get NOT_COORDINATOR.
-    pub fn set_led(&self, partition: i32, led: bool) {
-        self.topic.set_led(partition, led);
+    /// A partition just led here is replayed again (on a thread of its
+    /// own): its log grew by replication while another node led it.
+    pub fn set_led(self: &Arc<Self>, partition: i32, led: bool) {
+        if !self.topic.set_led(partition, led) {
+            return;
+        }
+        let coordinator = self.clone();
+        let reload = move || {
+            match coordinator.load_partition(partition) {
+                Ok(records) => info!(
+                    topic = OFFSETS_TOPIC,
+                    partition, records, "loaded a partition this node now leads"
+                ),
+                Err(e) => {
+                    error!(topic = OFFSETS_TOPIC, partition, cause = %e, "cannot load group state")
+                }
+            }
+            coordinator.topic.mark_loaded(partition);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("group-loader".into())
+            .spawn(reload)
+        {
+            error!(cause = %e, "cannot start a group loader");
+        }
     }
 
     /// Takes the `__consumer_offsets` partition logs and loads them by

@@ -274,8 +274,31 @@ impl TransactionCoordinator {
 
     /// Records whether this node leads `partition` of the state topic:
     /// the transaction keys of a partition led elsewhere get NOT_COORDINATOR.
-    pub fn set_led(&self, partition: i32, led: bool) {
-        self.topic.set_led(partition, led);
+    /// A partition just led here is replayed again (on a thread of its
+    /// own): its log grew by replication while another node led it.
+    pub fn set_led(self: &Arc<Self>, partition: i32, led: bool) {
+        if !self.topic.set_led(partition, led) {
+            return;
+        }
+        let coordinator = self.clone();
+        let reload = move || {
+            match coordinator.load_partition(partition) {
+                Ok(ids) => info!(
+                    topic = TXN_TOPIC,
+                    partition, ids, "loaded a partition this node now leads"
+                ),
+                Err(e) => {
+                    error!(topic = TXN_TOPIC, partition, cause = %e, "cannot load transaction state")
+                }
+            }
+            coordinator.topic.mark_loaded(partition);
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("txn-loader".into())
+            .spawn(reload)
+        {
+            error!(cause = %e, "cannot start a transaction loader");
+        }
     }
 
     /// Takes the `__transaction_state` partition logs and loads them by
@@ -306,6 +329,26 @@ impl TransactionCoordinator {
         let started = std::time::Instant::now();
         let mut loaded = 0;
         for partition in 0..self.topic.partition_count() {
+            match self.load_partition(partition) {
+                Ok(n) => loaded += n,
+                Err(e) => {
+                    error!(topic = TXN_TOPIC, partition, cause = %e, "cannot load transaction state; its ids stay unavailable");
+                    continue;
+                }
+            }
+            self.topic.mark_loaded(partition);
+        }
+        info!(
+            transactional_ids = loaded,
+            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            "loaded transaction state from {TXN_TOPIC}"
+        );
+    }
+
+    /// Replays one partition's transactional ids; how many it holds.
+    fn load_partition(&self, partition: i32) -> std::io::Result<usize> {
+        let mut loaded = 0;
+        {
             let mut found: HashMap<String, Option<TxnRecord>> = HashMap::new();
             let replayed = self.topic.replay(partition, |replayed| {
                 let Replayed::Record { key, value, .. } = replayed else {
@@ -319,10 +362,7 @@ impl TransactionCoordinator {
                     Err(e) => warn!(topic = TXN_TOPIC, partition, cause = %e, "skipping a record that does not decode"),
                 }
             });
-            if let Err(e) = replayed {
-                error!(topic = TXN_TOPIC, partition, cause = %e, "cannot load transaction state; its ids stay unavailable");
-                continue;
-            }
+            replayed?;
             let mut txns = lock(&self.txns);
             let mut by_producer = lock(&self.by_producer);
             for (id, record) in found {
@@ -338,13 +378,8 @@ impl TransactionCoordinator {
                 }
             }
             drop((txns, by_producer));
-            self.topic.mark_loaded(partition);
         }
-        info!(
-            transactional_ids = loaded,
-            ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            "loaded transaction state from {TXN_TOPIC}"
-        );
+        Ok(loaded)
     }
 
     /// Whether `transactional_id`'s partition is loaded.
