@@ -871,6 +871,12 @@ impl TxnHost for Broker {
         if topic == OFFSETS_TOPIC && !self.groups.is_loaded(partition) {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
+        // A marker goes into the leader's log only (a follower's copy comes
+        // from its leader). Markers for partitions led by another broker
+        // are not sent there yet: the transaction stays prepared.
+        if self.in_quorum() && self.leader_of(topic, partition) != Some(self.node_id()) {
+            return Err(ResponseError::NotLeaderOrFollower);
+        }
         let log = self
             .logs
             .get(topic, partition)
