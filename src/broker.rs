@@ -676,8 +676,8 @@ impl Broker {
             Some(Refusal::TopicExists) => Err(ApiError::code(ResponseError::TopicAlreadyExists)),
             Some(Refusal::UnknownTopic) => Err(unknown_topic()),
             Some(Refusal::Conflict) => Err(ApiError::new(
-                ResponseError::ConcurrentTransactions,
-                "The topic changed meanwhile; retry",
+                ResponseError::InvalidPartitions,
+                "The topic's partitions changed meanwhile; retry",
             )),
         }
     }

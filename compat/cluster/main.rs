@@ -833,10 +833,15 @@ fn committed_offsets_survive_the_coordinators_loss() {
 /// non-zero at once with one line naming `key`.
 fn refuses(args: &[&str], key: &str) {
     let dir = tempfile::tempdir().expect("temp dir");
+    refuses_in(dir.path(), args, key);
+}
+
+/// As [`refuses`], with the data dir `dir`.
+fn refuses_in(dir: &std::path::Path, args: &[&str], key: &str) {
     let listen = free_port().to_string();
     let output = Command::new(STROM)
         .args(["--listen", &listen, "--data-dir"])
-        .arg(dir.path())
+        .arg(dir)
         .args(args)
         .env_clear()
         .output()
@@ -847,6 +852,47 @@ fn refuses(args: &[&str], key: &str) {
     assert!(
         last.starts_with("strom: ") && last.contains(key),
         "{args:?}: {stderr}"
+    );
+}
+
+/// A single node's data dir (its topics are not the cluster's) is not
+/// turned into a cluster member, which would delete them.
+#[test]
+fn a_single_nodes_data_dir_does_not_join_a_quorum() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = free_port();
+    let mut single = Command::new(STROM)
+        .args(["--listen", &listen.to_string(), "--data-dir"])
+        .arg(dir.path())
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start strom");
+    let deadline = Instant::now() + START_DEADLINE;
+    while TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_err() {
+        assert!(Instant::now() < deadline, "single node not up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+        .set("bootstrap.servers", listen.to_string())
+        .create()
+        .expect("admin");
+    let options = AdminOptions::new().request_timeout(Some(CLIENT_DEADLINE));
+    let topic = NewTopic::new("precious", 1, TopicReplication::Fixed(1));
+    let created =
+        futures::executor::block_on(admin.create_topics([&topic], &options)).expect("create");
+    assert!(created.iter().all(Result::is_ok), "{created:?}");
+    let _ = Command::new("kill")
+        .args(["-TERM", &single.id().to_string()])
+        .status();
+    assert!(single.wait().expect("wait").success());
+    let voters = format!("controller.quorum.voters=1@{}", free_port());
+    refuses_in(
+        dir.path(),
+        &["--node-id", "1", "--set", &voters],
+        "single-node",
     );
 }
 

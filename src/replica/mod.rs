@@ -168,13 +168,6 @@ impl ReplicaManager {
             == Some(&epoch)
     }
 
-    /// Whether this node leads `topic`-`partition`, and in which epoch.
-    pub fn leader_epoch(&self, topic: &str, partition: i32) -> Option<i32> {
-        self.lock()
-            .get(&(topic.to_owned(), partition))
-            .map(|l| l.epoch)
-    }
-
     /// Records a follower's fetch from `fetch_offset` in `epoch` and moves
     /// the high watermark; an ISR expansion to propose if the follower
     /// caught up while out of the ISR.

@@ -201,6 +201,7 @@ async fn join_quorum(
     };
     crate::broker::check_writable(&data_dir).map_err(dir_error)?;
     let db = crate::store::open(&data_dir.join("meta"))?;
+    refuse_single_node_data(&db, &data_dir)?;
     let election =
         u64::try_from(config.get_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
     let millis = |key: &str| Duration::from_millis(u64::try_from(config.get_i64(key)).unwrap_or(0));
@@ -266,6 +267,26 @@ async fn join_quorum(
     };
     let broker = tokio::task::block_in_place(|| Broker::open_member(config, db, membership))?;
     Ok((broker, quorum))
+}
+
+/// A data dir a single node wrote (topics, no quorum state) cannot join a
+/// quorum: its topics are not the cluster's, and following the quorum's
+/// image would delete them.
+///
+/// # Errors
+/// [`Error::DataDir`] naming the dir.
+fn refuse_single_node_data(db: &sled::Db, data_dir: &std::path::Path) -> Result<()> {
+    let has = |tree: &str| db.open_tree(tree).map(|t| !t.is_empty());
+    let (topics, quorum) = (has("topics")?, has("raft_state")?);
+    if topics && !quorum {
+        return Err(Error::DataDir {
+            path: data_dir.to_owned(),
+            source: std::io::Error::other(
+                "it holds the topics of a single-node broker; a new cluster member needs an empty data dir",
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Brings this node's topics and replicas in line with every new metadata
