@@ -86,6 +86,7 @@ impl Broker {
                 host: advertised_host,
                 port: i32::from(advertised_port),
             }],
+            fenced: Vec::new(),
             controller_id: node_id,
         });
         Self::open_with(config, db, membership)

@@ -663,6 +663,30 @@ fn a_lost_leader_loses_no_acknowledged_record() {
         .leader_id
         .0;
     assert_ne!(now_led, victim, "partition 0 has a new leader");
+    assert!(
+        !brokers(&m).contains_key(&victim),
+        "Metadata lists live brokers only"
+    );
+    let described: kafka_protocol::messages::DescribeClusterResponse =
+        RawClient::connect(cluster.address(survivor))
+            .and_then(|mut c| {
+                c.call(
+                    ApiKey::DescribeCluster,
+                    2,
+                    &kafka_protocol::messages::DescribeClusterRequest::default()
+                        .with_endpoint_type(1)
+                        .with_include_fenced_brokers(true),
+                )
+            })
+            .expect("describe cluster");
+    assert!(
+        described
+            .brokers
+            .iter()
+            .any(|b| b.broker_id.0 == victim && b.is_fenced),
+        "DescribeCluster v2 lists the fenced broker: {:?}",
+        described.brokers
+    );
 
     cluster.restart(victim);
     cluster.wait_metadata(survivor, "every replica back in sync", |m| {

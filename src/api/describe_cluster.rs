@@ -2,7 +2,8 @@
 //!
 //! v1 adds `endpoint_type`: only brokers (1) are served here; asking a
 //! broker for controllers (2) is UNSUPPORTED_ENDPOINT_TYPE, as in Kafka.
-//! v2's `include_fenced_brokers` changes nothing: no broker is ever fenced.
+//! v2's `include_fenced_brokers` adds the brokers the controller fenced
+//! (a cluster's brokers whose heartbeats stopped), with `is_fenced`.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
@@ -37,14 +38,22 @@ pub fn handle(
                 if request.endpoint_type == 2 { "CONTROLLER" } else { "UNKNOWN" }
             ))));
     }
+    let fenced = if version >= 2 && request.include_fenced_brokers {
+        &cluster.fenced[..]
+    } else {
+        &[]
+    };
     let brokers = cluster
         .brokers
         .iter()
-        .map(|b| {
+        .map(|b| (b, false))
+        .chain(fenced.iter().map(|b| (b, true)))
+        .map(|(b, is_fenced)| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(b.port)
+                .with_is_fenced(is_fenced)
         })
         .collect();
     response.with_brokers(brokers)

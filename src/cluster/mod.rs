@@ -48,8 +48,11 @@ pub struct ClusterInfo {
     pub cluster_id: String,
     /// This node's id.
     pub node_id: i32,
-    /// Every registered broker, this node included, by node id.
+    /// Every live (registered, unfenced) broker, this node included, by
+    /// node id.
     pub brokers: Vec<BrokerEndpoint>,
+    /// Registered brokers the controller fenced (their heartbeats stopped).
+    pub fenced: Vec<BrokerEndpoint>,
     /// The active controller (-1 while none is known).
     pub controller_id: i32,
 }
@@ -100,19 +103,23 @@ impl Membership {
                 node_id,
             } => {
                 let image = quorum.image();
-                ClusterInfo {
-                    cluster_id: cluster_id.clone(),
-                    node_id: *node_id,
-                    brokers: image
+                let endpoints = |fenced: bool| {
+                    image
                         .brokers
                         .values()
-                        .filter(|b| !b.fenced)
+                        .filter(|b| b.fenced == fenced)
                         .map(|b| BrokerEndpoint {
                             node_id: b.node_id,
                             host: b.host.clone(),
                             port: b.port,
                         })
-                        .collect(),
+                        .collect()
+                };
+                ClusterInfo {
+                    cluster_id: cluster_id.clone(),
+                    node_id: *node_id,
+                    brokers: endpoints(false),
+                    fenced: endpoints(true),
                     controller_id: quorum.leader().unwrap_or(-1),
                 }
             }
