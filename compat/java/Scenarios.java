@@ -88,7 +88,8 @@ import org.apache.kafka.common.serialization.ByteArrayDeserializer;
 import org.apache.kafka.common.serialization.ByteArraySerializer;
 
 public class Scenarios {
-    static final String CLIENT = "java";
+    /** The client column of the RESULT lines (java, or e.g. java-3-nodes against a cluster). */
+    static final String CLIENT = System.getProperty("strom.client", "java");
     static final String CLIENT_ID = "strom-compat-java";
     static final long SCENARIO_TIMEOUT_MS = 90_000;
 

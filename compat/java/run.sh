@@ -61,6 +61,7 @@ log_dirs=$STROM_DATA/data/logs
 [ -z "${STROM_EXTERNAL:-}" ] || log_dirs=
 STROM_LOG_DIRS=$log_dirs java \
     -Dlog4j2.configurationFile="$HERE/log4j2.properties" -Dstrom.java.log="${JAVA_LOG:-warn}" \
+    -Dstrom.client="${STROM_CLIENT_LABEL:-java}" \
     -cp "$CACHE/classes:$CP" Scenarios "$STROM_BOOTSTRAP" "$@" || status=$?
 if [ -n "${STROM_KEEP_LOG:-}" ]; then cp "$STROM_DATA/strom.log" "$STROM_KEEP_LOG"; fi
 if [ "$status" -ne 0 ]; then
