@@ -155,6 +155,15 @@ async fn run(
             .iter()
             .filter_map(|f| Some((f.clone(), logs.replica_log(&f.topic, f.partition)?)))
             .collect();
+        if logs_now.is_empty() {
+            // No local log yet (or any more): an empty fetch would come
+            // straight back; wait for the next assignment instead.
+            tokio::select! {
+                changed = assignment.changed() => if changed.is_err() { return },
+                () = tokio::time::sleep(BACKOFF) => {}
+            }
+            continue;
+        }
         correlation = correlation.wrapping_add(1);
         let request = fetch_request(node_id, &logs_now);
         let exchange =
