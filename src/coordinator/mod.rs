@@ -88,6 +88,50 @@ pub async fn answer_once_replicated<F: std::future::Future>(handler: F) -> F::Ou
     output
 }
 
+/// A coordinator whose state is one internal topic, replayed partition by
+/// partition (the group and the transaction coordinators).
+pub trait Replayable: Send + Sync + 'static {
+    /// Its state topic.
+    fn state_topic(&self) -> &StateTopic;
+    /// Replays `partition` into memory; how many records or keys it read.
+    ///
+    /// # Errors
+    /// The log cannot be read.
+    fn replay_partition(&self, partition: i32) -> std::io::Result<u64>;
+}
+
+/// Records whether this node leads `partition` of `coordinator`'s state
+/// topic (keys of a partition led elsewhere get NOT_COORDINATOR). A
+/// partition just led here is replayed again on a thread of its own (its
+/// log grew by replication while another node led it), then served.
+pub fn set_led<C: Replayable>(coordinator: &Arc<C>, partition: i32, led: bool) {
+    if !coordinator.state_topic().set_led(partition, led) {
+        return;
+    }
+    let topic = coordinator.state_topic().name();
+    let coordinator = coordinator.clone();
+    let reload = move || {
+        match coordinator.replay_partition(partition) {
+            Ok(read) => tracing::info!(
+                topic,
+                partition,
+                read,
+                "loaded a partition this node now leads"
+            ),
+            Err(e) => {
+                tracing::error!(topic, partition, cause = %e, "cannot load a partition this node now leads")
+            }
+        }
+        coordinator.state_topic().mark_loaded(partition);
+    };
+    if let Err(e) = std::thread::Builder::new()
+        .name(format!("{topic}-loader"))
+        .spawn(reload)
+    {
+        tracing::error!(topic, cause = %e, "cannot start a loader");
+    }
+}
+
 /// One record as a coordinator writes it: a key and a value, or a
 /// tombstone (`None`).
 pub type StateRecord = (Bytes, Option<Bytes>);

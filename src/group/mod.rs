@@ -27,7 +27,7 @@ use kafka_protocol::error::ResponseError;
 use tokio::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
-use crate::coordinator::{Replayed, StateRecord, StateTopic};
+use crate::coordinator::{self, Replayable, Replayed, StateRecord, StateTopic};
 use crate::log::{now_ms, AppendError, PartitionLog};
 
 /// The internal topic that holds every group's offsets and metadata.
@@ -144,33 +144,10 @@ impl GroupCoordinator {
         self.topic.is_attached()
     }
 
-    /// Records whether this node leads `partition` of the state topic:
-    /// the group keys of a partition led elsewhere get NOT_COORDINATOR.
-    /// A partition just led here is replayed again (on a thread of its
-    /// own): its log grew by replication while another node led it.
+    /// Records whether this node leads `partition` of the state topic
+    /// (see [`coordinator::set_led`]).
     pub fn set_led(self: &Arc<Self>, partition: i32, led: bool) {
-        if !self.topic.set_led(partition, led) {
-            return;
-        }
-        let coordinator = self.clone();
-        let reload = move || {
-            match coordinator.load_partition(partition) {
-                Ok(records) => info!(
-                    topic = OFFSETS_TOPIC,
-                    partition, records, "loaded a partition this node now leads"
-                ),
-                Err(e) => {
-                    error!(topic = OFFSETS_TOPIC, partition, cause = %e, "cannot load group state")
-                }
-            }
-            coordinator.topic.mark_loaded(partition);
-        };
-        if let Err(e) = std::thread::Builder::new()
-            .name("group-loader".into())
-            .spawn(reload)
-        {
-            error!(cause = %e, "cannot start a group loader");
-        }
+        coordinator::set_led(self, partition, led);
     }
 
     /// Takes the `__consumer_offsets` partition logs and loads them by
@@ -1016,6 +993,16 @@ impl GroupCoordinator {
     fn forget(&self, group: &mut ClassicGroup) {
         group.mark_dead();
         self.map().remove(&group.id);
+    }
+}
+
+impl Replayable for GroupCoordinator {
+    fn state_topic(&self) -> &StateTopic {
+        &self.topic
+    }
+
+    fn replay_partition(&self, partition: i32) -> std::io::Result<u64> {
+        self.load_partition(partition)
     }
 }
 

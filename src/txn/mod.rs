@@ -37,7 +37,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use kafka_protocol::error::ResponseError;
 use tracing::{error, info, warn};
 
-use crate::coordinator::{Replayed, StateTopic};
+use crate::coordinator::{self, Replayable, Replayed, StateTopic};
 use crate::log::{now_ms, PartitionLog};
 
 /// The internal topic that holds every transactional id's state.
@@ -272,33 +272,10 @@ impl TransactionCoordinator {
         self.topic.is_attached()
     }
 
-    /// Records whether this node leads `partition` of the state topic:
-    /// the transaction keys of a partition led elsewhere get NOT_COORDINATOR.
-    /// A partition just led here is replayed again (on a thread of its
-    /// own): its log grew by replication while another node led it.
+    /// Records whether this node leads `partition` of the state topic
+    /// (see [`coordinator::set_led`]).
     pub fn set_led(self: &Arc<Self>, partition: i32, led: bool) {
-        if !self.topic.set_led(partition, led) {
-            return;
-        }
-        let coordinator = self.clone();
-        let reload = move || {
-            match coordinator.load_partition(partition) {
-                Ok(ids) => info!(
-                    topic = TXN_TOPIC,
-                    partition, ids, "loaded a partition this node now leads"
-                ),
-                Err(e) => {
-                    error!(topic = TXN_TOPIC, partition, cause = %e, "cannot load transaction state")
-                }
-            }
-            coordinator.topic.mark_loaded(partition);
-        };
-        if let Err(e) = std::thread::Builder::new()
-            .name("txn-loader".into())
-            .spawn(reload)
-        {
-            error!(cause = %e, "cannot start a transaction loader");
-        }
+        coordinator::set_led(self, partition, led);
     }
 
     /// Takes the `__transaction_state` partition logs and loads them by
@@ -956,6 +933,17 @@ impl TransactionCoordinator {
             .collect();
         listed.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(listed)
+    }
+}
+
+impl Replayable for TransactionCoordinator {
+    fn state_topic(&self) -> &StateTopic {
+        &self.topic
+    }
+
+    fn replay_partition(&self, partition: i32) -> std::io::Result<u64> {
+        self.load_partition(partition)
+            .map(|n| u64::try_from(n).unwrap_or(u64::MAX))
     }
 }
 
