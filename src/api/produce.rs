@@ -131,25 +131,11 @@ async fn wait_for_replicas(
     end: i64,
     deadline: tokio::time::Instant,
 ) -> Option<ApiError> {
-    loop {
-        let notified = log.appended().notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if log.offsets().high_watermark >= end {
-            break;
-        }
-        tokio::select! {
-            () = &mut notified => {}
-            () = tokio::time::sleep_until(deadline) => {
-                if log.offsets().high_watermark >= end {
-                    break;
-                }
-                return Some(ApiError::new(
-                    ResponseError::RequestTimedOut,
-                    "The in-sync replicas did not all acknowledge the records in time",
-                ));
-            }
-        }
+    if !log.wait_for_high_watermark(end, deadline).await {
+        return Some(ApiError::new(
+            ResponseError::RequestTimedOut,
+            "The in-sync replicas did not all acknowledge the records in time",
+        ));
     }
     let isr = in_sync_replicas(broker, &log.topic, log.partition);
     let min_insync = log.config().min_insync_replicas;

@@ -69,19 +69,9 @@ pub async fn answer_once_replicated<F: std::future::Future>(handler: F) -> F::Ou
         })
         .await;
     for (log, end) in pending {
-        let reached = tokio::time::timeout(REPLICATION_TIMEOUT, async {
-            loop {
-                let notified = log.appended().notified();
-                tokio::pin!(notified);
-                notified.as_mut().enable();
-                if log.offsets().high_watermark >= end {
-                    return;
-                }
-                notified.await;
-            }
-        })
-        .await;
-        if reached.is_err() {
+        let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+        let reached = log.wait_for_high_watermark(end, deadline).await;
+        if !reached {
             tracing::warn!(topic = %log.topic, partition = log.partition, end, "coordinator records not on every in-sync replica in time");
         }
     }

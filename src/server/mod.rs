@@ -52,12 +52,7 @@ impl RunningBroker {
     /// or the data dir is unusable.
     pub async fn start(config: BrokerConfig) -> Result<Self> {
         let address = config.listen_address();
-        let listener = TcpListener::bind(&address)
-            .await
-            .map_err(|source| Error::Bind {
-                address: address.clone(),
-                source,
-            })?;
+        let listener = bind(&address).await?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind {
             address: address.clone(),
             source,
@@ -156,6 +151,19 @@ impl RunningBroker {
     }
 }
 
+/// Binds a listener on `address`.
+///
+/// # Errors
+/// [`Error::Bind`] naming the address.
+async fn bind(address: &str) -> Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| Error::Bind {
+            address: address.to_owned(),
+            source,
+        })
+}
+
 /// Joins the metadata quorum (`controller.quorum.voters`): binds the
 /// controller listener, starts this node's Raft member, agrees on the
 /// cluster id (the first one proposed; checked against the data dir's
@@ -188,12 +196,7 @@ async fn join_quorum(
     let address = config
         .controller_listen_address()
         .unwrap_or_else(|| own.clone());
-    let listener = TcpListener::bind(&address)
-        .await
-        .map_err(|source| Error::Bind {
-            address: address.clone(),
-            source,
-        })?;
+    let listener = bind(&address).await?;
     let data_dir = config.data_dir();
     let dir_error = |source| Error::DataDir {
         path: data_dir.clone(),

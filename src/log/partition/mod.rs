@@ -591,6 +591,25 @@ impl PartitionLog {
         }
     }
 
+    /// Waits (without blocking a thread) until the high watermark reaches
+    /// `end` or `deadline` passes; whether it reached it.
+    pub async fn wait_for_high_watermark(&self, end: i64, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let notified = self.appended.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.offsets().high_watermark >= end {
+                return true;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    return self.offsets().high_watermark >= end;
+                }
+            }
+        }
+    }
+
     /// Moves the high watermark up to `offset` (never past the log end,
     /// never down); wakes waiting fetches and acks=all producers.
     pub fn advance_high_watermark(&self, offset: i64) {
