@@ -42,6 +42,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Message};
 
+mod transactions;
+
 #[path = "../support/raw_client.rs"]
 #[allow(dead_code)]
 mod raw_client;

@@ -1,7 +1,8 @@
 //! AddPartitionsToTxn v0-v5: adds partitions to a producer's transaction
 //! (v0-v3: one transaction, the client form; v4+: a batch of
-//! transactions, the broker form, where `verify_only` checks membership
-//! without adding).
+//! transactions, the broker form a partition leader sends the coordinator:
+//! `verify_only` checks membership without adding, otherwise the
+//! partition is added as a transaction protocol version 2 write adds it).
 //!
 //! - A partition of an unknown topic is UNKNOWN_TOPIC_OR_PARTITION and the
 //!   others of that transaction OPERATION_NOT_ATTEMPTED, as Kafka.
@@ -31,6 +32,7 @@ pub fn handle(
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
             false,
+            false,
             &request.v3_and_below_topics,
         );
         return AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
@@ -46,6 +48,7 @@ pub fn handle(
                     &t.transactional_id.0,
                     t.producer_id.0,
                     t.producer_epoch,
+                    true,
                     t.verify_only,
                     &t.topics,
                 ))
@@ -60,6 +63,7 @@ fn add(
     transactional_id: &str,
     producer_id: i64,
     epoch: i16,
+    broker_form: bool,
     verify_only: bool,
     topics: &[AddPartitionsToTxnTopic],
 ) -> Vec<AddPartitionsToTxnTopicResult> {
@@ -76,14 +80,17 @@ fn add(
     let any_unknown = wanted.iter().any(|(t, p)| !known(t, *p));
     let outcome = if any_unknown {
         None
-    } else if verify_only {
+    } else if broker_form {
+        // A partition leader checking a write (`verify_only`), or adding
+        // its partition for a transaction protocol version 2 write, as the
+        // leader's own check does when this node coordinates.
         Some(
             wanted
                 .iter()
                 .map(|(t, p)| {
                     broker
                         .txns
-                        .append_verified(producer_id, epoch, t, *p, false, || ())
+                        .append_verified(producer_id, epoch, t, *p, !verify_only, || ())
                         .err()
                 })
                 .collect::<Vec<_>>(),

@@ -82,8 +82,14 @@ pub async fn handle(
                             broker,
                             &meta.name,
                             data.index,
-                            version,
-                            request.acks,
+                            Request {
+                                version,
+                                acks: request.acks,
+                                transactional_id: request
+                                    .transactional_id
+                                    .as_ref()
+                                    .map(|id| id.0.as_str()),
+                            },
                             data.records,
                             now,
                         ),
@@ -233,15 +239,23 @@ fn check_in_sync_replicas(
     })
 }
 
+/// What the request says about each of its partitions' writes.
+#[derive(Clone, Copy)]
+struct Request<'a> {
+    version: i16,
+    acks: i16,
+    transactional_id: Option<&'a str>,
+}
+
 fn append(
     broker: &Broker,
     topic: &str,
     partition: i32,
-    version: i16,
-    acks: i16,
+    request: Request<'_>,
     records: Option<Bytes>,
     now: i64,
 ) -> Result<Appended, Refusal> {
+    let Request { version, acks, .. } = request;
     if is_internal_topic(topic) {
         return Err(Refusal::from(ApiError::new(
             ResponseError::InvalidTopicException,
@@ -274,20 +288,19 @@ fn append(
         }
     };
     // A transactional batch is appended only into an ongoing transaction
-    // holding this partition, under that transaction's lock (Kafka's
-    // produce-time verification): no data can land after its marker. From
+    // holding this partition, checked with its coordinator so that no data
+    // can land after its marker (Kafka's produce-time verification). From
     // v12 (transaction protocol version 2) the write adds the partition.
     let transactional = BatchHeader::parse(&records)
         .ok()
         .filter(BatchHeader::is_transactional);
     let appended = match transactional {
         Some(h) => broker
-            .txns
-            .append_verified(
+            .append_in_transaction(
+                request.transactional_id,
                 h.producer_id,
                 h.producer_epoch,
-                topic,
-                partition,
+                &log,
                 version >= 12,
                 write,
             )

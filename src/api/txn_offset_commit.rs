@@ -47,17 +47,19 @@ pub fn handle(
     let producer = (request.producer_id.0, request.producer_epoch);
     // Only into an ongoing transaction holding the group's partition
     // (AddOffsetsToTxn first; v5+, transaction protocol version 2, adds it
-    // here), under its lock, so the commit cannot land after the
-    // transaction's marker.
-    let outcome = match groups.partition_for(&request.group_id.0) {
+    // here), checked with the transaction's coordinator so that the commit
+    // cannot land after the transaction's marker.
+    let log = groups
+        .partition_for(&request.group_id.0)
+        .and_then(|partition| broker.logs.get(OFFSETS_TOPIC, partition));
+    let outcome = match log {
         None => Err(ResponseError::CoordinatorNotAvailable),
-        Some(partition) => broker
-            .txns
-            .append_verified(
+        Some(log) => broker
+            .append_in_transaction(
+                Some(&request.transactional_id.0),
                 producer.0,
                 producer.1,
-                OFFSETS_TOPIC,
-                partition,
+                &log,
                 version >= 5,
                 || {
                     groups.commit_transactional(

@@ -8,6 +8,7 @@
 //! through this module and [`crate::broker::Broker`].
 
 mod dynamic_configs;
+pub mod peers;
 mod producer_ids;
 pub mod quorum;
 mod topics;

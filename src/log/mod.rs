@@ -19,7 +19,7 @@ pub use cleaner::CleanerConfig;
 pub use index::LEGACY_VALUE_SIZE as LEGACY_INDEX_VALUE_SIZE;
 pub use partition::{
     AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
-    RecordError,
+    RecordError, VerificationGuard,
 };
 pub use producer_state::{ProducerSnapshot, SequenceError};
 pub use segment::FileRegion;

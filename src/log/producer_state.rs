@@ -204,6 +204,11 @@ impl ProducerStateManager {
         }
     }
 
+    /// The current epoch of `producer_id`, if it has state here.
+    pub fn epoch_of(&self, producer_id: i64) -> Option<i16> {
+        self.producers.get(&producer_id).map(|e| e.epoch)
+    }
+
     /// Every producer, by id.
     pub fn snapshot(&self) -> Vec<ProducerSnapshot> {
         let mut all: Vec<ProducerSnapshot> = self

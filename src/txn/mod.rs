@@ -130,18 +130,20 @@ impl TxnState {
 /// markers in `__consumer_offsets` make transactional offsets visible),
 /// and new producer ids.
 pub trait TxnHost {
-    /// Appends a marker of `producer_id` at `epoch` to `topic`-`partition`.
+    /// Appends a marker of `producer_id` at `epoch` to each of
+    /// `partitions` (on their leaders, wherever they are), once each is on
+    /// every in-sync replica; one result per partition, in order.
     ///
     /// # Errors
-    /// The partition refuses it (gone, fenced epoch, storage).
-    fn write_marker(
+    /// Per partition: it refuses the marker (gone, fenced epoch, storage)
+    /// or its leader cannot be reached.
+    fn write_markers(
         &self,
-        topic: &str,
-        partition: i32,
+        partitions: &[(String, i32)],
         producer_id: i64,
         epoch: i16,
         commit: bool,
-    ) -> Result<(), ResponseError>;
+    ) -> Vec<Result<(), ResponseError>>;
 
     /// A producer id never handed out before.
     ///
@@ -788,12 +790,14 @@ impl TransactionCoordinator {
         host: &dyn TxnHost,
     ) -> Result<(), ResponseError> {
         let commit = meta.state == TxnState::PrepareCommit;
-        for (topic, partition) in &meta.partitions {
-            if let Err(e) =
-                host.write_marker(topic, *partition, meta.producer_id, meta.epoch, commit)
-            {
+        let partitions: Vec<(String, i32)> = meta.partitions.iter().cloned().collect();
+        let written = host.write_markers(&partitions, meta.producer_id, meta.epoch, commit);
+        for ((topic, partition), result) in partitions.iter().zip(written) {
+            if let Err(e) = result {
                 // A deleted partition needs no marker; any other failure
-                // leaves the transaction prepared, for the next tick.
+                // leaves the transaction prepared, for the next tick (a
+                // marker written twice is harmless: the second ends no
+                // transaction).
                 if e != ResponseError::UnknownTopicOrPartition {
                     warn!(transactional_id = id, topic, partition, cause = ?e, "cannot write a transaction marker; retrying later");
                     return Err(ResponseError::ConcurrentTransactions);
@@ -968,16 +972,18 @@ mod tests {
     }
 
     impl TxnHost for Markers {
-        fn write_marker(
+        fn write_markers(
             &self,
-            topic: &str,
-            partition: i32,
+            partitions: &[(String, i32)],
             producer_id: i64,
             epoch: i16,
             commit: bool,
-        ) -> Result<(), ResponseError> {
-            lock(&self.0).push((topic.into(), partition, producer_id, epoch, commit));
-            Ok(())
+        ) -> Vec<Result<(), ResponseError>> {
+            let mut written = lock(&self.0);
+            for (topic, partition) in partitions {
+                written.push((topic.clone(), *partition, producer_id, epoch, commit));
+            }
+            vec![Ok(()); partitions.len()]
         }
 
         fn next_producer_id(&self) -> Result<i64, ResponseError> {

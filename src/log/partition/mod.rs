@@ -20,6 +20,9 @@ pub(crate) mod cleaning;
 mod recovery;
 mod replica;
 mod retention;
+mod verification;
+
+pub use verification::VerificationGuard;
 
 pub(crate) use cleaning::{
     cleaned_file_name as cleaning_file_name, is_aborted, CleanSnapshot, SegmentSnapshot,
@@ -383,6 +386,9 @@ pub struct PartitionLog {
     watermarks: sled::Tree,
     state: Mutex<LogState>,
     appended: Notify,
+    /// Transactional writes verified with a coordinator on another node,
+    /// not appended yet (see `verification.rs`). Taken before `state`.
+    verifications: Mutex<verification::Verifications>,
 }
 
 fn storage(e: impl std::fmt::Display) -> AppendError {
@@ -512,6 +518,10 @@ impl PartitionLog {
         let bytes = batch::control_batch(producer_id, epoch, commit, coordinator_epoch, now_ms);
         let header = batch::BatchHeader::parse(&bytes)
             .map_err(|e| AppendError::from_batch(e, &self.topic, self.partition))?;
+        // A marker ends the transaction: a write verified before it may
+        // no longer land (it would belong to no transaction).
+        let mut verifications = self.lock_verifications();
+        verifications.forget(producer_id);
         let mut state = self.lock();
         if state.deleted {
             return Err(AppendError::Deleted);
@@ -526,6 +536,7 @@ impl PartitionLog {
         };
         let info = self.append_checked(&mut state, bytes, &header, Some(marker), now_ms)?;
         drop(state);
+        drop(verifications);
         self.appended.notify_waiters();
         Ok(info)
     }

@@ -115,6 +115,7 @@ impl PartitionLog {
                 cleaner_checkpoint,
             }),
             appended: Notify::new(),
+            verifications: Mutex::new(super::verification::Verifications::default()),
         })
     }
 }

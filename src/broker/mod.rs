@@ -1,5 +1,8 @@
 //! [`Broker`]: the state every handler works on, and the few operations
 //! that span layers (a topic is both registry metadata and log directories).
+//! `transactions.rs`: the broker's part in transactions across brokers.
+
+mod transactions;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -7,6 +10,7 @@ use std::sync::Arc;
 
 use kafka_protocol::error::ResponseError;
 
+use crate::cluster::peers::Peers;
 use crate::cluster::quorum::{
     MetadataCommand, MetadataImage, PartitionState, ProposeError, Refusal,
 };
@@ -17,10 +21,10 @@ use crate::cluster::{
 use crate::config::{BrokerConfig, DynamicScope};
 use crate::error::{ApiError, Error, Result};
 use crate::group::{GroupCoordinator, GroupTimeouts, OFFSETS_TOPIC};
-use crate::log::{self, AppendError, LogConfig, LogManager, SequenceError};
+use crate::log::{self, LogConfig, LogManager};
 use crate::replica::fetcher::{Fetchers, ReplicaLogs};
 use crate::replica::{IsrChange, ReplicaManager};
-use crate::txn::{TransactionCoordinator, TxnHost, TXN_TOPIC};
+use crate::txn::{TransactionCoordinator, TXN_TOPIC};
 
 /// The broker's shared state. Handlers get `&Broker`; every field is safe
 /// to use from many connection tasks at once.
@@ -48,6 +52,9 @@ pub struct Broker {
     replicas: Arc<ReplicaManager>,
     /// The follower fetchers, once started (a cluster only).
     fetchers: std::sync::OnceLock<Fetchers>,
+    /// Connections to the other brokers (transaction markers and
+    /// verification; see `transactions.rs`).
+    peers: Peers,
     /// Serialises the creation of internal topics on first use.
     internal_topics: std::sync::Mutex<()>,
     /// Serialises topic creation, growth, deletion and config changes: each
@@ -170,6 +177,7 @@ impl Broker {
             txns,
             producer_ids,
             db,
+            peers: Peers::default(),
             internal_topics: std::sync::Mutex::new(()),
             topic_changes: std::sync::Mutex::new(()),
         };
@@ -854,57 +862,6 @@ impl InternalTopic {
             Self::Offsets => (OFFSETS_TOPIC, "offsets.topic"),
             Self::Transactions => (TXN_TOPIC, "transaction.state.log"),
         }
-    }
-}
-
-impl TxnHost for Broker {
-    fn write_marker(
-        &self,
-        topic: &str,
-        partition: i32,
-        producer_id: i64,
-        epoch: i16,
-        commit: bool,
-    ) -> Result<(), ResponseError> {
-        // Group state must be loaded before a marker can complete its
-        // pending offsets; until then the transaction stays prepared and the
-        // coordinator retries.
-        if topic == OFFSETS_TOPIC && !self.groups.is_loaded(partition) {
-            return Err(ResponseError::CoordinatorLoadInProgress);
-        }
-        // A marker goes into the leader's log only (a follower's copy comes
-        // from its leader). Markers for partitions led by another broker
-        // are not sent there yet: the transaction stays prepared.
-        if self.in_quorum() && self.leader_of(topic, partition) != Some(self.node_id()) {
-            return Err(ResponseError::NotLeaderOrFollower);
-        }
-        let log = self
-            .logs
-            .get(topic, partition)
-            .ok_or(ResponseError::UnknownTopicOrPartition)?;
-        log.append_marker(producer_id, epoch, commit, 0, log::now_ms())
-            .map_err(|e| match e {
-                AppendError::Sequence(SequenceError::StaleEpoch { .. }) => {
-                    ResponseError::InvalidProducerEpoch
-                }
-                AppendError::Deleted => ResponseError::UnknownTopicOrPartition,
-                other => {
-                    tracing::error!(topic, partition, cause = %other, "cannot write a transaction marker");
-                    ResponseError::KafkaStorageError
-                }
-            })?;
-        if topic == OFFSETS_TOPIC {
-            self.groups
-                .complete_transaction(partition, producer_id, commit);
-        }
-        Ok(())
-    }
-
-    fn next_producer_id(&self) -> Result<i64, ResponseError> {
-        Broker::next_producer_id(self).map_err(|e| {
-            tracing::error!(cause = %e, "cannot allocate a producer id");
-            ResponseError::UnknownServerError
-        })
     }
 }
 
