@@ -9,8 +9,7 @@
 #
 # Left out, and why: `metadata` and `describe-list-groups` assert one
 # broker; `describe-configs` sets a dynamic cluster-wide config, which a
-# cluster does not replicate yet; the `txn-*` scenarios need transactions
-# across brokers, not built yet (README, "Several brokers").
+# cluster does not replicate yet (README, "Several brokers").
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/cluster.sh"
@@ -22,7 +21,8 @@ status=0
 STROM_EXTERNAL_BOOTSTRAP=$STROM_CLUSTER_BOOTSTRAP STROM_CLIENT_LABEL=java-3-nodes \
     bash "$HERE/../java/run.sh" admin-topics keyed-order headers-timestamps-nulls \
     compression-gzip compression-snappy compression-lz4 compression-zstd idempotent \
-    group-commit-resume group-rebalance offsets-for-times || status=$?
+    group-commit-resume group-rebalance offsets-for-times \
+    txn-commit txn-abort txn-fencing txn-consume-transform-produce || status=$?
 if [ "$status" -ne 0 ]; then
     for id in 1 2 3; do echo "--- node $id (last 50 lines)"; tail -n 50 "$STROM_CLUSTER_DIR/node-$id.log"; done
 fi
