@@ -26,6 +26,8 @@
 #                 "noautocreate", test-runner -s noautocreate)
 #   @delay        --num-partitions 4 with Kafka's default
 #                 group.initial.rebalance.delay.ms (3000)
+#   @cluster      three nodes (compat/lib/cluster.sh) with the default
+#                 flags and default.replication.factor=3
 # Allowlist line: NNNN [@phase] [KEY=VALUE (env, e.g. SUBTESTS=...)] [-flag] # comment
 # Output: one `RESULT librdkafka <NNNN_name>[<subtests>] PASS|FAIL [detail]`
 # per entry; exit status 1 if any entry failed.
@@ -55,8 +57,8 @@ echo "librdkafka suite ready in $TESTS_DIR ($((SECONDS - t_setup))s)"
 if [ ! -x "${STROM_BIN:-$HERE/../../target/release/strom}" ]; then
     (cd "$HERE/../.." && cargo build --release 2>&1 | tail -1)
 fi
-# shellcheck source=../lib/broker.sh
-source "$HERE/../lib/broker.sh"
+# shellcheck source=../lib/cluster.sh
+source "$HERE/../lib/cluster.sh"
 
 LOGS=$CACHE/logs/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$LOGS"
@@ -67,13 +69,20 @@ declare -A BOOT PID DATA
 BROKER_FLAGS_default="--num-partitions 4 --set group.initial.rebalance.delay.ms=0"
 BROKER_FLAGS_noautocreate="$BROKER_FLAGS_default --auto-create-topics false"
 BROKER_FLAGS_delay="--num-partitions 4"
+BROKER_FLAGS_cluster="$BROKER_FLAGS_default --set default.replication.factor=3"
 
 start_phase_broker() {
     local phase=$1 flags_var="BROKER_FLAGS_$1"
-    # shellcheck disable=SC2086
-    start_broker ${!flags_var} ${LRK_BROKER_EXTRA:-} || return 1
-    BOOT[$phase]=$STROM_BOOTSTRAP PID[$phase]=$STROM_PID DATA[$phase]=$STROM_DATA
-    printf 'bootstrap.servers=%s\n' "$STROM_BOOTSTRAP" >"$LOGS/test-$phase.conf"
+    if [ "$phase" = cluster ]; then
+        # shellcheck disable=SC2086
+        start_cluster ${!flags_var} ${LRK_BROKER_EXTRA:-} || return 1
+        BOOT[$phase]=$STROM_CLUSTER_BOOTSTRAP PID[$phase]=cluster DATA[$phase]=$STROM_CLUSTER_DIR
+    else
+        # shellcheck disable=SC2086
+        start_broker ${!flags_var} ${LRK_BROKER_EXTRA:-} || return 1
+        BOOT[$phase]=$STROM_BOOTSTRAP PID[$phase]=$STROM_PID DATA[$phase]=$STROM_DATA
+    fi
+    printf 'bootstrap.servers=%s\n' "${BOOT[$phase]}" >"$LOGS/test-$phase.conf"
     if [ -n "${LRK_DEBUG:-}" ]; then
         printf 'debug=%s\n' "$LRK_DEBUG" >>"$LOGS/test-$phase.conf"
     fi
@@ -82,6 +91,13 @@ start_phase_broker() {
 stop_all() {
     local phase
     for phase in "${!PID[@]}"; do
+        if [ "$phase" = cluster ]; then
+            for id in 1 2 3; do
+                cp "${DATA[$phase]}/node-$id.log" "$LOGS/strom-cluster-node-$id.log" 2>/dev/null || true
+            done
+            stop_cluster
+            continue
+        fi
         STROM_PID=${PID[$phase]} STROM_DATA=${DATA[$phase]}
         cp "$STROM_DATA/strom.log" "$LOGS/strom-$phase.log" 2>/dev/null || true
         stop_broker
