@@ -9,18 +9,16 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId, FetchRequest, FetchResponse, RequestHeader, ResponseHeader, TopicName,
-};
-use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::Followed;
+use crate::cluster::peers::exchange;
 use crate::log::{now_ms, PartitionLog};
 
 /// The Fetch version followers send.
@@ -283,34 +281,17 @@ async fn call(
     correlation: i32,
     request: &FetchRequest,
 ) -> io::Result<FetchResponse> {
-    let key = ApiKey::Fetch;
-    let mut frame = BytesMut::new();
-    RequestHeader::default()
-        .with_request_api_key(key as i16)
-        .with_request_api_version(VERSION)
-        .with_correlation_id(correlation)
-        .with_client_id(Some(StrBytes::from_static_str("strom-replica-fetcher")))
-        .encode(&mut frame, key.request_header_version(VERSION))
-        .map_err(io::Error::other)?;
-    request
-        .encode(&mut frame, VERSION)
-        .map_err(io::Error::other)?;
-    let size = i32::try_from(frame.len()).map_err(io::Error::other)?;
-    stream.write_all(&size.to_be_bytes()).await?;
-    stream.write_all(&frame).await?;
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).await?;
-    let size = usize::try_from(i32::from_be_bytes(size)).map_err(io::Error::other)?;
-    if size > (MAX_BYTES as usize) * 2 {
-        return Err(io::Error::other(format!("a response of {size} bytes")));
-    }
-    let mut body = vec![0u8; size];
-    stream.read_exact(&mut body).await?;
-    let mut body = Bytes::from(body);
-    let header = ResponseHeader::decode(&mut body, key.response_header_version(VERSION))
-        .map_err(io::Error::other)?;
-    if header.correlation_id != correlation {
-        return Err(io::Error::other("a response to another request"));
-    }
-    FetchResponse::decode(&mut body, VERSION).map_err(io::Error::other)
+    // A response holds at most MAX_BYTES of records plus framing.
+    let limit = usize::try_from(MAX_BYTES)
+        .unwrap_or(usize::MAX)
+        .saturating_mul(2);
+    exchange(
+        stream,
+        "strom-replica-fetcher",
+        correlation,
+        VERSION,
+        request,
+        limit,
+    )
+    .await
 }
