@@ -1372,6 +1372,45 @@ mod tests {
     }
 
     #[test]
+    fn a_marker_between_verification_and_append_refuses_the_write() {
+        use crate::log::batch::tests::transactional;
+        let fixture = Fixture::new();
+        let log = fixture.open(LogConfig::default());
+        let txn =
+            |pid, seq| transactional(batch_with_producer(2, 0, Compression::None, pid, 0, seq));
+        // No transaction open here and no guard: refused.
+        let unverified = log.append_in_transaction(7, 0, None, || log.append(txn(7, 0), 0));
+        assert!(unverified.is_err());
+        // Verified: appended; the transaction is open, so the next write
+        // needs no guard.
+        let guard = log.begin_verification(7);
+        let first = log.append_in_transaction(7, 0, Some(guard), || log.append(txn(7, 0), 0));
+        assert!(matches!(first, Ok(Ok(_))));
+        assert!(log.in_open_transaction(7, 0));
+        let next = log.append_in_transaction(7, 0, None, || log.append(txn(7, 2), 0));
+        assert!(matches!(next, Ok(Ok(_))));
+        // The marker ends it; a guard taken before the marker is void.
+        let stale = log.begin_verification(7);
+        log.append_marker(7, 0, true, 0, 0).unwrap();
+        assert!(!log.in_open_transaction(7, 0));
+        let late = log.append_in_transaction(7, 0, Some(stale), || log.append(txn(7, 4), 0));
+        assert!(
+            late.is_err(),
+            "a write verified before the marker lands after it"
+        );
+        // Another producer's marker leaves the guard alone.
+        let guard = log.begin_verification(7);
+        log.append_marker(8, 0, false, 0, 0).unwrap();
+        let fresh = log.append_in_transaction(7, 0, Some(guard), || log.append(txn(7, 4), 0));
+        assert!(matches!(fresh, Ok(Ok(_))));
+        assert_eq!(
+            log.offsets().last_stable_offset,
+            6,
+            "the new transaction is open"
+        );
+    }
+
+    #[test]
     fn transactions_bound_the_lso_and_aborts_are_remembered() {
         use crate::log::batch::tests::transactional;
         let fixture = Fixture::new();
