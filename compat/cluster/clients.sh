@@ -8,8 +8,7 @@
 #   bash compat/cluster/clients.sh
 #
 # Left out, and why: `metadata` and `describe-list-groups` assert one
-# broker; `describe-configs` sets a dynamic cluster-wide config, which a
-# cluster does not replicate yet (README, "Several brokers").
+# broker.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/cluster.sh"
@@ -19,7 +18,7 @@ start_cluster --num-partitions 1 --set default.replication.factor=3 \
 trap stop_cluster EXIT
 status=0
 STROM_EXTERNAL_BOOTSTRAP=$STROM_CLUSTER_BOOTSTRAP STROM_CLIENT_LABEL=java-3-nodes \
-    bash "$HERE/../java/run.sh" admin-topics keyed-order headers-timestamps-nulls \
+    bash "$HERE/../java/run.sh" admin-topics describe-configs keyed-order headers-timestamps-nulls \
     compression-gzip compression-snappy compression-lz4 compression-zstd idempotent \
     group-commit-resume group-rebalance offsets-for-times \
     txn-commit txn-abort txn-fencing txn-consume-transform-produce || status=$?

@@ -62,6 +62,9 @@ pub struct Broker {
     /// name while its deletion is half done would lose its new files), and
     /// a broker config change re-applies every topic's log settings.
     topic_changes: std::sync::Mutex<()>,
+    /// Serialises this node's dynamic broker config changes in a cluster
+    /// (on one node `topic_changes` does).
+    broker_config_changes: std::sync::Mutex<()>,
 }
 
 impl Broker {
@@ -180,6 +183,7 @@ impl Broker {
             peers: Peers::default(),
             internal_topics: std::sync::Mutex::new(()),
             topic_changes: std::sync::Mutex::new(()),
+            broker_config_changes: std::sync::Mutex::new(()),
         };
         let now = log::now_ms();
         for meta in broker.topics.all() {
@@ -410,6 +414,9 @@ impl Broker {
         validate_only: bool,
         change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
     ) -> Result<(), ApiError> {
+        if self.in_quorum() {
+            return self.propose_broker_configs(scope, validate_only, change);
+        }
         let _change = self.lock_topic_changes();
         let current = self.config();
         let mut values = current.dynamic(scope).clone();
@@ -417,8 +424,63 @@ impl Broker {
         if validate_only {
             return Ok(());
         }
+        self.set_dynamic_configs(scope, values)
+    }
+
+    /// In a cluster, dynamic broker configs live in the quorum's image
+    /// (every broker's defaults, and each broker's own): the change is
+    /// proposed there and reaches every node through `sync_topics`. A
+    /// change computed from configs another alter changed meanwhile is
+    /// computed again.
+    fn propose_broker_configs(
+        &self,
+        scope: DynamicScope,
+        validate_only: bool,
+        change: impl FnOnce(&mut BTreeMap<String, String>) -> Result<(), ApiError>,
+    ) -> Result<(), ApiError> {
+        let node = match scope {
+            DynamicScope::ClusterDefault => None,
+            DynamicScope::Broker => Some(self.node_id()),
+        };
+        let _change = self
+            .broker_config_changes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let previous = self.config().dynamic(scope).clone();
+        let mut values = previous.clone();
+        change(&mut values)?;
+        if validate_only {
+            return Ok(());
+        }
+        self.propose(MetadataCommand::SetBrokerConfigs {
+            node,
+            previous,
+            configs: values,
+        })
+        .map_err(|e| {
+            if e.code == ResponseError::InvalidPartitions {
+                // Another node's alter of the same configs came first.
+                ApiError::new(
+                    ResponseError::InvalidRequest,
+                    "The broker configs changed meanwhile; retry",
+                )
+            } else {
+                e
+            }
+        })
+    }
+
+    /// Makes `values` the dynamic configs of `scope`: stored, the current
+    /// config, and every topic's log settings recomputed (a `log.*` key
+    /// may be a topic default).
+    fn set_dynamic_configs(
+        &self,
+        scope: DynamicScope,
+        values: BTreeMap<String, String>,
+    ) -> Result<(), ApiError> {
         self.dynamic_configs.replace(scope, &values)?;
         tracing::info!(?scope, keys = ?values.keys().collect::<Vec<_>>(), "altered broker configs");
+        let current = self.config();
         self.config
             .send_replace(Arc::new(current.with_dynamic(scope, values)));
         for meta in self.topics.all() {
@@ -717,6 +779,20 @@ impl Broker {
 
     fn apply_image(&self, image: &MetadataImage) {
         let now = log::now_ms();
+        let none = BTreeMap::new();
+        for (scope, wanted) in [
+            (DynamicScope::ClusterDefault, &image.cluster_configs),
+            (
+                DynamicScope::Broker,
+                image.node_configs.get(&self.node_id()).unwrap_or(&none),
+            ),
+        ] {
+            if self.config().dynamic(scope) != wanted {
+                if let Err(e) = self.set_dynamic_configs(scope, wanted.clone()) {
+                    tracing::error!(?scope, cause = ?e, "cannot apply the quorum's broker configs");
+                }
+            }
+        }
         for local in self.topics.all() {
             let kept = image
                 .topics

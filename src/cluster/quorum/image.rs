@@ -78,6 +78,12 @@ pub struct MetadataImage {
     /// The start of the next producer id block to hand out.
     #[serde(default)]
     pub next_producer_id_block: i64,
+    /// Dynamic broker configs for every broker (`--entity-default`).
+    #[serde(default)]
+    pub cluster_configs: BTreeMap<String, String>,
+    /// Dynamic broker configs of one broker, by node id.
+    #[serde(default)]
+    pub node_configs: BTreeMap<i32, BTreeMap<String, String>>,
 }
 
 /// A change to the image: one entry of the metadata log.
@@ -145,6 +151,17 @@ pub enum MetadataCommand {
         node_id: i32,
         /// Ids in the block.
         size: i64,
+    },
+    /// Replaces dynamic broker configs (Kafka's ConfigRecords of a broker
+    /// resource), if they are still `previous` (two alters computed from
+    /// the same configs must not lose each other's keys).
+    SetBrokerConfigs {
+        /// The broker, or `None` for every broker's defaults.
+        node: Option<i32>,
+        /// The configs the change was computed from.
+        previous: BTreeMap<String, String>,
+        /// The new configs.
+        configs: BTreeMap<String, String>,
     },
     /// A leader changes its partition's in-sync replicas (Kafka's
     /// AlterPartition), if the partition is still in `leader_epoch`.
@@ -294,6 +311,22 @@ impl MetadataImage {
                     ..MetadataResult::default()
                 }
             }
+            MetadataCommand::SetBrokerConfigs {
+                node,
+                previous,
+                configs,
+            } => {
+                let current = match node {
+                    None => &mut self.cluster_configs,
+                    Some(id) => self.node_configs.entry(*id).or_default(),
+                };
+                if current == previous {
+                    current.clone_from(configs);
+                    MetadataResult::default()
+                } else {
+                    Self::refused(Refusal::Conflict)
+                }
+            }
             MetadataCommand::AlterIsr {
                 topic,
                 partition,
@@ -425,6 +458,38 @@ mod tests {
             port: 9092,
             rack: None,
         }
+    }
+
+    #[test]
+    fn broker_configs_change_only_from_what_they_were() {
+        let mut image = MetadataImage::default();
+        let set = |previous: &[(&str, &str)], configs: &[(&str, &str)]| {
+            let map = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).into(), (*v).into()))
+                    .collect()
+            };
+            MetadataCommand::SetBrokerConfigs {
+                node: None,
+                previous: map(previous),
+                configs: map(configs),
+            }
+        };
+        assert_eq!(image.apply(1, &set(&[], &[("a", "1")])).refused, None);
+        // Computed from the configs before that change: refused.
+        assert_eq!(
+            image.apply(2, &set(&[], &[("b", "2")])).refused,
+            Some(Refusal::Conflict)
+        );
+        assert_eq!(
+            image
+                .apply(3, &set(&[("a", "1")], &[("a", "1"), ("b", "2")]))
+                .refused,
+            None
+        );
+        assert_eq!(image.cluster_configs.len(), 2);
+        assert!(image.node_configs.is_empty());
     }
 
     #[test]
