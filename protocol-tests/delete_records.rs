@@ -55,7 +55,7 @@ fn keyed_batch(count: i32) -> Bytes {
 
 /// Creates `name` (one partition) with `cleanup.policy=policy` and
 /// appends three records.
-async fn topic_with_records(client: &mut Client, name: &str, policy: &str) {
+pub(crate) async fn topic_with_records(client: &mut Client, name: &str, policy: &str) {
     let create = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(text(name)))

@@ -16,7 +16,9 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_transactions;
 mod end_txn;
 mod fetch;
@@ -217,6 +219,13 @@ pub async fn dispatch(
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(describe_producers::handle(broker, req))
         }
+        RequestKind::DescribeQuorum(req) => {
+            ResponseKind::DescribeQuorum(describe_quorum::handle(broker, version, &req).await)
+        }
+        // Sizes every hosted partition and asks the file system.
+        RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(blocking(|| {
+            describe_log_dirs::handle(broker, version, &req)
+        })),
         _ => return Err(NoHandler(key)),
     };
     Ok(Some(Reply {

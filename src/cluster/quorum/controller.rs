@@ -12,14 +12,20 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use serde::{Deserialize, Serialize};
+
 use super::image::MetadataCommand;
 use super::network::{ProposeError, Reply, Request};
-use super::{MetadataQuorum, Raft};
+use super::{MetadataQuorum, NodeId, Raft};
 
 /// Last heartbeats the active controller received, by broker.
 #[derive(Debug, Default)]
 pub struct Heartbeats {
     seen: Mutex<HashMap<i32, Instant>>,
+    /// When each broker's heartbeat last found its copy of the metadata
+    /// log holding everything the leader has (DescribeQuorum's
+    /// last caught-up timestamp).
+    caught_up: Mutex<HashMap<i32, Instant>>,
 }
 
 impl Heartbeats {
@@ -32,10 +38,24 @@ impl Heartbeats {
         if metrics.current_leader != Some(metrics.id) {
             return Err(ProposeError::NotLeader { leader: None });
         }
+        let now = Instant::now();
         self.seen
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(node_id, Instant::now());
+            .insert(node_id, now);
+        let matched = NodeId::try_from(node_id).ok().and_then(|id| {
+            if id == metrics.id {
+                return metrics.last_log_index;
+            }
+            let progress = metrics.replication.as_ref()?.get(&id)?.as_ref();
+            Some(progress.map_or(0, |log_id| log_id.index))
+        });
+        if matched.is_some() && matched >= metrics.last_log_index {
+            self.caught_up
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(node_id, now);
+        }
         Ok(())
     }
 
@@ -152,4 +172,99 @@ async fn heartbeat(quorum: &MetadataQuorum) {
         Ok(Reply::Heartbeat(_)) | Err(_) => {}
         Ok(_) => warn!("a heartbeat got a reply of another kind"),
     }
+}
+
+/// One member of the metadata quorum as the active controller sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaStatus {
+    /// The node.
+    pub node_id: i32,
+    /// The offset after the last metadata log entry it holds (-1 unknown).
+    pub log_end_offset: i64,
+    /// Wall-clock ms of its last heartbeat to the controller (-1 none).
+    pub last_fetch_ms: i64,
+    /// Wall-clock ms of the last heartbeat that found it caught up (-1 none).
+    pub last_caught_up_ms: i64,
+}
+
+/// The metadata quorum as the active controller sees it (Kafka's
+/// DescribeQuorum answer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumStatus {
+    /// The active controller.
+    pub leader_id: i32,
+    /// Its Raft term (Kafka's leader epoch of the metadata log).
+    pub epoch: i32,
+    /// The offset after the last applied metadata log entry.
+    pub high_watermark: i64,
+    /// The voters, by node id.
+    pub voters: Vec<ReplicaStatus>,
+    /// Members that replicate the log without voting (learners).
+    pub observers: Vec<ReplicaStatus>,
+    /// Every member's controller `host:port`, by node id.
+    pub endpoints: Vec<(i32, String)>,
+}
+
+/// The quorum's status, if this node is the active controller.
+///
+/// # Errors
+/// NotLeader otherwise.
+pub fn status(raft: &Raft, heartbeats: &Heartbeats) -> Result<QuorumStatus, ProposeError> {
+    let metrics = raft.metrics().borrow().clone();
+    if metrics.current_leader != Some(metrics.id) {
+        return Err(ProposeError::NotLeader { leader: None });
+    }
+    let now = Instant::now();
+    let now_ms = crate::log::now_ms();
+    let wall = |at: Option<&Instant>| {
+        at.map_or(-1, |t| {
+            let ago = i64::try_from(now.saturating_duration_since(*t).as_millis()).unwrap_or(0);
+            now_ms - ago
+        })
+    };
+    let offset = |index: Option<u64>| index.map_or(0, |i| i64::try_from(i).unwrap_or(i64::MAX) + 1);
+    let seen = heartbeats.last();
+    let caught_up = heartbeats
+        .caught_up
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let replica = |id: NodeId| {
+        let node_id = i32::try_from(id).unwrap_or(-1);
+        if id == metrics.id {
+            // Kafka reports the leader as fetching and caught up now.
+            return ReplicaStatus {
+                node_id,
+                log_end_offset: offset(metrics.last_log_index),
+                last_fetch_ms: now_ms,
+                last_caught_up_ms: now_ms,
+            };
+        }
+        let matched = metrics
+            .replication
+            .as_ref()
+            .and_then(|r| r.get(&id))
+            .map(|m| m.as_ref().map(|log_id| log_id.index));
+        ReplicaStatus {
+            node_id,
+            log_end_offset: matched.map_or(-1, offset),
+            last_fetch_ms: wall(seen.get(&node_id)),
+            last_caught_up_ms: wall(caught_up.get(&node_id)),
+        }
+    };
+    let membership = metrics.membership_config.membership();
+    let voters = membership.voter_ids().map(replica).collect();
+    let observers = membership.learner_ids().map(replica).collect();
+    let endpoints = membership
+        .nodes()
+        .filter_map(|(id, node)| Some((i32::try_from(*id).ok()?, node.addr.clone())))
+        .collect();
+    Ok(QuorumStatus {
+        leader_id: i32::try_from(metrics.id).unwrap_or(-1),
+        epoch: i32::try_from(metrics.current_term).unwrap_or(i32::MAX),
+        high_watermark: offset(metrics.last_applied.map(|log_id| log_id.index)),
+        voters,
+        observers,
+        endpoints,
+    })
 }

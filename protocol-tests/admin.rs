@@ -1,0 +1,219 @@
+//! The cluster admin APIs on one node: DescribeQuorum (55), DescribeLogDirs
+//! (35), ElectLeaders (43), AlterPartitionReassignments (45) and
+//! ListPartitionReassignments (46). Several brokers are covered by
+//! `compat/cluster`.
+//!
+//! With `STROM_EXTERNAL_BOOTSTRAP=host:port` the same tests run against
+//! that broker (a one-node Apache Kafka 4.1, combined broker and
+//! controller, from compat/lib/kafka.sh) to check the expectations.
+
+use std::net::SocketAddr;
+
+use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{
+    ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeQuorumRequest,
+    DescribeQuorumResponse, TopicName,
+};
+
+use crate::delete_records::topic_with_records;
+use crate::support::{text, Client, TestBroker};
+
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+
+/// The broker under test: an in-process strom, or the external one.
+struct Target {
+    _strom: Option<TestBroker>,
+    addr: SocketAddr,
+    /// Unique per run, so topics on an external broker never clash.
+    run: String,
+}
+
+impl Target {
+    async fn start() -> Self {
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+            .to_string();
+        if let Ok(external) = std::env::var("STROM_EXTERNAL_BOOTSTRAP") {
+            let addr = tokio::net::lookup_host(external.as_str())
+                .await
+                .expect("resolve the external broker")
+                .next()
+                .expect("an address");
+            return Self {
+                _strom: None,
+                addr,
+                run,
+            };
+        }
+        let strom = TestBroker::start().await;
+        let addr = strom.addr();
+        Self {
+            _strom: Some(strom),
+            addr,
+            run,
+        }
+    }
+
+    async fn connect(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    fn topic(&self, name: &str) -> String {
+        format!("{name}-{}", self.run)
+    }
+}
+
+fn quorum_request(topic: &str, partition: i32) -> DescribeQuorumRequest {
+    DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(text(topic)))
+        .with_partitions(vec![
+            PartitionData::default().with_partition_index(partition)
+        ])])
+}
+
+/// A one-node quorum: the node leads and is the only voter, caught up; v2
+/// names its listener; a partition other than `__cluster_metadata`-0 gets
+/// UNKNOWN_TOPIC_OR_PARTITION.
+#[tokio::test]
+async fn describe_quorum_on_one_node_names_it_the_only_voter() {
+    let target = Target::start().await;
+    let mut client = target.connect().await;
+    for version in 0..=2 {
+        let response: DescribeQuorumResponse = client
+            .request(
+                ApiKey::DescribeQuorum,
+                version,
+                &quorum_request("__cluster_metadata", 0),
+            )
+            .await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert_eq!(response.topics.len(), 1, "v{version}");
+        assert_eq!(
+            response.topics[0].topic_name.0.as_str(),
+            "__cluster_metadata"
+        );
+        let partition = &response.topics[0].partitions[0];
+        assert_eq!(
+            (partition.partition_index, partition.error_code),
+            (0, 0),
+            "v{version}"
+        );
+        let leader = partition.leader_id;
+        assert!(leader.0 >= 0, "v{version}: a leader");
+        assert!(partition.leader_epoch >= 1, "v{version}: {partition:?}");
+        assert!(partition.high_watermark >= 0, "v{version}: {partition:?}");
+        assert_eq!(partition.current_voters.len(), 1, "v{version}");
+        assert!(partition.observers.is_empty(), "v{version}");
+        let voter = &partition.current_voters[0];
+        assert_eq!(voter.replica_id, leader, "v{version}");
+        if version >= 1 {
+            assert!(voter.last_fetch_timestamp > 0, "v{version}: {voter:?}");
+            assert!(voter.last_caught_up_timestamp > 0, "v{version}: {voter:?}");
+        }
+        if version >= 2 {
+            assert_eq!(response.nodes.len(), 1, "v{version}");
+            assert_eq!(response.nodes[0].node_id, leader);
+            let listener = &response.nodes[0].listeners[0];
+            assert!(listener.port > 0, "{listener:?}");
+        } else {
+            assert!(response.nodes.is_empty());
+        }
+    }
+    for (topic, partition) in [("__cluster_metadata", 1), ("other", 0)] {
+        let response: DescribeQuorumResponse = client
+            .request(ApiKey::DescribeQuorum, 2, &quorum_request(topic, partition))
+            .await;
+        assert_eq!(response.error_code, 0);
+        assert_eq!(response.topics[0].topic_name.0.as_str(), topic);
+        let answer = &response.topics[0].partitions[0];
+        assert_eq!(
+            (answer.partition_index, answer.error_code),
+            (partition, UNKNOWN_TOPIC_OR_PARTITION),
+            "{topic}-{partition}"
+        );
+    }
+}
+
+fn log_dirs_request(topics: Option<Vec<(&str, Vec<i32>)>>) -> DescribeLogDirsRequest {
+    DescribeLogDirsRequest::default().with_topics(topics.map(|topics| {
+        topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                DescribableLogDirTopic::default()
+                    .with_topic(TopicName(text(name)))
+                    .with_partitions(partitions)
+            })
+            .collect()
+    }))
+}
+
+/// The partitions of `topic` in every log dir of `response`: (partition,
+/// size, offset lag, is future).
+fn hosted(response: &DescribeLogDirsResponse, topic: &str) -> Vec<(i32, i64, i64, bool)> {
+    response
+        .results
+        .iter()
+        .flat_map(|dir| &dir.topics)
+        .filter(|t| t.name.0.as_str() == topic)
+        .flat_map(|t| &t.partitions)
+        .map(|p| {
+            (
+                p.partition_index,
+                p.partition_size,
+                p.offset_lag,
+                p.is_future_key,
+            )
+        })
+        .collect()
+}
+
+/// One log dir holding the partition with its bytes, no lag, not a
+/// future replica; v4 sizes the file system; a topic not asked about, or
+/// not hosted, is left out.
+#[tokio::test]
+async fn describe_log_dirs_lists_the_partitions_with_their_sizes() {
+    let target = Target::start().await;
+    let mut client = target.connect().await;
+    let topic = target.topic("log-dirs");
+    topic_with_records(&mut client, &topic, "delete").await;
+    for version in 1..=4 {
+        let response: DescribeLogDirsResponse = client
+            .request(ApiKey::DescribeLogDirs, version, &log_dirs_request(None))
+            .await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert_eq!(response.results.len(), 1, "v{version}: one log dir");
+        let dir = &response.results[0];
+        assert_eq!(dir.error_code, 0, "v{version}");
+        assert!(dir.log_dir.starts_with('/'), "v{version}: {}", dir.log_dir);
+        let partitions = hosted(&response, &topic);
+        assert_eq!(partitions.len(), 1, "v{version}: {partitions:?}");
+        let (index, size, lag, future) = partitions[0];
+        assert_eq!((index, lag, future), (0, 0, false), "v{version}");
+        assert!(size > 0, "v{version}: three records take bytes");
+        if version >= 4 {
+            assert!(
+                dir.total_bytes >= dir.usable_bytes && dir.usable_bytes > 0,
+                "v{version}: {} total, {} usable",
+                dir.total_bytes,
+                dir.usable_bytes
+            );
+        } else {
+            assert_eq!((dir.total_bytes, dir.usable_bytes), (-1, -1), "v{version}");
+        }
+    }
+    let other = target.topic("never-created");
+    let asked = log_dirs_request(Some(vec![(&topic, vec![0, 7]), (&other, vec![0])]));
+    let response: DescribeLogDirsResponse =
+        client.request(ApiKey::DescribeLogDirs, 4, &asked).await;
+    assert_eq!(response.error_code, 0);
+    assert_eq!(hosted(&response, &topic).len(), 1, "partition 7 left out");
+    assert!(hosted(&response, &other).is_empty());
+    let topics: Vec<&str> = response.results[0]
+        .topics
+        .iter()
+        .map(|t| t.name.0.as_str())
+        .collect();
+    assert_eq!(topics, [topic.as_str()], "only the topic asked about");
+}
