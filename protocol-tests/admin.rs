@@ -11,9 +11,10 @@ use std::net::SocketAddr;
 
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
     ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeQuorumRequest,
-    DescribeQuorumResponse, TopicName,
+    DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, TopicName,
 };
 
 use crate::delete_records::topic_with_records;
@@ -216,4 +217,111 @@ async fn describe_log_dirs_lists_the_partitions_with_their_sizes() {
         .map(|t| t.name.0.as_str())
         .collect();
     assert_eq!(topics, [topic.as_str()], "only the topic asked about");
+}
+
+const INVALID_REQUEST: i16 = 42;
+const ELECTION_NOT_NEEDED: i16 = 84;
+
+fn elect_request(election_type: i8, topics: Option<Vec<(&str, Vec<i32>)>>) -> ElectLeadersRequest {
+    ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_timeout_ms(5000)
+        .with_topic_partitions(topics.map(|topics| {
+            topics
+                .into_iter()
+                .map(|(name, partitions)| {
+                    TopicPartitions::default()
+                        .with_topic(TopicName(text(name)))
+                        .with_partitions(partitions)
+                })
+                .collect()
+        }))
+}
+
+/// (topic, partition, code, message) of every result.
+fn elections(response: &ElectLeadersResponse) -> Vec<(String, i32, i16, Option<String>)> {
+    response
+        .replica_election_results
+        .iter()
+        .flat_map(|t| {
+            t.partition_result.iter().map(|p| {
+                (
+                    t.topic.0.to_string(),
+                    p.partition_id,
+                    p.error_code,
+                    p.error_message.as_ref().map(ToString::to_string),
+                )
+            })
+        })
+        .collect()
+}
+
+/// One node leads every partition as its preferred replica: preferred and
+/// unclean elections are not needed; unknown topics and partitions get
+/// Kafka's messages; asking for every partition leaves out those needing
+/// nothing; an unknown election type is INVALID_REQUEST.
+#[tokio::test]
+async fn elect_leaders_on_one_node_needs_no_election() {
+    let target = Target::start().await;
+    let mut client = target.connect().await;
+    let topic = target.topic("elect");
+    topic_with_records(&mut client, &topic, "delete").await;
+    let missing = target.topic("elect-missing");
+    let not_needed = Some("Leader election not needed for topic partition.".to_owned());
+    for (version, election_type) in [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)] {
+        let asked = elect_request(
+            election_type,
+            Some(vec![(&topic, vec![0, 3]), (&missing, vec![0])]),
+        );
+        let response: ElectLeadersResponse =
+            client.request(ApiKey::ElectLeaders, version, &asked).await;
+        assert_eq!(response.error_code, 0, "v{version}");
+        assert_eq!(
+            elections(&response),
+            [
+                (topic.clone(), 0, ELECTION_NOT_NEEDED, not_needed.clone()),
+                (
+                    topic.clone(),
+                    3,
+                    UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(format!("No such partition as {topic}-3"))
+                ),
+                (
+                    missing.clone(),
+                    0,
+                    UNKNOWN_TOPIC_OR_PARTITION,
+                    Some(format!("No such topic as {missing}"))
+                ),
+            ],
+            "v{version}, type {election_type}"
+        );
+    }
+    let every: ElectLeadersResponse = client
+        .request(ApiKey::ElectLeaders, 2, &elect_request(0, None))
+        .await;
+    assert_eq!(every.error_code, 0);
+    assert!(elections(&every).is_empty(), "{every:?}");
+    let listed = every
+        .replica_election_results
+        .iter()
+        .any(|t| t.topic.0.as_str() == topic);
+    assert!(listed, "each topic keeps its (empty) entry");
+
+    let bad: ElectLeadersResponse = client
+        .request(
+            ApiKey::ElectLeaders,
+            2,
+            &elect_request(5, Some(vec![(&topic, vec![0])])),
+        )
+        .await;
+    assert_eq!(bad.error_code, INVALID_REQUEST);
+    assert_eq!(
+        elections(&bad),
+        [(
+            topic.clone(),
+            0,
+            INVALID_REQUEST,
+            Some("Unknown election type 5".to_owned())
+        )]
+    );
 }

@@ -28,9 +28,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    ApiKey, ElectLeadersRequest, ElectLeadersResponse, MetadataRequest, MetadataResponse,
+    ProduceRequest, ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -948,4 +950,147 @@ fn impossible_quorum_settings_stop_with_one_line() {
         ],
         "process.roles",
     );
+}
+
+/// The leader of `topic`-`partition` in `m` (-2 if not listed).
+fn leader(m: &MetadataResponse, topic_name: &str, partition: i32) -> i32 {
+    topic(m, topic_name)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+        .map_or(-2, |p| p.leader_id.0)
+}
+
+/// ElectLeaders v2 of one partition, asked of node `via`: (code, message).
+fn elect(
+    cluster: &Cluster,
+    via: i32,
+    election_type: i8,
+    topic_name: &str,
+    partition: i32,
+) -> (i16, Option<String>) {
+    let request = ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(TopicName(StrBytes::from_string(topic_name.to_owned())))
+            .with_partitions(vec![partition])]));
+    let response: ElectLeadersResponse = RawClient::connect(cluster.address(via))
+        .and_then(|mut c| c.call(ApiKey::ElectLeaders, 2, &request))
+        .expect("ElectLeaders");
+    assert_eq!(response.error_code, 0);
+    let result = &response.replica_election_results[0].partition_result[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(ToString::to_string),
+    )
+}
+
+/// The preferred replica (the first of the assignment) SIGKILLed: another
+/// ISR member leads; back and in the ISR it stays a follower (automatic
+/// rebalance off) until a preferred ElectLeaders moves leadership back in
+/// a new epoch, after which the election is not needed. A partition whose
+/// only replica is down has neither a preferred nor an unclean candidate.
+#[test]
+fn a_preferred_election_moves_leadership_back() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=2000",
+            "auto.leader.rebalance.enable=false",
+        ],
+    );
+    cluster.create_topic(&[1], "elect", 1, 3);
+    cluster.create_topic(&[1], "lonely", 1, 1);
+    let m = cluster.wait_metadata(1, "the topics", |m| {
+        isr(m, "elect", 0).len() == 3 && leader(m, "lonely", 0) >= 0
+    });
+    let preferred = topic(&m, "elect").expect("topic").partitions[0].replica_nodes[0].0;
+    assert_eq!(leader(&m, "elect", 0), preferred);
+    let lonely = leader(&m, "lonely", 0);
+    let other = (1..=3).find(|id| *id != preferred).expect("a survivor");
+    cluster.kill(preferred);
+    cluster.wait_metadata(other, "another leader", |m| {
+        let now = leader(m, "elect", 0);
+        now >= 0 && now != preferred
+    });
+    if lonely == preferred {
+        cluster.wait_metadata(other, "no leader for lonely", |m| {
+            leader(m, "lonely", 0) == -1
+        });
+        assert_eq!(
+            elect(&cluster, other, 1, "lonely", 0),
+            (
+                83,
+                Some("Eligible topic partition leaders are not available.".into())
+            )
+        );
+        assert_eq!(
+            elect(&cluster, other, 0, "lonely", 0),
+            (80, Some("The preferred leader was not available.".into()))
+        );
+    }
+    assert_eq!(
+        elect(&cluster, other, 0, "elect", 0),
+        (80, Some("The preferred leader was not available.".into())),
+        "the preferred replica is down"
+    );
+    cluster.restart(preferred);
+    let m = cluster.wait_metadata(other, "the preferred replica back in the ISR", |m| {
+        isr(m, "elect", 0).contains(&preferred)
+    });
+    assert_ne!(leader(&m, "elect", 0), preferred, "no automatic rebalance");
+    assert_eq!(elect(&cluster, other, 0, "elect", 0), (0, None));
+    let m = cluster.wait_metadata(preferred, "the preferred leader", |m| {
+        leader(m, "elect", 0) == preferred
+    });
+    assert_eq!(leader(&m, "elect", 0), preferred);
+    assert_eq!(
+        elect(&cluster, preferred, 0, "elect", 0),
+        (
+            84,
+            Some("Leader election not needed for topic partition.".into())
+        )
+    );
+    assert_eq!(
+        elect(&cluster, preferred, 1, "elect", 0),
+        (
+            84,
+            Some("Leader election not needed for topic partition.".into())
+        ),
+        "an unclean election is needed only without a leader"
+    );
+    // The partition still takes writes and replicates under its new leader.
+    produce_all(&cluster, preferred, "elect", "after", 50);
+    wait_identical(&cluster, &[1, 2, 3], "elect", 0);
+}
+
+/// With `auto.leader.rebalance.enable` (Kafka's default) the active
+/// controller moves leadership back to the preferred replica by itself
+/// once it is back in the ISR (checked every
+/// `leader.imbalance.check.interval.seconds`).
+#[test]
+fn the_controller_rebalances_leadership_to_the_preferred_replica() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=2000",
+            "leader.imbalance.check.interval.seconds=1",
+        ],
+    );
+    cluster.create_topic(&[1], "balanced", 1, 3);
+    let m = cluster.wait_metadata(1, "the topic", |m| isr(m, "balanced", 0).len() == 3);
+    let preferred = topic(&m, "balanced").expect("topic").partitions[0].replica_nodes[0].0;
+    let other = (1..=3).find(|id| *id != preferred).expect("a survivor");
+    cluster.kill(preferred);
+    cluster.wait_metadata(other, "another leader", |m| {
+        let now = leader(m, "balanced", 0);
+        now >= 0 && now != preferred
+    });
+    cluster.restart(preferred);
+    cluster.wait_metadata(other, "the preferred leader again", |m| {
+        leader(m, "balanced", 0) == preferred && isr(m, "balanced", 0).len() == 3
+    });
 }

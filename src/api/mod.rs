@@ -20,6 +20,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -218,6 +219,10 @@ pub async fn dispatch(
         }
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(describe_producers::handle(broker, req))
+        }
+        // Each election waits for its metadata proposal.
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(blocking(|| elect_leaders::handle(broker, version, &req)))
         }
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(broker, version, &req).await)

@@ -54,6 +54,7 @@ pub static SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::DescribeLogDirs, 1, 4),
     range(ApiKey::CreatePartitions, 0, 3),
     range(ApiKey::DeleteGroups, 0, 2),
+    range(ApiKey::ElectLeaders, 0, 2),
     range(ApiKey::IncrementalAlterConfigs, 0, 1),
     range(ApiKey::OffsetDelete, 0, 0),
     range(ApiKey::DescribeQuorum, 0, 2),

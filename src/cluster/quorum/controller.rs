@@ -14,7 +14,7 @@ use tracing::{info, warn};
 
 use serde::{Deserialize, Serialize};
 
-use super::image::MetadataCommand;
+use super::image::{Election, MetadataCommand};
 use super::network::{ProposeError, Reply, Request};
 use super::{MetadataQuorum, NodeId, Raft};
 
@@ -80,10 +80,36 @@ pub struct Liveness {
     pub session: Duration,
 }
 
+/// The active controller's leader elections.
+#[derive(Debug, Clone, Copy)]
+pub struct Balancing {
+    /// `auto.leader.rebalance.enable`: move leadership back to the
+    /// preferred replica once it is live and in the ISR.
+    pub auto_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`.
+    pub check_interval: Duration,
+    /// `unclean.leader.election.enable` of the broker (a topic's override
+    /// wins): a partition left without a live ISR member gets a live
+    /// replica from outside the ISR as leader.
+    pub unclean: bool,
+}
+
+impl Default for Balancing {
+    fn default() -> Self {
+        Self {
+            auto_rebalance: true,
+            check_interval: Duration::from_secs(300),
+            unclean: false,
+        }
+    }
+}
+
 /// Sends this node's heartbeats and, while this node is the active
-/// controller, fences and unfences brokers. Runs until the quorum stops.
-pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness) {
+/// controller, fences and unfences brokers and elects leaders. Runs until
+/// the quorum stops.
+pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness, balancing: Balancing) {
     let mut ticks = tokio::time::interval(liveness.interval.min(liveness.session / 4));
+    let mut last_balance = Instant::now();
     let mut was_leader = false;
     let mut fenced_since: HashMap<i32, Instant> = HashMap::new();
     let mut stopped = quorum.shutdown.subscribe();
@@ -134,6 +160,50 @@ pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness) {
             if let Err(e) = quorum.propose(command).await {
                 warn!(node_id = broker.node_id, cause = %e, "cannot change a broker's fencing");
             }
+        }
+        let balance =
+            balancing.auto_rebalance && last_balance.elapsed() >= balancing.check_interval;
+        if balance {
+            last_balance = Instant::now();
+        }
+        elect_leaders(&quorum, balancing, balance).await;
+    }
+}
+
+/// Proposes the elections the image calls for: unclean ones for
+/// partitions without a leader whose `unclean.leader.election.enable`
+/// holds (Kafka's controller checks these periodically too), and with
+/// `rebalance` preferred ones for partitions led by another replica than
+/// their preferred one while it is live and in the ISR.
+async fn elect_leaders(quorum: &MetadataQuorum, balancing: Balancing, rebalance: bool) {
+    let image = quorum.image();
+    let mut elections = Vec::new();
+    for (topic, meta) in &image.topics {
+        let unclean = meta
+            .configs
+            .get("unclean.leader.election.enable")
+            .map_or(balancing.unclean, |v| v.eq_ignore_ascii_case("true"));
+        for partition in 0..meta.partition_count() {
+            let wanted = [
+                (unclean, Election::Unclean),
+                (rebalance, Election::Preferred),
+            ];
+            for (enabled, election) in wanted {
+                if enabled && image.election(topic, partition, election).is_ok() {
+                    elections.push((topic.clone(), partition, election));
+                }
+            }
+        }
+    }
+    for (topic, partition, election) in elections {
+        info!(topic, partition, ?election, "electing a partition leader");
+        let command = MetadataCommand::ElectLeader {
+            topic,
+            partition,
+            election,
+        };
+        if let Err(e) = quorum.propose(command).await {
+            warn!(cause = %e, "cannot elect a partition leader");
         }
     }
 }

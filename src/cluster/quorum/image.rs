@@ -158,6 +158,17 @@ pub enum MetadataCommand {
         /// The new ISR (the leader among them).
         isr: Vec<i32>,
     },
+    /// Elects a partition's leader (Kafka's ElectLeaders, the controller's
+    /// leader rebalance and unclean elections), decided on the image as
+    /// this entry applies: see [`elect`]. The leader epoch is bumped.
+    ElectLeader {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Which leader to pick.
+        election: Election,
+    },
 }
 
 /// Why a command changed nothing.
@@ -169,6 +180,73 @@ pub enum Refusal {
     UnknownTopic,
     /// The topic changed since the command was computed.
     Conflict,
+    /// ElectLeader: the partition already has the leader the election
+    /// would give it.
+    ElectionNotNeeded,
+    /// ElectLeader (preferred): the preferred replica is fenced or out of
+    /// the ISR.
+    PreferredLeaderNotAvailable,
+    /// ElectLeader (unclean): no live replica to lead.
+    EligibleLeadersNotAvailable,
+}
+
+/// Which leader an [`MetadataCommand::ElectLeader`] picks (Kafka's
+/// ElectionType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Election {
+    /// The first replica of the assignment, if it is live and in the ISR.
+    Preferred,
+    /// For a partition without a leader: a live ISR member, else the first
+    /// live replica (which may lack acknowledged records), alone in the ISR.
+    Unclean,
+}
+
+/// The leadership `election` gives a partition with `replicas` now in
+/// `state`, where `is_live` says which brokers are registered and not
+/// fenced (Kafka's `ReplicationControlManager.electLeader` and
+/// `PartitionChangeBuilder`).
+///
+/// # Errors
+/// Why the election changes nothing.
+pub fn elect(
+    replicas: &[i32],
+    state: &PartitionState,
+    election: Election,
+    is_live: impl Fn(i32) -> bool,
+) -> Result<PartitionState, Refusal> {
+    let moved = |leader: i32, isr: Vec<i32>| PartitionState {
+        leader,
+        leader_epoch: state.leader_epoch + 1,
+        isr,
+    };
+    match election {
+        Election::Preferred => {
+            let preferred = replicas.first().copied().unwrap_or(-1);
+            if state.leader == preferred {
+                Err(Refusal::ElectionNotNeeded)
+            } else if is_live(preferred) && state.isr.contains(&preferred) {
+                Ok(moved(preferred, state.isr.clone()))
+            } else {
+                Err(Refusal::PreferredLeaderNotAvailable)
+            }
+        }
+        Election::Unclean => {
+            if state.leader >= 0 {
+                return Err(Refusal::ElectionNotNeeded);
+            }
+            let clean = replicas
+                .iter()
+                .copied()
+                .find(|id| state.isr.contains(id) && is_live(*id));
+            if let Some(leader) = clean {
+                return Ok(moved(leader, state.isr.clone()));
+            }
+            match replicas.iter().copied().find(|id| is_live(*id)) {
+                Some(leader) => Ok(moved(leader, vec![leader])),
+                None => Err(Refusal::EligibleLeadersNotAvailable),
+            }
+        }
+    }
 }
 
 /// What applying a command did.
@@ -325,6 +403,23 @@ impl MetadataImage {
                     }
                 }
             }
+            MetadataCommand::ElectLeader {
+                topic,
+                partition,
+                election,
+            } => match self.election(topic, *partition, *election) {
+                Err(why) => Self::refused(why),
+                Ok(elected) => {
+                    let state = self
+                        .partitions
+                        .get_mut(topic)
+                        .and_then(|ps| ps.get_mut(usize::try_from(*partition).ok()?));
+                    if let Some(state) = state {
+                        *state = elected;
+                    }
+                    MetadataResult::default()
+                }
+            },
         };
         MetadataResult { index, ..result }
     }
@@ -399,6 +494,27 @@ impl MetadataImage {
         }
     }
 
+    /// The leadership `election` would give `topic`-`partition` now.
+    ///
+    /// # Errors
+    /// Why it would change nothing (UnknownTopic for an unknown partition).
+    pub fn election(
+        &self,
+        topic: &str,
+        partition: i32,
+        election: Election,
+    ) -> Result<PartitionState, Refusal> {
+        let replicas = self
+            .topics
+            .get(topic)
+            .and_then(|meta| meta.partitions.get(usize::try_from(partition).ok()?))
+            .ok_or(Refusal::UnknownTopic)?;
+        let state = self
+            .partition(topic, partition)
+            .ok_or(Refusal::UnknownTopic)?;
+        elect(replicas, state, election, |id| self.is_live(id))
+    }
+
     /// The leadership of `topic`-`partition`.
     pub fn partition(&self, topic: &str, partition: i32) -> Option<&PartitionState> {
         self.partitions
@@ -453,5 +569,116 @@ mod tests {
         };
         assert_eq!(block(&mut image, 6), Some(0));
         assert_eq!(block(&mut image, 7), Some(1000));
+    }
+
+    #[test]
+    fn elections_follow_kafkas_rules() {
+        let state = |leader, isr: &[i32]| PartitionState {
+            leader,
+            leader_epoch: 4,
+            isr: isr.to_vec(),
+        };
+        let replicas = [1, 2, 3];
+        let all_live = |_| true;
+        // Preferred: not needed when it leads; moves to it when it is live
+        // and in sync (new epoch, same ISR); refused otherwise.
+        assert_eq!(
+            elect(&replicas, &state(1, &[1, 2]), Election::Preferred, all_live),
+            Err(Refusal::ElectionNotNeeded)
+        );
+        assert_eq!(
+            elect(&replicas, &state(2, &[1, 2]), Election::Preferred, all_live),
+            Ok(PartitionState {
+                leader: 1,
+                leader_epoch: 5,
+                isr: vec![1, 2]
+            })
+        );
+        assert_eq!(
+            elect(&replicas, &state(2, &[2, 3]), Election::Preferred, all_live),
+            Err(Refusal::PreferredLeaderNotAvailable)
+        );
+        assert_eq!(
+            elect(&replicas, &state(2, &[1, 2]), Election::Preferred, |id| id
+                != 1),
+            Err(Refusal::PreferredLeaderNotAvailable)
+        );
+        // Unclean: only without a leader; a live ISR member first, else the
+        // first live replica, alone in the ISR; none live: refused.
+        assert_eq!(
+            elect(&replicas, &state(2, &[2]), Election::Unclean, all_live),
+            Err(Refusal::ElectionNotNeeded)
+        );
+        assert_eq!(
+            elect(&replicas, &state(-1, &[3]), Election::Unclean, all_live),
+            Ok(state(3, &[3]).with_epoch(5))
+        );
+        assert_eq!(
+            elect(&replicas, &state(-1, &[1]), Election::Unclean, |id| id != 1),
+            Ok(state(2, &[2]).with_epoch(5))
+        );
+        assert_eq!(
+            elect(&replicas, &state(-1, &[1]), Election::Unclean, |_| false),
+            Err(Refusal::EligibleLeadersNotAvailable)
+        );
+    }
+
+    impl PartitionState {
+        fn with_epoch(mut self, leader_epoch: i32) -> Self {
+            self.leader_epoch = leader_epoch;
+            self
+        }
+    }
+
+    /// An applied ElectLeader moves the leader in a new epoch; a refused
+    /// one changes nothing and says why.
+    #[test]
+    fn elect_leader_applies_on_the_image() {
+        let mut image = MetadataImage::default();
+        for (index, id) in (1..=3).enumerate() {
+            image.apply(index as u64 + 1, &register(id, "x"));
+        }
+        let meta = TopicMeta {
+            name: "t".into(),
+            id: uuid::Uuid::nil(),
+            partitions: vec![vec![1, 2, 3]],
+            configs: BTreeMap::new(),
+        };
+        image.apply(4, &MetadataCommand::CreateTopic(meta));
+        image.apply(5, &MetadataCommand::FenceBroker { node_id: 1 });
+        assert_eq!(image.partition("t", 0).map(|s| s.leader), Some(2));
+        image.apply(6, &MetadataCommand::UnfenceBroker { node_id: 1 });
+        let command = |election| MetadataCommand::ElectLeader {
+            topic: "t".into(),
+            partition: 0,
+            election,
+        };
+        // Fenced, node 1 left the ISR: not electable until it is back.
+        assert_eq!(
+            image.apply(7, &command(Election::Preferred)).refused,
+            Some(Refusal::PreferredLeaderNotAvailable)
+        );
+        image.apply(
+            8,
+            &MetadataCommand::AlterIsr {
+                topic: "t".into(),
+                partition: 0,
+                leader_epoch: 1,
+                isr: vec![1, 2, 3],
+            },
+        );
+        assert_eq!(image.apply(9, &command(Election::Preferred)).refused, None);
+        assert_eq!(
+            image.partition("t", 0),
+            Some(&PartitionState {
+                leader: 1,
+                leader_epoch: 2,
+                isr: vec![1, 2, 3]
+            })
+        );
+        assert_eq!(
+            image.apply(10, &command(Election::Preferred)).refused,
+            Some(Refusal::ElectionNotNeeded)
+        );
     }
 }

@@ -17,9 +17,10 @@ mod image;
 mod network;
 mod storage;
 
-pub use controller::{Liveness, QuorumStatus, ReplicaStatus};
+pub use controller::{Balancing, Liveness, QuorumStatus, ReplicaStatus};
 pub use image::{
-    BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult, PartitionState, Refusal,
+    elect, BrokerRegistration, Election, MetadataCommand, MetadataImage, MetadataResult,
+    PartitionState, Refusal,
 };
 pub use network::ProposeError;
 
@@ -67,6 +68,8 @@ pub struct QuorumConfig {
     pub election_timeout_ms: u64,
     /// Broker heartbeats and sessions.
     pub liveness: Liveness,
+    /// Leader elections the active controller makes on its own.
+    pub balancing: Balancing,
 }
 
 /// This node's member of the metadata quorum.
@@ -156,7 +159,11 @@ impl MetadataQuorum {
             heartbeats,
             leaving: std::sync::atomic::AtomicBool::new(false),
         });
-        tokio::spawn(controller::run(quorum.clone(), config.liveness));
+        tokio::spawn(controller::run(
+            quorum.clone(),
+            config.liveness,
+            config.balancing,
+        ));
         Ok(quorum)
     }
 
@@ -334,6 +341,7 @@ mod tests {
                     interval: Duration::from_millis(100),
                     session: Duration::from_secs(60),
                 },
+                balancing: Balancing::default(),
             };
             nodes.push(MetadataQuorum::start(config, &db).await.unwrap());
         }
