@@ -9,12 +9,18 @@
 
 use std::net::SocketAddr;
 
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
+use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
 use kafka_protocol::messages::{
-    ApiKey, DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeQuorumRequest,
-    DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse, TopicName,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
+    DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, TopicName,
 };
 
 use crate::delete_records::topic_with_records;
@@ -324,4 +330,123 @@ async fn elect_leaders_on_one_node_needs_no_election() {
             Some("Unknown election type 5".to_owned())
         )]
     );
+}
+
+const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+
+/// On one node: the node itself is the only valid target (accepted);
+/// empty, unregistered and repeated targets get Kafka's
+/// INVALID_REPLICA_ASSIGNMENT messages, unknown partitions theirs, a
+/// cancel without a reassignment NO_REASSIGNMENT_IN_PROGRESS; nothing is
+/// listed as being reassigned.
+#[tokio::test]
+async fn reassignments_on_one_node() {
+    let target = Target::start().await;
+    let mut client = target.connect().await;
+    let topic = target.topic("reassign");
+    topic_with_records(&mut client, &topic, "delete").await;
+    let described: DescribeQuorumResponse = client
+        .request(
+            ApiKey::DescribeQuorum,
+            0,
+            &quorum_request("__cluster_metadata", 0),
+        )
+        .await;
+    let me = described.topics[0].partitions[0].leader_id;
+    let missing = target.topic("reassign-missing");
+    let cases: Vec<(&str, i32, Option<Vec<BrokerId>>, i16, Option<String>)> = vec![
+        (&topic, 0, Some(vec![me]), 0, None),
+        (
+            &topic,
+            0,
+            Some(vec![]),
+            INVALID_REPLICA_ASSIGNMENT,
+            Some("The manual partition assignment includes an empty replica list.".into()),
+        ),
+        (
+            &topic,
+            0,
+            Some(vec![me, BrokerId(4242)]),
+            INVALID_REPLICA_ASSIGNMENT,
+            Some(
+                "The manual partition assignment includes broker 4242, but no such broker is registered."
+                    .into(),
+            ),
+        ),
+        (
+            &topic,
+            0,
+            Some(vec![me, me]),
+            INVALID_REPLICA_ASSIGNMENT,
+            Some(format!(
+                "The manual partition assignment includes the broker {} more than once.",
+                me.0
+            )),
+        ),
+        (
+            &topic,
+            0,
+            None,
+            NO_REASSIGNMENT_IN_PROGRESS,
+            Some("No partition reassignment is in progress.".into()),
+        ),
+        (
+            &topic,
+            9,
+            Some(vec![me]),
+            UNKNOWN_TOPIC_OR_PARTITION,
+            Some(format!("Unable to find partition {topic}:9.")),
+        ),
+        (
+            &missing,
+            0,
+            Some(vec![me]),
+            UNKNOWN_TOPIC_OR_PARTITION,
+            Some(format!("Unable to find a topic named {missing}.")),
+        ),
+    ];
+    for version in 0..=1 {
+        for (name, partition, replicas, code, message) in &cases {
+            let request = AlterPartitionReassignmentsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![ReassignableTopic::default()
+                    .with_name(TopicName(text(name)))
+                    .with_partitions(vec![ReassignablePartition::default()
+                        .with_partition_index(*partition)
+                        .with_replicas(replicas.clone())])]);
+            let response: AlterPartitionReassignmentsResponse = client
+                .request(ApiKey::AlterPartitionReassignments, version, &request)
+                .await;
+            assert_eq!(response.error_code, 0, "v{version}");
+            let answer = &response.responses[0].partitions[0];
+            assert_eq!(
+                (
+                    answer.partition_index,
+                    answer.error_code,
+                    answer.error_message.as_ref().map(ToString::to_string)
+                ),
+                (*partition, *code, message.clone()),
+                "v{version}: {name}-{partition} to {replicas:?}"
+            );
+        }
+    }
+    for topics in [
+        None,
+        Some(vec![ListPartitionReassignmentsTopics::default()
+            .with_name(TopicName(text(&topic)))
+            .with_partition_indexes(vec![0, 9])]),
+    ] {
+        let request = ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(5000)
+            .with_topics(topics);
+        let listed: ListPartitionReassignmentsResponse = client
+            .request(ApiKey::ListPartitionReassignments, 0, &request)
+            .await;
+        assert_eq!(listed.error_code, 0);
+        assert!(
+            listed.topics.iter().all(|t| t.name.0.as_str() != topic),
+            "{listed:?}"
+        );
+    }
 }

@@ -28,11 +28,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ElectLeadersRequest, ElectLeadersResponse, MetadataRequest, MetadataResponse,
-    ProduceRequest, ProduceResponse, TopicName,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -1093,4 +1098,120 @@ fn the_controller_rebalances_leadership_to_the_preferred_replica() {
     cluster.wait_metadata(other, "the preferred leader again", |m| {
         leader(m, "balanced", 0) == preferred && isr(m, "balanced", 0).len() == 3
     });
+}
+
+/// AlterPartitionReassignments v1 of one partition via node `via`:
+/// (code, message).
+fn reassign(
+    cluster: &Cluster,
+    via: i32,
+    topic_name: &str,
+    replicas: Option<Vec<i32>>,
+) -> (i16, Option<String>) {
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_allow_replication_factor_change(true)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic_name.to_owned())))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(
+                    replicas.map(|r| r.into_iter().map(BrokerId).collect()),
+                )])]);
+    let response: AlterPartitionReassignmentsResponse = RawClient::connect(cluster.address(via))
+        .and_then(|mut c| c.call(ApiKey::AlterPartitionReassignments, 1, &request))
+        .expect("AlterPartitionReassignments");
+    let result = &response.responses[0].partitions[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(ToString::to_string),
+    )
+}
+
+/// The ongoing reassignments node `via` lists: (topic, partition,
+/// replicas, adding, removing).
+fn reassignments(cluster: &Cluster, via: i32) -> Vec<(String, i32, Vec<i32>, Vec<i32>, Vec<i32>)> {
+    let response: ListPartitionReassignmentsResponse = RawClient::connect(cluster.address(via))
+        .and_then(|mut c| {
+            c.call(
+                ApiKey::ListPartitionReassignments,
+                0,
+                &ListPartitionReassignmentsRequest::default().with_timeout_ms(10_000),
+            )
+        })
+        .expect("ListPartitionReassignments");
+    let ids = |ids: &[BrokerId]| ids.iter().map(|b| b.0).collect::<Vec<_>>();
+    response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The replicas of `topic`-0 in `m`.
+fn replicas(m: &MetadataResponse, topic_name: &str) -> Vec<i32> {
+    topic(m, topic_name)
+        .and_then(|t| t.partitions.first())
+        .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
+}
+
+/// A reassignment adding a node that is down stays in progress (listed
+/// with its adding replica) until cancelled, which restores the
+/// assignment. With the node up, a reassignment from [1, 2] to [3, 2]
+/// completes by itself: node 3 fetches the partition, catches up and
+/// joins the ISR, node 1 leaves and hands its leadership to node 3, and
+/// the new replicas hold the same bytes.
+#[test]
+fn a_reassignment_moves_a_replica_and_can_be_cancelled() {
+    let mut cluster = Cluster::start_with(3, &["replica.lag.time.max.ms=2000"]);
+    cluster.create_topic(&[1], "moving", 1, 2);
+    let m = cluster.wait_metadata(1, "the topic", |m| isr(m, "moving", 0).len() == 2);
+    assert_eq!(replicas(&m, "moving"), [1, 2]);
+    produce_all(&cluster, 1, "moving", "before", 200);
+
+    cluster.kill(3);
+    assert_eq!(
+        reassign(&cluster, 1, "moving", Some(vec![1, 2, 3])),
+        (0, None)
+    );
+    let listed = reassignments(&cluster, 2);
+    assert_eq!(
+        listed,
+        [("moving".to_owned(), 0, vec![1, 2, 3], vec![3], vec![])],
+        "node 3 is down: it cannot catch up"
+    );
+    assert_eq!(reassign(&cluster, 2, "moving", None), (0, None));
+    let m = cluster.wait_metadata(1, "the assignment restored", |m| {
+        replicas(m, "moving") == [1, 2]
+    });
+    assert_eq!(isr(&m, "moving", 0).len(), 2);
+    assert!(reassignments(&cluster, 1).is_empty());
+    assert_eq!(
+        reassign(&cluster, 1, "moving", None),
+        (85, Some("No partition reassignment is in progress.".into()))
+    );
+
+    cluster.restart(3);
+    assert_eq!(reassign(&cluster, 3, "moving", Some(vec![3, 2])), (0, None));
+    let m = cluster.wait_metadata(2, "the reassignment complete", |m| {
+        replicas(m, "moving") == [3, 2]
+    });
+    let mut in_sync = isr(&m, "moving", 0);
+    in_sync.sort_unstable();
+    assert_eq!(in_sync, [2, 3]);
+    assert_eq!(leader(&m, "moving", 0), 3, "node 1 handed over leadership");
+    assert!(reassignments(&cluster, 2).is_empty());
+    produce_all(&cluster, 3, "moving", "after", 100);
+    wait_identical(&cluster, &[2, 3], "moving", 0);
 }

@@ -7,6 +7,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -30,6 +31,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -224,6 +226,15 @@ pub async fn dispatch(
         RequestKind::ElectLeaders(req) => {
             ResponseKind::ElectLeaders(blocking(|| elect_leaders::handle(broker, version, &req)))
         }
+        // Each partition waits for its metadata proposal.
+        RequestKind::AlterPartitionReassignments(req) => {
+            ResponseKind::AlterPartitionReassignments(blocking(|| {
+                alter_partition_reassignments::handle(broker, &req)
+            }))
+        }
+        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
+            list_partition_reassignments::handle(broker, &req),
+        ),
         RequestKind::DescribeQuorum(req) => {
             ResponseKind::DescribeQuorum(describe_quorum::handle(broker, version, &req).await)
         }

@@ -38,7 +38,7 @@ pub struct BrokerRegistration {
 
 /// A partition's leadership: who leads, in which epoch, and which
 /// replicas are in sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     /// The leader's node id.
     pub leader: i32,
@@ -46,6 +46,14 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// The in-sync replicas, the leader among them.
     pub isr: Vec<i32>,
+    /// An ongoing reassignment's new replicas (already in the assignment;
+    /// they fetch, catch up and join the ISR).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    /// An ongoing reassignment's replicas to drop once every target
+    /// replica is in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionState {
@@ -56,6 +64,7 @@ impl PartitionState {
             leader: replicas.first().copied().unwrap_or(-1),
             leader_epoch: 0,
             isr: replicas.to_vec(),
+            ..Self::default()
         }
     }
 }
@@ -169,6 +178,20 @@ pub enum MetadataCommand {
         /// Which leader to pick.
         election: Election,
     },
+    /// Starts (or changes) a partition's reassignment to `target`
+    /// replicas, or cancels the ongoing one (`None`), as Kafka's
+    /// AlterPartitionReassignments: the assignment becomes target +
+    /// removing, the added replicas catch up, and once every target
+    /// replica is in the ISR the assignment becomes the target (an ISR
+    /// change completes it; leadership moves if the leader is removed).
+    AlterReassignment {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The new replicas (validated by the proposer), or `None` to cancel.
+        target: Option<Vec<i32>>,
+    },
 }
 
 /// Why a command changed nothing.
@@ -188,6 +211,8 @@ pub enum Refusal {
     PreferredLeaderNotAvailable,
     /// ElectLeader (unclean): no live replica to lead.
     EligibleLeadersNotAvailable,
+    /// AlterReassignment (cancel): the partition is not being reassigned.
+    NoReassignmentInProgress,
 }
 
 /// Which leader an [`MetadataCommand::ElectLeader`] picks (Kafka's
@@ -218,6 +243,7 @@ pub fn elect(
         leader,
         leader_epoch: state.leader_epoch + 1,
         isr,
+        ..state.clone()
     };
     match election {
         Election::Preferred => {
@@ -399,10 +425,19 @@ impl MetadataImage {
                     }
                     Some(state) => {
                         state.isr = isr.clone();
+                        self.complete_reassignment(topic, *partition);
                         MetadataResult::default()
                     }
                 }
             }
+            MetadataCommand::AlterReassignment {
+                topic,
+                partition,
+                target,
+            } => match self.reassign(topic, *partition, target.as_deref()) {
+                Ok(()) => MetadataResult::default(),
+                Err(why) => Self::refused(why),
+            },
             MetadataCommand::ElectLeader {
                 topic,
                 partition,
@@ -494,6 +529,127 @@ impl MetadataImage {
         }
     }
 
+    /// Starts, changes or (`target` None) cancels a reassignment.
+    fn reassign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        target: Option<&[i32]>,
+    ) -> Result<(), Refusal> {
+        let live: Vec<i32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect();
+        let index = usize::try_from(partition).map_err(|_| Refusal::UnknownTopic)?;
+        let replicas = self
+            .topics
+            .get_mut(topic)
+            .and_then(|meta| meta.partitions.get_mut(index))
+            .ok_or(Refusal::UnknownTopic)?;
+        let state = self
+            .partitions
+            .get_mut(topic)
+            .and_then(|states| states.get_mut(index))
+            .ok_or(Refusal::UnknownTopic)?;
+        let original: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|id| !state.adding.contains(id))
+            .collect();
+        let assigned = match target {
+            None if state.adding.is_empty() && state.removing.is_empty() => {
+                return Err(Refusal::NoReassignmentInProgress)
+            }
+            None => {
+                state.adding.clear();
+                state.removing.clear();
+                original
+            }
+            Some(target) => {
+                state.adding = target
+                    .iter()
+                    .copied()
+                    .filter(|id| !original.contains(id))
+                    .collect();
+                state.removing = original
+                    .iter()
+                    .copied()
+                    .filter(|id| !target.contains(id))
+                    .collect();
+                target.iter().chain(&state.removing).copied().collect()
+            }
+        };
+        state.isr.retain(|id| assigned.contains(id));
+        if !assigned.contains(&state.leader) {
+            let next = assigned
+                .iter()
+                .copied()
+                .find(|id| state.isr.contains(id) && live.contains(id));
+            state.leader = next.unwrap_or(-1);
+            state.leader_epoch += 1;
+        }
+        *replicas = assigned;
+        self.complete_reassignment(topic, partition);
+        Ok(())
+    }
+
+    /// Finishes `topic`-`partition`'s reassignment once every target
+    /// replica is in the ISR (with none added: once one that stays is):
+    /// the removed replicas leave the assignment and the ISR, and if the
+    /// leader was one of them the first in-sync target replica leads, in a
+    /// new epoch.
+    fn complete_reassignment(&mut self, topic: &str, partition: i32) {
+        let Ok(index) = usize::try_from(partition) else {
+            return;
+        };
+        let live: Vec<i32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect();
+        let (Some(replicas), Some(state)) = (
+            self.topics
+                .get_mut(topic)
+                .and_then(|meta| meta.partitions.get_mut(index)),
+            self.partitions
+                .get_mut(topic)
+                .and_then(|states| states.get_mut(index)),
+        ) else {
+            return;
+        };
+        if state.adding.is_empty() && state.removing.is_empty() {
+            return;
+        }
+        let target: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|id| !state.removing.contains(id))
+            .collect();
+        let ready = if state.adding.is_empty() {
+            target.iter().any(|id| state.isr.contains(id))
+        } else {
+            target.iter().all(|id| state.isr.contains(id))
+        };
+        if !ready {
+            return;
+        }
+        state.isr.retain(|id| target.contains(id));
+        if !target.contains(&state.leader) {
+            let next = target
+                .iter()
+                .copied()
+                .find(|id| state.isr.contains(id) && live.contains(id));
+            state.leader = next.unwrap_or(-1);
+            state.leader_epoch += 1;
+        }
+        state.adding.clear();
+        state.removing.clear();
+        *replicas = target;
+    }
+
     /// The leadership `election` would give `topic`-`partition` now.
     ///
     /// # Errors
@@ -577,6 +733,7 @@ mod tests {
             leader,
             leader_epoch: 4,
             isr: isr.to_vec(),
+            ..PartitionState::default()
         };
         let replicas = [1, 2, 3];
         let all_live = |_| true;
@@ -591,7 +748,8 @@ mod tests {
             Ok(PartitionState {
                 leader: 1,
                 leader_epoch: 5,
-                isr: vec![1, 2]
+                isr: vec![1, 2],
+                ..PartitionState::default()
             })
         );
         assert_eq!(
@@ -673,7 +831,8 @@ mod tests {
             Some(&PartitionState {
                 leader: 1,
                 leader_epoch: 2,
-                isr: vec![1, 2, 3]
+                isr: vec![1, 2, 3],
+                ..PartitionState::default()
             })
         );
         assert_eq!(
