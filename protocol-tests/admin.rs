@@ -333,6 +333,9 @@ async fn elect_leaders_on_one_node_needs_no_election() {
 }
 
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+
+/// (topic, partition, target replicas, expected code, expected message).
+type ReassignCase<'a> = (&'a str, i32, Option<Vec<BrokerId>>, i16, Option<String>);
 const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
 
 /// On one node: the node itself is the only valid target (accepted);
@@ -355,7 +358,7 @@ async fn reassignments_on_one_node() {
         .await;
     let me = described.topics[0].partitions[0].leader_id;
     let missing = target.topic("reassign-missing");
-    let cases: Vec<(&str, i32, Option<Vec<BrokerId>>, i16, Option<String>)> = vec![
+    let cases: Vec<ReassignCase> = vec![
         (&topic, 0, Some(vec![me]), 0, None),
         (
             &topic,

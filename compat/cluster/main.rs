@@ -1128,9 +1128,11 @@ fn reassign(
     )
 }
 
-/// The ongoing reassignments node `via` lists: (topic, partition,
-/// replicas, adding, removing).
-fn reassignments(cluster: &Cluster, via: i32) -> Vec<(String, i32, Vec<i32>, Vec<i32>, Vec<i32>)> {
+/// An ongoing reassignment: (topic, partition, replicas, adding, removing).
+type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// The ongoing reassignments node `via` lists.
+fn reassignments(cluster: &Cluster, via: i32) -> Vec<Ongoing> {
     let response: ListPartitionReassignmentsResponse = RawClient::connect(cluster.address(via))
         .and_then(|mut c| {
             c.call(

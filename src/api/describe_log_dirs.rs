@@ -88,7 +88,7 @@ pub fn handle(
 fn space(dir: &std::path::Path) -> (i64, i64) {
     match nix::sys::statvfs::statvfs(dir) {
         Ok(stats) => {
-            let unit = u64::from(stats.fragment_size());
+            let unit = stats.fragment_size();
             let bytes =
                 |blocks: u64| i64::try_from(blocks.saturating_mul(unit)).unwrap_or(i64::MAX);
             (bytes(stats.blocks()), bytes(stats.blocks_available()))

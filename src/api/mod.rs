@@ -547,6 +547,15 @@ mod tests {
             ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
             ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
             ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
+            ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
+            ApiKey::ElectLeaders => RequestKind::ElectLeaders(Default::default()),
+            ApiKey::AlterPartitionReassignments => {
+                RequestKind::AlterPartitionReassignments(Default::default())
+            }
+            ApiKey::ListPartitionReassignments => {
+                RequestKind::ListPartitionReassignments(Default::default())
+            }
+            ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(Default::default()),
             other => panic!("add {other:?} to default_request"),
         }
     }
