@@ -25,7 +25,7 @@ use crate::support::{text, Client, TestBroker};
 const POLICY_VIOLATION: i16 = 44;
 
 /// One uncompressed batch of `count` keyed records.
-fn keyed_batch(count: i32) -> Bytes {
+pub(crate) fn keyed_batch(count: i32) -> Bytes {
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional: false,
@@ -55,7 +55,7 @@ fn keyed_batch(count: i32) -> Bytes {
 
 /// Creates `name` (one partition) with `cleanup.policy=policy` and
 /// appends three records.
-pub(crate) async fn topic_with_records(client: &mut Client, name: &str, policy: &str) {
+async fn topic_with_records(client: &mut Client, name: &str, policy: &str) {
     let create = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(text(name)))

@@ -6,7 +6,8 @@
 //! named T.", "Unable to find partition T:P."); a target that is empty,
 //! names an unregistered broker or one broker twice is
 //! INVALID_REPLICA_ASSIGNMENT with Kafka's messages; null replicas cancel
-//! the ongoing reassignment (NO_REASSIGNMENT_IN_PROGRESS without one).
+//! the ongoing reassignment (NO_REASSIGNMENT_IN_PROGRESS, with no message,
+//! without one).
 //! v1's `allow_replication_factor_change` is echoed; a change of the
 //! replication factor is accepted either way (Kafka refuses it when the
 //! flag is false: not enforced yet).
@@ -100,12 +101,9 @@ fn reassign(
     if let Some(target) = &target {
         validate(target, &registered)?;
     }
-    let no_reassignment = || {
-        ApiError::new(
-            ResponseError::NoReassignmentInProgress,
-            "No partition reassignment is in progress.",
-        )
-    };
+    // Kafka's ApiError.fromThrowable drops a message equal to the code's
+    // default one: this answer has none.
+    let no_reassignment = || ApiError::code(ResponseError::NoReassignmentInProgress);
     if !broker.in_quorum() {
         // One node: the target can only be the current assignment.
         return match target {
