@@ -18,7 +18,14 @@
 //! - the controller SIGKILLed: the other two elect a new one and keep
 //!   creating topics; the killed node restarts, catches up on what it
 //!   missed and keeps its data and the cluster id;
-//! - quorum settings that cannot work stop the broker with one line.
+//! - quorum settings that cannot work stop the broker with one line;
+//! - leader elections: preferred (ElectLeaders, and the controller's
+//!   automatic rebalance) and unclean (ElectLeaders UNCLEAN, and the
+//!   controller's for topics with `unclean.leader.election.enable`);
+//! - a partition reassignment: in progress while an added replica is
+//!   down (listed, cancelled), completed once it caught up, leadership
+//!   moved off the removed replica, the replicas' bytes identical; a
+//!   replication factor change refused when not allowed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -1108,9 +1115,19 @@ fn reassign(
     topic_name: &str,
     replicas: Option<Vec<i32>>,
 ) -> (i16, Option<String>) {
+    reassign_with(cluster, via, topic_name, replicas, true)
+}
+
+fn reassign_with(
+    cluster: &Cluster,
+    via: i32,
+    topic_name: &str,
+    replicas: Option<Vec<i32>>,
+    allow_replication_factor_change: bool,
+) -> (i16, Option<String>) {
     let request = AlterPartitionReassignmentsRequest::default()
         .with_timeout_ms(10_000)
-        .with_allow_replication_factor_change(true)
+        .with_allow_replication_factor_change(allow_replication_factor_change)
         .with_topics(vec![ReassignableTopic::default()
             .with_name(TopicName(StrBytes::from_string(topic_name.to_owned())))
             .with_partitions(vec![ReassignablePartition::default()
@@ -1199,10 +1216,7 @@ fn a_reassignment_moves_a_replica_and_can_be_cancelled() {
     });
     assert_eq!(isr(&m, "moving", 0).len(), 2);
     assert!(reassignments(&cluster, 1).is_empty());
-    assert_eq!(
-        reassign(&cluster, 1, "moving", None),
-        (85, Some("No partition reassignment is in progress.".into()))
-    );
+    assert_eq!(reassign(&cluster, 1, "moving", None), (85, None));
 
     cluster.restart(3);
     assert_eq!(reassign(&cluster, 3, "moving", Some(vec![3, 2])), (0, None));
@@ -1216,4 +1230,70 @@ fn a_reassignment_moves_a_replica_and_can_be_cancelled() {
     assert!(reassignments(&cluster, 2).is_empty());
     produce_all(&cluster, 3, "moving", "after", 100);
     wait_identical(&cluster, &[2, 3], "moving", 0);
+}
+
+/// Sends `signal` (STOP, CONT) to node `id`.
+fn signal(cluster: &Cluster, id: i32, signal: &str) {
+    let node = &cluster.nodes[cluster.index(id)];
+    let pid = node.child.as_ref().expect("running").id().to_string();
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Node 2, a follower of two partitions led by node 1, is frozen
+/// (SIGSTOP) until it leaves their ISRs; node 1 then dies and node 2
+/// comes back: the partitions are left without a leader, node 2 being
+/// live but out of sync. The one with `unclean.leader.election.enable`
+/// gets node 2 as leader from the controller, alone in its ISR; the other
+/// waits for an UNCLEAN ElectLeaders, which does the same.
+#[test]
+fn an_unclean_election_picks_a_live_replica_outside_the_isr() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=1000",
+        ],
+    );
+    let admin = cluster.admin(&[3]);
+    let options = AdminOptions::new().request_timeout(Some(CLIENT_DEADLINE));
+    let auto = NewTopic::new("unclean-auto", 1, TopicReplication::Fixed(2))
+        .set("unclean.leader.election.enable", "true");
+    let asked = NewTopic::new("unclean-asked", 1, TopicReplication::Fixed(2));
+    let created = futures::executor::block_on(admin.create_topics([&auto, &asked], &options))
+        .expect("create topics");
+    for result in created {
+        result.unwrap_or_else(|(name, code)| panic!("create {name}: {code}"));
+    }
+    let m = cluster.wait_metadata(3, "both topics in sync", |m| {
+        isr(m, "unclean-auto", 0).len() == 2 && isr(m, "unclean-asked", 0).len() == 2
+    });
+    assert_eq!(replicas(&m, "unclean-auto"), [1, 2]);
+    assert_eq!(replicas(&m, "unclean-asked"), [1, 2]);
+
+    signal(&cluster, 2, "STOP");
+    cluster.wait_metadata(3, "node 2 out of both ISRs", |m| {
+        isr(m, "unclean-auto", 0) == [1] && isr(m, "unclean-asked", 0) == [1]
+    });
+    cluster.kill(1);
+    signal(&cluster, 2, "CONT");
+    let m = cluster.wait_metadata(3, "an unclean leader for unclean-auto", |m| {
+        leader(m, "unclean-auto", 0) == 2
+    });
+    assert_eq!(isr(&m, "unclean-auto", 0), [2]);
+    assert_eq!(
+        leader(&m, "unclean-asked", 0),
+        -1,
+        "unclean elections are off for unclean-asked"
+    );
+    assert_eq!(elect(&cluster, 3, 0, "unclean-asked", 0).0, 80);
+    assert_eq!(elect(&cluster, 3, 1, "unclean-asked", 0), (0, None));
+    let m = cluster.wait_metadata(3, "an unclean leader for unclean-asked", |m| {
+        leader(m, "unclean-asked", 0) == 2
+    });
+    assert_eq!(isr(&m, "unclean-asked", 0), [2]);
 }

@@ -8,9 +8,10 @@
 //! INVALID_REPLICA_ASSIGNMENT with Kafka's messages; null replicas cancel
 //! the ongoing reassignment (NO_REASSIGNMENT_IN_PROGRESS, with no message,
 //! without one).
-//! v1's `allow_replication_factor_change` is echoed; a change of the
-//! replication factor is accepted either way (Kafka refuses it when the
-//! flag is false: not enforced yet).
+//! v1's `allow_replication_factor_change` is echoed; when false, a target
+//! of another size than the current replicas (an ongoing reassignment's
+//! target) is INVALID_REPLICATION_FACTOR ("The replication factor is
+//! changed from N to M").
 //!
 //! In a cluster each partition is a `MetadataCommand::AlterReassignment`:
 //! the assignment becomes target + removed replicas; the added replicas
@@ -52,8 +53,9 @@ pub fn handle(
                         .replicas
                         .as_ref()
                         .map(|r| r.iter().map(|b| b.0).collect::<Vec<i32>>());
+                    let allow = request.allow_replication_factor_change;
                     let (code, message) =
-                        match reassign(broker, &topic.name.0, p.partition_index, target) {
+                        match reassign(broker, &topic.name.0, p.partition_index, target, allow) {
                             Ok(()) => (0, None),
                             Err(e) => (e.code.code(), e.message.map(str_bytes)),
                         };
@@ -78,6 +80,7 @@ fn reassign(
     topic: &str,
     partition: i32,
     target: Option<Vec<i32>>,
+    allow_replication_factor_change: bool,
 ) -> Result<(), ApiError> {
     let meta = broker.topics.get(topic).ok_or_else(|| {
         ApiError::new(
@@ -85,7 +88,7 @@ fn reassign(
             format!("Unable to find a topic named {topic}."),
         )
     })?;
-    usize::try_from(partition)
+    let current = usize::try_from(partition)
         .ok()
         .and_then(|p| meta.partitions.get(p))
         .ok_or_else(|| {
@@ -100,6 +103,23 @@ fn reassign(
     };
     if let Some(target) = &target {
         validate(target, &registered)?;
+        if !allow_replication_factor_change {
+            // An ongoing reassignment's replicas are its target + removing.
+            let removing = broker
+                .partition_state(topic, partition)
+                .map(|s| s.removing)
+                .unwrap_or_default();
+            let size = current.iter().filter(|id| !removing.contains(id)).count();
+            if size != target.len() {
+                return Err(ApiError::new(
+                    ResponseError::InvalidReplicationFactor,
+                    format!(
+                        "The replication factor is changed from {size} to {}",
+                        target.len()
+                    ),
+                ));
+            }
+        }
     }
     // Kafka's ApiError.fromThrowable drops a message equal to the code's
     // default one: this answer has none.
