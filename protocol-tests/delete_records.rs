@@ -25,7 +25,7 @@ use crate::support::{text, Client, TestBroker};
 const POLICY_VIOLATION: i16 = 44;
 
 /// One uncompressed batch of `count` keyed records.
-fn keyed_batch(count: i32) -> Bytes {
+pub(crate) fn keyed_batch(count: i32) -> Bytes {
     let records: Vec<Record> = (0..count)
         .map(|i| Record {
             transactional: false,

@@ -8,6 +8,7 @@
 //! has a deadline (`support::DEADLINE`), so a broken broker fails a test
 //! rather than hanging the run.
 
+mod admin;
 mod api_versions;
 mod broker_configs;
 mod create_topics;

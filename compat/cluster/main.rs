@@ -18,7 +18,14 @@
 //! - the controller SIGKILLed: the other two elect a new one and keep
 //!   creating topics; the killed node restarts, catches up on what it
 //!   missed and keeps its data and the cluster id;
-//! - quorum settings that cannot work stop the broker with one line.
+//! - quorum settings that cannot work stop the broker with one line;
+//! - leader elections: preferred (ElectLeaders, and the controller's
+//!   automatic rebalance) and unclean (ElectLeaders UNCLEAN, and the
+//!   controller's for topics with `unclean.leader.election.enable`);
+//! - a partition reassignment: in progress while an added replica is
+//!   down (listed, cancelled), completed once it caught up, leadership
+//!   moved off the removed replica, the replicas' bytes identical; a
+//!   replication factor change refused when not allowed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
@@ -28,9 +35,16 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use kafka_protocol::messages::alter_partition_reassignments_request::{
+    ReassignablePartition, ReassignableTopic,
+};
+use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, TopicName,
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, MetadataRequest, MetadataResponse, ProduceRequest,
+    ProduceResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
@@ -950,4 +964,338 @@ fn impossible_quorum_settings_stop_with_one_line() {
         ],
         "process.roles",
     );
+}
+
+/// The leader of `topic`-`partition` in `m` (-2 if not listed).
+fn leader(m: &MetadataResponse, topic_name: &str, partition: i32) -> i32 {
+    topic(m, topic_name)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+        .map_or(-2, |p| p.leader_id.0)
+}
+
+/// ElectLeaders v2 of one partition, asked of node `via`: (code, message).
+fn elect(
+    cluster: &Cluster,
+    via: i32,
+    election_type: i8,
+    topic_name: &str,
+    partition: i32,
+) -> (i16, Option<String>) {
+    let request = ElectLeadersRequest::default()
+        .with_election_type(election_type)
+        .with_timeout_ms(10_000)
+        .with_topic_partitions(Some(vec![TopicPartitions::default()
+            .with_topic(TopicName(StrBytes::from_string(topic_name.to_owned())))
+            .with_partitions(vec![partition])]));
+    let response: ElectLeadersResponse = RawClient::connect(cluster.address(via))
+        .and_then(|mut c| c.call(ApiKey::ElectLeaders, 2, &request))
+        .expect("ElectLeaders");
+    assert_eq!(response.error_code, 0);
+    let result = &response.replica_election_results[0].partition_result[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(ToString::to_string),
+    )
+}
+
+/// The preferred replica (the first of the assignment) SIGKILLed: another
+/// ISR member leads; back and in the ISR it stays a follower (automatic
+/// rebalance off) until a preferred ElectLeaders moves leadership back in
+/// a new epoch, after which the election is not needed. A partition whose
+/// only replica is down has neither a preferred nor an unclean candidate.
+#[test]
+fn a_preferred_election_moves_leadership_back() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=2000",
+            "auto.leader.rebalance.enable=false",
+        ],
+    );
+    cluster.create_topic(&[1], "elect", 1, 3);
+    cluster.create_topic(&[1], "lonely", 1, 1);
+    let m = cluster.wait_metadata(1, "the topics", |m| {
+        isr(m, "elect", 0).len() == 3 && leader(m, "lonely", 0) >= 0
+    });
+    let preferred = topic(&m, "elect").expect("topic").partitions[0].replica_nodes[0].0;
+    assert_eq!(leader(&m, "elect", 0), preferred);
+    let lonely = leader(&m, "lonely", 0);
+    let other = (1..=3).find(|id| *id != preferred).expect("a survivor");
+    cluster.kill(preferred);
+    cluster.wait_metadata(other, "another leader", |m| {
+        let now = leader(m, "elect", 0);
+        now >= 0 && now != preferred
+    });
+    if lonely == preferred {
+        cluster.wait_metadata(other, "no leader for lonely", |m| {
+            leader(m, "lonely", 0) == -1
+        });
+        assert_eq!(
+            elect(&cluster, other, 1, "lonely", 0),
+            (
+                83,
+                Some("Eligible topic partition leaders are not available.".into())
+            )
+        );
+        assert_eq!(
+            elect(&cluster, other, 0, "lonely", 0),
+            (80, Some("The preferred leader was not available.".into()))
+        );
+    }
+    assert_eq!(
+        elect(&cluster, other, 0, "elect", 0),
+        (80, Some("The preferred leader was not available.".into())),
+        "the preferred replica is down"
+    );
+    cluster.restart(preferred);
+    let m = cluster.wait_metadata(other, "the preferred replica back in the ISR", |m| {
+        isr(m, "elect", 0).contains(&preferred)
+    });
+    assert_ne!(leader(&m, "elect", 0), preferred, "no automatic rebalance");
+    assert_eq!(elect(&cluster, other, 0, "elect", 0), (0, None));
+    let m = cluster.wait_metadata(preferred, "the preferred leader", |m| {
+        leader(m, "elect", 0) == preferred
+    });
+    assert_eq!(leader(&m, "elect", 0), preferred);
+    assert_eq!(
+        elect(&cluster, preferred, 0, "elect", 0),
+        (
+            84,
+            Some("Leader election not needed for topic partition.".into())
+        )
+    );
+    assert_eq!(
+        elect(&cluster, preferred, 1, "elect", 0),
+        (
+            84,
+            Some("Leader election not needed for topic partition.".into())
+        ),
+        "an unclean election is needed only without a leader"
+    );
+    // The partition still takes writes and replicates under its new leader.
+    produce_all(&cluster, preferred, "elect", "after", 50);
+    wait_identical(&cluster, &[1, 2, 3], "elect", 0);
+}
+
+/// With `auto.leader.rebalance.enable` (Kafka's default) the active
+/// controller moves leadership back to the preferred replica by itself
+/// once it is back in the ISR (checked every
+/// `leader.imbalance.check.interval.seconds`).
+#[test]
+fn the_controller_rebalances_leadership_to_the_preferred_replica() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=2000",
+            "leader.imbalance.check.interval.seconds=1",
+        ],
+    );
+    cluster.create_topic(&[1], "balanced", 1, 3);
+    let m = cluster.wait_metadata(1, "the topic", |m| isr(m, "balanced", 0).len() == 3);
+    let preferred = topic(&m, "balanced").expect("topic").partitions[0].replica_nodes[0].0;
+    let other = (1..=3).find(|id| *id != preferred).expect("a survivor");
+    cluster.kill(preferred);
+    cluster.wait_metadata(other, "another leader", |m| {
+        let now = leader(m, "balanced", 0);
+        now >= 0 && now != preferred
+    });
+    cluster.restart(preferred);
+    cluster.wait_metadata(other, "the preferred leader again", |m| {
+        leader(m, "balanced", 0) == preferred && isr(m, "balanced", 0).len() == 3
+    });
+}
+
+/// AlterPartitionReassignments v1 of one partition via node `via`:
+/// (code, message).
+fn reassign(
+    cluster: &Cluster,
+    via: i32,
+    topic_name: &str,
+    replicas: Option<Vec<i32>>,
+) -> (i16, Option<String>) {
+    reassign_with(cluster, via, topic_name, replicas, true)
+}
+
+fn reassign_with(
+    cluster: &Cluster,
+    via: i32,
+    topic_name: &str,
+    replicas: Option<Vec<i32>>,
+    allow_replication_factor_change: bool,
+) -> (i16, Option<String>) {
+    let request = AlterPartitionReassignmentsRequest::default()
+        .with_timeout_ms(10_000)
+        .with_allow_replication_factor_change(allow_replication_factor_change)
+        .with_topics(vec![ReassignableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic_name.to_owned())))
+            .with_partitions(vec![ReassignablePartition::default()
+                .with_partition_index(0)
+                .with_replicas(
+                    replicas.map(|r| r.into_iter().map(BrokerId).collect()),
+                )])]);
+    let response: AlterPartitionReassignmentsResponse = RawClient::connect(cluster.address(via))
+        .and_then(|mut c| c.call(ApiKey::AlterPartitionReassignments, 1, &request))
+        .expect("AlterPartitionReassignments");
+    let result = &response.responses[0].partitions[0];
+    (
+        result.error_code,
+        result.error_message.as_ref().map(ToString::to_string),
+    )
+}
+
+/// An ongoing reassignment: (topic, partition, replicas, adding, removing).
+type Ongoing = (String, i32, Vec<i32>, Vec<i32>, Vec<i32>);
+
+/// The ongoing reassignments node `via` lists.
+fn reassignments(cluster: &Cluster, via: i32) -> Vec<Ongoing> {
+    let response: ListPartitionReassignmentsResponse = RawClient::connect(cluster.address(via))
+        .and_then(|mut c| {
+            c.call(
+                ApiKey::ListPartitionReassignments,
+                0,
+                &ListPartitionReassignmentsRequest::default().with_timeout_ms(10_000),
+            )
+        })
+        .expect("ListPartitionReassignments");
+    let ids = |ids: &[BrokerId]| ids.iter().map(|b| b.0).collect::<Vec<_>>();
+    response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                (
+                    t.name.0.to_string(),
+                    p.partition_index,
+                    ids(&p.replicas),
+                    ids(&p.adding_replicas),
+                    ids(&p.removing_replicas),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The replicas of `topic`-0 in `m`.
+fn replicas(m: &MetadataResponse, topic_name: &str) -> Vec<i32> {
+    topic(m, topic_name)
+        .and_then(|t| t.partitions.first())
+        .map(|p| p.replica_nodes.iter().map(|b| b.0).collect())
+        .unwrap_or_default()
+}
+
+/// A reassignment adding a node that is down stays in progress (listed
+/// with its adding replica) until cancelled, which restores the
+/// assignment. With the node up, a reassignment from [1, 2] to [3, 2]
+/// completes by itself: node 3 fetches the partition, catches up and
+/// joins the ISR, node 1 leaves and hands its leadership to node 3, and
+/// the new replicas hold the same bytes.
+#[test]
+fn a_reassignment_moves_a_replica_and_can_be_cancelled() {
+    let mut cluster = Cluster::start_with(3, &["replica.lag.time.max.ms=2000"]);
+    cluster.create_topic(&[1], "moving", 1, 2);
+    let m = cluster.wait_metadata(1, "the topic", |m| isr(m, "moving", 0).len() == 2);
+    assert_eq!(replicas(&m, "moving"), [1, 2]);
+    produce_all(&cluster, 1, "moving", "before", 200);
+
+    cluster.kill(3);
+    assert_eq!(
+        reassign(&cluster, 1, "moving", Some(vec![1, 2, 3])),
+        (0, None)
+    );
+    let listed = reassignments(&cluster, 2);
+    assert_eq!(
+        listed,
+        [("moving".to_owned(), 0, vec![1, 2, 3], vec![3], vec![])],
+        "node 3 is down: it cannot catch up"
+    );
+    assert_eq!(reassign(&cluster, 2, "moving", None), (0, None));
+    let m = cluster.wait_metadata(1, "the assignment restored", |m| {
+        replicas(m, "moving") == [1, 2]
+    });
+    assert_eq!(isr(&m, "moving", 0).len(), 2);
+    assert!(reassignments(&cluster, 1).is_empty());
+    assert_eq!(reassign(&cluster, 1, "moving", None), (85, None));
+
+    cluster.restart(3);
+    assert_eq!(reassign(&cluster, 3, "moving", Some(vec![3, 2])), (0, None));
+    let m = cluster.wait_metadata(2, "the reassignment complete", |m| {
+        replicas(m, "moving") == [3, 2]
+    });
+    let mut in_sync = isr(&m, "moving", 0);
+    in_sync.sort_unstable();
+    assert_eq!(in_sync, [2, 3]);
+    assert_eq!(leader(&m, "moving", 0), 3, "node 1 handed over leadership");
+    assert!(reassignments(&cluster, 2).is_empty());
+    produce_all(&cluster, 3, "moving", "after", 100);
+    wait_identical(&cluster, &[2, 3], "moving", 0);
+}
+
+/// Sends `signal` (STOP, CONT) to node `id`.
+fn signal(cluster: &Cluster, id: i32, signal: &str) {
+    let node = &cluster.nodes[cluster.index(id)];
+    let pid = node.child.as_ref().expect("running").id().to_string();
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &pid])
+        .status()
+        .expect("kill");
+    assert!(sent.success(), "kill -{signal} {pid}");
+}
+
+/// Node 2, a follower of two partitions led by node 1, is frozen
+/// (SIGSTOP) until it leaves their ISRs; node 1 then dies and node 2
+/// comes back: the partitions are left without a leader, node 2 being
+/// live but out of sync. The one with `unclean.leader.election.enable`
+/// gets node 2 as leader from the controller, alone in its ISR; the other
+/// waits for an UNCLEAN ElectLeaders, which does the same.
+#[test]
+fn an_unclean_election_picks_a_live_replica_outside_the_isr() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=1500",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=1000",
+        ],
+    );
+    let admin = cluster.admin(&[3]);
+    let options = AdminOptions::new().request_timeout(Some(CLIENT_DEADLINE));
+    let auto = NewTopic::new("unclean-auto", 1, TopicReplication::Fixed(2))
+        .set("unclean.leader.election.enable", "true");
+    let asked = NewTopic::new("unclean-asked", 1, TopicReplication::Fixed(2));
+    let created = futures::executor::block_on(admin.create_topics([&auto, &asked], &options))
+        .expect("create topics");
+    for result in created {
+        result.unwrap_or_else(|(name, code)| panic!("create {name}: {code}"));
+    }
+    let m = cluster.wait_metadata(3, "both topics in sync", |m| {
+        isr(m, "unclean-auto", 0).len() == 2 && isr(m, "unclean-asked", 0).len() == 2
+    });
+    assert_eq!(replicas(&m, "unclean-auto"), [1, 2]);
+    assert_eq!(replicas(&m, "unclean-asked"), [1, 2]);
+
+    signal(&cluster, 2, "STOP");
+    cluster.wait_metadata(3, "node 2 out of both ISRs", |m| {
+        isr(m, "unclean-auto", 0) == [1] && isr(m, "unclean-asked", 0) == [1]
+    });
+    cluster.kill(1);
+    signal(&cluster, 2, "CONT");
+    let m = cluster.wait_metadata(3, "an unclean leader for unclean-auto", |m| {
+        leader(m, "unclean-auto", 0) == 2
+    });
+    assert_eq!(isr(&m, "unclean-auto", 0), [2]);
+    assert_eq!(
+        leader(&m, "unclean-asked", 0),
+        -1,
+        "unclean elections are off for unclean-asked"
+    );
+    assert_eq!(elect(&cluster, 3, 0, "unclean-asked", 0).0, 80);
+    assert_eq!(elect(&cluster, 3, 1, "unclean-asked", 0), (0, None));
+    let m = cluster.wait_metadata(3, "an unclean leader for unclean-asked", |m| {
+        leader(m, "unclean-asked", 0) == 2
+    });
+    assert_eq!(isr(&m, "unclean-asked", 0), [2]);
 }

@@ -7,6 +7,7 @@
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
+mod alter_partition_reassignments;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -16,8 +17,11 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod describe_producers;
+mod describe_quorum;
 mod describe_transactions;
+mod elect_leaders;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -27,6 +31,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_partition_reassignments;
 mod list_transactions;
 mod metadata;
 mod offset_commit;
@@ -217,6 +222,26 @@ pub async fn dispatch(
         RequestKind::DescribeProducers(req) => {
             ResponseKind::DescribeProducers(describe_producers::handle(broker, req))
         }
+        // Each election waits for its metadata proposal.
+        RequestKind::ElectLeaders(req) => {
+            ResponseKind::ElectLeaders(blocking(|| elect_leaders::handle(broker, version, &req)))
+        }
+        // Each partition waits for its metadata proposal.
+        RequestKind::AlterPartitionReassignments(req) => {
+            ResponseKind::AlterPartitionReassignments(blocking(|| {
+                alter_partition_reassignments::handle(broker, &req)
+            }))
+        }
+        RequestKind::ListPartitionReassignments(req) => ResponseKind::ListPartitionReassignments(
+            list_partition_reassignments::handle(broker, &req),
+        ),
+        RequestKind::DescribeQuorum(req) => {
+            ResponseKind::DescribeQuorum(describe_quorum::handle(broker, version, &req).await)
+        }
+        // Sizes every hosted partition and asks the file system.
+        RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(blocking(|| {
+            describe_log_dirs::handle(broker, version, &req)
+        })),
         _ => return Err(NoHandler(key)),
     };
     Ok(Some(Reply {
@@ -522,6 +547,15 @@ mod tests {
             ApiKey::DescribeTransactions => RequestKind::DescribeTransactions(Default::default()),
             ApiKey::ListTransactions => RequestKind::ListTransactions(Default::default()),
             ApiKey::DescribeProducers => RequestKind::DescribeProducers(Default::default()),
+            ApiKey::DescribeLogDirs => RequestKind::DescribeLogDirs(Default::default()),
+            ApiKey::ElectLeaders => RequestKind::ElectLeaders(Default::default()),
+            ApiKey::AlterPartitionReassignments => {
+                RequestKind::AlterPartitionReassignments(Default::default())
+            }
+            ApiKey::ListPartitionReassignments => {
+                RequestKind::ListPartitionReassignments(Default::default())
+            }
+            ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(Default::default()),
             other => panic!("add {other:?} to default_request"),
         }
     }

@@ -12,7 +12,7 @@ use kafka_protocol::error::ResponseError;
 
 use crate::cluster::peers::Peers;
 use crate::cluster::quorum::{
-    MetadataCommand, MetadataImage, PartitionState, ProposeError, Refusal,
+    MetadataCommand, MetadataImage, MetadataResult, PartitionState, ProposeError, Refusal,
 };
 use crate::cluster::{
     self, BrokerEndpoint, ClusterInfo, DynamicConfigStore, Membership, ProducerIdManager,
@@ -301,6 +301,11 @@ impl Broker {
     /// Whether this node is a member of a metadata quorum.
     pub fn in_quorum(&self) -> bool {
         self.membership.quorum().is_some()
+    }
+
+    /// The metadata quorum, when this node is a member of one.
+    pub fn quorum(&self) -> Option<&Arc<cluster::quorum::MetadataQuorum>> {
+        self.membership.quorum()
     }
 
     /// The leadership of `topic`-`partition`: the quorum's in a cluster;
@@ -721,8 +726,30 @@ impl Broker {
     /// Kafka's error for a refused command; REQUEST_TIMED_OUT when the
     /// quorum has no leader; UNKNOWN_SERVER_ERROR when it failed.
     fn propose(&self, command: MetadataCommand) -> Result<(), ApiError> {
-        let Some(quorum) = self.membership.quorum() else {
+        if !self.in_quorum() {
             return Ok(());
+        }
+        match self.propose_command(command)?.refused {
+            None => Ok(()),
+            Some(Refusal::TopicExists) => Err(ApiError::code(ResponseError::TopicAlreadyExists)),
+            Some(Refusal::UnknownTopic) => Err(unknown_topic()),
+            Some(_) => Err(ApiError::new(
+                ResponseError::InvalidPartitions,
+                "The topic's partitions changed meanwhile; retry",
+            )),
+        }
+    }
+
+    /// Appends `command` to the metadata log and brings this node's topics
+    /// in line with the result; what applying it did (a refused command
+    /// says why).
+    ///
+    /// # Errors
+    /// NOT_CONTROLLER on a single node; REQUEST_TIMED_OUT when the quorum
+    /// has no leader; UNKNOWN_SERVER_ERROR when it failed.
+    pub fn propose_command(&self, command: MetadataCommand) -> Result<MetadataResult, ApiError> {
+        let Some(quorum) = self.membership.quorum() else {
+            return Err(ApiError::code(ResponseError::NotController));
         };
         let quorum = quorum.clone();
         let outcome = wait_for(async move { quorum.propose(command).await });
@@ -742,15 +769,7 @@ impl Broker {
             }
         };
         self.sync_topics();
-        match result.refused {
-            None => Ok(()),
-            Some(Refusal::TopicExists) => Err(ApiError::code(ResponseError::TopicAlreadyExists)),
-            Some(Refusal::UnknownTopic) => Err(unknown_topic()),
-            Some(Refusal::Conflict) => Err(ApiError::new(
-                ResponseError::InvalidPartitions,
-                "The topic's partitions changed meanwhile; retry",
-            )),
-        }
+        Ok(result)
     }
 
     /// Brings this node's topic registry and partition logs in line with

@@ -19,7 +19,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::broker::Broker;
 use crate::cluster::quorum::{
-    Liveness, MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig,
+    Balancing, Liveness, MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig,
 };
 use crate::config::BrokerConfig;
 use crate::error::{Error, Result};
@@ -217,6 +217,14 @@ async fn join_quorum(
             liveness: Liveness {
                 interval: millis("broker.heartbeat.interval.ms").max(Duration::from_millis(10)),
                 session: millis("broker.session.timeout.ms").max(Duration::from_millis(100)),
+            },
+            balancing: Balancing {
+                auto_rebalance: config.get_bool("auto.leader.rebalance.enable"),
+                check_interval: Duration::from_secs(
+                    u64::try_from(config.get_i64("leader.imbalance.check.interval.seconds"))
+                        .unwrap_or(300),
+                ),
+                unclean: config.get_bool("unclean.leader.election.enable"),
             },
         },
         &db,

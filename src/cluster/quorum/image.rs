@@ -38,7 +38,7 @@ pub struct BrokerRegistration {
 
 /// A partition's leadership: who leads, in which epoch, and which
 /// replicas are in sync.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionState {
     /// The leader's node id.
     pub leader: i32,
@@ -46,6 +46,14 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// The in-sync replicas, the leader among them.
     pub isr: Vec<i32>,
+    /// An ongoing reassignment's new replicas (already in the assignment;
+    /// they fetch, catch up and join the ISR).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub adding: Vec<i32>,
+    /// An ongoing reassignment's replicas to drop once every target
+    /// replica is in the ISR.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub removing: Vec<i32>,
 }
 
 impl PartitionState {
@@ -56,6 +64,7 @@ impl PartitionState {
             leader: replicas.first().copied().unwrap_or(-1),
             leader_epoch: 0,
             isr: replicas.to_vec(),
+            ..Self::default()
         }
     }
 }
@@ -175,6 +184,31 @@ pub enum MetadataCommand {
         /// The new ISR (the leader among them).
         isr: Vec<i32>,
     },
+    /// Elects a partition's leader (Kafka's ElectLeaders, the controller's
+    /// leader rebalance and unclean elections), decided on the image as
+    /// this entry applies: see [`elect`]. The leader epoch is bumped.
+    ElectLeader {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Which leader to pick.
+        election: Election,
+    },
+    /// Starts (or changes) a partition's reassignment to `target`
+    /// replicas, or cancels the ongoing one (`None`), as Kafka's
+    /// AlterPartitionReassignments: the assignment becomes target +
+    /// removing, the added replicas catch up, and once every target
+    /// replica is in the ISR the assignment becomes the target (an ISR
+    /// change completes it; leadership moves if the leader is removed).
+    AlterReassignment {
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// The new replicas (validated by the proposer), or `None` to cancel.
+        target: Option<Vec<i32>>,
+    },
 }
 
 /// Why a command changed nothing.
@@ -186,6 +220,76 @@ pub enum Refusal {
     UnknownTopic,
     /// The topic changed since the command was computed.
     Conflict,
+    /// ElectLeader: the partition already has the leader the election
+    /// would give it.
+    ElectionNotNeeded,
+    /// ElectLeader (preferred): the preferred replica is fenced or out of
+    /// the ISR.
+    PreferredLeaderNotAvailable,
+    /// ElectLeader (unclean): no live replica to lead.
+    EligibleLeadersNotAvailable,
+    /// AlterReassignment (cancel): the partition is not being reassigned.
+    NoReassignmentInProgress,
+}
+
+/// Which leader an [`MetadataCommand::ElectLeader`] picks (Kafka's
+/// ElectionType).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Election {
+    /// The first replica of the assignment, if it is live and in the ISR.
+    Preferred,
+    /// For a partition without a leader: a live ISR member, else the first
+    /// live replica (which may lack acknowledged records), alone in the ISR.
+    Unclean,
+}
+
+/// The leadership `election` gives a partition with `replicas` now in
+/// `state`, where `is_live` says which brokers are registered and not
+/// fenced (Kafka's `ReplicationControlManager.electLeader` and
+/// `PartitionChangeBuilder`).
+///
+/// # Errors
+/// Why the election changes nothing.
+pub fn elect(
+    replicas: &[i32],
+    state: &PartitionState,
+    election: Election,
+    is_live: impl Fn(i32) -> bool,
+) -> Result<PartitionState, Refusal> {
+    let moved = |leader: i32, isr: Vec<i32>| PartitionState {
+        leader,
+        leader_epoch: state.leader_epoch + 1,
+        isr,
+        ..state.clone()
+    };
+    match election {
+        Election::Preferred => {
+            let preferred = replicas.first().copied().unwrap_or(-1);
+            if state.leader == preferred {
+                Err(Refusal::ElectionNotNeeded)
+            } else if is_live(preferred) && state.isr.contains(&preferred) {
+                Ok(moved(preferred, state.isr.clone()))
+            } else {
+                Err(Refusal::PreferredLeaderNotAvailable)
+            }
+        }
+        Election::Unclean => {
+            if state.leader >= 0 {
+                return Err(Refusal::ElectionNotNeeded);
+            }
+            let clean = replicas
+                .iter()
+                .copied()
+                .find(|id| state.isr.contains(id) && is_live(*id));
+            if let Some(leader) = clean {
+                return Ok(moved(leader, state.isr.clone()));
+            }
+            match replicas.iter().copied().find(|id| is_live(*id)) {
+                Some(leader) => Ok(moved(leader, vec![leader])),
+                None => Err(Refusal::EligibleLeadersNotAvailable),
+            }
+        }
+    }
 }
 
 /// What applying a command did.
@@ -354,10 +458,36 @@ impl MetadataImage {
                     }
                     Some(state) => {
                         state.isr = isr.clone();
+                        self.complete_reassignment(topic, *partition);
                         MetadataResult::default()
                     }
                 }
             }
+            MetadataCommand::AlterReassignment {
+                topic,
+                partition,
+                target,
+            } => match self.reassign(topic, *partition, target.as_deref()) {
+                Ok(()) => MetadataResult::default(),
+                Err(why) => Self::refused(why),
+            },
+            MetadataCommand::ElectLeader {
+                topic,
+                partition,
+                election,
+            } => match self.election(topic, *partition, *election) {
+                Err(why) => Self::refused(why),
+                Ok(elected) => {
+                    let state = self
+                        .partitions
+                        .get_mut(topic)
+                        .and_then(|ps| ps.get_mut(usize::try_from(*partition).ok()?));
+                    if let Some(state) = state {
+                        *state = elected;
+                    }
+                    MetadataResult::default()
+                }
+            },
         };
         MetadataResult { index, ..result }
     }
@@ -430,6 +560,148 @@ impl MetadataImage {
                 }
             }
         }
+    }
+
+    /// Starts, changes or (`target` None) cancels a reassignment.
+    fn reassign(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        target: Option<&[i32]>,
+    ) -> Result<(), Refusal> {
+        let live: Vec<i32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect();
+        let index = usize::try_from(partition).map_err(|_| Refusal::UnknownTopic)?;
+        let replicas = self
+            .topics
+            .get_mut(topic)
+            .and_then(|meta| meta.partitions.get_mut(index))
+            .ok_or(Refusal::UnknownTopic)?;
+        let state = self
+            .partitions
+            .get_mut(topic)
+            .and_then(|states| states.get_mut(index))
+            .ok_or(Refusal::UnknownTopic)?;
+        let original: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|id| !state.adding.contains(id))
+            .collect();
+        let assigned = match target {
+            None if state.adding.is_empty() && state.removing.is_empty() => {
+                return Err(Refusal::NoReassignmentInProgress)
+            }
+            None => {
+                state.adding.clear();
+                state.removing.clear();
+                original
+            }
+            Some(target) => {
+                state.adding = target
+                    .iter()
+                    .copied()
+                    .filter(|id| !original.contains(id))
+                    .collect();
+                state.removing = original
+                    .iter()
+                    .copied()
+                    .filter(|id| !target.contains(id))
+                    .collect();
+                target.iter().chain(&state.removing).copied().collect()
+            }
+        };
+        state.isr.retain(|id| assigned.contains(id));
+        if !assigned.contains(&state.leader) {
+            let next = assigned
+                .iter()
+                .copied()
+                .find(|id| state.isr.contains(id) && live.contains(id));
+            state.leader = next.unwrap_or(-1);
+            state.leader_epoch += 1;
+        }
+        *replicas = assigned;
+        self.complete_reassignment(topic, partition);
+        Ok(())
+    }
+
+    /// Finishes `topic`-`partition`'s reassignment once every target
+    /// replica is in the ISR (with none added: once one that stays is):
+    /// the removed replicas leave the assignment and the ISR, and if the
+    /// leader was one of them the first in-sync target replica leads, in a
+    /// new epoch.
+    fn complete_reassignment(&mut self, topic: &str, partition: i32) {
+        let Ok(index) = usize::try_from(partition) else {
+            return;
+        };
+        let live: Vec<i32> = self
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect();
+        let (Some(replicas), Some(state)) = (
+            self.topics
+                .get_mut(topic)
+                .and_then(|meta| meta.partitions.get_mut(index)),
+            self.partitions
+                .get_mut(topic)
+                .and_then(|states| states.get_mut(index)),
+        ) else {
+            return;
+        };
+        if state.adding.is_empty() && state.removing.is_empty() {
+            return;
+        }
+        let target: Vec<i32> = replicas
+            .iter()
+            .copied()
+            .filter(|id| !state.removing.contains(id))
+            .collect();
+        let ready = if state.adding.is_empty() {
+            target.iter().any(|id| state.isr.contains(id))
+        } else {
+            target.iter().all(|id| state.isr.contains(id))
+        };
+        if !ready {
+            return;
+        }
+        state.isr.retain(|id| target.contains(id));
+        if !target.contains(&state.leader) {
+            let next = target
+                .iter()
+                .copied()
+                .find(|id| state.isr.contains(id) && live.contains(id));
+            state.leader = next.unwrap_or(-1);
+            state.leader_epoch += 1;
+        }
+        state.adding.clear();
+        state.removing.clear();
+        *replicas = target;
+    }
+
+    /// The leadership `election` would give `topic`-`partition` now.
+    ///
+    /// # Errors
+    /// Why it would change nothing (UnknownTopic for an unknown partition).
+    pub fn election(
+        &self,
+        topic: &str,
+        partition: i32,
+        election: Election,
+    ) -> Result<PartitionState, Refusal> {
+        let replicas = self
+            .topics
+            .get(topic)
+            .and_then(|meta| meta.partitions.get(usize::try_from(partition).ok()?))
+            .ok_or(Refusal::UnknownTopic)?;
+        let state = self
+            .partition(topic, partition)
+            .ok_or(Refusal::UnknownTopic)?;
+        elect(replicas, state, election, |id| self.is_live(id))
     }
 
     /// The leadership of `topic`-`partition`.
@@ -518,5 +790,119 @@ mod tests {
         };
         assert_eq!(block(&mut image, 6), Some(0));
         assert_eq!(block(&mut image, 7), Some(1000));
+    }
+
+    #[test]
+    fn elections_follow_kafkas_rules() {
+        let state = |leader, isr: &[i32]| PartitionState {
+            leader,
+            leader_epoch: 4,
+            isr: isr.to_vec(),
+            ..PartitionState::default()
+        };
+        let replicas = [1, 2, 3];
+        let all_live = |_| true;
+        // Preferred: not needed when it leads; moves to it when it is live
+        // and in sync (new epoch, same ISR); refused otherwise.
+        assert_eq!(
+            elect(&replicas, &state(1, &[1, 2]), Election::Preferred, all_live),
+            Err(Refusal::ElectionNotNeeded)
+        );
+        assert_eq!(
+            elect(&replicas, &state(2, &[1, 2]), Election::Preferred, all_live),
+            Ok(PartitionState {
+                leader: 1,
+                leader_epoch: 5,
+                isr: vec![1, 2],
+                ..PartitionState::default()
+            })
+        );
+        assert_eq!(
+            elect(&replicas, &state(2, &[2, 3]), Election::Preferred, all_live),
+            Err(Refusal::PreferredLeaderNotAvailable)
+        );
+        assert_eq!(
+            elect(&replicas, &state(2, &[1, 2]), Election::Preferred, |id| id
+                != 1),
+            Err(Refusal::PreferredLeaderNotAvailable)
+        );
+        // Unclean: only without a leader; a live ISR member first, else the
+        // first live replica, alone in the ISR; none live: refused.
+        assert_eq!(
+            elect(&replicas, &state(2, &[2]), Election::Unclean, all_live),
+            Err(Refusal::ElectionNotNeeded)
+        );
+        assert_eq!(
+            elect(&replicas, &state(-1, &[3]), Election::Unclean, all_live),
+            Ok(state(3, &[3]).with_epoch(5))
+        );
+        assert_eq!(
+            elect(&replicas, &state(-1, &[1]), Election::Unclean, |id| id != 1),
+            Ok(state(2, &[2]).with_epoch(5))
+        );
+        assert_eq!(
+            elect(&replicas, &state(-1, &[1]), Election::Unclean, |_| false),
+            Err(Refusal::EligibleLeadersNotAvailable)
+        );
+    }
+
+    impl PartitionState {
+        fn with_epoch(mut self, leader_epoch: i32) -> Self {
+            self.leader_epoch = leader_epoch;
+            self
+        }
+    }
+
+    /// An applied ElectLeader moves the leader in a new epoch; a refused
+    /// one changes nothing and says why.
+    #[test]
+    fn elect_leader_applies_on_the_image() {
+        let mut image = MetadataImage::default();
+        for (index, id) in (1..=3).enumerate() {
+            image.apply(index as u64 + 1, &register(id, "x"));
+        }
+        let meta = TopicMeta {
+            name: "t".into(),
+            id: uuid::Uuid::nil(),
+            partitions: vec![vec![1, 2, 3]],
+            configs: BTreeMap::new(),
+        };
+        image.apply(4, &MetadataCommand::CreateTopic(meta));
+        image.apply(5, &MetadataCommand::FenceBroker { node_id: 1 });
+        assert_eq!(image.partition("t", 0).map(|s| s.leader), Some(2));
+        image.apply(6, &MetadataCommand::UnfenceBroker { node_id: 1 });
+        let command = |election| MetadataCommand::ElectLeader {
+            topic: "t".into(),
+            partition: 0,
+            election,
+        };
+        // Fenced, node 1 left the ISR: not electable until it is back.
+        assert_eq!(
+            image.apply(7, &command(Election::Preferred)).refused,
+            Some(Refusal::PreferredLeaderNotAvailable)
+        );
+        image.apply(
+            8,
+            &MetadataCommand::AlterIsr {
+                topic: "t".into(),
+                partition: 0,
+                leader_epoch: 1,
+                isr: vec![1, 2, 3],
+            },
+        );
+        assert_eq!(image.apply(9, &command(Election::Preferred)).refused, None);
+        assert_eq!(
+            image.partition("t", 0),
+            Some(&PartitionState {
+                leader: 1,
+                leader_epoch: 2,
+                isr: vec![1, 2, 3],
+                ..PartitionState::default()
+            })
+        );
+        assert_eq!(
+            image.apply(10, &command(Election::Preferred)).refused,
+            Some(Refusal::ElectionNotNeeded)
+        );
     }
 }

@@ -17,9 +17,10 @@ mod image;
 mod network;
 mod storage;
 
-pub use controller::Liveness;
+pub use controller::{Balancing, Liveness, QuorumStatus, ReplicaStatus};
 pub use image::{
-    BrokerRegistration, MetadataCommand, MetadataImage, MetadataResult, PartitionState, Refusal,
+    elect, BrokerRegistration, Election, MetadataCommand, MetadataImage, MetadataResult,
+    PartitionState, Refusal,
 };
 pub use network::ProposeError;
 
@@ -67,6 +68,8 @@ pub struct QuorumConfig {
     pub election_timeout_ms: u64,
     /// Broker heartbeats and sessions.
     pub liveness: Liveness,
+    /// Leader elections the active controller makes on its own.
+    pub balancing: Balancing,
 }
 
 /// This node's member of the metadata quorum.
@@ -156,7 +159,11 @@ impl MetadataQuorum {
             heartbeats,
             leaving: std::sync::atomic::AtomicBool::new(false),
         });
-        tokio::spawn(controller::run(quorum.clone(), config.liveness));
+        tokio::spawn(controller::run(
+            quorum.clone(),
+            config.liveness,
+            config.balancing,
+        ));
         Ok(quorum)
     }
 
@@ -212,6 +219,34 @@ impl MetadataQuorum {
             Ok(Reply::Propose(outcome)) => outcome,
             Ok(_) => Err(ProposeError::Failed("a reply of another kind".into())),
             // The leader may be gone: ask again (the caller retries).
+            Err(_) => Err(ProposeError::NotLeader { leader: None }),
+        }
+    }
+
+    /// The quorum's status as the active controller sees it (this node,
+    /// or asked over the controller network).
+    ///
+    /// # Errors
+    /// No active controller is known or reachable.
+    pub async fn status(&self) -> Result<QuorumStatus, ProposeError> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let Some(leader) = metrics.current_leader else {
+            return Err(ProposeError::NotLeader { leader: None });
+        };
+        if leader == self.node_id {
+            return controller::status(&self.raft, &self.heartbeats);
+        }
+        let address = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)
+            .map(|n| n.addr.clone())
+            .ok_or(ProposeError::NotLeader { leader: None })?;
+        let mut peers = self.peers.lock().await;
+        let peer = peers.entry(leader).or_insert_with(|| Peer::new(address));
+        match peer.call(&Request::Describe, Duration::from_secs(5)).await {
+            Ok(Reply::Describe(outcome)) => outcome,
+            Ok(_) => Err(ProposeError::Failed("a reply of another kind".into())),
             Err(_) => Err(ProposeError::NotLeader { leader: None }),
         }
     }
@@ -306,6 +341,7 @@ mod tests {
                     interval: Duration::from_millis(100),
                     session: Duration::from_secs(60),
                 },
+                balancing: Balancing::default(),
             };
             nodes.push(MetadataQuorum::start(config, &db).await.unwrap());
         }

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
-use super::controller::Heartbeats;
+use super::controller::{Heartbeats, QuorumStatus};
 use super::image::{MetadataCommand, MetadataResult};
 use super::{NodeId, Raft, TypeConfig};
 
@@ -50,6 +50,8 @@ pub enum Request {
         /// The broker.
         node_id: i32,
     },
+    /// The quorum's status, from the active controller.
+    Describe,
 }
 
 /// Why a proposal was not applied.
@@ -79,6 +81,8 @@ pub enum Reply {
     Propose(Result<MetadataResult, ProposeError>),
     /// To `Heartbeat`.
     Heartbeat(Result<(), ProposeError>),
+    /// To `Describe`.
+    Describe(Result<QuorumStatus, ProposeError>),
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
@@ -297,6 +301,7 @@ async fn serve_connection(
             Request::Snapshot(rpc) => Reply::Snapshot(raft.install_snapshot(rpc).await),
             Request::Propose(command) => Reply::Propose(super::write_local(&raft, command).await),
             Request::Heartbeat { node_id } => Reply::Heartbeat(heartbeats.record(&raft, node_id)),
+            Request::Describe => Reply::Describe(super::controller::status(&raft, &heartbeats)),
         };
         if let Err(e) = write_frame(&mut stream, &reply).await {
             debug!(%peer, cause = %e, "controller connection closed");

@@ -418,6 +418,11 @@ impl PartitionLog {
         self.lock().config.clone()
     }
 
+    /// The bytes of its segment files (DescribeLogDirs' partition size).
+    pub fn size_bytes(&self) -> u64 {
+        self.lock().segments.values().map(|s| s.size).sum()
+    }
+
     /// The current offsets.
     pub fn offsets(&self) -> LogOffsets {
         self.lock().offsets()
