@@ -178,11 +178,18 @@ pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness, balancing: Bal
 async fn elect_leaders(quorum: &MetadataQuorum, balancing: Balancing, rebalance: bool) {
     let image = quorum.image();
     let mut elections = Vec::new();
+    // The topic's override, else the dynamic cluster-wide default, else
+    // this controller's own setting (Kafka's precedence).
+    let key = "unclean.leader.election.enable";
+    let default = image
+        .cluster_configs
+        .get(key)
+        .map_or(balancing.unclean, |v| v.eq_ignore_ascii_case("true"));
     for (topic, meta) in &image.topics {
         let unclean = meta
             .configs
-            .get("unclean.leader.election.enable")
-            .map_or(balancing.unclean, |v| v.eq_ignore_ascii_case("true"));
+            .get(key)
+            .map_or(default, |v| v.eq_ignore_ascii_case("true"));
         for partition in 0..meta.partition_count() {
             let wanted = [
                 (unclean, Election::Unclean),
