@@ -92,6 +92,25 @@ async fn brokers_cluster_id_and_controller() {
     broker.shutdown().await;
 }
 
+/// `broker.rack` shows as the broker's rack from v1 (null without one).
+#[tokio::test]
+async fn the_brokers_rack() {
+    let broker = TestBroker::start_with(&[("broker.rack", "eu-west-1a")]).await;
+    let mut client = broker.connect().await;
+    let response = metadata(&mut client, 12, &request(&[], true)).await;
+    assert_eq!(
+        response.brokers[0].rack.as_deref(),
+        Some("eu-west-1a"),
+        "rack"
+    );
+    broker.shutdown().await;
+    let broker = TestBroker::start().await;
+    let mut client = broker.connect().await;
+    let response = metadata(&mut client, 12, &request(&[], true)).await;
+    assert_eq!(response.brokers[0].rack, None, "no rack");
+    broker.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_new_topic_is_auto_created() {
     let broker = TestBroker::start().await;

@@ -53,6 +53,7 @@ pub fn handle(
                 .with_broker_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
                 .with_is_fenced(is_fenced)
         })
         .collect();

@@ -23,7 +23,7 @@ use super::{
     str_bytes, topic_name, CLUSTER_OPERATIONS, OPERATIONS_NOT_REQUESTED, TOPIC_OPERATIONS,
 };
 use crate::broker::Broker;
-use crate::cluster::{is_internal_topic, validate_topic_name, TopicMeta};
+use crate::cluster::{is_internal_topic, validate_topic_name, ClusterInfo, TopicMeta};
 use crate::error::ApiError;
 
 /// Answers a Metadata request of `version`.
@@ -33,13 +33,14 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
     } else {
         OPERATIONS_NOT_REQUESTED
     };
+    let cluster = broker.cluster();
     let auto_create = broker.config().get_bool("auto.create.topics.enable")
         && (version < 4 || request.allow_auto_topic_creation);
     let topics = match request.topics {
         Some(list) if !(list.is_empty() && version == 0) => list
             .iter()
             .map(|wanted| match resolve(broker, wanted, auto_create) {
-                Ok(meta) => describe(broker, &meta, topic_ops),
+                Ok(meta) => describe(broker, &cluster, &meta, topic_ops),
                 Err((name, e)) => MetadataResponseTopic::default()
                     .with_name(name.as_deref().map(topic_name))
                     .with_topic_id(wanted.topic_id)
@@ -51,10 +52,9 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
             .topics
             .all()
             .iter()
-            .map(|m| describe(broker, m, topic_ops))
+            .map(|m| describe(broker, &cluster, m, topic_ops))
             .collect(),
     };
-    let cluster = broker.cluster();
     let brokers = cluster
         .brokers
         .iter()
@@ -63,6 +63,7 @@ pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> Metada
                 .with_node_id(BrokerId(b.node_id))
                 .with_host(str_bytes(b.host.clone()))
                 .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();
     let cluster_ops =
@@ -105,7 +106,12 @@ fn resolve(
     broker.auto_create_topic(&name).map_err(fail)
 }
 
-fn describe(broker: &Broker, meta: &TopicMeta, topic_ops: i32) -> MetadataResponseTopic {
+fn describe(
+    broker: &Broker,
+    cluster: &ClusterInfo,
+    meta: &TopicMeta,
+    topic_ops: i32,
+) -> MetadataResponseTopic {
     let partitions = (0..)
         .zip(&meta.partitions)
         .map(|(index, replicas)| {
@@ -117,6 +123,14 @@ fn describe(broker: &Broker, meta: &TopicMeta, topic_ops: i32) -> MetadataRespon
                 .with_leader_epoch(state.as_ref().map_or(0, |s| s.leader_epoch))
                 .with_replica_nodes(ids(replicas))
                 .with_isr_nodes(ids(state.as_ref().map_or(&[][..], |s| &s.isr)))
+                // Replicas on brokers not live (fenced or gone), as Kafka's.
+                .with_offline_replicas(
+                    replicas
+                        .iter()
+                        .filter(|id| cluster.broker(**id).is_none())
+                        .map(|id| BrokerId(*id))
+                        .collect(),
+                )
         })
         .collect();
     MetadataResponseTopic::default()

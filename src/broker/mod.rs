@@ -95,6 +95,7 @@ impl Broker {
                 node_id,
                 host: advertised_host,
                 port: i32::from(advertised_port),
+                rack: config.get("broker.rack").map(str::to_owned),
             }],
             fenced: Vec::new(),
             controller_id: node_id,
@@ -885,18 +886,17 @@ impl Broker {
         self.topic_changes.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Replica lists for partitions `from..to`: `replicas` brokers each,
-    /// leaders spread round-robin over the broker list.
+    /// Replica lists for partitions `from..to`: `replicas` live brokers
+    /// each, leaders round-robin, spread over racks when the brokers have
+    /// them (`cluster::placement`).
     pub fn default_assignment(&self, from: i32, to: i32, replicas: i16) -> Vec<Vec<i32>> {
-        let brokers: Vec<i32> = self.cluster().brokers.iter().map(|b| b.node_id).collect();
-        let n = brokers.len().max(1);
-        let width = usize::try_from(replicas).unwrap_or(1).clamp(1, n);
-        (from..to)
-            .map(|p| {
-                let start = usize::try_from(p).unwrap_or(0);
-                (0..width).map(|r| brokers[(start + r) % n]).collect()
-            })
-            .collect()
+        let brokers: Vec<(i32, Option<String>)> = self
+            .cluster()
+            .brokers
+            .into_iter()
+            .map(|b| (b.node_id, b.rack))
+            .collect();
+        cluster::placement::assign(&brokers, from, to, replicas)
     }
 
     /// One pass of background upkeep: retention and time-based flushing.

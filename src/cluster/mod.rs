@@ -9,6 +9,7 @@
 
 mod dynamic_configs;
 pub mod peers;
+pub mod placement;
 mod producer_ids;
 pub mod quorum;
 mod topics;
@@ -40,6 +41,8 @@ pub struct BrokerEndpoint {
     pub host: String,
     /// The advertised port.
     pub port: i32,
+    /// `broker.rack`, if set.
+    pub rack: Option<String>,
 }
 
 /// The cluster as this node knows it.
@@ -113,6 +116,7 @@ impl Membership {
                             node_id: b.node_id,
                             host: b.host.clone(),
                             port: b.port,
+                            rack: b.rack.clone(),
                         })
                         .collect()
                 };
