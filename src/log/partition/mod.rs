@@ -269,6 +269,20 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     /// The log start offset after the append.
     pub log_start_offset: i64,
+    /// The leader epoch this node appended in (as leader): the batch is
+    /// committed only if the high watermark passes it within that epoch.
+    pub leader_epoch: i32,
+}
+
+/// Why an acks=all wait ([`PartitionLog::wait_for_high_watermark`]) ended
+/// without the records on every in-sync replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReplicated {
+    /// The deadline passed.
+    TimedOut,
+    /// The leader epoch the records were appended in is over: this node
+    /// no longer leads in it, and the records may be truncated away.
+    LeaderChanged,
 }
 
 /// The offsets a fetch reports with its data.
@@ -448,6 +462,7 @@ impl PartitionLog {
                     base_offset,
                     log_append_time: -1,
                     log_start_offset: state.log_start_offset,
+                    leader_epoch: state.leader_epoch,
                 });
             }
         }
@@ -583,28 +598,60 @@ impl PartitionLog {
     pub fn set_replicated(&self, replicated: bool, leader_epoch: i32) {
         let mut state = self.lock();
         state.replicated = replicated;
+        // A new epoch ends the acks=all waits of the previous one.
+        let mut wake = state.leader_epoch != leader_epoch;
         state.leader_epoch = leader_epoch;
         if !replicated && state.high_watermark < state.log_end_offset {
             state.high_watermark = state.log_end_offset;
-            drop(state);
+            wake = true;
+        }
+        drop(state);
+        if wake {
             self.appended.notify_waiters();
         }
     }
 
     /// Waits (without blocking a thread) until the high watermark reaches
-    /// `end` or `deadline` passes; whether it reached it.
-    pub async fn wait_for_high_watermark(&self, end: i64, deadline: tokio::time::Instant) -> bool {
+    /// `end` in `leader_epoch`, the epoch the records were appended in.
+    ///
+    /// # Errors
+    /// [`NotReplicated::TimedOut`] past `deadline`;
+    /// [`NotReplicated::LeaderChanged`] once this log is in another epoch
+    /// (as Kafka's DelayedProduce: NOT_LEADER_OR_FOLLOWER). A deposed
+    /// leader truncates what only it had, and its high watermark then
+    /// passes `end` with the new leader's records at those offsets: found
+    /// by the zombie-leader cluster test, where a leader SIGSTOPped past
+    /// its session acknowledged an acks=all write that was then lost.
+    pub async fn wait_for_high_watermark(
+        &self,
+        end: i64,
+        leader_epoch: i32,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), NotReplicated> {
+        let reached = || {
+            let state = self.lock();
+            if state.leader_epoch != leader_epoch {
+                Err(NotReplicated::LeaderChanged)
+            } else if state.high_watermark >= end {
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        };
         loop {
             let notified = self.appended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.offsets().high_watermark >= end {
-                return true;
+            if reached()? {
+                return Ok(());
             }
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    return self.offsets().high_watermark >= end;
+                    return match reached()? {
+                        true => Ok(()),
+                        false => Err(NotReplicated::TimedOut),
+                    };
                 }
             }
         }
@@ -686,6 +733,7 @@ impl PartitionLog {
             base_offset,
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: state.log_start_offset,
+            leader_epoch: state.leader_epoch,
         })
     }
 
