@@ -348,6 +348,9 @@ struct LogState {
     replicated: bool,
     /// The leader epoch stamped on the batches this node appends as leader.
     leader_epoch: i32,
+    /// Kafka's leader epoch cache: each leader epoch of the log's batches
+    /// → the first offset stamped with it (see `replica.rs`).
+    epochs: BTreeMap<i32, i64>,
     producers: ProducerStateManager,
     /// Open and aborted transactions (the LSO, read_committed fetches).
     txns: TxnIndex,
@@ -694,6 +697,7 @@ impl PartitionLog {
             };
             batch::assign(&mut bytes, base_offset, state.leader_epoch, stamp);
         }
+        replica::note_epoch(state, &bytes, base_offset);
         let last_offset = base_offset + i64::from(header.last_offset_delta);
 
         let (segment_base, segment) = state
@@ -1181,6 +1185,44 @@ mod tests {
             log.read(31, 100, None),
             Err(ReadError::OffsetOutOfRange)
         ));
+    }
+
+    /// The leader epoch cache: each epoch's first offset from the batches
+    /// appended in it, the end of an epoch for a follower's divergence
+    /// check, cut by truncation, and rebuilt alike on open (bisection).
+    #[test]
+    fn leader_epochs_are_cached_cut_and_rebuilt() {
+        let fixture = Fixture::new();
+        let log = fixture.open(small_segments());
+        assert_eq!(log.last_epoch(), -1);
+        assert_eq!(log.end_offset_for_epoch(5), (-1, -1));
+        // Epoch 0: offsets 0..9, epoch 2: 9..21, epoch 5: 21..30.
+        for (epoch, batches) in [(0, 3), (2, 4), (5, 3)] {
+            log.set_replicated(false, epoch);
+            for i in 0..batches {
+                log.append(batch(3, 1000 + i, Compression::None), 0)
+                    .unwrap();
+            }
+        }
+        assert_eq!(log.last_epoch(), 5);
+        assert_eq!(log.end_offset_for_epoch(0), (0, 9));
+        assert_eq!(log.end_offset_for_epoch(1), (0, 9), "the largest not above");
+        assert_eq!(log.end_offset_for_epoch(2), (2, 21));
+        assert_eq!(
+            log.end_offset_for_epoch(7),
+            (5, 30),
+            "the last ends at the log end"
+        );
+        drop(log);
+        let reopened = fixture.open(small_segments());
+        assert_eq!(reopened.end_offset_for_epoch(0), (0, 9));
+        assert_eq!(reopened.end_offset_for_epoch(2), (2, 21));
+        assert_eq!(reopened.end_offset_for_epoch(5), (5, 30));
+        assert_eq!(reopened.truncate_to(20).unwrap(), 18);
+        assert_eq!(reopened.last_epoch(), 2);
+        assert_eq!(reopened.end_offset_for_epoch(5), (2, 18));
+        assert_eq!(reopened.truncate_to(9).unwrap(), 9);
+        assert_eq!(reopened.last_epoch(), 0);
     }
 
     /// A follower copies a leader's batches as stored, holds its high
