@@ -31,7 +31,10 @@
 //!   (SIGSTOPped past the session timeout, fenced, SIGCONTed with an
 //!   acks=all and an acks=1 Produce waiting in its socket: the acks=all
 //!   one is refused or kept); a leader cut off the network past the
-//!   session timeout and healed; a rolling restart of all three nodes.
+//!   session timeout and healed; a rolling restart of all three nodes; a
+//!   replica restarted (still in the ISR) while its leader is stopped,
+//!   which then takes over (it must not have cut acknowledged records on
+//!   start: followers truncate by leader epoch, not to a checkpoint).
 //!   Each ends with every replica in sync and byte-identical, every
 //!   acknowledged value read exactly once at its acknowledged offset,
 //!   each partition in send order, and every record the group read during
@@ -59,7 +62,7 @@ use kafka_protocol::records::{
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message};
 
 #[path = "../support/raw_client.rs"]
@@ -828,6 +831,9 @@ type Seen = (i32, i64, String);
 struct Workload {
     stop: Arc<AtomicBool>,
     acked: Arc<AtomicUsize>,
+    /// Set when the producer cannot go on (librdkafka's fatal errors, e.g.
+    /// when a broker lost records it had acknowledged).
+    fatal: Arc<std::sync::Mutex<Option<String>>>,
     producer: Option<std::thread::JoinHandle<Produced>>,
     consumers: Vec<std::thread::JoinHandle<Vec<Seen>>>,
 }
@@ -836,6 +842,7 @@ impl Workload {
     fn start(cluster: &Cluster, topic: &str) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(AtomicUsize::new(0));
+        let fatal = Arc::new(std::sync::Mutex::new(None));
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", cluster.bootstrap(&[1, 2, 3]))
             .set("enable.idempotence", "true")
@@ -852,7 +859,14 @@ impl Workload {
             .expect("producer");
         let producer = {
             let (topic, stop, acked) = (topic.to_owned(), stop.clone(), acked.clone());
-            std::thread::spawn(move || produce_until(&producer, &topic, &stop, &acked))
+            let fatal = fatal.clone();
+            std::thread::spawn(move || {
+                let produced = produce_until(&producer, &topic, &stop, &acked);
+                if let Some(e) = producer.client().fatal_error() {
+                    *fatal.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!("{e:?}"));
+                }
+                produced
+            })
         };
         let consumers = (0..2)
             .map(|_| {
@@ -883,6 +897,7 @@ impl Workload {
         Self {
             stop,
             acked,
+            fatal,
             producer: Some(producer),
             consumers,
         }
@@ -897,6 +912,9 @@ impl Workload {
             let now = self.acked.load(Ordering::Relaxed);
             if now >= target {
                 return now;
+            }
+            if let Some(e) = &*self.fatal.lock().unwrap_or_else(|e| e.into_inner()) {
+                panic!("{what}: the producer stopped with a fatal error: {e}");
             }
             assert!(
                 Instant::now() < deadline,
@@ -959,10 +977,11 @@ fn produce_until(
         }
         let value = format!("v-{i:07}");
         let key = format!("k{}", i % 16);
-        let future = producer
-            .send_result(FutureRecord::to(topic).key(&key).payload(&value))
-            .map_err(|(e, _)| e)
-            .expect("queued");
+        // Refused only once the producer is unusable (a fatal error).
+        let Ok(future) = producer.send_result(FutureRecord::to(topic).key(&key).payload(&value))
+        else {
+            break;
+        };
         pending.push((value, future));
         if pending.len() >= 50 {
             settle(&mut pending);
@@ -988,15 +1007,14 @@ fn wait_all_in_sync(cluster: &Cluster, via: i32, topic_name: &str) -> MetadataRe
 fn leader(cluster: &Cluster, via: i32, topic_name: &str, partition: i32) -> i32 {
     cluster
         .metadata(via)
-        .ok()
-        .and_then(|m| {
-            topic(&m, topic_name)?
-                .partitions
-                .iter()
-                .find(|p| p.partition_index == partition)
-                .map(|p| p.leader_id.0)
-        })
-        .unwrap_or(-1)
+        .map_or(-1, |m| leader_of(&m, topic_name, partition))
+}
+
+/// The leader of `topic`-`partition` in `m` (-1 if none).
+fn leader_of(m: &MetadataResponse, topic_name: &str, partition: i32) -> i32 {
+    topic(m, topic_name)
+        .and_then(|t| t.partitions.iter().find(|p| p.partition_index == partition))
+        .map_or(-1, |p| p.leader_id.0)
 }
 
 /// What [`check_workload`] found: the final log, read from the start.
@@ -1357,6 +1375,65 @@ fn a_rolling_restart_loses_no_acknowledged_record() {
         verdict.summary(&format!(
             "nodes 1, 2, 3 restarted in turn; leaders of partitions 0,1,2 after each: {}",
             leaders.join(" / ")
+        ))
+    );
+}
+
+/// A replica that restarts keeps what it has until its leader tells it
+/// where their logs diverge: the second replica of a partition is
+/// SIGKILLed and restarted at once (still in the ISR) while the leader is
+/// SIGSTOPped, so it cannot fetch; the leader is fenced and the restarted
+/// replica, the first live one in the ISR, takes over. Truncating to its
+/// checkpointed high watermark on start (older than what was acknowledged)
+/// would lose acknowledged records and leave the third replica with other
+/// records at the same offsets.
+#[test]
+fn a_restarted_replica_that_takes_over_loses_no_acknowledged_record() {
+    let mut cluster = Cluster::start_with(
+        3,
+        &[
+            "broker.session.timeout.ms=4000",
+            "broker.heartbeat.interval.ms=200",
+            "replica.lag.time.max.ms=10000",
+            "min.insync.replicas=2",
+        ],
+    );
+    cluster.create_topic(&[1], "epochs", 3, 3);
+    let m = wait_all_in_sync(&cluster, 1, "epochs");
+    // The partition whose third replica is the controller: stopping its
+    // leader and restarting its second replica leaves the quorum's leader
+    // alone, so the restarted node is back (not fenced) at once.
+    let controller = m.controller_id.0;
+    let (partition, replicas): (i32, Vec<i32>) = topic(&m, "epochs")
+        .expect("topic")
+        .partitions
+        .iter()
+        .map(|p| {
+            let replicas = p.replica_nodes.iter().map(|b| b.0).collect::<Vec<_>>();
+            (p.partition_index, replicas)
+        })
+        .find(|(_, r)| r.len() == 3 && r[2] == controller)
+        .expect("a partition with the controller third");
+    let (leader_before, second, third) = (replicas[0], replicas[1], replicas[2]);
+    let workload = Workload::start(&cluster, "epochs");
+    workload.wait_acked(1000, "before the kill");
+    cluster.kill(second);
+    cluster.signal(leader_before, "STOP");
+    cluster.restart(second);
+    cluster.wait_metadata(third, "the restarted replica leading", |m| {
+        leader_of(m, "epochs", partition) == second
+    });
+    workload.wait_acked(500, "with the restarted replica leading");
+    cluster.signal(leader_before, "CONT");
+    wait_all_in_sync(&cluster, third, "epochs");
+    workload.wait_acked(300, "with every replica back");
+    let outcome = workload.finish();
+    let verdict = check_workload(&cluster, "epochs", 3, &outcome);
+    println!(
+        "{}",
+        verdict.summary(&format!(
+            "partition {partition}: replica {second} killed and restarted with leader \
+             {leader_before} stopped, leader moved {leader_before} -> {second}"
         ))
     );
 }
