@@ -49,6 +49,17 @@ impl RawClient {
         version: i16,
         body: &Q,
     ) -> Result<R, String> {
+        self.send(key, version, body)?;
+        self.receive(key, version)
+    }
+
+    /// Sends one request (its response is read by [`RawClient::receive`]).
+    pub fn send<Q: Encodable>(
+        &mut self,
+        key: ApiKey,
+        version: i16,
+        body: &Q,
+    ) -> Result<(), String> {
         self.correlation += 1;
         let mut frame = BytesMut::new();
         RequestHeader::default()
@@ -63,7 +74,12 @@ impl RawClient {
         let size = i32::try_from(frame.len()).map_err(|e| format!("frame size: {e}"))?;
         let io = |e: std::io::Error| format!("{key:?}: {e}");
         self.stream.write_all(&size.to_be_bytes()).map_err(io)?;
-        self.stream.write_all(&frame).map_err(io)?;
+        self.stream.write_all(&frame).map_err(io)
+    }
+
+    /// Reads the response to the request [`RawClient::send`] sent last.
+    pub fn receive<R: Decodable>(&mut self, key: ApiKey, version: i16) -> Result<R, String> {
+        let io = |e: std::io::Error| format!("{key:?}: {e}");
         let mut size = [0u8; 4];
         self.stream.read_exact(&mut size).map_err(io)?;
         let size = usize::try_from(i32::from_be_bytes(size)).map_err(|e| format!("{e}"))?;

@@ -29,7 +29,7 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::futures::Notified;
@@ -46,6 +46,28 @@ const READ_COMMITTED: i8 = 1;
 struct Wanted {
     request: FetchPartition,
     log: Result<Arc<PartitionLog>, ApiError>,
+    /// For a follower whose log diverges from this leader's: the largest
+    /// epoch both may share and where it ends here (its truncation point).
+    diverging: Option<(i32, i64)>,
+}
+
+/// Where a follower's log diverges from this leader's (Kafka's Fetch v12
+/// `DivergingEpoch`, KIP-595, the replica fetcher's truncation since
+/// KIP-101): the follower's last batch has epoch `last_fetched_epoch`; if
+/// this log ends that epoch before the follower's `fetch_offset`, or has
+/// no such epoch, the follower holds batches this log does not, and gets
+/// the largest epoch not above its own and that epoch's end here instead
+/// of records. `None` when it does not diverge or sent no epoch.
+fn diverging(log: &PartitionLog, request: &FetchPartition) -> Option<(i32, i64)> {
+    if request.last_fetched_epoch < 0 {
+        return None;
+    }
+    let (epoch, end) = log.end_offset_for_epoch(request.last_fetched_epoch);
+    if epoch < 0 {
+        // No epoch that old here: everything the follower has may differ.
+        return Some((-1, log.offsets().log_start_offset));
+    }
+    (epoch < request.last_fetched_epoch || end < request.fetch_offset).then_some((epoch, end))
 }
 
 /// Answers a Fetch request, waiting for data as the request allows: the
@@ -81,25 +103,31 @@ pub async fn handle(
             let wanted = topic
                 .partitions
                 .into_iter()
-                .map(|p| Wanted {
-                    log: meta
+                .map(|p| {
+                    let log = meta
                         .clone()
-                        .and_then(|m| partition_log(broker, &m.name, p.partition))
-                        .and_then(|log| {
-                            match replica {
-                                Some(id) => broker
-                                    .follower_fetch(
-                                        &log,
-                                        id,
-                                        p.fetch_offset,
-                                        p.current_leader_epoch,
-                                    )
-                                    .map_err(ApiError::code),
-                                None => check_leader_epoch(broker, &log, p.current_leader_epoch),
-                            }
-                            .map(|()| log)
-                        }),
-                    request: p,
+                        .and_then(|m| partition_log(broker, &m.name, p.partition));
+                    let diverging = match (&log, replica) {
+                        (Ok(log), Some(_)) => diverging(log, &p),
+                        _ => None,
+                    };
+                    let log = log.and_then(|log| {
+                        match replica {
+                            // A diverging follower's fetch offset says
+                            // nothing of what it holds in common with this
+                            // log: it does not count for the high watermark.
+                            Some(id) if diverging.is_none() => broker
+                                .follower_fetch(&log, id, p.fetch_offset, p.current_leader_epoch)
+                                .map_err(ApiError::code),
+                            _ => check_leader_epoch(broker, &log, p.current_leader_epoch),
+                        }
+                        .map(|()| log)
+                    });
+                    Wanted {
+                        log,
+                        request: p,
+                        diverging,
+                    }
                 })
                 .collect();
             (skeleton, wanted)
@@ -133,6 +161,7 @@ pub async fn handle(
         let expired = tokio::time::Instant::now() >= deadline;
         if read.bytes >= min_bytes.max(1)
             || read.any_error
+            || read.diverging
             || expired
             || wakeups.is_empty()
             || min_bytes == 0
@@ -171,6 +200,9 @@ struct ReadPass {
     bytes: usize,
     /// Whether any partition failed.
     any_error: bool,
+    /// Whether a follower was told where its log diverges (answered at
+    /// once, as an error is).
+    diverging: bool,
 }
 
 /// Locates every requested partition's batches once.
@@ -182,6 +214,7 @@ fn read_all(
 ) -> ReadPass {
     let mut used = 0usize;
     let mut any_error = false;
+    let mut diverged = false;
     let mut regions = Vec::new();
     let responses = topics
         .iter()
@@ -200,6 +233,19 @@ fn read_all(
                             return error_data(response, e);
                         }
                     };
+                    if let Some((epoch, end_offset)) = w.diverging {
+                        diverged = true;
+                        let offsets = log.offsets();
+                        return response
+                            .with_high_watermark(offsets.high_watermark)
+                            .with_last_stable_offset(offsets.last_stable_offset)
+                            .with_log_start_offset(offsets.log_start_offset)
+                            .with_diverging_epoch(
+                                EpochEndOffset::default()
+                                    .with_epoch(epoch)
+                                    .with_end_offset(end_offset),
+                            );
+                    }
                     let limit = usize::try_from(w.request.partition_max_bytes)
                         .unwrap_or(0)
                         .min(max_bytes.saturating_sub(used));
@@ -261,6 +307,7 @@ fn read_all(
         regions,
         bytes: used,
         any_error,
+        diverging: diverged,
     }
 }
 

@@ -49,7 +49,8 @@ use crate::broker::Broker;
 use crate::cluster::is_internal_topic;
 use crate::error::ApiError;
 use crate::log::{
-    is_compressed, now_ms, AppendError, AppendInfo, BatchHeader, PartitionLog, RecordError,
+    is_compressed, now_ms, AppendError, AppendInfo, BatchHeader, NotReplicated, PartitionLog,
+    RecordError,
 };
 
 /// Answers a Produce request; `None` for acks=0.
@@ -62,8 +63,9 @@ pub async fn handle(
         .then(|| ApiError::new(ResponseError::InvalidRequiredAcks, "Invalid required acks"));
     let now = now_ms();
     // acks=all on a replicated partition: (topic, partition) indexes in the
-    // response, the log, and the offset its high watermark must reach.
-    let mut replication_waits: Vec<(usize, usize, Arc<PartitionLog>, i64)> = Vec::new();
+    // response, the log, the offset its high watermark must reach and the
+    // leader epoch it must reach it in.
+    let mut replication_waits: Vec<(usize, usize, Arc<PartitionLog>, i64, i32)> = Vec::new();
     let mut responses: Vec<TopicProduceResponse> = request
         .topic_data
         .into_iter()
@@ -98,7 +100,7 @@ pub async fn handle(
                     match outcome {
                         Ok(Appended { info, log, end }) => {
                             if request.acks == -1 && broker.in_quorum() {
-                                replication_waits.push((t, p, log, end));
+                                replication_waits.push((t, p, log, end, info.leader_epoch));
                             }
                             response
                                 .with_base_offset(info.base_offset)
@@ -117,8 +119,8 @@ pub async fn handle(
         .collect();
     let timeout = Duration::from_millis(u64::try_from(request.timeout_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + timeout;
-    for (t, p, log, end) in replication_waits {
-        let error = wait_for_replicas(broker, &log, end, deadline).await;
+    for (t, p, log, end, epoch) in replication_waits {
+        let error = wait_for_replicas(broker, &log, end, epoch, deadline).await;
         if let Some(error) = error {
             let response = &mut responses[t].partition_responses[p];
             *response = Refusal::from(error).response(response.clone(), version);
@@ -128,20 +130,32 @@ pub async fn handle(
 }
 
 /// Waits (without blocking a thread) until `log`'s high watermark reaches
-/// `end`: every in-sync replica has the batch. REQUEST_TIMED_OUT past
-/// `deadline`; NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
+/// `end` in leader epoch `epoch`: every in-sync replica has the batch.
+/// REQUEST_TIMED_OUT past `deadline`; NOT_LEADER_OR_FOLLOWER if the
+/// leadership moved meanwhile (the batch may be truncated away);
+/// NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR shrank below
 /// `min.insync.replicas` meanwhile (as Kafka).
 async fn wait_for_replicas(
     broker: &Broker,
     log: &PartitionLog,
     end: i64,
+    epoch: i32,
     deadline: tokio::time::Instant,
 ) -> Option<ApiError> {
-    if !log.wait_for_high_watermark(end, deadline).await {
-        return Some(ApiError::new(
-            ResponseError::RequestTimedOut,
-            "The in-sync replicas did not all acknowledge the records in time",
-        ));
+    match log.wait_for_high_watermark(end, epoch, deadline).await {
+        Ok(()) => {}
+        Err(NotReplicated::TimedOut) => {
+            return Some(ApiError::new(
+                ResponseError::RequestTimedOut,
+                "The in-sync replicas did not all acknowledge the records in time",
+            ))
+        }
+        Err(NotReplicated::LeaderChanged) => {
+            return Some(ApiError::new(
+                ResponseError::NotLeaderOrFollower,
+                "Leadership moved before the records were on every in-sync replica",
+            ))
+        }
     }
     let isr = in_sync_replicas(broker, &log.topic, log.partition);
     let min_insync = log.config().min_insync_replicas;

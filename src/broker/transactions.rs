@@ -36,7 +36,7 @@ use kafka_protocol::protocol::StrBytes;
 use super::{wait_for, Broker};
 use crate::coordinator::partition_for;
 use crate::group::OFFSETS_TOPIC;
-use crate::log::{self, AppendError, PartitionLog, SequenceError};
+use crate::log::{self, AppendError, NotReplicated, PartitionLog, SequenceError};
 use crate::txn::{TxnHost, TXN_TOPIC};
 
 /// How long a marker may take to reach every in-sync replica, and a peer
@@ -155,8 +155,9 @@ impl Broker {
     /// NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION,
     /// INVALID_PRODUCER_EPOCH, COORDINATOR_LOAD_IN_PROGRESS (the group
     /// state the marker completes is not loaded yet), KAFKA_STORAGE_ERROR,
-    /// or REQUEST_TIMED_OUT (not replicated in time; written again on the
-    /// coordinator's retry, harmlessly).
+    /// REQUEST_TIMED_OUT (not replicated in time; written again on the
+    /// coordinator's retry, harmlessly), or NOT_LEADER_OR_FOLLOWER (the
+    /// leadership moved before it was; written again on the new leader).
     pub fn write_marker(
         &self,
         topic: &str,
@@ -196,15 +197,17 @@ impl Broker {
             self.groups
                 .complete_transaction(partition, producer_id, commit);
         }
+        if !self.in_quorum() {
+            return Ok(()); // one node: the high watermark is the log end
+        }
         let end = written.base_offset + 1;
-        if log.offsets().high_watermark >= end {
-            return Ok(()); // one node, or no follower in sync
-        }
         let deadline = tokio::time::Instant::now() + PEER_TIMEOUT;
-        if !wait_for(log.wait_for_high_watermark(end, deadline)) {
-            return Err(ResponseError::RequestTimedOut);
-        }
-        Ok(())
+        wait_for(log.wait_for_high_watermark(end, written.leader_epoch, deadline)).map_err(|e| {
+            match e {
+                NotReplicated::TimedOut => ResponseError::RequestTimedOut,
+                NotReplicated::LeaderChanged => ResponseError::NotLeaderOrFollower,
+            }
+        })
     }
 
     /// Runs `append` (a transactional write of `producer_id` at `epoch` to

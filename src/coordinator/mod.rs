@@ -46,9 +46,10 @@ pub fn partition_for(key: &str, count: i32) -> i32 {
 /// reach every in-sync replica (Kafka's `offsets.commit.timeout.ms`).
 const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A coordinator record not yet on every in-sync replica: its log and the
-/// offset the high watermark must reach.
-type Unreplicated = (Arc<PartitionLog>, i64);
+/// A coordinator record not yet on every in-sync replica: its log, the
+/// offset the high watermark must reach, and the leader epoch it was
+/// appended in.
+type Unreplicated = (Arc<PartitionLog>, i64, i32);
 
 tokio::task_local! {
     static UNREPLICATED: std::cell::RefCell<Vec<Unreplicated>>;
@@ -68,11 +69,10 @@ pub async fn answer_once_replicated<F: std::future::Future>(handler: F) -> F::Ou
             (output, pending)
         })
         .await;
-    for (log, end) in pending {
+    for (log, end, epoch) in pending {
         let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
-        let reached = log.wait_for_high_watermark(end, deadline).await;
-        if !reached {
-            tracing::warn!(topic = %log.topic, partition = log.partition, end, "coordinator records not on every in-sync replica in time");
+        if let Err(why) = log.wait_for_high_watermark(end, epoch, deadline).await {
+            tracing::warn!(topic = %log.topic, partition = log.partition, end, ?why, "coordinator records not on every in-sync replica");
         }
     }
     output
@@ -298,12 +298,16 @@ impl StateTopic {
             },
         )
         .map_err(|e| AppendError::Invalid(e.to_string()))?;
-        let base = p.log.append_coordinator(buf.to_vec(), now_ms)?.base_offset;
+        let info = p.log.append_coordinator(buf.to_vec(), now_ms)?;
+        let base = info.base_offset;
         let end = base + i64::try_from(records.len()).unwrap_or(0);
         if p.log.offsets().high_watermark < end {
             // Outside a request (timers, loaders) nobody waits.
-            let _ =
-                UNREPLICATED.try_with(|pending| pending.borrow_mut().push((p.log.clone(), end)));
+            let _ = UNREPLICATED.try_with(|pending| {
+                pending
+                    .borrow_mut()
+                    .push((p.log.clone(), end, info.leader_epoch))
+            });
         }
         Ok(base)
     }

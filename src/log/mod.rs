@@ -18,8 +18,8 @@ pub use batch::{for_each_record, is_compressed, read_marker, BatchHeader, Marker
 pub use cleaner::CleanerConfig;
 pub use index::LEGACY_VALUE_SIZE as LEGACY_INDEX_VALUE_SIZE;
 pub use partition::{
-    AppendError, AppendInfo, LogConfig, LogOffsets, PartitionLog, ReadError, ReadResult,
-    RecordError, VerificationGuard,
+    AppendError, AppendInfo, LogConfig, LogOffsets, NotReplicated, PartitionLog, ReadError,
+    ReadResult, RecordError, VerificationGuard,
 };
 pub use producer_state::{ProducerSnapshot, SequenceError};
 pub use segment::FileRegion;

@@ -194,7 +194,7 @@ fn fetch_request(node_id: i32, logs: &[(Followed, Arc<PartitionLog>)]) -> FetchR
                 .with_current_leader_epoch(followed.leader_epoch)
                 .with_fetch_offset(log.offsets().log_end_offset)
                 .with_log_start_offset(-1)
-                .with_last_fetched_epoch(-1)
+                .with_last_fetched_epoch(log.last_epoch())
                 .with_partition_max_bytes(PARTITION_MAX_BYTES),
         );
     }
@@ -239,6 +239,14 @@ fn apply(
                 fine = false;
                 continue;
             }
+            let diverging = &data.diverging_epoch;
+            if diverging.epoch >= 0 || diverging.end_offset >= 0 {
+                if let Err(e) = truncate_diverging(log, diverging.epoch, diverging.end_offset) {
+                    warn!(leader, topic = %log.topic, partition = log.partition, cause = %e, "cannot truncate a diverging log");
+                    fine = false;
+                }
+                continue;
+            }
             if let Some(records) = &data.records {
                 if let Err(e) = append_batches(log, records) {
                     warn!(leader, topic = %log.topic, partition = log.partition, cause = %e, "cannot append fetched batches");
@@ -250,6 +258,30 @@ fn apply(
         }
     }
     fine
+}
+
+/// Cuts a follower's log where the leader said it diverges: the leader's
+/// log has `epoch` (the largest not above the follower's last) ending at
+/// `end_offset`. The follower keeps what both hold in that epoch: up to
+/// the smaller of the two ends; if its own log has an older largest epoch
+/// up to there, it cuts at that epoch's end and the next fetch checks
+/// again. An epoch the leader does not know at all (`-1`) leaves only
+/// what the leader holds from its log start.
+fn truncate_diverging(log: &PartitionLog, epoch: i32, end_offset: i64) -> io::Result<()> {
+    let to = if epoch < 0 {
+        end_offset
+    } else {
+        match log.end_offset_for_epoch(epoch) {
+            (own, own_end) if own == epoch => own_end.min(end_offset),
+            (own, own_end) if own >= 0 => own_end,
+            // None of the follower's epochs is that old.
+            _ => end_offset,
+        }
+    };
+    let from = log.offsets().log_end_offset;
+    let cut = log.truncate_to(to)?;
+    debug!(topic = %log.topic, partition = log.partition, epoch, end_offset, from, cut, "truncated where the leader's log diverges");
+    Ok(())
 }
 
 /// Appends every whole batch in `records` (a trailing partial one is

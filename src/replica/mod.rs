@@ -4,7 +4,8 @@
 //! sets the high watermark to what every in-sync replica has, and asks
 //! the controller (the metadata quorum) to shrink the ISR when a follower
 //! falls `replica.lag.time.max.ms` behind and to expand it when one
-//! catches up (AlterIsr).
+//! catches up (AlterIsr). A follower truncates only where the leader
+//! tells it their logs diverge (leader epochs, see the fetcher).
 //!
 //! [`ReplicaManager`] holds the leader-side bookkeeping; it never blocks
 //! on the network: ISR changes come back as [`IsrChange`]s for the caller
@@ -132,17 +133,15 @@ impl ReplicaManager {
                     still.insert(key, entry);
                 } else {
                     log.set_replicated(true, state.leader_epoch);
-                    // A new leader (or this node's first look after a
-                    // start): keep only what every in-sync replica had,
-                    // the rest is fetched again from the leader (Kafka's
-                    // truncation to the high watermark).
-                    if following.get(&key) != Some(&state.leader_epoch) {
-                        let to = log.checkpointed_high_watermark();
-                        if let Err(e) = log.truncate_to(to) {
-                            tracing::error!(topic, partition, cause = %e, "cannot truncate a follower's log");
-                            continue;
-                        }
-                    }
+                    // No truncation here: the fetcher sends the epoch of
+                    // the log's last batch and truncates where the leader
+                    // says their logs diverge (KIP-101). Truncating to the
+                    // checkpointed high watermark, as before, lost
+                    // acknowledged records: a replica restarted while the
+                    // leader was stopped cut its log to its checkpoint
+                    // (flushed lazily, far behind), stayed in the ISR,
+                    // became leader, and the third replica, which had cut
+                    // less, diverged from it.
                     still_following.insert(key.clone(), state.leader_epoch);
                     if state.leader >= 0 {
                         follow.entry(state.leader).or_default().push(Followed {

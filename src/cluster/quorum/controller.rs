@@ -113,11 +113,20 @@ pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness, balancing: Bal
     let mut was_leader = false;
     let mut fenced_since: HashMap<i32, Instant> = HashMap::new();
     let mut stopped = quorum.shutdown.subscribe();
+    let mut last_tick = Instant::now();
     loop {
         tokio::select! {
             _ = ticks.tick() => {}
             _ = stopped.changed() => return,
         }
+        // This task did not run for a long while (the process was
+        // stopped, e.g. SIGSTOP, or starved): the heartbeats that arrived
+        // meanwhile may still sit unread in the sockets, so the times
+        // recorded say nothing about the brokers. Found in a test: a
+        // leader SIGSTOPped for 3 s and resumed fenced both healthy
+        // brokers at once. Start their sessions over, as a new leader does.
+        let paused = last_tick.elapsed() > liveness.session / 2;
+        last_tick = Instant::now();
         heartbeat(&quorum).await;
         let leader = quorum.leader() == i32::try_from(quorum.node_id).ok();
         if !leader {
@@ -125,7 +134,7 @@ pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness, balancing: Bal
             continue;
         }
         let image = quorum.image();
-        if !was_leader {
+        if !was_leader || paused {
             // A full session for everyone before this controller fences.
             quorum.heartbeats.reset(image.brokers.keys().copied());
             was_leader = true;
@@ -157,7 +166,12 @@ pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness, balancing: Bal
                 ?command,
                 "broker liveness changed"
             );
-            if let Err(e) = quorum.propose(command).await {
+            // Written only while this node leads, never forwarded: a node
+            // that lost the leadership without knowing it yet (resumed
+            // after a pause) decided on its own stale heartbeat times, and
+            // the new leader must not apply that decision (`propose`
+            // forwarded it, and the new leader fenced healthy brokers).
+            if let Err(e) = super::write_local(&quorum.raft, command).await {
                 warn!(node_id = broker.node_id, cause = %e, "cannot change a broker's fencing");
             }
         }

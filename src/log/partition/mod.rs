@@ -272,6 +272,20 @@ pub struct AppendInfo {
     pub log_append_time: i64,
     /// The log start offset after the append.
     pub log_start_offset: i64,
+    /// The leader epoch this node appended in (as leader): the batch is
+    /// committed only if the high watermark passes it within that epoch.
+    pub leader_epoch: i32,
+}
+
+/// Why an acks=all wait ([`PartitionLog::wait_for_high_watermark`]) ended
+/// without the records on every in-sync replica.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotReplicated {
+    /// The deadline passed.
+    TimedOut,
+    /// The leader epoch the records were appended in is over: this node
+    /// no longer leads in it, and the records may be truncated away.
+    LeaderChanged,
 }
 
 /// The offsets a fetch reports with its data.
@@ -337,6 +351,9 @@ struct LogState {
     replicated: bool,
     /// The leader epoch stamped on the batches this node appends as leader.
     leader_epoch: i32,
+    /// Kafka's leader epoch cache: each leader epoch of the log's batches
+    /// → the first offset stamped with it (see `replica.rs`).
+    epochs: BTreeMap<i32, i64>,
     producers: ProducerStateManager,
     /// Open and aborted transactions (the LSO, read_committed fetches).
     txns: TxnIndex,
@@ -459,6 +476,7 @@ impl PartitionLog {
                     base_offset,
                     log_append_time: -1,
                     log_start_offset: state.log_start_offset,
+                    leader_epoch: state.leader_epoch,
                 });
             }
         }
@@ -599,28 +617,60 @@ impl PartitionLog {
     pub fn set_replicated(&self, replicated: bool, leader_epoch: i32) {
         let mut state = self.lock();
         state.replicated = replicated;
+        // A new epoch ends the acks=all waits of the previous one.
+        let mut wake = state.leader_epoch != leader_epoch;
         state.leader_epoch = leader_epoch;
         if !replicated && state.high_watermark < state.log_end_offset {
             state.high_watermark = state.log_end_offset;
-            drop(state);
+            wake = true;
+        }
+        drop(state);
+        if wake {
             self.appended.notify_waiters();
         }
     }
 
     /// Waits (without blocking a thread) until the high watermark reaches
-    /// `end` or `deadline` passes; whether it reached it.
-    pub async fn wait_for_high_watermark(&self, end: i64, deadline: tokio::time::Instant) -> bool {
+    /// `end` in `leader_epoch`, the epoch the records were appended in.
+    ///
+    /// # Errors
+    /// [`NotReplicated::TimedOut`] past `deadline`;
+    /// [`NotReplicated::LeaderChanged`] once this log is in another epoch
+    /// (as Kafka's DelayedProduce: NOT_LEADER_OR_FOLLOWER). A deposed
+    /// leader truncates what only it had, and its high watermark then
+    /// passes `end` with the new leader's records at those offsets: found
+    /// by the zombie-leader cluster test, where a leader SIGSTOPped past
+    /// its session acknowledged an acks=all write that was then lost.
+    pub async fn wait_for_high_watermark(
+        &self,
+        end: i64,
+        leader_epoch: i32,
+        deadline: tokio::time::Instant,
+    ) -> Result<(), NotReplicated> {
+        let reached = || {
+            let state = self.lock();
+            if state.leader_epoch != leader_epoch {
+                Err(NotReplicated::LeaderChanged)
+            } else if state.high_watermark >= end {
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        };
         loop {
             let notified = self.appended.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if self.offsets().high_watermark >= end {
-                return true;
+            if reached()? {
+                return Ok(());
             }
             tokio::select! {
                 () = &mut notified => {}
                 () = tokio::time::sleep_until(deadline) => {
-                    return self.offsets().high_watermark >= end;
+                    return match reached()? {
+                        true => Ok(()),
+                        false => Err(NotReplicated::TimedOut),
+                    };
                 }
             }
         }
@@ -663,6 +713,7 @@ impl PartitionLog {
             };
             batch::assign(&mut bytes, base_offset, state.leader_epoch, stamp);
         }
+        replica::note_epoch(state, &bytes, base_offset);
         let last_offset = base_offset + i64::from(header.last_offset_delta);
 
         let (segment_base, segment) = state
@@ -702,6 +753,7 @@ impl PartitionLog {
             base_offset,
             log_append_time: append_time.unwrap_or(-1),
             log_start_offset: state.log_start_offset,
+            leader_epoch: state.leader_epoch,
         })
     }
 
@@ -1149,6 +1201,44 @@ mod tests {
             log.read(31, 100, None),
             Err(ReadError::OffsetOutOfRange)
         ));
+    }
+
+    /// The leader epoch cache: each epoch's first offset from the batches
+    /// appended in it, the end of an epoch for a follower's divergence
+    /// check, cut by truncation, and rebuilt alike on open (bisection).
+    #[test]
+    fn leader_epochs_are_cached_cut_and_rebuilt() {
+        let fixture = Fixture::new();
+        let log = fixture.open(small_segments());
+        assert_eq!(log.last_epoch(), -1);
+        assert_eq!(log.end_offset_for_epoch(5), (-1, -1));
+        // Epoch 0: offsets 0..9, epoch 2: 9..21, epoch 5: 21..30.
+        for (epoch, batches) in [(0, 3), (2, 4), (5, 3)] {
+            log.set_replicated(false, epoch);
+            for i in 0..batches {
+                log.append(batch(3, 1000 + i, Compression::None), 0)
+                    .unwrap();
+            }
+        }
+        assert_eq!(log.last_epoch(), 5);
+        assert_eq!(log.end_offset_for_epoch(0), (0, 9));
+        assert_eq!(log.end_offset_for_epoch(1), (0, 9), "the largest not above");
+        assert_eq!(log.end_offset_for_epoch(2), (2, 21));
+        assert_eq!(
+            log.end_offset_for_epoch(7),
+            (5, 30),
+            "the last ends at the log end"
+        );
+        drop(log);
+        let reopened = fixture.open(small_segments());
+        assert_eq!(reopened.end_offset_for_epoch(0), (0, 9));
+        assert_eq!(reopened.end_offset_for_epoch(2), (2, 21));
+        assert_eq!(reopened.end_offset_for_epoch(5), (5, 30));
+        assert_eq!(reopened.truncate_to(20).unwrap(), 18);
+        assert_eq!(reopened.last_epoch(), 2);
+        assert_eq!(reopened.end_offset_for_epoch(5), (2, 18));
+        assert_eq!(reopened.truncate_to(9).unwrap(), 9);
+        assert_eq!(reopened.last_epoch(), 0);
     }
 
     /// A follower copies a leader's batches as stored, holds its high

@@ -91,6 +91,7 @@ impl PartitionLog {
             .max(first_base)
             .min(log_end_offset);
         txns.truncate_before(log_start_offset);
+        let epochs = super::replica::scan_epochs(&segments, &index, log_end_offset);
         Ok(Self {
             topic: topic.to_owned(),
             partition,
@@ -107,6 +108,7 @@ impl PartitionLog {
                 high_watermark: log_end_offset,
                 replicated: false,
                 leader_epoch: 0,
+                epochs,
                 producers,
                 txns,
                 unflushed_records: 0,

@@ -1,14 +1,25 @@
-//! What replication needs of a partition's log: the follower's
-//! truncation before it fetches from a new leader, and the checkpointed
-//! high watermark it truncates to (Kafka's `replication-offset-checkpoint`,
-//! kept in the sled tree `high_watermarks`).
+//! What replication needs of a partition's log: the leader epoch cache
+//! (Kafka's `leader-epoch-checkpoint`: each epoch's first offset, which
+//! tells a follower where its log and the leader's diverge), the
+//! follower's truncation, and the checkpointed high watermark (Kafka's
+//! `replication-offset-checkpoint`, kept in the sled tree
+//! `high_watermarks`; followers used to truncate to it, which lost
+//! acknowledged records when the checkpoint lagged).
+//!
+//! The epoch cache is not stored: batches carry their leader epoch, and
+//! epochs only grow along a log, so on open it is rebuilt by bisection
+//! over the index (a few reads per epoch, not one per batch).
 
+use std::collections::BTreeMap;
 use std::io;
+use std::ops::Bound;
 
 use tracing::info;
 
 use super::recovery::replay_state;
-use super::PartitionLog;
+use super::{LogState, PartitionLog};
+use crate::log::index::{BatchEntry, SegmentIndex};
+use crate::log::segment::{self, LogSegment};
 
 /// The sled tree of checkpointed high watermarks.
 pub(super) const HIGH_WATERMARK_TREE: &str = "high_watermarks";
@@ -80,9 +91,108 @@ impl PartitionLog {
         info!(topic = %self.topic, partition = self.partition, from = state.log_end_offset, to = cut, "truncated the log");
         state.producers = producers;
         state.txns = txns;
+        state.epochs.retain(|_, start| *start < cut);
         state.log_end_offset = cut;
         state.high_watermark = state.high_watermark.min(cut);
         state.cleaner_checkpoint = state.cleaner_checkpoint.min(cut);
         Ok(cut)
     }
+
+    /// The leader epoch of the log's last batch, -1 for an empty log:
+    /// what a follower sends as `last_fetched_epoch`.
+    pub fn last_epoch(&self) -> i32 {
+        self.lock().epochs.keys().next_back().copied().unwrap_or(-1)
+    }
+
+    /// Kafka's answer to OffsetsForLeaderEpoch: the largest epoch of this
+    /// log not above `epoch`, and the offset where it ends (the next
+    /// epoch's first offset, or the log end); `(-1, -1)` if the log has no
+    /// such epoch.
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        let state = self.lock();
+        let Some((&found, _)) = state.epochs.range(..=epoch).next_back() else {
+            return (-1, -1);
+        };
+        let end = state
+            .epochs
+            .range((Bound::Excluded(found), Bound::Unbounded))
+            .next()
+            .map_or(state.log_end_offset, |(_, start)| *start);
+        (found, end)
+    }
+}
+
+/// The leader epoch a stored batch carries (bytes 12..16).
+fn batch_epoch(batch: &[u8]) -> Option<i32> {
+    Some(i32::from_be_bytes(batch.get(12..16)?.try_into().ok()?))
+}
+
+/// Records the epoch of a batch stored at `base_offset` (its bytes as
+/// stored) in the epoch cache, if it starts a new epoch.
+pub(super) fn note_epoch(state: &mut LogState, batch: &[u8], base_offset: i64) {
+    let Some(epoch) = batch_epoch(batch) else {
+        return;
+    };
+    if state
+        .epochs
+        .keys()
+        .next_back()
+        .is_none_or(|last| epoch > *last)
+    {
+        state.epochs.insert(epoch, base_offset);
+    }
+}
+
+/// The epoch cache of a log just opened: epochs never decrease along a
+/// log, so a range whose first and last batch share an epoch is all that
+/// epoch, and only ranges spanning a change are split (binary search).
+/// A batch that cannot be read ends the scan with what was found before
+/// it (a follower then truncates further than needed, never less).
+pub(super) fn scan_epochs(
+    segments: &BTreeMap<i64, LogSegment>,
+    index: &SegmentIndex,
+    log_end_offset: i64,
+) -> BTreeMap<i32, i64> {
+    let mut epochs = BTreeMap::new();
+    let at = |offset: i64| -> Option<(BatchEntry, i32)> {
+        let entry = index.find(offset)?;
+        let file = segments.get(&entry.segment)?.reader();
+        let epoch = segment::read_at(&file, entry.position + 12, 4).ok()?;
+        Some((entry, i32::from_be_bytes(epoch.try_into().ok()?)))
+    };
+    let (Some(first), Some(last)) = (
+        at(0),
+        log_end_offset.checked_sub(1).and_then(|o| at(o.max(0))),
+    ) else {
+        return epochs;
+    };
+    // Ranges (first batch, last batch) still to look at, leftmost first.
+    let mut pending = vec![(first, last)];
+    while let Some((lo, hi)) = pending.pop() {
+        let note = |epochs: &mut BTreeMap<i32, i64>, (entry, epoch): &(BatchEntry, i32)| {
+            let start = epochs.entry(*epoch).or_insert(entry.base_offset);
+            *start = (*start).min(entry.base_offset);
+        };
+        if lo.1 == hi.1 || hi.0.base_offset <= lo.0.base_offset {
+            note(&mut epochs, &lo);
+            continue;
+        }
+        let after_lo = lo.0.last_offset + 1;
+        let middle = after_lo + (hi.0.base_offset - after_lo) / 2;
+        let mid = at(middle)
+            .filter(|(m, _)| m.base_offset < hi.0.base_offset)
+            .or_else(|| at(after_lo).filter(|(m, _)| m.base_offset < hi.0.base_offset));
+        match mid {
+            // lo and hi are neighbours.
+            None => {
+                note(&mut epochs, &lo);
+                note(&mut epochs, &hi);
+            }
+            Some(mid) => {
+                pending.push((mid, hi));
+                pending.push((lo, mid));
+            }
+        }
+    }
+    epochs
 }
