@@ -7,8 +7,6 @@
 //! that broker (a one-node Apache Kafka 4.1, combined broker and
 //! controller, from compat/lib/kafka.sh) to check the expectations.
 
-use std::net::SocketAddr;
-
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
@@ -27,14 +25,14 @@ use kafka_protocol::messages::{
 };
 
 use crate::delete_records::keyed_batch;
-use crate::support::{text, Client, TestBroker, DEADLINE};
+use crate::support::{text, Client, Target, DEADLINE};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 
 /// Creates `name` (one partition, one replica) and appends three records,
 /// retrying the append while the new partition has no leader yet (a
 /// Kafka broker learns its new partitions from the controller).
-async fn topic_with_records(client: &mut Client, name: &str) {
+pub(crate) async fn topic_with_records(client: &mut Client, name: &str) {
     let create = CreateTopicsRequest::default()
         .with_topics(vec![CreatableTopic::default()
             .with_name(TopicName(text(name)))
@@ -63,50 +61,6 @@ async fn topic_with_records(client: &mut Client, name: &str) {
             "produce to {name}: error {code}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
-
-/// The broker under test: an in-process strom, or the external one.
-struct Target {
-    _strom: Option<TestBroker>,
-    addr: SocketAddr,
-    /// Unique per run, so topics on an external broker never clash.
-    run: String,
-}
-
-impl Target {
-    async fn start() -> Self {
-        let run = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis())
-            .to_string();
-        if let Ok(external) = std::env::var("STROM_EXTERNAL_BOOTSTRAP") {
-            let addr = tokio::net::lookup_host(external.as_str())
-                .await
-                .expect("resolve the external broker")
-                .next()
-                .expect("an address");
-            return Self {
-                _strom: None,
-                addr,
-                run,
-            };
-        }
-        let strom = TestBroker::start().await;
-        let addr = strom.addr();
-        Self {
-            _strom: Some(strom),
-            addr,
-            run,
-        }
-    }
-
-    async fn connect(&self) -> Client {
-        Client::connect(self.addr).await
-    }
-
-    fn topic(&self, name: &str) -> String {
-        format!("{name}-{}", self.run)
     }
 }
 

@@ -16,6 +16,7 @@ mod delete_records;
 mod edge_errors;
 mod golden;
 mod internal_topics;
+mod leader_epochs;
 mod malformed;
 mod metadata;
 mod pipelining;

@@ -313,3 +313,53 @@ impl Client {
         );
     }
 }
+
+/// The broker under test: an in-process strom, or with
+/// `STROM_EXTERNAL_BOOTSTRAP=host:port` an external one (a real Kafka, to
+/// check that strom's expected answers are Kafka's).
+pub struct Target {
+    _strom: Option<TestBroker>,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Unique per run, so topics on an external broker never clash.
+    pub run: String,
+}
+
+impl Target {
+    /// Starts strom, or resolves the external broker.
+    pub async fn start() -> Self {
+        let run = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis())
+            .to_string();
+        if let Ok(external) = std::env::var("STROM_EXTERNAL_BOOTSTRAP") {
+            let addr = tokio::net::lookup_host(external.as_str())
+                .await
+                .expect("resolve the external broker")
+                .next()
+                .expect("an address");
+            return Self {
+                _strom: None,
+                addr,
+                run,
+            };
+        }
+        let strom = TestBroker::start().await;
+        let addr = strom.addr();
+        Self {
+            _strom: Some(strom),
+            addr,
+            run,
+        }
+    }
+
+    /// A new connection.
+    pub async fn connect(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// `name` made unique to this run.
+    pub fn topic(&self, name: &str) -> String {
+        format!("{name}-{}", self.run)
+    }
+}

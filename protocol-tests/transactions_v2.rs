@@ -7,7 +7,6 @@
 //! With `STROM_EXTERNAL_BOOTSTRAP=host:port` the same test runs against
 //! that broker instead (an Apache Kafka 4.1, to check the test itself).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
@@ -19,7 +18,7 @@ use kafka_protocol::messages::txn_offset_commit_request::{
 };
 use kafka_protocol::messages::*;
 
-use crate::support::{api_versions_request, text, Client, TestBroker};
+use crate::support::{api_versions_request, text, Client, Target};
 use crate::transactions::{batch, produce_to as produce, tid};
 
 const INVALID_PRODUCER_EPOCH: i16 = 47;
@@ -29,44 +28,6 @@ const CONCURRENT_TRANSACTIONS: i16 = 51;
 const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const COORDINATOR_NOT_AVAILABLE: i16 = 15;
-
-/// The broker under test: strom in process, or an external one.
-struct Target {
-    _strom: Option<TestBroker>,
-    addr: SocketAddr,
-    /// Unique per run (an external broker keeps its topics).
-    run: String,
-}
-
-impl Target {
-    async fn start() -> Self {
-        let run = format!(
-            "{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis())
-        );
-        if let Ok(external) = std::env::var("STROM_EXTERNAL_BOOTSTRAP") {
-            let addr = tokio::net::lookup_host(external.as_str())
-                .await
-                .expect("resolve the external broker")
-                .next()
-                .expect("an address");
-            return Self {
-                _strom: None,
-                addr,
-                run,
-            };
-        }
-        let strom = TestBroker::start().await;
-        let addr = strom.addr();
-        Self {
-            _strom: Some(strom),
-            addr,
-            run,
-        }
-    }
-}
 
 /// Retries `attempt` while it answers a coordinator-loading error.
 async fn until_ready<T, F, Fut>(what: &str, mut attempt: F) -> T

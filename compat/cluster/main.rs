@@ -1491,6 +1491,84 @@ fn a_stopping_node_hands_over_its_leadership() {
         .all(|p| !p.isr_nodes.iter().any(|b| b.0 == leaving)));
 }
 
+/// Leader epochs as clients see them across a leader change (KIP-320):
+/// OffsetForLeaderEpoch on the new leader says where the old epoch ended
+/// and that the new one ends at the log end; ListOffsets answers the new
+/// epoch and refuses a client still in the old one (FENCED_LEADER_EPOCH).
+#[test]
+fn leader_epochs_follow_a_leader_change() {
+    use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    use kafka_protocol::messages::{
+        BrokerId, ListOffsetsRequest, ListOffsetsResponse, OffsetForLeaderEpochRequest,
+        OffsetForLeaderEpochResponse,
+    };
+    let mut cluster = Cluster::start_with(3, &["broker.session.timeout.ms=60000"]);
+    cluster.create_topic(&[1], "epochs", 1, 3);
+    let state = |m: &MetadataResponse| {
+        topic(m, "epochs")
+            .map(|t| (t.partitions[0].leader_id.0, t.partitions[0].leader_epoch))
+            .unwrap_or((-1, -1))
+    };
+    let m = cluster.wait_metadata(1, "the topic", |m| isr(m, "epochs", 0).len() == 3);
+    let (first, old_epoch) = state(&m);
+    for _ in 0..10 {
+        assert_eq!(produce_code(&cluster, first, "epochs", 0), 0);
+    }
+    assert!(cluster.terminate(first).success());
+    let survivor = (1..=3).find(|id| *id != first).expect("a survivor");
+    let m = cluster.wait_metadata(survivor, "a new leader", |m| {
+        let (leader, _) = state(m);
+        leader > 0 && leader != first
+    });
+    let (second, new_epoch) = state(&m);
+    assert!(new_epoch > old_epoch, "epoch {old_epoch} -> {new_epoch}");
+    for _ in 0..5 {
+        assert_eq!(produce_code(&cluster, second, "epochs", 0), 0);
+    }
+    let mut client = RawClient::connect(cluster.address(second)).expect("connect");
+    let mut epoch_end = |epoch: i32| {
+        let request = OffsetForLeaderEpochRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![OffsetForLeaderTopic::default()
+                .with_topic(TopicName(StrBytes::from_static_str("epochs")))
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_current_leader_epoch(new_epoch)
+                    .with_leader_epoch(epoch)])]);
+        let response: OffsetForLeaderEpochResponse = client
+            .call(ApiKey::OffsetForLeaderEpoch, 4, &request)
+            .expect("OffsetForLeaderEpoch");
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.leader_epoch, p.end_offset)
+    };
+    assert_eq!(epoch_end(old_epoch), (0, old_epoch, 10), "the old epoch");
+    assert_eq!(epoch_end(new_epoch), (0, new_epoch, 15), "the new epoch");
+    let mut client = RawClient::connect(cluster.address(second)).expect("connect");
+    let mut latest = |current: i32| {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str("epochs")))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_current_leader_epoch(current)
+                    .with_timestamp(-1)])]);
+        let response: ListOffsetsResponse = client
+            .call(ApiKey::ListOffsets, 7, &request)
+            .expect("ListOffsets");
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.offset, p.leader_epoch)
+    };
+    assert_eq!(latest(new_epoch), (0, 15, new_epoch));
+    assert_eq!(latest(old_epoch).0, 74, "FENCED_LEADER_EPOCH");
+    println!(
+        "ok: leader {first} -> {second}, epoch {old_epoch} ended at 10, epoch {new_epoch} at 15"
+    );
+}
+
 /// Committed offsets live in the replicated `__consumer_offsets`: when
 /// the group's coordinator is SIGKILLed, the partition's new leader
 /// replays it and answers with every acknowledged commit.

@@ -34,7 +34,7 @@ use kafka_protocol::messages::fetch_response::{
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::futures::Notified;
 
-use super::{partition_log, read_error, resolve_topic, TopicRef};
+use super::{check_leader_epoch, partition_log, read_error, resolve_topic, TopicRef};
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::log::{FileRegion, PartitionLog};
@@ -174,21 +174,6 @@ pub async fn handle(
             _ = tokio::time::sleep_until(deadline) => {}
         }
     }
-}
-
-/// A client's `current_leader_epoch` (-1: none) against the partition's:
-/// older is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, as Kafka.
-fn check_leader_epoch(broker: &Broker, log: &PartitionLog, epoch: i32) -> Result<(), ApiError> {
-    let current = broker
-        .partition_state(&log.topic, log.partition)
-        .map_or(0, |s| s.leader_epoch);
-    if epoch >= 0 && epoch < current {
-        return Err(ApiError::code(ResponseError::FencedLeaderEpoch));
-    }
-    if epoch > current {
-        return Err(ApiError::code(ResponseError::UnknownLeaderEpoch));
-    }
-    Ok(())
 }
 
 /// One pass over the requested partitions.

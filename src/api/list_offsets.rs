@@ -5,13 +5,18 @@
 //!
 //! read_committed (v2+) reads "latest" as the last stable offset. Tiered
 //! storage markers (-5, -6) find nothing: there is no remote tier.
+//!
+//! v4+ answers the leader epoch of the offset (the partition's current
+//! one for "latest", else the epoch of the batch holding it) and checks
+//! `current_leader_epoch` as Fetch does (FENCED_LEADER_EPOCH,
+//! UNKNOWN_LEADER_EPOCH).
 
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
-use super::partition_lookup;
+use super::{check_leader_epoch, partition_lookup};
 use crate::broker::Broker;
 use crate::log::PartitionLog;
 
@@ -33,7 +38,11 @@ pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> Lis
                 .map(|p| {
                     let response = ListOffsetsPartitionResponse::default()
                         .with_partition_index(p.partition_index);
-                    match log_of(p.partition_index) {
+                    let log = log_of(p.partition_index).and_then(|log| {
+                        check_leader_epoch(broker, &log, p.current_leader_epoch)?;
+                        Ok(log)
+                    });
+                    match log {
                         Err(e) => response
                             .with_error_code(e.code_i16())
                             .with_offset(-1)
@@ -43,7 +52,12 @@ pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> Lis
                                 lookup(&log, p.timestamp, request.isolation_level == 1);
                             let response = response.with_offset(offset).with_timestamp(timestamp);
                             if version >= 4 {
-                                response.with_leader_epoch(if offset >= 0 { 0 } else { -1 })
+                                response.with_leader_epoch(epoch_of(
+                                    broker,
+                                    &log,
+                                    p.timestamp,
+                                    offset,
+                                ))
                             } else {
                                 response
                             }
@@ -57,6 +71,22 @@ pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> Lis
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// The leader epoch answered with `offset` (Kafka's): the partition's
+/// current one for "latest" (and for an offset past every batch), the
+/// epoch of the batch holding it otherwise, -1 for no offset.
+fn epoch_of(broker: &Broker, log: &PartitionLog, timestamp: i64, offset: i64) -> i32 {
+    if offset < 0 {
+        return -1;
+    }
+    let current = broker
+        .partition_state(&log.topic, log.partition)
+        .map_or(0, |s| s.leader_epoch);
+    if timestamp == LATEST || offset >= log.offsets().log_end_offset {
+        return current;
+    }
+    log.epoch_for_offset(offset).unwrap_or(current)
 }
 
 /// (offset, timestamp) for one partition and one ListOffsets timestamp.

@@ -37,6 +37,7 @@ mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
+mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
 mod txn_offset_commit;
@@ -127,6 +128,9 @@ pub async fn dispatch(
         }
         RequestKind::ListOffsets(req) => {
             ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
+        }
+        RequestKind::OffsetForLeaderEpoch(req) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, req))
         }
         RequestKind::DeleteRecords(req) => {
             ResponseKind::DeleteRecords(delete_records::handle(broker, req))
@@ -380,6 +384,21 @@ fn partition_log(
     Ok(log)
 }
 
+/// A client's `current_leader_epoch` (-1: none) against the partition's:
+/// older is FENCED_LEADER_EPOCH, newer UNKNOWN_LEADER_EPOCH, as Kafka.
+fn check_leader_epoch(broker: &Broker, log: &PartitionLog, epoch: i32) -> Result<(), ApiError> {
+    let current = broker
+        .partition_state(&log.topic, log.partition)
+        .map_or(0, |s| s.leader_epoch);
+    if epoch >= 0 && epoch < current {
+        return Err(ApiError::code(ResponseError::FencedLeaderEpoch));
+    }
+    if epoch > current {
+        return Err(ApiError::code(ResponseError::UnknownLeaderEpoch));
+    }
+    Ok(())
+}
+
 /// Kafka's error for a refused append.
 fn append_error(e: AppendError) -> ApiError {
     let code = match &e {
@@ -526,6 +545,7 @@ mod tests {
             ApiKey::OffsetDelete => RequestKind::OffsetDelete(Default::default()),
             ApiKey::Fetch => RequestKind::Fetch(Default::default()),
             ApiKey::ListOffsets => RequestKind::ListOffsets(Default::default()),
+            ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(Default::default()),
             ApiKey::DeleteRecords => RequestKind::DeleteRecords(Default::default()),
             ApiKey::InitProducerId => RequestKind::InitProducerId(Default::default()),
             ApiKey::Metadata => RequestKind::Metadata(Default::default()),

@@ -44,6 +44,7 @@ pub static SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::DeleteTopics, 1, 6),
     range(ApiKey::DeleteRecords, 0, 2),
     range(ApiKey::InitProducerId, 0, 5),
+    range(ApiKey::OffsetForLeaderEpoch, 2, 4),
     range(ApiKey::AddPartitionsToTxn, 0, 5),
     range(ApiKey::AddOffsetsToTxn, 0, 4),
     range(ApiKey::EndTxn, 0, 5),

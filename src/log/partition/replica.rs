@@ -120,6 +120,43 @@ impl PartitionLog {
             .map_or(state.log_end_offset, |(_, start)| *start);
         (found, end)
     }
+
+    /// A client's OffsetForLeaderEpoch on the leader, whose current leader
+    /// epoch is `current` (Kafka's `LeaderEpochFileCache.endOffsetFor`,
+    /// where the leader's cache holds `current` from the offset it took
+    /// over at): the current epoch ends at the log end; a newer one is
+    /// unknown (`(-1, -1)`); an older one ends where the next epoch here
+    /// starts, and one older than every epoch here ends at the first.
+    pub fn offset_for_leader_epoch(&self, current: i32, epoch: i32) -> (i32, i64) {
+        let state = self.lock();
+        if epoch < 0 || epoch > current {
+            return (-1, -1);
+        }
+        if epoch == current {
+            return (epoch, state.log_end_offset);
+        }
+        let next = state
+            .epochs
+            .range((Bound::Excluded(epoch), Bound::Unbounded))
+            .next()
+            .map_or(state.log_end_offset, |(_, start)| *start);
+        match state.epochs.range(..=epoch).next_back() {
+            Some((&found, _)) => (found, next),
+            None => (epoch, next),
+        }
+    }
+
+    /// The leader epoch of the batch holding `offset` (the last epoch that
+    /// starts at or before it), if the cache knows one.
+    pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
+        let state = self.lock();
+        state
+            .epochs
+            .iter()
+            .take_while(|(_, start)| **start <= offset)
+            .last()
+            .map(|(epoch, _)| *epoch)
+    }
 }
 
 /// The leader epoch a stored batch carries (bytes 12..16).
