@@ -44,8 +44,15 @@
 #      transactions of 1,000 records (that produce rate is shown too), then
 #      consumed from the beginning with isolation.level=read_committed
 #      ($STROM_BENCH_REPEAT runs, median), msgs/s.
+#   6. Three nodes, strom beside Apache Kafka 4.1.0 measured in the same run
+#      (compat/lib/cluster.sh and start_kafka_cluster from compat/lib/kafka.sh;
+#      replication factor 3, min.insync.replicas=2): 1M x 100 B produced with
+#      acks=all and idempotence ($STROM_BENCH_REPEAT runs); end-to-end latency
+#      at 5,000 msg/s for 20 s; the failover a producer sees: 1,000 msg/s
+#      acks=all for 30 s with the partition's leader SIGKILLed 10 s in, the
+#      longest time without an acknowledgement (no message may be lost).
 #   STROM_BENCH_STEPS picks steps by name, comma-separated (default all):
-#   broker (2 and 3), coordinator (4), transactions (5); e.g.
+#   broker (2 and 3), coordinator (4), transactions (5), cluster (6); e.g.
 #   STROM_BENCH_STEPS=transactions runs only step 5.
 # Exit status: 0 when every step ran (targets missed or not), 1 otherwise.
 # The broker log and every client's output are kept under a temp dir whose
@@ -213,10 +220,11 @@ def startup(binary, trials):
     print(json.dumps({"kind": "startup", "trials_ms": [round(t, 2) for t in times],
                       "median_ms": round(statistics.median(times), 2)}))
 
-def create_topic(bootstrap, name, partitions):
-    """CreateTopics v2 (the lowest version Kafka 4.1 serves)."""
-    host, port = bootstrap.rsplit(":", 1)
-    body = struct.pack(">i", 1) + kstr(name) + struct.pack(">ihii", partitions, 1, 0, 0)
+def create_topic(bootstrap, name, partitions, replicas=1):
+    """CreateTopics v2 (the lowest version Kafka 4.1 serves), to the first
+    broker of the list."""
+    host, port = bootstrap.split(",")[0].rsplit(":", 1)
+    body = struct.pack(">i", 1) + kstr(name) + struct.pack(">ihii", partitions, replicas, 0, 0)
     body += struct.pack(">ib", 30000, 0)
     with socket.create_connection((host, int(port)), timeout=30) as s:
         s.sendall(request(19, 2, 11, body))
@@ -445,6 +453,35 @@ def report(raw_path, out_path, meta_json):
         beside("consume_read_committed_100b", "consume 1M x 100 B read_committed (txns of 1,000)", "rc_consume",
                "msgs_per_s", "msg/s", lambda r: f"{fmt_int(r['msgs_per_s'])} msg/s ({r['mb_per_s']:.1f} MB/s)")
 
+    # Three nodes: strom and Kafka measured in this run.
+    if on("cluster"):
+        beside("produce_rf3", "3 nodes: produce 1M x 100 B, acks=all+idempotence, replication 3",
+               "produce_rf3", "msgs_per_s", "msg/s", lambda r: f"{fmt_int(r['msgs_per_s'])} msg/s")
+        def lat_shown(r):
+            return f"p50 {r['p50_ms']} / p99 {r['p99_ms']} / max {r['max_ms']} ms"
+        ls_, lk_ = raw.get("latency_rf3_strom"), raw.get("latency_rf3_kafka")
+        lsv = ls_["p99_ms"] if good(ls_, "p99_ms") and ls_.get("received") == ls_.get("sent") else None
+        lkv = lk_["p99_ms"] if good(lk_, "p99_ms") and lk_.get("received") == lk_.get("sent") else None
+        add("latency_rf3_p99_ms", "3 nodes: e2e latency, 5,000 msg/s x 20 s, acks=all, replication 3", lsv, "ms",
+            lat_shown(ls_) if lsv is not None else (ls_ or {}).get("error", "not run"), lkv,
+            lat_shown(lk_) + " (measured here)" if lkv is not None else (lk_ or {}).get("error", "not run"),
+            "<", None, "-", {"raw": ls_, "kafka_raw": lk_, "kafka_measured_in_run": True})
+        fs_, fk_ = raw.get("failover_strom"), raw.get("failover_kafka")
+        def gap(r):
+            ok = good(r, "max_ack_gap_ms") and r.get("delivery_failures") == 0 and r.get("received") == r.get("sent")
+            return r["max_ack_gap_ms"] if ok else None
+        def gap_shown(r, v):
+            if v is None:
+                return (r or {}).get("error", "not run") if not good(r, "max_ack_gap_ms") else \
+                    f"lost {r.get('sent', 0) - r.get('received', 0)}, failed {r.get('delivery_failures')}"
+            return f"{fmt_int(v)} ms without an acknowledgement, 0 lost"
+        fsv, fkv = gap(fs_), gap(fk_)
+        add("failover_ms", "3 nodes: leader SIGKILLed under 1,000 msg/s acks=all: longest time without an ack",
+            fsv, "ms", gap_shown(fs_, fsv), fkv,
+            gap_shown(fk_, fkv) + (" (measured here)" if fkv is not None else ""), "<", None, "-",
+            {"raw": fs_, "kafka_raw": fk_, "kafka_measured_in_run": True,
+             "note": "both with broker.session.timeout.ms 9000 (the default): a SIGKILLed leader is fenced after it"})
+
     if on("broker"):
         st = raw.get("startup")
         sv = st["median_ms"] if st and "error" not in st else None
@@ -468,7 +505,7 @@ if __name__ == "__main__":
     if cmd == "startup":
         startup(rest[0], int(rest[1]))
     elif cmd == "create-topic":
-        create_topic(rest[0], rest[1], int(rest[2]))
+        create_topic(rest[0], rest[1], int(rest[2]), int(rest[3]) if len(rest) > 3 else 1)
     elif cmd == "perf":
         cmd_perf(rest)
     elif cmd == "parallel":
@@ -847,6 +884,105 @@ if want transactions; then
         stop_kafka
     else
         for k in txn_rate_kafka txn_fill_kafka rc_consume_kafka; do
+            echo "{\"kind\": \"$k\", \"error\": \"n/a: no Kafka distribution\"}" >>"$RAW"
+        done
+    fi
+fi
+
+# ------------------------------------------------- 6. three nodes: strom and Kafka
+# cluster_step NAME BOOTSTRAP PIDS...: on a three-node cluster (node id N's
+# process is the Nth pid): 1M x 100 B acks=all+idempotence into a
+# partition with replication factor 3 (min.insync.replicas=2), end-to-end
+# latency at 5,000 msg/s, and a failover: latency at 1,000 msg/s for 30 s
+# with the partition's leader SIGKILLed 10 s in; the longest time without
+# an acknowledgement is the failover a producer sees. JSON into $RAW as
+# produce_rf3_NAME (per run), latency_rf3_NAME, failover_NAME.
+cluster_step() {
+    local name=$1 boot=$2 run out rc r t0 t1 leader kind
+    shift 2
+    local pids=("$@")
+    for run in $(seq 1 "$REPEAT"); do
+        kind=produce_rf3_$name
+        log "$kind: 1M x 100 B acks=all, replication 3 (run $run of $REPEAT)"
+        bg timeout 60 python3 "$WORK/helper.py" create-topic "$boot" "bench-rf3-$run" 1 3 ||
+            { fail "$kind: create topic"; return 1; }
+        out=$WORK/$kind.$run.out
+        t0=$(now_s)
+        bg timeout -k 5 300 "$PERF" -P -b "$boot" -t "bench-rf3-$run" -p 0 -s 100 -c 1000000 \
+            -X acks=all -X enable.idempotence=true -X "linger.ms=$LINGER" >"$out" 2>&1
+        rc=$?
+        t1=$(now_s)
+        r=$(helper perf "$kind" P "$out" 1000000 "$(elapsed "$t0" "$t1")" "$run")
+        echo "$r" >>"$RAW"
+        [ $rc -eq 0 ] && grep -q '"complete": true' <<<"$r" || fail "$kind run $run: exit $rc, $r (output: $out)"
+    done
+    for kind in latency_rf3 failover; do
+        bg timeout 60 python3 "$WORK/helper.py" create-topic "$boot" "bench-$kind" 1 3 ||
+            { fail "$kind ($name): create topic"; return 1; }
+    done
+    log "latency_rf3 ($name): 5,000 msg/s for 20 s, acks=all, replication 3"
+    bg timeout -k 5 120 "$LATENCY" --bootstrap "$boot" --rate 5000 --seconds 20 --topic bench-latency_rf3 \
+        >"$WORK/latency_rf3_$name.out" 2>"$WORK/latency_rf3_$name.err"
+    latency_record "latency_rf3_$name" $? "$WORK/latency_rf3_$name"
+    log "failover ($name): 1,000 msg/s for 30 s, the leader SIGKILLed after 10 s"
+    "$LATENCY" --bootstrap "$boot" --rate 1000 --seconds 30 --topic bench-failover \
+        >"$WORK/failover_$name.out" 2>"$WORK/failover_$name.err" &
+    local probe=$!
+    BG_PIDS+=($probe)
+    sleep 10
+    leader=$(kcat -b "$boot" -L -t bench-failover -J 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["topics"][0]["partitions"][0]["leader"])' 2>/dev/null)
+    if [ -n "$leader" ] && [ "$leader" -ge 1 ] && [ "$leader" -le 3 ]; then
+        log "failover ($name): SIGKILL node $leader (pid ${pids[$((leader - 1))]})"
+        kill -KILL "${pids[$((leader - 1))]}" 2>/dev/null || true
+    else
+        fail "failover ($name): no leader found ($leader)"
+    fi
+    timeout -k 5 120 tail --pid="$probe" -f /dev/null
+    wait "$probe"
+    latency_record "failover_$name" $? "$WORK/failover_$name"
+    BG_PIDS=()
+}
+
+# latency_record KIND STATUS OUTBASE: the latency probe's JSON line (or
+# its error) into $RAW.
+latency_record() {
+    local r
+    r=$(tail -1 "$3.out")
+    if [ "$2" -eq 0 ] && [ -n "$r" ]; then
+        python3 -c 'import json,sys; o=json.loads(sys.argv[1]); o["kind"]=sys.argv[2]; print(json.dumps(o))' "$r" "$1" >>"$RAW"
+    else
+        fail "$1: exit $2, $r $(tail -c 300 "$3.err")"
+        echo "{\"kind\": \"$1\", \"error\": \"exit $2\"}" >>"$RAW"
+    fi
+}
+
+if want cluster; then
+    if [ -z "${PERF:-}" ]; then
+        bg timeout 3600 "$ROOT/compat/librdkafka/setup.sh" >"$WORK/setup.out" 2>"$WORK/setup.err"
+        PERF=$(tail -1 "$WORK/setup.out")/examples/rdkafka_performance
+        [ -x "$PERF" ] || bg timeout 600 make -C "$(dirname "$PERF")" rdkafka_performance >"$WORK/perf-make.out" 2>&1
+    fi
+    # shellcheck source=../compat/lib/cluster.sh
+    source "$ROOT/compat/lib/cluster.sh"
+    log "three nodes: strom"
+    if start_cluster --set default.replication.factor=3 --set min.insync.replicas=2 >"$WORK/cluster-start.out" 2>&1; then
+        cluster_step strom "$STROM_CLUSTER_BOOTSTRAP" "${STROM_CLUSTER_PIDS[@]}" || true
+    else
+        fail "three strom nodes did not start: $(tail -n 5 "$WORK/cluster-start.out")"
+    fi
+    stop_cluster
+    if kafka_dist; then
+        log "three nodes: Apache Kafka 4.1.0 (starting)"
+        if start_kafka_cluster default.replication.factor=3 min.insync.replicas=2 \
+            >"$WORK/kafka3-start.out" 2>&1; then
+            cluster_step kafka "$KAFKA_BOOTSTRAP" "${KAFKA_NODE_PIDS[@]}" || true
+        else
+            fail "three Kafka nodes did not start: $(tail -n 5 "$WORK/kafka3-start.out")"
+        fi
+        stop_kafka_cluster
+    else
+        for k in produce_rf3_kafka latency_rf3_kafka failover_kafka; do
             echo "{\"kind\": \"$k\", \"error\": \"n/a: no Kafka distribution\"}" >>"$RAW"
         done
     fi

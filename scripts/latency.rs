@@ -4,7 +4,9 @@
 //! for `--seconds` to partition 0 of `--topic` (acks=all by default), each
 //! value stamped with its send time on a monotonic clock; a consumer (assign,
 //! no group membership) reads the same partition and records receive − send.
-//! Prints one JSON line with p50/p99/p99.9/max in milliseconds.
+//! Prints one JSON line with p50/p99/p99.9/max in milliseconds, and the
+//! longest time between two acknowledgements (`max_ack_gap_ms`: with the
+//! partition's leader killed mid-run, the failover as a producer sees it).
 //!
 //!   cargo run --release --example latency -- --bootstrap 127.0.0.1:9092 \
 //!       --rate 5000 --seconds 20 --topic latency
@@ -48,9 +50,16 @@ struct Args {
     linger_ms: u64,
 }
 
-/// Counts failed deliveries.
+/// Counts failed deliveries, and finds the longest time without an
+/// acknowledgement (with a leader killed mid-run: its failover time).
 struct Counting {
     failed: Arc<AtomicU64>,
+    clock: Instant,
+    /// When the last delivery was acknowledged, in ns on `clock` (0: none yet).
+    last_ack_ns: Arc<AtomicU64>,
+    /// The longest gap between two acknowledgements, and when it ended.
+    max_gap_ns: Arc<AtomicU64>,
+    max_gap_end_ns: Arc<AtomicU64>,
 }
 
 impl ClientContext for Counting {}
@@ -63,6 +72,14 @@ impl ProducerContext for Counting {
             if self.failed.fetch_add(1, Ordering::Relaxed) < 5 {
                 eprintln!("latency: delivery failed: {e}");
             }
+            return;
+        }
+        // Delivery reports arrive on the producer thread only.
+        let now = self.clock.elapsed().as_nanos() as u64;
+        let last = self.last_ack_ns.swap(now, Ordering::Relaxed);
+        if last > 0 && now - last > self.max_gap_ns.load(Ordering::Relaxed) {
+            self.max_gap_ns.store(now - last, Ordering::Relaxed);
+            self.max_gap_end_ns.store(now, Ordering::Relaxed);
         }
     }
 }
@@ -88,6 +105,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.size >= 8, "--size must be at least 8");
     let clock = Instant::now();
     let failed = Arc::new(AtomicU64::new(0));
+    let (max_gap_ns, max_gap_end_ns) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
 
     let producer: BaseProducer<Counting> = ClientConfig::new()
         .set("bootstrap.servers", &args.bootstrap)
@@ -96,6 +114,10 @@ fn main() -> anyhow::Result<()> {
         .set("message.timeout.ms", "30000")
         .create_with_context(Counting {
             failed: failed.clone(),
+            clock,
+            last_ack_ns: Arc::new(AtomicU64::new(0)),
+            max_gap_ns: max_gap_ns.clone(),
+            max_gap_end_ns: max_gap_end_ns.clone(),
         })?;
 
     // Warm-up: one message creates the topic and opens the connection; its
@@ -216,6 +238,8 @@ fn main() -> anyhow::Result<()> {
         "delivery_failures": failed.load(Ordering::Relaxed),
         "consume_errors": consume_errors,
         "achieved_rate": json_num(sent as f64 / produce_time.as_secs_f64()),
+        "max_ack_gap_ms": json_num(max_gap_ns.load(Ordering::Relaxed) as f64 / 1e6),
+        "max_ack_gap_end_s": json_num(max_gap_end_ns.load(Ordering::Relaxed) as f64 / 1e9),
         "p50_ms": json_num(quantile_ms(&latencies, 0.50)),
         "p99_ms": json_num(quantile_ms(&latencies, 0.99)),
         "p999_ms": json_num(quantile_ms(&latencies, 0.999)),

@@ -3,7 +3,8 @@
 # node in the bootstrap list; auto-created topics get replication factor
 # 3, the scenarios' own topics the factor they ask for; partition leaders
 # and group coordinators spread over the three brokers). RESULT lines say
-# `java-3-nodes`. Then Apache Kafka 4.1's admin tools (from
+# `java-3-nodes`; then kafkajs and the Python clients (`<client>-3-nodes`).
+# Then Apache Kafka 4.1's admin tools (from
 # ../shared/kafka, compat/lib/kafka.sh) against the same cluster, RESULT
 # lines `kafka-cli-3-nodes`: kafka-topics --describe (Leader, Replicas,
 # Isr), kafka-metadata-quorum describe --status / --replication,
@@ -13,7 +14,8 @@
 #   bash compat/cluster/clients.sh
 #
 # Left out, and why: `metadata` and `describe-list-groups` assert one
-# broker.
+# broker; `admin-topics` of kafkajs and Python checks the data dir of its
+# own single broker.
 set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 source "$HERE/../lib/cluster.sh"
@@ -27,6 +29,15 @@ STROM_EXTERNAL_BOOTSTRAP=$STROM_CLUSTER_BOOTSTRAP STROM_CLIENT_LABEL=java-3-node
     compression-gzip compression-snappy compression-lz4 compression-zstd idempotent \
     group-commit-resume group-rebalance offsets-for-times \
     txn-commit txn-abort txn-fencing txn-consume-transform-produce || status=$?
+# The same scenarios with kafkajs and the three Python clients.
+STROM_EXTERNAL_BOOTSTRAP=$STROM_CLUSTER_BOOTSTRAP STROM_CLIENT_SUFFIX=-3-nodes \
+    bash "$HERE/../kafkajs/run.sh" keyed-order headers-timestamps-nulls compression-gzip \
+    compression-snappy compression-lz4 compression-zstd idempotent group-commit-resume \
+    group-rebalance offsets-for-times describe-configs txn-commit txn-abort \
+    txn-consume-transform-produce txn-fencing || status=$?
+STROM_EXTERNAL_BOOTSTRAP=$STROM_CLUSTER_BOOTSTRAP STROM_CLIENT_SUFFIX=-3-nodes \
+    bash "$HERE/../python/run.sh" -k "not metadata and not admin_topics and not describe_list_groups" ||
+    status=$?
 
 # result SCENARIO OK DETAIL: one RESULT line; a failure fails the suite.
 result() {

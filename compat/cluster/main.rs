@@ -1491,6 +1491,28 @@ fn a_stopping_node_hands_over_its_leadership() {
         .all(|p| !p.isr_nodes.iter().any(|b| b.0 == leaving)));
 }
 
+/// A topic created through one node is known to every other one as soon
+/// as the creation is answered (CreateTopics waits until the live members
+/// applied it), so a client that lists topics on another node right after
+/// finds it; deletion likewise.
+#[test]
+fn a_created_topic_is_known_everywhere_when_answered() {
+    let cluster = Cluster::start(3);
+    for i in 0..10 {
+        let name = format!("everywhere-{i}");
+        let via = 1 + i % 3;
+        cluster.create_topic(&[via], &name, 1, 3);
+        for id in 1..=3 {
+            let m = cluster.metadata(id).expect("metadata");
+            assert!(
+                topic(&m, &name).is_some(),
+                "node {id} does not list {name} created via node {via}"
+            );
+        }
+    }
+    println!("ok: 10 topics, each listed by all three nodes when its creation was answered");
+}
+
 /// Leader epochs as clients see them across a leader change (KIP-320):
 /// OffsetForLeaderEpoch on the new leader says where the old epoch ended
 /// and that the new one ends at the log end; ListOffsets answers the new

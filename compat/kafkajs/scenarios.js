@@ -37,7 +37,8 @@ CompressionCodecs[CompressionTypes.ZSTD] = () => ({
   decompress: async buffer => zstd.decompress(buffer),
 })
 
-const CLIENT = 'kafkajs'
+// STROM_CLIENT_SUFFIX names the target in RESULT lines (e.g. "-3-nodes").
+const CLIENT = 'kafkajs' + (process.env.STROM_CLIENT_SUFFIX || '')
 const bootstrap = process.argv[2] || process.env.STROM_BOOTSTRAP
 if (!bootstrap) {
   console.error('usage: node scenarios.js BOOTSTRAP [scenario...]')
@@ -53,7 +54,7 @@ const LOG_LEVELS = {
 }
 const kafka = new Kafka({
   clientId: 'strom-compat-kafkajs',
-  brokers: [bootstrap],
+  brokers: bootstrap.split(','),
   logLevel: LOG_LEVELS[(process.env.KAFKAJS_LOG || '').toLowerCase()] ?? logLevel.NOTHING,
   retry: { initialRetryTime: 100, retries: 8 },
   connectionTimeout: 3000,

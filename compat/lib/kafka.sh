@@ -6,6 +6,8 @@
 #   kafka_dist || skip...             # sets KAFKA_HOME; returns 1 when the tarball is missing
 #   start_kafka [key=value...]        # sets KAFKA_BOOTSTRAP, KAFKA_PID, KAFKA_STATE
 #   stop_kafka                        # SIGTERM, wait (SIGKILL after 30 s), remove the state dir
+#   start_kafka_cluster [key=value...] # three nodes: KAFKA_BOOTSTRAP, KAFKA_NODE_PIDS, KAFKA_STATE
+#   stop_kafka_cluster
 #
 # Needs STROM_ROOT (compat/lib/broker.sh sets it) and free_port from broker.sh.
 
@@ -104,6 +106,82 @@ kafka_terminate() {
 
 stop_kafka() {
     kafka_terminate
+    [ -n "${KAFKA_STATE:-}" ] && rm -rf "$KAFKA_STATE"
+    KAFKA_STATE=
+}
+
+# start_kafka_cluster [key=value...]: three fresh KRaft Kafka nodes
+# (broker and controller each, node ids 1-3, one voter list) on free
+# loopback ports, each with its own state dir; extra server.properties
+# lines for all three. Sets KAFKA_BOOTSTRAP (all three), KAFKA_NODE_PIDS
+# (node id - 1 -> pid of its JVM) and KAFKA_STATE. Waits (120 s deadline)
+# for every node's "Kafka Server started".
+start_kafka_cluster() {
+    KAFKA_STATE=$(mktemp -d "${TMPDIR:-/tmp}/strom-kafka3.XXXXXX")
+    KAFKA_NODE_PIDS=()
+    local ports=() cports=() voters=() id kv cluster_id dir
+    for id in 1 2 3; do
+        ports+=("$(free_port)")
+        cports+=("$(free_port)")
+        voters+=("$id@127.0.0.1:${cports[$((id - 1))]}")
+    done
+    cluster_id=$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)
+    for id in 1 2 3; do
+        dir=$KAFKA_STATE/node-$id
+        mkdir -p "$dir"
+        cat >"$dir/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=$id
+controller.quorum.voters=$(IFS=,; echo "${voters[*]}")
+listeners=PLAINTEXT://127.0.0.1:${ports[$((id - 1))]},CONTROLLER://127.0.0.1:${cports[$((id - 1))]}
+advertised.listeners=PLAINTEXT://127.0.0.1:${ports[$((id - 1))]}
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+group.initial.rebalance.delay.ms=0
+PROPS
+        for kv in "$@"; do echo "$kv" >>"$dir/server.properties"; done
+        "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$cluster_id" -c "$dir/server.properties" \
+            >"$dir/format.log" 2>&1 ||
+            { echo "kafka-storage.sh format failed (node $id):"; cat "$dir/format.log"; return 1; }
+    done
+    for id in 1 2 3; do
+        dir=$KAFKA_STATE/node-$id
+        # kafka-server-start.sh execs java: $! is the JVM.
+        LOG_DIR=$dir/logs KAFKA_HEAP_OPTS=${KAFKA_HEAP_OPTS:-"-Xmx1G -Xms512m"} \
+            "$KAFKA_HOME/bin/kafka-server-start.sh" "$dir/server.properties" >"$dir/kafka.out" 2>&1 &
+        KAFKA_NODE_PIDS+=($!)
+    done
+    local deadline=$((SECONDS + 120))
+    for id in 1 2 3; do
+        dir=$KAFKA_STATE/node-$id
+        until grep -q "Kafka Server started" "$dir/kafka.out" 2>/dev/null; do
+            if [ $SECONDS -ge $deadline ] || ! kill -0 "${KAFKA_NODE_PIDS[$((id - 1))]}" 2>/dev/null; then
+                echo "Kafka node $id did not start within 120 s:"; tail -n 50 "$dir/kafka.out"; return 1
+            fi
+            sleep 0.2
+        done
+    done
+    KAFKA_BOOTSTRAP=$(printf '127.0.0.1:%s,' "${ports[@]}")
+    KAFKA_BOOTSTRAP=${KAFKA_BOOTSTRAP%,}
+    export KAFKA_BOOTSTRAP KAFKA_STATE
+}
+
+# stop_kafka_cluster: SIGTERM every node still running, wait (SIGKILL
+# after 30 s), remove the state dirs.
+stop_kafka_cluster() {
+    local pid deadline
+    for pid in "${KAFKA_NODE_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+    deadline=$((SECONDS + 30))
+    for pid in "${KAFKA_NODE_PIDS[@]}"; do
+        while kill -0 "$pid" 2>/dev/null; do
+            if [ $SECONDS -ge $deadline ]; then kill -KILL "$pid" 2>/dev/null || true; break; fi
+            sleep 0.1
+        done
+        wait "$pid" 2>/dev/null || true
+    done
+    KAFKA_NODE_PIDS=()
     [ -n "${KAFKA_STATE:-}" ] && rm -rf "$KAFKA_STATE"
     KAFKA_STATE=
 }

@@ -43,7 +43,9 @@ def _pair(item):
     m = item.get_closest_marker("scenario")
     if m is None or not hasattr(item, "callspec"):
         return None
-    return (item.callspec.params["client"], m.args[0])
+    # STROM_CLIENT_SUFFIX names the target in RESULT lines (e.g. "-3-nodes").
+    suffix = os.environ.get("STROM_CLIENT_SUFFIX", "")
+    return (item.callspec.params["client"] + suffix, m.args[0])
 
 
 def pytest_collection_finish(session):

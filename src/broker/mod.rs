@@ -743,7 +743,9 @@ impl Broker {
 
     /// Appends `command` to the metadata log and brings this node's topics
     /// in line with the result; what applying it did (a refused command
-    /// says why).
+    /// says why). Answers once the other live members applied it too
+    /// (`MetadataQuorum::propose_everywhere`): a client that created a
+    /// topic through one node finds it on every other.
     ///
     /// # Errors
     /// NOT_CONTROLLER on a single node; REQUEST_TIMED_OUT when the quorum
@@ -753,7 +755,7 @@ impl Broker {
             return Err(ApiError::code(ResponseError::NotController));
         };
         let quorum = quorum.clone();
-        let outcome = wait_for(async move { quorum.propose(command).await });
+        let outcome = wait_for(async move { quorum.propose_everywhere(command).await });
         let result = match outcome {
             Ok(result) => result,
             Err(ProposeError::NotLeader { .. }) => {

@@ -202,6 +202,51 @@ impl MetadataQuorum {
         }
     }
 
+    /// As [`MetadataQuorum::propose`], and then waits (briefly) until every
+    /// other live member applied the command too: a topic created through
+    /// one node is at once known to all, as a client listing topics on
+    /// another node right after expects. A member that does not answer in
+    /// time is not waited for.
+    ///
+    /// # Errors
+    /// As [`MetadataQuorum::propose`].
+    pub async fn propose_everywhere(
+        &self,
+        command: MetadataCommand,
+    ) -> Result<MetadataResult, ProposeError> {
+        let result = self.propose(command).await?;
+        let image = self.image();
+        let members: Vec<(NodeId, String)> = self
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .nodes()
+            .filter(|(id, _)| {
+                **id != self.node_id && image.is_live(i32::try_from(**id).unwrap_or(-1))
+            })
+            .map(|(id, node)| (*id, node.addr.clone()))
+            .collect();
+        let mut peers = self.peers.lock().await;
+        for (id, address) in members {
+            let peer = peers.entry(id).or_insert_with(|| Peer::new(address));
+            let request = Request::Applied {
+                index: result.index,
+            };
+            if !matches!(
+                peer.call(&request, Duration::from_millis(1500)).await,
+                Ok(Reply::Applied(true))
+            ) {
+                tracing::debug!(
+                    node = id,
+                    index = result.index,
+                    "a member did not apply a change in time"
+                );
+            }
+        }
+        Ok(result)
+    }
+
     async fn forward(
         &self,
         leader: NodeId,
@@ -299,7 +344,12 @@ async fn write_local(
     command: MetadataCommand,
 ) -> Result<MetadataResult, ProposeError> {
     match raft.client_write(command).await {
-        Ok(response) => Ok(response.data),
+        Ok(response) => {
+            // Followers learn the new commit index at once instead of at
+            // the next heartbeat, so they apply it within a round trip.
+            let _ = raft.trigger().heartbeat().await;
+            Ok(response.data)
+        }
         Err(RaftError::APIError(ClientWriteError::ForwardToLeader(forward))) => {
             Err(ProposeError::NotLeader {
                 leader: forward

@@ -52,6 +52,13 @@ pub enum Request {
     },
     /// The quorum's status, from the active controller.
     Describe,
+    /// Answered once this node applied the metadata log up to `index`
+    /// (or after a second): a proposer's changes reach every node before
+    /// its client hears of them.
+    Applied {
+        /// The log index to wait for.
+        index: u64,
+    },
 }
 
 /// Why a proposal was not applied.
@@ -83,6 +90,8 @@ pub enum Reply {
     Heartbeat(Result<(), ProposeError>),
     /// To `Describe`.
     Describe(Result<QuorumStatus, ProposeError>),
+    /// To `Applied`: whether the index was applied in time.
+    Applied(bool),
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
@@ -302,6 +311,12 @@ async fn serve_connection(
             Request::Propose(command) => Reply::Propose(super::write_local(&raft, command).await),
             Request::Heartbeat { node_id } => Reply::Heartbeat(heartbeats.record(&raft, node_id)),
             Request::Describe => Reply::Describe(super::controller::status(&raft, &heartbeats)),
+            Request::Applied { index } => Reply::Applied(
+                raft.wait(Some(Duration::from_secs(1)))
+                    .applied_index_at_least(Some(index), "applied")
+                    .await
+                    .is_ok(),
+            ),
         };
         if let Err(e) = write_frame(&mut stream, &reply).await {
             debug!(%peer, cause = %e, "controller connection closed");
