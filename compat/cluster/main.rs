@@ -80,6 +80,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Message};
 
+mod roles;
 mod transactions;
 
 #[path = "../support/raw_client.rs"]
@@ -1763,6 +1764,17 @@ fn impossible_quorum_settings_stop_with_one_line() {
             "process.roles=broker",
         ],
         "process.roles",
+    );
+    refuses(
+        &["--set", "process.roles=broker,zookeeper"],
+        "process.roles",
+    );
+    refuses(&["--set", "process.roles=broker"], "process.roles");
+    refuses(&["--set", "process.roles=controller"], "process.roles");
+    let bootstrap = format!("controller.quorum.bootstrap.servers={}", free_port());
+    refuses(
+        &["--set", &bootstrap, "--set", "process.roles=controller"],
+        "controller.quorum.bootstrap.servers",
     );
 }
 

@@ -57,7 +57,8 @@ pub struct ClusterInfo {
     pub brokers: Vec<BrokerEndpoint>,
     /// Registered brokers the controller fenced (their heartbeats stopped).
     pub fenced: Vec<BrokerEndpoint>,
-    /// The active controller (-1 while none is known).
+    /// The controller clients are told of: the active controller when it
+    /// is a live broker, else a live broker (-1 while none is known).
     pub controller_id: i32,
 }
 
@@ -125,7 +126,23 @@ impl Membership {
                     node_id: *node_id,
                     brokers: endpoints(false),
                     fenced: endpoints(true),
-                    controller_id: quorum.leader().unwrap_or(-1),
+                    // Clients send controller requests to a broker (Kafka's
+                    // brokers forward them), so the controller they are told
+                    // of is a live broker: the active controller when it is
+                    // one (combined nodes), else the lowest live broker (with
+                    // controllers in processes of their own, as Kafka names
+                    // a live broker there).
+                    controller_id: quorum
+                        .leader()
+                        .filter(|id| image.is_live(*id))
+                        .or_else(|| {
+                            image
+                                .brokers
+                                .values()
+                                .find(|b| !b.fenced)
+                                .map(|b| b.node_id)
+                        })
+                        .unwrap_or(-1),
                 }
             }
         }

@@ -232,7 +232,11 @@ impl BrokerConfig {
         };
         let voters = self.get("controller.quorum.voters").unwrap_or("").trim();
         if voters.is_empty() {
-            if self.is_explicit("controller.quorum.bootstrap.servers") {
+            // A broker that is no controller finds the controllers through
+            // the bootstrap servers; a controller must know the voters.
+            if self.is_explicit("controller.quorum.bootstrap.servers")
+                && self.process_roles()? != Roles::Broker
+            {
                 return Err(ConfigError::InvalidValue {
                     message: "a dynamic quorum is not supported yet: list the voters in \
                               controller.quorum.voters"
@@ -262,6 +266,41 @@ impl BrokerConfig {
             }
         }
         Ok(Some(parsed))
+    }
+
+    /// `controller.quorum.bootstrap.servers`: the controllers' `host:port`
+    /// (a broker that is no controller fetches the metadata from them).
+    pub fn quorum_bootstrap_servers(&self) -> Vec<String> {
+        self.get("controller.quorum.bootstrap.servers")
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// `process.roles`: `broker,controller` (the default), `broker` or
+    /// `controller`.
+    ///
+    /// # Errors
+    /// Anything else.
+    pub fn process_roles(&self) -> Result<Roles, ConfigError> {
+        let roles = self.get("process.roles").unwrap_or("broker,controller");
+        let mut listed: Vec<&str> = roles.split(',').map(str::trim).collect();
+        listed.sort_unstable();
+        listed.dedup();
+        match listed.as_slice() {
+            ["broker", "controller"] => Ok(Roles::Combined),
+            ["broker"] => Ok(Roles::Broker),
+            ["controller"] => Ok(Roles::Controller),
+            _ => Err(ConfigError::InvalidValue {
+                message: format!(
+                    "'{roles}': the roles are broker, controller, or broker,controller"
+                ),
+                origin: "process.roles".into(),
+            }),
+        }
     }
 
     /// The controller listener's bind address: the entry of `listeners`
@@ -447,4 +486,15 @@ mod tests {
         assert!(validate_topic_config("retention.ms", "-1").is_ok());
         assert!(validate_topic_config("bogus", "1").is_err());
     }
+}
+
+/// What a node is (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Roles {
+    /// Broker and controller in one process (the default).
+    Combined,
+    /// A broker only: it fetches the metadata from the controllers.
+    Broker,
+    /// A controller only: a metadata quorum voter that serves no clients.
+    Controller,
 }

@@ -21,7 +21,7 @@ use crate::broker::Broker;
 use crate::cluster::quorum::{
     Balancing, Liveness, MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig,
 };
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, Roles};
 use crate::error::{Error, Result};
 use crate::{api, protocol};
 
@@ -35,6 +35,8 @@ pub struct RunningBroker {
     quorum: Option<Arc<MetadataQuorum>>,
     shutdown: watch::Sender<bool>,
     accept_loop: JoinHandle<()>,
+    /// `process.roles=controller`: no broker to fence at shutdown.
+    controller_only: bool,
 }
 
 /// Settings every connection task needs.
@@ -51,6 +53,9 @@ impl RunningBroker {
     /// The address cannot be bound, the advertised listener is malformed,
     /// or the data dir is unusable.
     pub async fn start(config: BrokerConfig) -> Result<Self> {
+        if config.process_roles()? == Roles::Controller {
+            return Self::start_controller(config).await;
+        }
         let address = config.listen_address();
         let listener = bind(&address).await?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind {
@@ -67,7 +72,7 @@ impl RunningBroker {
         };
         let data_dir = config.data_dir();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let (broker, quorum) = match config.quorum_voters()? {
+        let (broker, quorum) = match controllers(&config)? {
             None => (Arc::new(Broker::open(config, host.clone(), port)?), None),
             Some(voters) => {
                 let (broker, quorum) = join_quorum(config, voters, &host, port).await?;
@@ -107,6 +112,52 @@ impl RunningBroker {
             quorum,
             shutdown,
             accept_loop,
+            controller_only: false,
+        })
+    }
+
+    /// A controller that is no broker (`process.roles=controller`): a
+    /// metadata quorum voter on its controller listener, serving no
+    /// clients and hosting no partitions; it agrees on the cluster id but
+    /// does not register as a broker. `local_addr` is the controller
+    /// listener's.
+    async fn start_controller(config: BrokerConfig) -> Result<Self> {
+        let voters = config.quorum_voters()?.ok_or_else(|| {
+            Error::Config(crate::config::ConfigError::InvalidValue {
+                message: "a controller needs the voters: set controller.quorum.voters".into(),
+                origin: "process.roles".into(),
+            })
+        })?;
+        let data_dir = config.data_dir();
+        let (quorum, db, cluster_id, local_addr) = start_voter(&config, &voters).await?;
+        let node_id = config.node_id();
+        let membership = crate::cluster::Membership::Quorum {
+            quorum: quorum.clone(),
+            cluster_id: cluster_id.clone(),
+            node_id,
+        };
+        let broker = Arc::new(tokio::task::block_in_place(|| {
+            Broker::open_member(config, db, membership)
+        })?);
+        info!(
+            version = env!("CARGO_PKG_VERSION"),
+            controller_listener = %local_addr,
+            data_dir = %data_dir.display(),
+            node_id,
+            cluster_id = %cluster_id,
+            "strom started (controller only)"
+        );
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let accept_loop = tokio::spawn(async move {
+            let _ = shutdown_rx.changed().await;
+        });
+        Ok(Self {
+            local_addr,
+            broker,
+            quorum: Some(quorum),
+            shutdown,
+            accept_loop,
+            controller_only: true,
         })
     }
 
@@ -126,7 +177,7 @@ impl RunningBroker {
     /// # Errors
     /// The final flush fails.
     pub async fn shutdown(self) -> Result<()> {
-        if let Some(quorum) = &self.quorum {
+        if let Some(quorum) = self.quorum.as_ref().filter(|_| !self.controller_only) {
             // Controlled shutdown: leadership moves to the other in-sync
             // replicas before this node stops serving (as Kafka's
             // ControlledShutdown), so clients fail over at once.
@@ -172,98 +223,48 @@ async fn bind(address: &str) -> Result<TcpListener> {
 /// `initial.broker.registration.timeout.ms`, as Kafka's broker does.
 async fn join_quorum(
     config: BrokerConfig,
-    voters: BTreeMap<i32, String>,
+    controllers: BTreeMap<i32, String>,
     host: &str,
     port: u16,
 ) -> Result<(Broker, Arc<MetadataQuorum>)> {
     let node_id = config.node_id();
-    let roles = config.get("process.roles").unwrap_or("");
-    let has = |role: &str| roles.split(',').any(|r| r.trim() == role);
-    if !(has("broker") && has("controller")) {
-        return Err(Error::Config(crate::config::ConfigError::InvalidValue {
-            message: format!(
-                "'{roles}': strom runs combined nodes only (yet): process.roles=broker,controller"
-            ),
-            origin: "process.roles".into(),
-        }));
-    }
-    let Some(own) = voters.get(&node_id) else {
-        return Err(Error::Config(crate::config::ConfigError::InvalidValue {
-            message: format!("node.id {node_id} is not one of the voters {voters:?}"),
-            origin: "controller.quorum.voters".into(),
-        }));
-    };
-    let address = config
-        .controller_listen_address()
-        .unwrap_or_else(|| own.clone());
-    let listener = bind(&address).await?;
-    let data_dir = config.data_dir();
-    let dir_error = |source| Error::DataDir {
-        path: data_dir.clone(),
-        source,
-    };
-    crate::broker::check_writable(&data_dir).map_err(dir_error)?;
-    let db = crate::store::open(&data_dir.join("meta"))?;
-    refuse_single_node_data(&db, &data_dir)?;
-    let election =
-        u64::try_from(config.get_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
-    let millis = |key: &str| Duration::from_millis(u64::try_from(config.get_i64(key)).unwrap_or(0));
-    let quorum = MetadataQuorum::start(
-        QuorumConfig {
-            node_id,
-            voters: voters.clone(),
-            listener,
-            election_timeout_ms: election,
-            liveness: Liveness {
-                interval: millis("broker.heartbeat.interval.ms").max(Duration::from_millis(10)),
-                session: millis("broker.session.timeout.ms").max(Duration::from_millis(100)),
-            },
-            balancing: Balancing {
-                auto_rebalance: config.get_bool("auto.leader.rebalance.enable"),
-                check_interval: Duration::from_secs(
-                    u64::try_from(config.get_i64("leader.imbalance.check.interval.seconds"))
-                        .unwrap_or(300),
+    let (quorum, db, cluster_id) = if config.process_roles()? == Roles::Broker {
+        if controllers.contains_key(&node_id) && config.quorum_voters()?.is_some() {
+            return Err(Error::Config(crate::config::ConfigError::InvalidValue {
+                message: format!(
+                    "a broker only (process.roles=broker) must not be a voter, but node.id \
+                     {node_id} is in controller.quorum.voters"
                 ),
-                unclean: config.get_bool("unclean.leader.election.enable"),
-            },
-        },
-        &db,
-    )
-    .await
-    .map_err(Error::Quorum)?;
-    let deadline = std::time::Instant::now()
-        + Duration::from_millis(
-            u64::try_from(config.get_i64("initial.broker.registration.timeout.ms"))
-                .unwrap_or(60_000),
-        );
-    info!(node_id, voters = ?voters, "waiting for the metadata quorum");
-    let propose = |command: MetadataCommand| {
-        let quorum = quorum.clone();
-        async move {
-            loop {
-                match quorum.propose(command.clone()).await {
-                    Err(ProposeError::NotLeader { .. }) if std::time::Instant::now() < deadline => {
-                    }
-                    other => return other.map_err(|e| Error::Quorum(e.to_string())),
-                }
-            }
+                origin: "process.roles".into(),
+            }));
         }
+        let data_dir = config.data_dir();
+        let dir_error = |source| Error::DataDir {
+            path: data_dir.clone(),
+            source,
+        };
+        crate::broker::check_writable(&data_dir).map_err(dir_error)?;
+        let db = crate::store::open(&data_dir.join("meta"))?;
+        refuse_single_node_data(&db, &data_dir)?;
+        let quorum = MetadataQuorum::start_observer(node_id, controllers, liveness(&config))
+            .map_err(Error::Quorum)?;
+        let cluster_id = agree_on_cluster_id(&config, &quorum).await?;
+        (quorum, db, cluster_id)
+    } else {
+        let (quorum, db, cluster_id, _) = start_voter(&config, &controllers).await?;
+        (quorum, db, cluster_id)
     };
-    let agreed = propose(MetadataCommand::InitCluster {
-        cluster_id: crate::cluster::new_cluster_id(),
-    })
-    .await?;
-    let cluster_id = agreed
-        .cluster_id
-        .ok_or_else(|| Error::Quorum("no cluster id".into()))?;
-    crate::cluster::check_cluster_id(&data_dir, node_id, &cluster_id).map_err(dir_error)?;
-    let registered = propose(MetadataCommand::RegisterBroker {
-        node_id,
-        incarnation: uuid::Uuid::new_v4().to_string(),
-        host: host.to_owned(),
-        port: i32::from(port),
-        rack: config.get("broker.rack").map(str::to_owned),
-    })
+    let registered = propose_until_answered(
+        &config,
+        &quorum,
+        MetadataCommand::RegisterBroker {
+            node_id,
+            incarnation: uuid::Uuid::new_v4().to_string(),
+            host: host.to_owned(),
+            port: i32::from(port),
+            rack: config.get("broker.rack").map(str::to_owned),
+        },
+    )
     .await?;
     info!(
         node_id,
@@ -278,6 +279,146 @@ async fn join_quorum(
     };
     let broker = tokio::task::block_in_place(|| Broker::open_member(config, db, membership))?;
     Ok((broker, quorum))
+}
+
+/// The controllers a node of a cluster talks to: the voters
+/// (`controller.quorum.voters`), or for a broker that is no controller
+/// the `controller.quorum.bootstrap.servers` (numbered from 1: only their
+/// addresses matter to it). `None` for the zero-config single node.
+///
+/// # Errors
+/// Malformed or missing settings.
+fn controllers(config: &BrokerConfig) -> Result<Option<BTreeMap<i32, String>>> {
+    if let Some(voters) = config.quorum_voters()? {
+        return Ok(Some(voters));
+    }
+    let bootstrap = config.quorum_bootstrap_servers();
+    let roles = config.process_roles()?;
+    if roles == Roles::Broker {
+        if bootstrap.is_empty() {
+            return Err(Error::Config(crate::config::ConfigError::InvalidValue {
+                message: "a broker only needs the controllers: set controller.quorum.voters \
+                          or controller.quorum.bootstrap.servers"
+                    .into(),
+                origin: "process.roles".into(),
+            }));
+        }
+        return Ok(Some((1..).zip(bootstrap).collect()));
+    }
+    Ok(None)
+}
+
+/// `broker.heartbeat.interval.ms` and `broker.session.timeout.ms`.
+fn liveness(config: &BrokerConfig) -> Liveness {
+    let millis = |key: &str| Duration::from_millis(u64::try_from(config.get_i64(key)).unwrap_or(0));
+    Liveness {
+        interval: millis("broker.heartbeat.interval.ms").max(Duration::from_millis(10)),
+        session: millis("broker.session.timeout.ms").max(Duration::from_millis(100)),
+    }
+}
+
+/// Starts this node's Raft member as a voter (`controller.quorum.voters`
+/// must name it): binds the controller listener, opens the metadata
+/// store, waits for a quorum leader (up to
+/// `initial.broker.registration.timeout.ms`, as Kafka's broker does) and
+/// agrees on the cluster id (the first one proposed; checked against the
+/// data dir's `meta.properties`).
+async fn start_voter(
+    config: &BrokerConfig,
+    voters: &BTreeMap<i32, String>,
+) -> Result<(Arc<MetadataQuorum>, sled::Db, String, SocketAddr)> {
+    let node_id = config.node_id();
+    let Some(own) = voters.get(&node_id) else {
+        return Err(Error::Config(crate::config::ConfigError::InvalidValue {
+            message: format!("node.id {node_id} is not one of the voters {voters:?}"),
+            origin: "controller.quorum.voters".into(),
+        }));
+    };
+    let address = config
+        .controller_listen_address()
+        .unwrap_or_else(|| own.clone());
+    let listener = bind(&address).await?;
+    let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+        address: address.clone(),
+        source,
+    })?;
+    let data_dir = config.data_dir();
+    let dir_error = |source| Error::DataDir {
+        path: data_dir.clone(),
+        source,
+    };
+    crate::broker::check_writable(&data_dir).map_err(dir_error)?;
+    let db = crate::store::open(&data_dir.join("meta"))?;
+    refuse_single_node_data(&db, &data_dir)?;
+    let election =
+        u64::try_from(config.get_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
+    let quorum = MetadataQuorum::start(
+        QuorumConfig {
+            node_id,
+            voters: voters.clone(),
+            listener,
+            election_timeout_ms: election,
+            liveness: liveness(config),
+            balancing: Balancing {
+                auto_rebalance: config.get_bool("auto.leader.rebalance.enable"),
+                check_interval: Duration::from_secs(
+                    u64::try_from(config.get_i64("leader.imbalance.check.interval.seconds"))
+                        .unwrap_or(300),
+                ),
+                unclean: config.get_bool("unclean.leader.election.enable"),
+            },
+        },
+        &db,
+    )
+    .await
+    .map_err(Error::Quorum)?;
+    info!(node_id, voters = ?voters, "waiting for the metadata quorum");
+    let cluster_id = agree_on_cluster_id(config, &quorum).await?;
+    Ok((quorum, db, cluster_id, local_addr))
+}
+
+/// Proposes a new cluster id (the first one proposed wins) and checks
+/// the one in force against the data dir's `meta.properties`.
+async fn agree_on_cluster_id(config: &BrokerConfig, quorum: &MetadataQuorum) -> Result<String> {
+    let agreed = propose_until_answered(
+        config,
+        quorum,
+        MetadataCommand::InitCluster {
+            cluster_id: crate::cluster::new_cluster_id(),
+        },
+    )
+    .await?;
+    let cluster_id = agreed
+        .cluster_id
+        .ok_or_else(|| Error::Quorum("no cluster id".into()))?;
+    let data_dir = config.data_dir();
+    crate::cluster::check_cluster_id(&data_dir, config.node_id(), &cluster_id).map_err(
+        |source| Error::DataDir {
+            path: data_dir.clone(),
+            source,
+        },
+    )?;
+    Ok(cluster_id)
+}
+
+/// Proposes `command`, retrying while no quorum leader is known, up to
+/// `initial.broker.registration.timeout.ms`.
+async fn propose_until_answered(
+    config: &BrokerConfig,
+    quorum: &MetadataQuorum,
+    command: MetadataCommand,
+) -> Result<crate::cluster::quorum::MetadataResult> {
+    let deadline = std::time::Instant::now()
+        + Duration::from_millis(
+            u64::try_from(config.get_i64("initial.broker.registration.timeout.ms"))
+                .unwrap_or(60_000),
+        );
+    loop {
+        match quorum.propose(command.clone()).await {
+            Err(ProposeError::NotLeader { .. }) if std::time::Instant::now() < deadline => {}
+            other => return other.map_err(|e| Error::Quorum(e.to_string())),
+        }
+    }
 }
 
 /// A data dir a single node wrote (topics, no quorum state) cannot join a

@@ -171,7 +171,10 @@ pub async fn run(quorum: Arc<MetadataQuorum>, liveness: Liveness, balancing: Bal
             // after a pause) decided on its own stale heartbeat times, and
             // the new leader must not apply that decision (`propose`
             // forwarded it, and the new leader fenced healthy brokers).
-            if let Err(e) = super::write_local(&quorum.raft, command).await {
+            let Some(raft) = &quorum.raft else {
+                break;
+            };
+            if let Err(e) = super::write_local(raft, command).await {
                 warn!(node_id = broker.node_id, cause = %e, "cannot change a broker's fencing");
             }
         }
@@ -238,22 +241,13 @@ async fn heartbeat(quorum: &MetadataQuorum) {
     if quorum.leaving.load(std::sync::atomic::Ordering::SeqCst) {
         return;
     }
-    let metrics = quorum.raft.metrics().borrow().clone();
-    let Some(leader) = metrics.current_leader else {
+    let Some((leader, address)) = quorum.leader_address() else {
         return;
     };
-    if leader == quorum.node_id {
-        let _ = quorum.heartbeats.record(&quorum.raft, node_id);
+    if let Some(raft) = quorum.raft.as_ref().filter(|_| leader == quorum.node_id) {
+        let _ = quorum.heartbeats.record(raft, node_id);
         return;
     }
-    let Some(address) = metrics
-        .membership_config
-        .membership()
-        .get_node(&leader)
-        .map(|n| n.addr.clone())
-    else {
-        return;
-    };
     let request = Request::Heartbeat { node_id };
     let mut peers = quorum.peers.lock().await;
     let peer = peers

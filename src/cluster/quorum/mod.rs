@@ -74,8 +74,14 @@ pub struct QuorumConfig {
 
 /// This node's member of the metadata quorum.
 pub struct MetadataQuorum {
-    raft: Raft,
+    /// This node's Raft member; `None` on a broker that is no controller
+    /// (`process.roles=broker`): an observer that fetches the image.
+    raft: Option<Raft>,
     node_id: NodeId,
+    /// An observer's controllers (node id → controller address), and the
+    /// active controller it heard of last.
+    controllers: BTreeMap<NodeId, String>,
+    leader_hint: std::sync::Mutex<Option<(NodeId, String)>>,
     image: watch::Receiver<Arc<MetadataImage>>,
     shutdown: watch::Sender<bool>,
     /// Connections for handing proposals and heartbeats to the leader.
@@ -125,6 +131,7 @@ impl MetadataQuorum {
             config.listener,
             raft.clone(),
             heartbeats.clone(),
+            image.clone(),
             shutdown_rx,
         ));
         let initialized = raft
@@ -151,8 +158,10 @@ impl MetadataQuorum {
             }
         }
         let quorum = Arc::new(Self {
-            raft,
+            raft: Some(raft),
             node_id,
+            controllers: BTreeMap::new(),
+            leader_hint: std::sync::Mutex::new(None),
             image,
             shutdown,
             peers: Mutex::new(HashMap::new()),
@@ -167,6 +176,62 @@ impl MetadataQuorum {
         Ok(quorum)
     }
 
+    /// Starts a broker that is no controller (`process.roles=broker`): it
+    /// holds no Raft log and keeps its image by fetching it from the
+    /// `controllers` (node id → controller address; Kafka's observers
+    /// fetch the metadata log), hands proposals and heartbeats to the
+    /// active controller, and serves nothing on a controller listener.
+    ///
+    /// # Errors
+    /// A negative node id, or no controller.
+    pub fn start_observer(
+        node_id: i32,
+        controllers: BTreeMap<i32, String>,
+        liveness: Liveness,
+    ) -> Result<Arc<Self>, String> {
+        let node_id =
+            NodeId::try_from(node_id).map_err(|_| format!("node.id {node_id} is negative"))?;
+        let controllers: BTreeMap<NodeId, String> = controllers
+            .into_iter()
+            .filter_map(|(id, address)| Some((NodeId::try_from(id).ok()?, address)))
+            .collect();
+        if controllers.is_empty() {
+            return Err("no controller to fetch the metadata from".into());
+        }
+        let (publish, image) = watch::channel(Arc::new(MetadataImage::default()));
+        let (shutdown, _) = watch::channel(false);
+        let quorum = Arc::new(Self {
+            raft: None,
+            node_id,
+            controllers,
+            leader_hint: std::sync::Mutex::new(None),
+            image,
+            shutdown,
+            peers: Mutex::new(HashMap::new()),
+            heartbeats: Arc::new(controller::Heartbeats::default()),
+            leaving: std::sync::atomic::AtomicBool::new(false),
+        });
+        tokio::spawn(observe(quorum.clone(), publish));
+        tokio::spawn(controller::run(
+            quorum.clone(),
+            liveness,
+            Balancing::default(),
+        ));
+        Ok(quorum)
+    }
+
+    /// The active controller's id and controller address, if known.
+    fn leader_address(&self) -> Option<(NodeId, String)> {
+        match &self.raft {
+            Some(raft) => leader_address(raft),
+            None => self
+                .leader_hint
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+
     /// Appends `command` to the metadata log through the leader (this node
     /// or another) and returns what applying it did, once committed.
     ///
@@ -175,7 +240,13 @@ impl MetadataQuorum {
     pub async fn propose(&self, command: MetadataCommand) -> Result<MetadataResult, ProposeError> {
         let deadline = Instant::now() + PROPOSE_DEADLINE;
         loop {
-            let outcome = match write_local(&self.raft, command.clone()).await {
+            let local = match &self.raft {
+                Some(raft) => write_local(raft, command.clone()).await,
+                None => Err(ProposeError::NotLeader {
+                    leader: self.leader_address(),
+                }),
+            };
+            let outcome = match local {
                 Err(ProposeError::NotLeader {
                     leader: Some((leader, address)),
                 }) if leader != self.node_id => self.forward(leader, address, &command).await,
@@ -216,16 +287,21 @@ impl MetadataQuorum {
     ) -> Result<MetadataResult, ProposeError> {
         let result = self.propose(command).await?;
         let image = self.image();
-        let members: Vec<(NodeId, String)> = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .nodes()
+        let voters: Vec<(NodeId, String)> = match &self.raft {
+            Some(raft) => raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .nodes()
+                .map(|(id, node)| (*id, node.addr.clone()))
+                .collect(),
+            None => self.controllers.clone().into_iter().collect(),
+        };
+        let members: Vec<(NodeId, String)> = voters
+            .into_iter()
             .filter(|(id, _)| {
-                **id != self.node_id && image.is_live(i32::try_from(**id).unwrap_or(-1))
+                *id != self.node_id && image.is_live(i32::try_from(*id).unwrap_or(-1))
             })
-            .map(|(id, node)| (*id, node.addr.clone()))
             .collect();
         let mut peers = self.peers.lock().await;
         for (id, address) in members {
@@ -274,19 +350,12 @@ impl MetadataQuorum {
     /// # Errors
     /// No active controller is known or reachable.
     pub async fn status(&self) -> Result<QuorumStatus, ProposeError> {
-        let metrics = self.raft.metrics().borrow().clone();
-        let Some(leader) = metrics.current_leader else {
-            return Err(ProposeError::NotLeader { leader: None });
-        };
-        if leader == self.node_id {
-            return controller::status(&self.raft, &self.heartbeats);
-        }
-        let address = metrics
-            .membership_config
-            .membership()
-            .get_node(&leader)
-            .map(|n| n.addr.clone())
+        let (leader, address) = self
+            .leader_address()
             .ok_or(ProposeError::NotLeader { leader: None })?;
+        if let Some(raft) = self.raft.as_ref().filter(|_| leader == self.node_id) {
+            return controller::status(raft, &self.heartbeats);
+        }
         let mut peers = self.peers.lock().await;
         let peer = peers.entry(leader).or_insert_with(|| Peer::new(address));
         match peer.call(&Request::Describe, Duration::from_secs(5)).await {
@@ -308,11 +377,11 @@ impl MetadataQuorum {
 
     /// The active controller (the Raft leader), if one is known.
     pub fn leader(&self) -> Option<i32> {
-        self.raft
-            .metrics()
-            .borrow()
-            .current_leader
-            .and_then(|id| i32::try_from(id).ok())
+        match &self.raft {
+            Some(raft) => raft.metrics().borrow().current_leader,
+            None => self.leader_address().map(|(id, _)| id),
+        }
+        .and_then(|id| i32::try_from(id).ok())
     }
 
     /// Controlled shutdown: this broker stops heartbeating and asks to be
@@ -332,8 +401,63 @@ impl MetadataQuorum {
     /// Stops the Raft member and the controller listener.
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
-        if let Err(e) = self.raft.shutdown().await {
-            warn!(cause = %e, "metadata quorum did not stop cleanly");
+        if let Some(raft) = &self.raft {
+            if let Err(e) = raft.shutdown().await {
+                warn!(cause = %e, "metadata quorum did not stop cleanly");
+            }
+        }
+    }
+}
+
+/// The leader `raft` knows of, with its controller address.
+fn leader_address(raft: &Raft) -> Option<(NodeId, String)> {
+    let metrics = raft.metrics().borrow().clone();
+    let leader = metrics.current_leader?;
+    let address = metrics
+        .membership_config
+        .membership()
+        .get_node(&leader)?
+        .addr
+        .clone();
+    Some((leader, address))
+}
+
+/// An observer's image: fetched from its controllers in turn (the one
+/// that answered last first), each answer within a second of a change;
+/// the active controller they name is where its proposals and heartbeats
+/// go. Runs until the quorum stops.
+async fn observe(quorum: Arc<MetadataQuorum>, publish: watch::Sender<Arc<MetadataImage>>) {
+    let mut stopped = quorum.shutdown.subscribe();
+    let controllers: Vec<String> = quorum.controllers.values().cloned().collect();
+    let mut peers: Vec<Peer> = controllers.iter().cloned().map(Peer::new).collect();
+    let mut turn = 0;
+    loop {
+        if *stopped.borrow() {
+            return;
+        }
+        let since = publish.borrow().applied_index;
+        let request = Request::FetchImage { since };
+        let i = turn % peers.len();
+        let answer = tokio::select! {
+            answer = peers[i].call(&request, Duration::from_secs(5)) => answer,
+            _ = stopped.changed() => return,
+        };
+        match answer {
+            Ok(Reply::Image { image, leader }) => {
+                if let Some(image) = image.filter(|i| i.applied_index > since) {
+                    publish.send_replace(Arc::new(image));
+                }
+                if leader.is_some() {
+                    *quorum.leader_hint.lock().unwrap_or_else(|e| e.into_inner()) = leader;
+                }
+            }
+            other => {
+                if let Err(e) = other {
+                    tracing::debug!(controller = %controllers[i], cause = %e, "cannot fetch the metadata");
+                }
+                turn += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
 }

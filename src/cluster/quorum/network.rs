@@ -28,7 +28,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::controller::{Heartbeats, QuorumStatus};
-use super::image::{MetadataCommand, MetadataResult};
+use super::image::{MetadataCommand, MetadataImage, MetadataResult};
 use super::{NodeId, Raft, TypeConfig};
 
 /// The largest frame either side accepts (a snapshot chunk is far smaller).
@@ -58,6 +58,14 @@ pub enum Request {
     Applied {
         /// The log index to wait for.
         index: u64,
+    },
+    /// A broker that is not a controller (`process.roles=broker`) asks for
+    /// the image once it is past `since` (answered within a second, with
+    /// no image if it did not move): Kafka's brokers fetch the metadata
+    /// log from the controllers the same way, as observers.
+    FetchImage {
+        /// The applied index of the image the broker holds.
+        since: u64,
     },
 }
 
@@ -92,6 +100,14 @@ pub enum Reply {
     Describe(Result<QuorumStatus, ProposeError>),
     /// To `Applied`: whether the index was applied in time.
     Applied(bool),
+    /// To `FetchImage`: a newer image if there is one, and the active
+    /// controller's id and address as this controller knows them.
+    Image {
+        /// The image, if newer than the one asked from.
+        image: Option<MetadataImage>,
+        /// The active controller.
+        leader: Option<(NodeId, String)>,
+    },
 }
 
 async fn write_frame<T: Serialize>(stream: &mut TcpStream, value: &T) -> io::Result<()> {
@@ -257,6 +273,7 @@ pub async fn serve(
     listener: TcpListener,
     raft: Raft,
     heartbeats: Arc<Heartbeats>,
+    image: watch::Receiver<Arc<MetadataImage>>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -271,6 +288,7 @@ pub async fn serve(
                     stream,
                     raft.clone(),
                     heartbeats.clone(),
+                    image.clone(),
                     shutdown.clone(),
                     peer,
                 ));
@@ -287,6 +305,7 @@ async fn serve_connection(
     mut stream: TcpStream,
     raft: Raft,
     heartbeats: Arc<Heartbeats>,
+    mut image: watch::Receiver<Arc<MetadataImage>>,
     mut shutdown: watch::Receiver<bool>,
     peer: std::net::SocketAddr,
 ) {
@@ -311,6 +330,17 @@ async fn serve_connection(
             Request::Propose(command) => Reply::Propose(super::write_local(&raft, command).await),
             Request::Heartbeat { node_id } => Reply::Heartbeat(heartbeats.record(&raft, node_id)),
             Request::Describe => Reply::Describe(super::controller::status(&raft, &heartbeats)),
+            Request::FetchImage { since } => {
+                let newer = image.wait_for(|i| i.applied_index > since);
+                let image = match tokio::time::timeout(Duration::from_secs(1), newer).await {
+                    Ok(Ok(current)) => Some(MetadataImage::clone(&current)),
+                    _ => None,
+                };
+                Reply::Image {
+                    image,
+                    leader: super::leader_address(&raft),
+                }
+            }
             Request::Applied { index } => Reply::Applied(
                 raft.wait(Some(Duration::from_secs(1)))
                     .applied_index_at_least(Some(index), "applied")
