@@ -9,7 +9,8 @@
 # lines `kafka-cli-3-nodes`: kafka-topics --describe (Leader, Replicas,
 # Isr), kafka-metadata-quorum describe --status / --replication,
 # kafka-leader-election --election-type preferred, kafka-reassign-partitions
-# --execute / --verify, kafka-log-dirs --describe.
+# --execute / --verify, kafka-log-dirs --describe, and last kafka-topics
+# --describe through a failover (the leader SIGKILLed: Leader and Isr change).
 #
 #   bash compat/cluster/clients.sh
 #
@@ -90,6 +91,33 @@ if kafka_dist; then
     "$K/kafka-log-dirs.sh" --bootstrap-server "$B" --describe --topic-list cli-admin >"$out" 2>&1
     ok=$(grep -o '"partition":"cli-admin-[0-2]"' "$out" | wc -l)
     result log-dirs-describe "$([ "$ok" = 9 ] && echo 0 || echo 1)" "$(tr '\n' ' ' <"$out")"
+    # Last (it stops a node): the leader of cli-admin-0 SIGKILLed; after
+    # broker.session.timeout.ms the controller fences it, and
+    # kafka-topics --describe shows another leader and an ISR without it.
+    "$K/kafka-topics.sh" --bootstrap-server "$B" --describe --topic cli-admin >"$out" 2>&1
+    before=$(grep -E 'Partition: 0\s' "$out")
+    old_leader=$(sed -nE 's/.*Partition: 0\s+Leader: ([0-9]+).*/\1/p' "$out")
+    if [ -n "$old_leader" ]; then
+        kill -KILL "${STROM_CLUSTER_PIDS[$((old_leader - 1))]}" 2>/dev/null
+        survivors=$(tr ',' '\n' <<<"$B" | sed -n "$(( old_leader % 3 + 1 ))p")
+        deadline=$((SECONDS + 60))
+        moved=1
+        while [ $SECONDS -lt $deadline ]; do
+            "$K/kafka-topics.sh" --bootstrap-server "$survivors" --describe --topic cli-admin >"$out" 2>&1
+            after=$(grep -E 'Partition: 0\s' "$out")
+            new_leader=$(sed -nE 's/.*Partition: 0\s+Leader: ([0-9]+).*/\1/p' "$out")
+            isr=$(sed -nE 's/.*Partition: 0\s.*Isr: ([0-9,]+).*/\1/p' "$out")
+            if [ -n "$new_leader" ] && [ "$new_leader" != "$old_leader" ] &&
+                [[ ",$isr," != *",$old_leader,"* ]]; then
+                moved=0; break
+            fi
+            sleep 0.5
+        done
+        result topics-describe-failover $moved "before: $before / after: $after"
+        [ $moved -ne 0 ] || echo "    leader $old_leader SIGKILLed: before [$(echo $before)] after [$(echo $after)]"
+    else
+        result topics-describe-failover 1 "no leader in: $(tr '\n' ' ' <"$out")"
+    fi
 else
     echo "RESULT kafka-cli-3-nodes all SKIP no Kafka distribution in ../shared/kafka"
 fi

@@ -287,3 +287,85 @@ fn controllers_and_brokers_in_separate_processes() {
          controller {active} killed, a new one took over; broker 5 killed, fenced"
     );
 }
+
+/// Kafka 4.1's own `config/server.properties` (its KRaft defaults: a
+/// combined node whose `controller.quorum.bootstrap.servers` is its own
+/// controller listener, as after `kafka-storage.sh format --standalone`)
+/// starts a node as it is, with only ports and `log.dirs` changed: a
+/// quorum of one that serves clients and keeps its data across a restart.
+#[test]
+fn kafkas_default_server_properties_start_a_node() {
+    let mut nodes = Nodes {
+        children: Vec::new(),
+        dir: tempfile::Builder::new()
+            .prefix("strom-kafka-properties-")
+            .tempdir()
+            .expect("dir"),
+    };
+    let (client, controller) = (free_port(), free_port());
+    let (cport, pport) = (controller.port(), client.port());
+    let file = nodes.dir.path().join("server.properties");
+    std::fs::write(
+        &file,
+        format!(
+            "process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.bootstrap.servers=localhost:{cport}\n\
+             listeners=PLAINTEXT://localhost:{pport},CONTROLLER://:{cport}\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             advertised.listeners=PLAINTEXT://localhost:{pport},CONTROLLER://localhost:{cport}\n\
+             controller.listener.names=CONTROLLER\n\
+             listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL\n\
+             num.network.threads=3\n\
+             num.io.threads=8\n\
+             socket.send.buffer.bytes=102400\n\
+             socket.receive.buffer.bytes=102400\n\
+             socket.request.max.bytes=104857600\n\
+             log.dirs={}\n\
+             num.partitions=1\n\
+             num.recovery.threads.per.data.dir=1\n\
+             offsets.topic.replication.factor=1\n\
+             share.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             log.retention.hours=168\n\
+             log.segment.bytes=1073741824\n\
+             log.retention.check.interval.ms=300000\n",
+            nodes.dir.path().join("kafka-logs").display()
+        ),
+    )
+    .expect("write server.properties");
+    let start = |nodes: &mut Nodes| {
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(nodes.dir.path().join("node-1.log"))
+            .expect("log");
+        let child = Command::new(STROM)
+            .arg("--config")
+            .arg(&file)
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start strom");
+        nodes.children.push((1, child));
+    };
+    start(&mut nodes);
+    nodes.wait_started(1);
+    let bootstrap = format!("localhost:{pport}");
+    produce(&bootstrap, "defaults", "kept", 50);
+    // SIGTERM, start again on the same file: the data is there.
+    let (_, mut child) = nodes.children.remove(0);
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert!(child.wait().expect("wait").success());
+    std::fs::write(nodes.dir.path().join("node-1.log"), "").expect("truncate log");
+    start(&mut nodes);
+    nodes.wait_started(1);
+    assert_eq!(read(&bootstrap, "defaults", 50).len(), 50);
+    println!("ok: Kafka 4.1's server.properties (ports and log.dirs changed) ran a node twice; 50 records kept");
+}

@@ -233,13 +233,23 @@ impl BrokerConfig {
         let voters = self.get("controller.quorum.voters").unwrap_or("").trim();
         if voters.is_empty() {
             // A broker that is no controller finds the controllers through
-            // the bootstrap servers; a controller must know the voters.
+            // the bootstrap servers. A controller whose bootstrap servers
+            // are one address is a quorum of one, as Kafka's default
+            // server.properties (`controller.quorum.bootstrap.servers=
+            // localhost:9093` after `kafka-storage.sh format --standalone`);
+            // more need a dynamic voter set.
+            let bootstrap = self.quorum_bootstrap_servers();
+            if self.process_roles()? != Roles::Broker {
+                if let [only] = bootstrap.as_slice() {
+                    return Ok(Some(BTreeMap::from([(self.node_id(), only.clone())])));
+                }
+            }
             if self.is_explicit("controller.quorum.bootstrap.servers")
                 && self.process_roles()? != Roles::Broker
             {
                 return Err(ConfigError::InvalidValue {
-                    message: "a dynamic quorum is not supported yet: list the voters in \
-                              controller.quorum.voters"
+                    message: "a dynamic quorum of several controllers is not supported yet: \
+                              list the voters in controller.quorum.voters"
                         .into(),
                     origin: "controller.quorum.bootstrap.servers".into(),
                 });

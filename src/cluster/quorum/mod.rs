@@ -303,23 +303,19 @@ impl MetadataQuorum {
                 *id != self.node_id && image.is_live(i32::try_from(*id).unwrap_or(-1))
             })
             .collect();
-        let mut peers = self.peers.lock().await;
-        for (id, address) in members {
-            let peer = peers.entry(id).or_insert_with(|| Peer::new(address));
-            let request = Request::Applied {
-                index: result.index,
-            };
-            if !matches!(
-                peer.call(&request, Duration::from_millis(1500)).await,
-                Ok(Reply::Applied(true))
-            ) {
-                tracing::debug!(
-                    node = id,
-                    index = result.index,
-                    "a member did not apply a change in time"
-                );
+        // Fresh connections, all at once: the shared ones carry this
+        // node's heartbeats, which must not wait behind a slow member.
+        let index = result.index;
+        let waits = members.into_iter().map(|(id, address)| async move {
+            let mut peer = Peer::new(address);
+            let applied = peer
+                .call(&Request::Applied { index }, Duration::from_millis(1500))
+                .await;
+            if !matches!(applied, Ok(Reply::Applied(true))) {
+                tracing::debug!(node = id, index, "a member did not apply a change in time");
             }
-        }
+        });
+        futures::future::join_all(waits).await;
         Ok(result)
     }
 
