@@ -11,7 +11,8 @@
 # 4. The client suites in compat/ against the release binary:
 #    confluent-kafka / kafka-python / aiokafka, kcat (after python: its
 #    transactions are written with the python venv), kafkajs, the Java
-#    client (also against a three-node cluster), Apache Kafka 4.1's own
+#    client, kafkajs, the Python clients and Kafka's CLI tools also against a
+#    three-node cluster, Apache Kafka 4.1's own
 #    tools, Kafka Connect and Kafka Streams
 #    under exactly_once_v2 (from ../shared/kafka beside the repo; skip
 #    without it), and librdkafka's own test suite (allowlist).
@@ -102,7 +103,7 @@ if [ "$build" -eq 0 ]; then
     run_suite kcat 300 compat/kcat/run.sh
     run_suite kafkajs 600 compat/kafkajs/run.sh
     run_suite java 900 compat/java/run.sh
-    run_suite java-3-nodes 300 compat/cluster/clients.sh
+    run_suite clients-3-nodes 900 compat/cluster/clients.sh
     run_suite kafka-tools 300 compat/kafka-tools/run.sh
     run_suite connect 300 compat/connect/run.sh
     run_suite streams 300 compat/streams/run.sh
