@@ -14,7 +14,7 @@
 #    client, kafkajs, the Python clients and Kafka's CLI tools also against a
 #    three-node cluster, Apache Kafka 4.1's own
 #    tools, Kafka Connect and Kafka Streams
-#    under exactly_once_v2 (from ../shared/kafka beside the repo; skip
+#    under exactly_once_v2, also against three nodes (from ../shared/kafka beside the repo; skip
 #    without it), and librdkafka's own test suite (allowlist).
 # Ends with a client x scenario table and one line "N passed, M failed".
 set -uo pipefail
@@ -107,6 +107,7 @@ if [ "$build" -eq 0 ]; then
     run_suite kafka-tools 300 compat/kafka-tools/run.sh
     run_suite connect 300 compat/connect/run.sh
     run_suite streams 300 compat/streams/run.sh
+    STREAMS_TARGET=cluster run_suite streams-3-nodes 400 compat/streams/run.sh
     run_suite librdkafka 1800 compat/librdkafka/run.sh
 else
     record "client suites (no release binary)" 1

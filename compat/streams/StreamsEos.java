@@ -100,7 +100,9 @@ public final class StreamsEos {
 
     static void prefill(String boot, int n, int users, int partitions) throws Exception {
         try (Admin admin = Admin.create(common(boot))) {
-            admin.createTopics(List.of(new NewTopic(IN, partitions, (short) 1), new NewTopic(OUT, partitions, (short) 1)))
+            // -Dstreams.replicas: the topics' replication factor (3 against three nodes).
+            short replicas = Short.parseShort(System.getProperty("streams.replicas", "1"));
+            admin.createTopics(List.of(new NewTopic(IN, partitions, replicas), new NewTopic(OUT, partitions, replicas)))
                     .all().get(60, TimeUnit.SECONDS);
         }
         Properties p = common(boot);

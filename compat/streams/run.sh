@@ -6,6 +6,8 @@
 #   bash compat/streams/run.sh                       # against strom
 #   STREAMS_TARGET=kafka bash compat/streams/run.sh  # the same against a real Kafka 4.1
 #                                                    # (the expectations are Kafka's)
+#   STREAMS_TARGET=cluster bash compat/streams/run.sh  # against three strom nodes
+#                                                    # (replication factor 3; RESULT streams-3-nodes)
 #   STREAMS_KEEP=DIR ...       keeps every JVM's output and log and the broker log in DIR
 #   JAVA_LOG=debug|info|warn   client log level (default info; logs go to files)
 #   STROM_LOG_LEVEL=...        strom's --log-level (default info), e.g. strom=debug
@@ -51,15 +53,17 @@
 #                         changelog) holds exactly the expected aggregates
 set -uo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-source "$HERE/../lib/broker.sh"
+source "$HERE/../lib/cluster.sh"
 source "$HERE/../lib/kafka.sh"
 
 TARGET=${STREAMS_TARGET:-strom}
 SCENARIOS="kill-restart exactly-once-output changelog changelog-restore"
-case $TARGET in strom | kafka) ;; *) echo "STREAMS_TARGET must be strom or kafka, not $TARGET"; exit 2 ;; esac
+case $TARGET in strom | kafka | cluster) ;; *) echo "STREAMS_TARGET must be strom, kafka or cluster, not $TARGET"; exit 2 ;; esac
+LABEL=streams
+[ "$TARGET" = cluster ] && LABEL=streams-3-nodes
 
 if ! kafka_dist; then
-    for s in $SCENARIOS; do result streams "$s" PASS "n/a: no Kafka distribution"; done
+    for s in $SCENARIOS; do result "$LABEL" "$s" PASS "n/a: no Kafka distribution"; done
     exit 0
 fi
 
@@ -87,7 +91,7 @@ cleanup() {
         cp "$WORK"/*.out "$WORK"/*.log "$STREAMS_KEEP"/ 2>/dev/null
         [ -n "${TARGET_LOG:-}" ] && cp "$TARGET_LOG" "$STREAMS_KEEP/$TARGET.log" 2>/dev/null
     fi
-    if [ "$TARGET" = kafka ]; then stop_kafka; else stop_broker; fi
+    case $TARGET in kafka) stop_kafka ;; cluster) stop_cluster ;; *) stop_broker ;; esac
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -98,6 +102,12 @@ if [ "$TARGET" = kafka ]; then
     start_kafka transaction.abort.timed.out.transaction.cleanup.interval.ms=1000 || exit 1
     BOOT=$KAFKA_BOOTSTRAP
     TARGET_LOG=$KAFKA_STATE/kafka.out
+elif [ "$TARGET" = cluster ]; then
+    [ -x "$STROM_BIN" ] || { echo "no $STROM_BIN: run cargo build --release first"; exit 1; }
+    start_cluster --num-partitions 1 --set group.initial.rebalance.delay.ms=0 \
+        --set default.replication.factor=3 --log-level "${STROM_LOG_LEVEL:-info}" || exit 1
+    BOOT=$STROM_CLUSTER_BOOTSTRAP
+    TARGET_LOG=$STROM_CLUSTER_DIR/node-1.log
 else
     [ -x "$STROM_BIN" ] || { echo "no $STROM_BIN: run cargo build --release first"; exit 1; }
     start_broker --num-partitions 1 --set group.initial.rebalance.delay.ms=0 \
@@ -107,7 +117,10 @@ else
 fi
 echo "streams: $TARGET on $BOOT, $N records"
 
+REPLICAS=1
+[ "$TARGET" = cluster ] && REPLICAS=3
 JAVA_OPTS=(-Dlog4j2.configurationFile="$HERE/log4j2.properties" -Dstrom.java.log="${JAVA_LOG:-info}"
+    -Dstreams.replicas=$REPLICAS
     -Dstreams.groups=$GROUPS_K -Dstreams.guarantee="${STREAMS_GUARANTEE:-exactly_once_v2}" -cp "$CACHE/classes:$CP")
 # Short-lived tools start faster with the client compiler and the serial GC.
 TOOL_OPTS=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Xmx256m "${JAVA_OPTS[@]}")
@@ -128,7 +141,7 @@ fail_rest() { # fail_rest FIRST-SCENARIO DETAIL: FAIL it and every later one, ex
     local s skip=1
     for s in $SCENARIOS; do
         [ "$s" = "$1" ] && skip=0
-        [ $skip -eq 0 ] && result streams "$s" FAIL "$2"
+        [ $skip -eq 0 ] && result "$LABEL" "$s" FAIL "$2"
     done
     echo "--- $TARGET log (last 60 lines) ---"; tail -n 60 "$TARGET_LOG"
     exit 1
@@ -174,7 +187,7 @@ if ! tool wait-done wait-done "$BOOT" "$N" 120; then
     show wait-done; show "app-$runs"
     fail_rest kill-restart "after ${#kills[@]} kills the app did not finish within 120 s: $(cat "$WORK/wait-done.out")"
 fi
-result streams kill-restart PASS "SIGKILLed at ${kills[0]}; at ${kills[1]}; the third run finished: $(cat "$WORK/wait-done.out")"
+result "$LABEL" kill-restart PASS "SIGKILLed at ${kills[0]}; at ${kills[1]}; the third run finished: $(cat "$WORK/wait-done.out")"
 
 # A clean stop (SIGTERM: the app closes), then a fresh instance restores the store.
 kill -TERM "$APP_PID"
@@ -194,7 +207,7 @@ APP_PID=
 
 status=0
 tool verify verify "$BOOT" "$N" "$USERS" "$GROUPS_K" "$WORK/dump.out" || status=$?
-grep '^RESULT ' "$WORK/verify.out"
+grep '^RESULT ' "$WORK/verify.out" | sed "s/^RESULT streams /RESULT $LABEL /"
 if ! grep -q '^RESULT ' "$WORK/verify.out"; then
     show verify
     fail_rest exactly-once-output "the verifying consumer failed"
