@@ -10,59 +10,20 @@
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::list_partition_reassignments_request::ListPartitionReassignmentsTopics;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, ApiKey, BrokerId,
-    CreateTopicsRequest, CreateTopicsResponse, DescribeLogDirsRequest, DescribeLogDirsResponse,
-    DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse,
-    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, ProduceRequest,
-    ProduceResponse, TopicName,
+    DescribeLogDirsRequest, DescribeLogDirsResponse, DescribeQuorumRequest, DescribeQuorumResponse,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, TopicName,
 };
 
-use crate::delete_records::keyed_batch;
-use crate::support::{text, Client, Target, DEADLINE};
+use crate::support::{text, topic_with_records, Target};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-
-/// Creates `name` (one partition, one replica) and appends three records,
-/// retrying the append while the new partition has no leader yet (a
-/// Kafka broker learns its new partitions from the controller).
-pub(crate) async fn topic_with_records(client: &mut Client, name: &str) {
-    let create = CreateTopicsRequest::default()
-        .with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(text(name)))
-            .with_num_partitions(1)
-            .with_replication_factor(1)])
-        .with_timeout_ms(5000);
-    let created: CreateTopicsResponse = client.request(ApiKey::CreateTopics, 7, &create).await;
-    assert_eq!(created.topics[0].error_code, 0, "create {name}");
-    let produce = ProduceRequest::default()
-        .with_acks(1)
-        .with_timeout_ms(5000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(text(name)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(keyed_batch(3)))])]);
-    let deadline = std::time::Instant::now() + DEADLINE;
-    loop {
-        let produced: ProduceResponse = client.request(ApiKey::Produce, 9, &produce).await;
-        let code = produced.responses[0].partition_responses[0].error_code;
-        if code == 0 {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "produce to {name}: error {code}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-}
 
 fn quorum_request(topic: &str, partition: i32) -> DescribeQuorumRequest {
     DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
@@ -176,7 +137,7 @@ async fn describe_log_dirs_lists_the_partitions_with_their_sizes() {
     let target = Target::start().await;
     let mut client = target.connect().await;
     let topic = target.topic("log-dirs");
-    topic_with_records(&mut client, &topic).await;
+    topic_with_records(&mut client, &topic, &[]).await;
     for version in 1..=4 {
         let response: DescribeLogDirsResponse = client
             .request(ApiKey::DescribeLogDirs, version, &log_dirs_request(None))
@@ -263,7 +224,7 @@ async fn elect_leaders_on_one_node_needs_no_election() {
     let target = Target::start().await;
     let mut client = target.connect().await;
     let topic = target.topic("elect");
-    topic_with_records(&mut client, &topic).await;
+    topic_with_records(&mut client, &topic, &[]).await;
     let missing = target.topic("elect-missing");
     let not_needed = Some("Leader election not needed for topic partition.".to_owned());
     for (version, election_type) in [(0, 0), (1, 0), (1, 1), (2, 0), (2, 1)] {
@@ -340,7 +301,7 @@ async fn reassignments_on_one_node() {
     let target = Target::start().await;
     let mut client = target.connect().await;
     let topic = target.topic("reassign");
-    topic_with_records(&mut client, &topic).await;
+    topic_with_records(&mut client, &topic, &[]).await;
     let described: DescribeQuorumResponse = client
         .request(
             ApiKey::DescribeQuorum,

@@ -14,8 +14,7 @@ use kafka_protocol::messages::{
     OffsetForLeaderEpochResponse, TopicName,
 };
 
-use crate::admin::topic_with_records;
-use crate::support::{text, Client, Target};
+use crate::support::{text, topic_with_records, Client, Target};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const UNKNOWN_LEADER_EPOCH: i16 = 75;
@@ -68,7 +67,7 @@ async fn epochs_end_where_the_log_ends_and_fence_stale_clients() {
     let target = Target::start().await;
     let mut client = target.connect().await;
     let topic = target.topic("epochs");
-    topic_with_records(&mut client, &topic).await;
+    topic_with_records(&mut client, &topic, &[]).await;
     for version in 2..=4 {
         // The one epoch (0) ends at the log end, with or without the check.
         for current in [-1, 0] {

@@ -363,3 +363,86 @@ impl Target {
         format!("{name}-{}", self.run)
     }
 }
+
+/// One uncompressed batch of `count` keyed records.
+pub fn keyed_batch(count: i32) -> Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i64::from(i),
+            // A constant offset - sequence keeps the encoder to one batch.
+            sequence: i - 1,
+            timestamp: 0,
+            key: Some(Bytes::from(format!("k{i}"))),
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).expect("encode batch");
+    buf.freeze()
+}
+
+/// Creates `name` (one partition, one replica, the topic `configs`) and
+/// appends three keyed records, retrying the append while the new
+/// partition has no leader yet (a Kafka broker learns its new partitions
+/// from the controller).
+pub async fn topic_with_records(client: &mut Client, name: &str, configs: &[(&str, &str)]) {
+    use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+    use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+    use kafka_protocol::messages::{
+        CreateTopicsRequest, CreateTopicsResponse, ProduceRequest, ProduceResponse, TopicName,
+    };
+    let create = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(text(name)))
+            .with_num_partitions(1)
+            .with_replication_factor(1)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(text(k))
+                            .with_value(Some(text(v)))
+                    })
+                    .collect(),
+            )])
+        .with_timeout_ms(5000);
+    let created: CreateTopicsResponse = client.request(ApiKey::CreateTopics, 7, &create).await;
+    assert_eq!(created.topics[0].error_code, 0, "create {name}");
+    let produce = ProduceRequest::default()
+        .with_acks(1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(text(name)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(keyed_batch(3)))])]);
+    let deadline = std::time::Instant::now() + DEADLINE;
+    loop {
+        let produced: ProduceResponse = client.request(ApiKey::Produce, 9, &produce).await;
+        let code = produced.responses[0].partition_responses[0].error_code;
+        if code == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "produce to {name}: error {code}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -238,14 +238,7 @@ async fn join_quorum(
                 origin: "process.roles".into(),
             }));
         }
-        let data_dir = config.data_dir();
-        let dir_error = |source| Error::DataDir {
-            path: data_dir.clone(),
-            source,
-        };
-        crate::broker::check_writable(&data_dir).map_err(dir_error)?;
-        let db = crate::store::open(&data_dir.join("meta"))?;
-        refuse_single_node_data(&db, &data_dir)?;
+        let db = open_member_store(&config)?;
         let quorum = MetadataQuorum::start_observer(node_id, controllers, liveness(&config))
             .map_err(Error::Quorum)?;
         let cluster_id = agree_on_cluster_id(&config, &quorum).await?;
@@ -342,14 +335,7 @@ async fn start_voter(
         address: address.clone(),
         source,
     })?;
-    let data_dir = config.data_dir();
-    let dir_error = |source| Error::DataDir {
-        path: data_dir.clone(),
-        source,
-    };
-    crate::broker::check_writable(&data_dir).map_err(dir_error)?;
-    let db = crate::store::open(&data_dir.join("meta"))?;
-    refuse_single_node_data(&db, &data_dir)?;
+    let db = open_member_store(config)?;
     let election =
         u64::try_from(config.get_i64("controller.quorum.election.timeout.ms")).unwrap_or(1000);
     let quorum = MetadataQuorum::start(
@@ -419,6 +405,23 @@ async fn propose_until_answered(
             other => return other.map_err(|e| Error::Quorum(e.to_string())),
         }
     }
+}
+
+/// The metadata store of a cluster member's data dir (created if new);
+/// a single node's data dir is refused.
+///
+/// # Errors
+/// The data dir is not writable, the store cannot be opened, or it holds
+/// a single node's topics.
+fn open_member_store(config: &BrokerConfig) -> Result<sled::Db> {
+    let data_dir = config.data_dir();
+    crate::broker::check_writable(&data_dir).map_err(|source| Error::DataDir {
+        path: data_dir.clone(),
+        source,
+    })?;
+    let db = crate::store::open(&data_dir.join("meta"))?;
+    refuse_single_node_data(&db, &data_dir)?;
+    Ok(db)
 }
 
 /// A data dir a single node wrote (topics, no quorum state) cannot join a
