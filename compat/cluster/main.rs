@@ -16,7 +16,8 @@
 //! - a topic created on one node is described by every other one, each
 //!   partition led by its first replica; clients bootstrapped on one node
 //!   produce to and consume from all three leaders; a Produce sent to a
-//!   non-leader gets NOT_LEADER_OR_FOLLOWER;
+//!   non-leader gets NOT_LEADER_OR_FOLLOWER with the leader and its
+//!   endpoint (KIP-951);
 //! - the controller SIGKILLed: the other two elect a new one and keep
 //!   creating topics; the killed node restarts, catches up on what it
 //!   missed and keeps its data and the cluster id;
@@ -735,6 +736,58 @@ fn topics_are_served_by_their_leaders_from_any_bootstrap() {
         produce_code(&cluster, other, "orders", partition),
         6,
         "NOT_LEADER_OR_FOLLOWER from node {other}"
+    );
+    // KIP-951: the refusal names the leader and its endpoint (Produce v10+,
+    // Fetch v12+ / v16+), so clients move without a Metadata round trip.
+    let request = produce_request("orders", partition, 1, b"raw");
+    let produced: ProduceResponse = RawClient::connect(cluster.address(other))
+        .and_then(|mut c| c.call(ApiKey::Produce, 11, &request))
+        .expect("produce v11");
+    let answer = &produced.responses[0].partition_responses[0];
+    assert_eq!(answer.error_code, 6);
+    assert_eq!(answer.current_leader.leader_id.0, leader, "current_leader");
+    let port = i32::from(cluster.address(leader).port());
+    assert!(
+        produced
+            .node_endpoints
+            .iter()
+            .any(|e| e.node_id.0 == leader && e.port == port),
+        "node_endpoints {:?}",
+        produced.node_endpoints
+    );
+    let fetch = kafka_protocol::messages::FetchRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_max_wait_ms(0)
+        .with_topics(vec![
+            kafka_protocol::messages::fetch_request::FetchTopic::default()
+                .with_topic_id(
+                    topic(&cluster.metadata(other).expect("metadata"), "orders")
+                        .expect("orders")
+                        .topic_id,
+                )
+                .with_partitions(vec![
+                    kafka_protocol::messages::fetch_request::FetchPartition::default()
+                        .with_partition(partition)
+                        .with_partition_max_bytes(1024),
+                ]),
+        ]);
+    let fetched: kafka_protocol::messages::FetchResponse =
+        RawClient::connect(cluster.address(other))
+            .and_then(|mut c| c.call(ApiKey::Fetch, 16, &fetch))
+            .expect("fetch v16");
+    let answer = &fetched.responses[0].partitions[0];
+    assert_eq!(answer.error_code, 6);
+    assert_eq!(
+        answer.current_leader.leader_id.0, leader,
+        "fetch current_leader"
+    );
+    assert!(
+        fetched
+            .node_endpoints
+            .iter()
+            .any(|e| e.node_id.0 == leader && e.port == port),
+        "fetch node_endpoints {:?}",
+        fetched.node_endpoints
     );
 }
 

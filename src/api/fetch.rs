@@ -20,6 +20,12 @@
 //!   aborted transactions overlapping the returned batches, by first
 //!   offset (null for read_uncommitted, as Kafka); markers are returned
 //!   with the data, so a consumer moves past aborted data and markers.
+//! - In a cluster: only the leader serves a partition
+//!   (NOT_LEADER_OR_FOLLOWER elsewhere, with KIP-951's current leader from
+//!   v12 and its endpoint from v16); `current_leader_epoch` is checked
+//!   (FENCED_LEADER_EPOCH, UNKNOWN_LEADER_EPOCH); a follower's fetch
+//!   (`replica_id`) reads to the log end, moves the high watermark, and gets
+//!   a diverging epoch instead of records where its log diverged.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -29,12 +35,16 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
 use kafka_protocol::messages::fetch_response::{
-    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData,
+    AbortedTransaction, EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, NodeEndpoint,
+    PartitionData,
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::futures::Notified;
 
-use super::{check_leader_epoch, partition_log, read_error, resolve_topic, TopicRef};
+use super::{
+    check_leader_epoch, leader_endpoints, leader_hint, partition_log, read_error, resolve_topic,
+    TopicRef,
+};
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::log::{FileRegion, PartitionLog};
@@ -49,6 +59,9 @@ struct Wanted {
     /// For a follower whose log diverges from this leader's: the largest
     /// epoch both may share and where it ends here (its truncation point).
     diverging: Option<(i32, i64)>,
+    /// KIP-951: the current leader and epoch of a partition refused with
+    /// NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH.
+    leader: Option<(i32, i32)>,
 }
 
 /// Where a follower's log diverges from this leader's (Kafka's Fetch v12
@@ -68,6 +81,43 @@ fn diverging(log: &PartitionLog, request: &FetchPartition) -> Option<(i32, i64)>
         return Some((-1, log.offsets().log_start_offset));
     }
     (epoch < request.last_fetched_epoch || end < request.fetch_offset).then_some((epoch, end))
+}
+
+/// KIP-951: current leaders of refused partitions (v12+) and their
+/// endpoints (v16+).
+fn with_leader_hints(
+    broker: &Broker,
+    version: i16,
+    mut response: FetchResponse,
+    topics: &[(FetchableTopicResponse, Vec<Wanted>)],
+) -> FetchResponse {
+    if version < 12 {
+        return response;
+    }
+    let mut hinted = std::collections::BTreeSet::new();
+    for (answer, (_, wanted)) in response.responses.iter_mut().zip(topics) {
+        for (partition, w) in answer.partitions.iter_mut().zip(wanted) {
+            if let Some((leader, epoch)) = w.leader {
+                hinted.insert(leader);
+                partition.current_leader = LeaderIdAndEpoch::default()
+                    .with_leader_id(BrokerId(leader))
+                    .with_leader_epoch(epoch);
+            }
+        }
+    }
+    if version >= 16 {
+        response.node_endpoints = leader_endpoints(broker, &hinted)
+            .into_iter()
+            .map(|b| {
+                NodeEndpoint::default()
+                    .with_node_id(BrokerId(b.node_id))
+                    .with_host(super::str_bytes(b.host))
+                    .with_port(b.port)
+                    .with_rack(b.rack.map(super::str_bytes))
+            })
+            .collect();
+    }
+    response
 }
 
 /// Answers a Fetch request, waiting for data as the request allows: the
@@ -123,10 +173,15 @@ pub async fn handle(
                         }
                         .map(|()| log)
                     });
+                    let leader = match (&log, &meta) {
+                        (Err(e), Ok(m)) => leader_hint(broker, &m.name, p.partition, e),
+                        _ => None,
+                    };
                     Wanted {
                         log,
                         request: p,
                         diverging,
+                        leader,
                     }
                 })
                 .collect();
@@ -167,7 +222,10 @@ pub async fn handle(
             || min_bytes == 0
         {
             let response = FetchResponse::default().with_responses(read.responses);
-            return (response, read.regions);
+            return (
+                with_leader_hints(broker, version, response, &topics),
+                read.regions,
+            );
         }
         tokio::select! {
             _ = futures::future::select_all(wakeups.iter_mut()) => {}

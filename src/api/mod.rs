@@ -399,6 +399,41 @@ fn check_leader_epoch(broker: &Broker, log: &PartitionLog, epoch: i32) -> Result
     Ok(())
 }
 
+/// KIP-951: a partition refused with NOT_LEADER_OR_FOLLOWER or
+/// FENCED_LEADER_EPOCH is answered with its current leader and leader
+/// epoch, so a client moves to the new leader without a Metadata round
+/// trip; `None` for any other error or a partition without a leader.
+fn leader_hint(
+    broker: &Broker,
+    topic: &str,
+    partition: i32,
+    error: &ApiError,
+) -> Option<(i32, i32)> {
+    if !matches!(
+        error.code,
+        ResponseError::NotLeaderOrFollower | ResponseError::FencedLeaderEpoch
+    ) {
+        return None;
+    }
+    broker
+        .partition_state(topic, partition)
+        .filter(|s| s.leader >= 0)
+        .map(|s| (s.leader, s.leader_epoch))
+}
+
+/// The endpoints of the live brokers among `leaders` (KIP-951's
+/// `node_endpoints`, beside the hints of [`leader_hint`]).
+fn leader_endpoints(
+    broker: &Broker,
+    leaders: &std::collections::BTreeSet<i32>,
+) -> Vec<crate::cluster::BrokerEndpoint> {
+    let cluster = broker.cluster();
+    leaders
+        .iter()
+        .filter_map(|id| cluster.broker(*id).cloned())
+        .collect()
+}
+
 /// Kafka's error for a refused append.
 fn append_error(e: AppendError) -> ApiError {
     let code = match &e {

@@ -30,21 +30,26 @@
 //! - Internal topics (`__consumer_offsets`) take no client records:
 //!   INVALID_TOPIC_EXCEPTION, as Kafka.
 //! - Unknown topics are auto-created when `auto.create.topics.enable` is on.
-//! - v13 addresses topics by id. Omitted: `current_leader` (no leader
-//!   changes on one node).
+//! - v13 addresses topics by id. v10+ (KIP-951): a partition refused with
+//!   NOT_LEADER_OR_FOLLOWER names its current leader and epoch, and the
+//!   response lists that leader's endpoint.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
-    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+    BatchIndexAndErrorMessage, LeaderIdAndEpoch, NodeEndpoint, PartitionProduceResponse,
+    TopicProduceResponse,
 };
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use kafka_protocol::messages::{BrokerId, ProduceRequest, ProduceResponse};
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 
-use super::{append_error, blocking, partition_log, resolve_topic, str_bytes, TopicRef};
+use super::{
+    append_error, blocking, leader_endpoints, leader_hint, partition_log, resolve_topic, str_bytes,
+    TopicRef,
+};
 use crate::broker::Broker;
 use crate::cluster::is_internal_topic;
 use crate::error::ApiError;
@@ -65,7 +70,10 @@ pub async fn handle(
     // acks=all on a replicated partition: (topic, partition) indexes in the
     // response, the log, the offset its high watermark must reach and the
     // leader epoch it must reach it in.
-    let mut replication_waits: Vec<(usize, usize, Arc<PartitionLog>, i64, i32)> = Vec::new();
+    let mut replication_waits: Vec<(usize, usize, Arc<PartitionLog>, i64, i32)> = Vec::new(); // KIP-951 (v10+): refused partitions name their leader; the response
+                                                                                              // lists those leaders' endpoints.
+    let mut hinted: std::collections::BTreeSet<i32> = std::collections::BTreeSet::new();
+
     let mut responses: Vec<TopicProduceResponse> = request
         .topic_data
         .into_iter()
@@ -107,7 +115,26 @@ pub async fn handle(
                                 .with_log_append_time_ms(info.log_append_time)
                                 .with_log_start_offset(info.log_start_offset)
                         }
-                        Err(refusal) => refusal.response(response, version),
+                        Err(refusal) => {
+                            let hint = match (&resolved, version >= 10) {
+                                (Ok(meta), true) => {
+                                    leader_hint(broker, &meta.name, data.index, &refusal.error)
+                                }
+                                _ => None,
+                            };
+                            let response = refusal.response(response, version);
+                            match hint {
+                                Some((leader, epoch)) => {
+                                    hinted.insert(leader);
+                                    response.with_current_leader(
+                                        LeaderIdAndEpoch::default()
+                                            .with_leader_id(BrokerId(leader))
+                                            .with_leader_epoch(epoch),
+                                    )
+                                }
+                                None => response,
+                            }
+                        }
                     }
                 })
                 .collect();
@@ -126,7 +153,21 @@ pub async fn handle(
             *response = Refusal::from(error).response(response.clone(), version);
         }
     }
-    (request.acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    let endpoints = leader_endpoints(broker, &hinted)
+        .into_iter()
+        .map(|b| {
+            NodeEndpoint::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(str_bytes(b.host))
+                .with_port(b.port)
+                .with_rack(b.rack.map(str_bytes))
+        })
+        .collect();
+    (request.acks != 0).then(|| {
+        ProduceResponse::default()
+            .with_responses(responses)
+            .with_node_endpoints(endpoints)
+    })
 }
 
 /// Waits (without blocking a thread) until `log`'s high watermark reaches
