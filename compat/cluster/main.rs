@@ -1733,15 +1733,37 @@ fn refuses(args: &[&str], key: &str) {
 /// As [`refuses`], with the data dir `dir`.
 fn refuses_in(dir: &std::path::Path, args: &[&str], key: &str) {
     let listen = free_port().to_string();
-    let output = Command::new(STROM)
+    let mut child = Command::new(STROM)
         .args(["--listen", &listen, "--data-dir"])
         .arg(dir)
         .args(args)
         .env_clear()
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run strom");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{args:?} was accepted");
+    // A refusal is immediate; a node that starts instead is killed.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut pipe, &mut stderr);
+    }
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "{args:?} was accepted: {stderr}"
+    );
     let last = stderr.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("strom: ") && last.contains(key),
@@ -1824,7 +1846,13 @@ fn impossible_quorum_settings_stop_with_one_line() {
     );
     refuses(&["--set", "process.roles=broker"], "process.roles");
     refuses(&["--set", "process.roles=controller"], "process.roles");
-    let bootstrap = format!("controller.quorum.bootstrap.servers={}", free_port());
+    // Several bootstrap servers alone: a dynamic voter set (one is a
+    // quorum of one, as Kafka's default server.properties).
+    let bootstrap = format!(
+        "controller.quorum.bootstrap.servers={},{}",
+        free_port(),
+        free_port()
+    );
     refuses(
         &["--set", &bootstrap, "--set", "process.roles=controller"],
         "controller.quorum.bootstrap.servers",

@@ -386,6 +386,7 @@ impl Broker {
             topic: change.topic,
             partition: change.partition,
             leader_epoch: change.leader_epoch,
+            partition_epoch: Some(change.partition_epoch),
             isr: change.isr,
         };
         let replicas = self.replicas.clone();

@@ -42,6 +42,8 @@ pub struct IsrChange {
     pub partition: i32,
     /// The leader epoch it was decided in.
     pub leader_epoch: i32,
+    /// The partition epoch of the state it was computed from.
+    pub partition_epoch: i32,
     /// The new ISR.
     pub isr: Vec<i32>,
 }
@@ -59,6 +61,8 @@ struct Progress {
 #[derive(Debug)]
 struct Led {
     epoch: i32,
+    /// The partition epoch of the image state `isr` comes from.
+    partition_epoch: i32,
     replicas: Vec<i32>,
     isr: Vec<i32>,
     followers: HashMap<i32, Progress>,
@@ -117,16 +121,18 @@ impl ReplicaManager {
                     let kept = led.remove(&key).filter(|l| l.epoch == state.leader_epoch);
                     let mut entry = kept.unwrap_or_else(|| Led {
                         epoch: state.leader_epoch,
+                        partition_epoch: state.partition_epoch,
                         replicas: replicas.clone(),
                         isr: state.isr.clone(),
                         followers: HashMap::new(),
                         pending: false,
                         since: Instant::now(),
                     });
-                    if entry.isr != state.isr {
+                    if entry.isr != state.isr || entry.partition_epoch != state.partition_epoch {
                         entry.isr = state.isr.clone();
                         entry.pending = false;
                     }
+                    entry.partition_epoch = state.partition_epoch;
                     entry.replicas = replicas.clone();
                     log.set_replicated(entry.isr.len() > 1, state.leader_epoch);
                     Self::update_high_watermark(self.node_id, &entry, &log);
@@ -217,6 +223,7 @@ impl ReplicaManager {
                 topic: key.0,
                 partition: key.1,
                 leader_epoch: entry.epoch,
+                partition_epoch: entry.partition_epoch,
                 isr,
             }));
         }
@@ -244,6 +251,7 @@ impl ReplicaManager {
                     topic: topic.clone(),
                     partition: *partition,
                     leader_epoch: entry.epoch,
+                    partition_epoch: entry.partition_epoch,
                     isr,
                 });
             }

@@ -46,6 +46,11 @@ pub struct PartitionState {
     pub leader_epoch: i32,
     /// The in-sync replicas, the leader among them.
     pub isr: Vec<i32>,
+    /// Bumped at every change of this state (leader, ISR, reassignment),
+    /// as Kafka's partition epoch: an ISR change computed from an older
+    /// state is refused.
+    #[serde(default)]
+    pub partition_epoch: i32,
     /// An ongoing reassignment's new replicas (already in the assignment;
     /// they fetch, catch up and join the ISR).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -181,6 +186,10 @@ pub enum MetadataCommand {
         partition: i32,
         /// The leader epoch the change was computed in.
         leader_epoch: i32,
+        /// The partition epoch of the state it was computed from (absent
+        /// in entries written before partition epochs: not checked).
+        #[serde(default)]
+        partition_epoch: Option<i32>,
         /// The new ISR (the leader among them).
         isr: Vec<i32>,
     },
@@ -313,6 +322,40 @@ impl MetadataImage {
     /// Applies `command`, the entry at Raft log `index`.
     pub fn apply(&mut self, index: u64, command: &MetadataCommand) -> MetadataResult {
         self.applied_index = index;
+        // The partitions this command may change, to bump the partition
+        // epoch of those it did change: one topic's, or (broker fencing,
+        // unfencing, registration) every topic's.
+        let scope = match command {
+            MetadataCommand::AlterIsr { topic, .. }
+            | MetadataCommand::ElectLeader { topic, .. }
+            | MetadataCommand::AlterReassignment { topic, .. } => Some(
+                self.partitions
+                    .get(topic)
+                    .map(|states| BTreeMap::from([(topic.clone(), states.clone())]))
+                    .unwrap_or_default(),
+            ),
+            MetadataCommand::FenceBroker { .. }
+            | MetadataCommand::UnfenceBroker { .. }
+            | MetadataCommand::RegisterBroker { .. } => Some(self.partitions.clone()),
+            _ => None,
+        };
+        let result = self.apply_command(index, command);
+        if let Some(before) = scope {
+            for (topic, old) in before {
+                let Some(states) = self.partitions.get_mut(&topic) else {
+                    continue;
+                };
+                for (state, old) in states.iter_mut().zip(old) {
+                    if *state != old {
+                        state.partition_epoch = old.partition_epoch.saturating_add(1);
+                    }
+                }
+            }
+        }
+        result
+    }
+
+    fn apply_command(&mut self, index: u64, command: &MetadataCommand) -> MetadataResult {
         let result = match command {
             MetadataCommand::InitCluster { cluster_id } => {
                 let id = self.cluster_id.get_or_insert_with(|| cluster_id.clone());
@@ -435,6 +478,7 @@ impl MetadataImage {
                 topic,
                 partition,
                 leader_epoch,
+                partition_epoch,
                 isr,
             } => {
                 let fenced: Vec<i32> = self
@@ -451,6 +495,7 @@ impl MetadataImage {
                     None => Self::refused(Refusal::UnknownTopic),
                     Some(state)
                         if state.leader_epoch != *leader_epoch
+                            || partition_epoch.is_some_and(|e| e != state.partition_epoch)
                             || !isr.contains(&state.leader)
                             || isr.iter().any(|id| fenced.contains(id)) =>
                     {
@@ -881,15 +926,17 @@ mod tests {
             image.apply(7, &command(Election::Preferred)).refused,
             Some(Refusal::PreferredLeaderNotAvailable)
         );
-        image.apply(
-            8,
-            &MetadataCommand::AlterIsr {
-                topic: "t".into(),
-                partition: 0,
-                leader_epoch: 1,
-                isr: vec![1, 2, 3],
-            },
-        );
+        // The fencing changed the partition (epoch 1); an ISR change
+        // computed from the state before it is refused.
+        let alter = |partition_epoch| MetadataCommand::AlterIsr {
+            topic: "t".into(),
+            partition: 0,
+            leader_epoch: 1,
+            partition_epoch: Some(partition_epoch),
+            isr: vec![1, 2, 3],
+        };
+        assert_eq!(image.apply(8, &alter(0)).refused, Some(Refusal::Conflict));
+        assert_eq!(image.apply(8, &alter(1)).refused, None);
         assert_eq!(image.apply(9, &command(Election::Preferred)).refused, None);
         assert_eq!(
             image.partition("t", 0),
@@ -897,6 +944,7 @@ mod tests {
                 leader: 1,
                 leader_epoch: 2,
                 isr: vec![1, 2, 3],
+                partition_epoch: 3,
                 ..PartitionState::default()
             })
         );
