@@ -65,7 +65,8 @@
 //!   each key appear in the order it sent them (transaction, then write);
 //! - nothing hanging: no open transaction, LSO = high watermark;
 //! - on a cluster, every replica of every written partition of the topic
-//!   and of `__transaction_state` is byte-identical at the end.
+//!   and of `__transaction_state` is byte-identical at the end, and each
+//!   node's ListTransactions lists only ids it coordinates (as Kafka's).
 //!
 //! Not checked: Elle's cycle search over write/read dependencies
 //! (G0/G1c); with one read_committed reader and producers that only
@@ -675,6 +676,26 @@ impl Brokers {
     }
 }
 
+/// Transactional ids a broker lists (ListTransactions) without being
+/// their coordinator: Kafka's brokers list only the ids of the
+/// `__transaction_state` partitions they lead, and the admin client
+/// merges every broker's list.
+fn strays(nodes: &[SocketAddr]) -> Result<Vec<String>, String> {
+    let mut strays = Vec::new();
+    for node in nodes {
+        let mut raw = RawClient::connect(*node)?;
+        for id in raw.list_transactions()? {
+            let (_, coordinator) = raw.transaction_coordinator(&id)?;
+            if coordinator != *node {
+                strays.push(format!(
+                    "ListTransactions of {node} lists {id}, coordinated by {coordinator}"
+                ));
+            }
+        }
+    }
+    Ok(strays)
+}
+
 /// Waits (up to [`FAILOVER_DEADLINE`]) until node `via`'s Metadata shows
 /// `done` of every partition of every topic.
 fn wait_partitions(
@@ -856,6 +877,7 @@ fn workload(run: &mut Run, brokers: &mut Brokers, plan: &Plan) -> Result<String,
             failures.push(format!("partition {p}: LSO {lso} < high watermark {hw}"));
         }
     }
+    failures.extend(strays(&nodes)?);
     // The Java client on transaction version 2 bumps its epoch with every
     // transaction; on version 1 only each InitProducerId would (a handful
     // here).
