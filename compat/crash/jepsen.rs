@@ -610,14 +610,7 @@ impl Brokers {
     fn mark(&self, run: &Run, text: &str) {
         match self {
             Self::One => run.mark(text),
-            Self::Cluster(cluster) => {
-                for node in &cluster.nodes {
-                    let log = OpenOptions::new().create(true).append(true).open(&node.log);
-                    if let Ok(mut log) = log {
-                        let _ = writeln!(log, "===== crash test: {text} =====");
-                    }
-                }
-            }
+            Self::Cluster(cluster) => mark_nodes(cluster, text),
         }
     }
 
@@ -629,9 +622,9 @@ impl Brokers {
         };
         let ids: Vec<i32> = cluster.nodes.iter().map(|node| node.id).collect();
         let round = n / 3;
-        let metadata = ids
+        let (asked, metadata) = ids
             .iter()
-            .find_map(|id| cluster.metadata(*id).ok())
+            .find_map(|id| Some((*id, cluster.metadata(*id).ok()?)))
             .ok_or("no node answers Metadata")?;
         let (victim, role) = match n % 3 {
             0 => {
@@ -642,7 +635,7 @@ impl Brokers {
             1 => {
                 let id = transactional_id(round % PRODUCERS);
                 let (node, _) =
-                    RawClient::connect(cluster.address(ids[0]))?.transaction_coordinator(&id)?;
+                    RawClient::connect(cluster.address(asked))?.transaction_coordinator(&id)?;
                 (node, format!("coordinator of {id}"))
             }
             _ => (ids[round % ids.len()], "in turn".into()),
@@ -652,10 +645,7 @@ impl Brokers {
         }
         cluster.kill(victim);
         let what = format!("node {victim} ({role})");
-        self.mark(run, &format!("SIGKILL {what}: {why}"));
-        let Self::Cluster(cluster) = self else {
-            return Err("not a cluster".into());
-        };
+        mark_nodes(cluster, &format!("SIGKILL {what}: {why}"));
         let survivor = ids
             .iter()
             .copied()
@@ -665,14 +655,20 @@ impl Brokers {
             p.replica_nodes.len() < 2 || (p.leader_id.0 >= 0 && p.leader_id.0 != victim)
         })?;
         cluster.restart(victim);
-        self.mark(run, &format!("{what} restarted"));
-        let Self::Cluster(cluster) = self else {
-            return Err("not a cluster".into());
-        };
+        mark_nodes(cluster, &format!("{what} restarted"));
         wait_partitions(cluster, victim, &format!("{what} back in sync"), |p| {
             p.leader_id.0 >= 0 && p.isr_nodes.len() == p.replica_nodes.len()
         })?;
         Ok(what)
+    }
+}
+
+/// Appends a marker line to every node's log.
+fn mark_nodes(cluster: &Cluster, text: &str) {
+    for node in &cluster.nodes {
+        if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(&node.log) {
+            let _ = writeln!(log, "===== crash test: {text} =====");
+        }
     }
 }
 
@@ -743,10 +739,14 @@ pub(super) fn jepsen_transactions_cluster(run: &mut Run) -> Result<String, Strin
         let identical = identical_replicas(cluster)?;
         Ok(format!("{summary}; {identical}"))
     });
-    if let (Err(_), Brokers::Cluster(cluster)) = (&result, &mut brokers) {
+    // The nodes' dirs and logs are the cluster's own: kept as the run's.
+    let keep = result.is_err() || std::env::var_os(KEEP_VAR).is_some();
+    if let (true, Brokers::Cluster(cluster)) = (keep, &mut brokers) {
         if let Some(dir) = cluster.dir.take() {
             let kept = dir.keep();
-            return result.map_err(|e| format!("{e}\ncluster logs kept in {}", kept.display()));
+            return result
+                .map(|summary| format!("{summary}; cluster kept in {}", kept.display()))
+                .map_err(|e| format!("{e}\ncluster data and logs kept in {}", kept.display()));
         }
     }
     result
