@@ -1,11 +1,14 @@
-//! `jepsen_transactions`: a checker in the spirit of Jepsen's Kafka
-//! workload, over transactions, while the broker is SIGKILLed and
-//! producers are killed mid-transaction.
+//! `jepsen_transactions` and `jepsen_transactions_cluster`: a checker in
+//! the spirit of Jepsen's Kafka workload, over transactions, while the
+//! broker (one node) or one node at a time (three nodes) is SIGKILLed and
+//! producers are killed mid-transaction. One workload and one checker
+//! ([`workload`], [`check`]); what differs is [`Brokers`] (the bootstrap
+//! list, where to ask, the fault) and the [`Plan`].
 //!
 //! **Workload.** [`PRODUCERS`] producer processes (re-executed with
 //! `STROM_CRASH_ROLE=jepsen-producer`, each with its own transactional id
-//! and an rdkafka `ThreadedProducer`) each run [`TXNS_PER_PRODUCER`]
-//! transactions over [`KEYS`] keys of a [`PARTITIONS`]-partition topic
+//! and an rdkafka `ThreadedProducer`, bootstrapped on every broker) each
+//! run [`Plan::txns`] transactions over [`KEYS`] keys of a [`PARTITIONS`]-partition topic
 //! (key `k<k>` lives in partition `k % PARTITIONS`). Transaction `n` of
 //! producer `p` is drawn from a seeded generator ([`txn_plan`]): one to
 //! three keys, one to three writes to each, interleaved, values
@@ -18,21 +21,31 @@
 //! `unknown`, as in `transactions_survive_sigkill`). A restarted producer
 //! continues after the last transaction it began.
 //!
-//! **Faults.** The supervisor SIGKILLs and restarts the broker each time
-//! the ended transactions pass a mark of [`BROKER_KILL_AFTER`], and kills
-//! a producer process the moment its history ends in `begin <n>` (a
+//! **Faults.** Each time the ended transactions pass a mark of
+//! [`Plan::faults_after`] the supervisor injects a broker fault: on one
+//! node ([`ONE_NODE`]) it SIGKILLs and restarts the broker; on a cluster
+//! ([`CLUSTER`]: three nodes, replication factor 3 for the topic and
+//! `__transaction_state`, `min.insync.replicas=2`, [`CLUSTER_SETTINGS`]
+//! so a silent node is fenced after 1.5 s) it SIGKILLs one node, in turn
+//! the leader of a data partition, the node coordinating a producer's
+//! transactional id (FindCoordinator), and any node; waits until the
+//! others took over every partition it led, restarts it, and waits until
+//! every replica of every partition is in sync again. It also kills a
+//! producer process the moment its history ends in `begin <n>` (a
 //! transaction open, records in flight) at the marks of
-//! [`PRODUCER_KILL_AFTER`], then starts it again: its new instance's
-//! InitProducerId must fence the old epoch and abort what it left open.
-//! A last broker SIGKILL comes after the producers finished.
+//! [`Plan::producer_kills_after`], then starts it again: its new
+//! instance's InitProducerId must fence the old epoch and abort what it
+//! left open. A last broker fault comes after the producers finished.
 //!
 //! **Readers.** A live read_committed consumer (assigned every partition
 //! from the beginning, `auto.offset.reset=error` so a reset shows) polls
-//! through all of it, broker restarts included, and records every
-//! (partition, offset, value) it is given. At the end, once the
-//! coordinator lists no open transaction and every partition's last stable
-//! offset equals its high watermark, a fresh read_committed consumer reads
-//! every partition from the start: the final log.
+//! through all of it, broker restarts and failovers included, and records
+//! every (partition, offset, value) it is given. At the end, once no
+//! coordinator lists an open transaction (ListTransactions of every node,
+//! DescribeTransactions of each id's coordinator) and every partition's
+//! last stable offset equals its high watermark (ListOffsets of its
+//! leader), a fresh read_committed consumer reads every partition from
+//! the start: the final log.
 //!
 //! **Checked** (Jepsen's names where it has one):
 //! - *aborted read*: no value of an aborted transaction, of one abandoned
@@ -50,7 +63,10 @@
 //!   caught up);
 //! - *per-key order*: within each partition, each producer's writes to
 //!   each key appear in the order it sent them (transaction, then write);
-//! - nothing hanging: no open transaction, LSO = high watermark.
+//! - nothing hanging: no open transaction, LSO = high watermark;
+//! - on a cluster, every replica of every written partition of the topic
+//!   and of `__transaction_state` is byte-identical at the end, and each
+//!   node's ListTransactions lists only ids it coordinates (as Kafka's).
 //!
 //! Not checked: Elle's cycle search over write/read dependencies
 //! (G0/G1c); with one read_committed reader and producers that only
@@ -60,6 +76,10 @@ use super::*;
 
 use std::collections::BTreeSet;
 use std::io::Write as _;
+
+use kafka_protocol::messages::metadata_response::MetadataResponsePartition;
+
+use super::cluster::{self, Cluster};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
@@ -67,16 +87,52 @@ const JEPSEN_TOPIC: &str = "jepsen";
 const PARTITIONS: i32 = 4;
 const KEYS: u64 = 8;
 const PRODUCERS: usize = 3;
-const TXNS_PER_PRODUCER: usize = 150;
-/// SIGKILL the broker once this many transactions (of all producers) ended.
-const BROKER_KILL_AFTER: [usize; 7] = [30, 90, 150, 210, 270, 330, 390];
-/// Kill a producer mid-transaction once this many ended (producers taken
-/// in turn, skipping one that has finished).
-const PRODUCER_KILL_AFTER: [usize; 4] = [50, 150, 250, 350];
+
+/// How much a run does and when its faults land.
+struct Plan {
+    /// Transactions per producer.
+    txns: usize,
+    /// Inject a broker fault once this many transactions (of all
+    /// producers) ended.
+    faults_after: &'static [usize],
+    /// Kill a producer mid-transaction once this many ended (producers
+    /// taken in turn, skipping one that has finished).
+    producer_kills_after: &'static [usize],
+}
+
+/// `jepsen_transactions`: one broker, SIGKILLed seven times.
+const ONE_NODE: Plan = Plan {
+    txns: 150,
+    faults_after: &[30, 90, 150, 210, 270, 330, 390],
+    producer_kills_after: &[50, 150, 250, 350],
+};
+
+/// `jepsen_transactions_cluster`: three nodes, one SIGKILLed at a time
+/// (each fault waits out a failover, a restart and the catch-up).
+const CLUSTER: Plan = Plan {
+    txns: 100,
+    faults_after: &[15, 45, 75, 105, 135, 165],
+    producer_kills_after: &[30, 90, 150, 210],
+};
+
+/// The settings of every node of the cluster case: a node silent for
+/// 1.5 s is fenced and its leaderships move, a follower 2 s behind leaves
+/// the ISR, acks=all (and so every transactional write and marker) needs
+/// two in-sync replicas.
+const CLUSTER_SETTINGS: [&str; 4] = [
+    "broker.session.timeout.ms=1500",
+    "broker.heartbeat.interval.ms=200",
+    "replica.lag.time.max.ms=2000",
+    "min.insync.replicas=2",
+];
+/// How long a failover, or a restarted node's catch-up, may take.
+const FAILOVER_DEADLINE: Duration = Duration::from_secs(20);
 /// How long the producers may take in all, kills included.
 const WORKLOAD_DEADLINE: Duration = Duration::from_secs(150);
 /// The producer's number, in the child process.
 const PRODUCER_VAR: &str = "STROM_CRASH_JEPSEN_PRODUCER";
+/// How many transactions it runs in all ([`Plan::txns`]).
+const TXNS_VAR: &str = "STROM_CRASH_JEPSEN_TXNS";
 
 /// SplitMix64: a small seeded generator, so the supervisor can replay
 /// what each producer wrote.
@@ -223,16 +279,19 @@ impl History {
 
 /// The child process: producer `STROM_CRASH_JEPSEN_PRODUCER` runs its
 /// transactions from the one after the last it began (per its history
-/// file, `STROM_CRASH_ACKED`) up to [`TXNS_PER_PRODUCER`].
+/// file, `STROM_CRASH_ACKED`) up to `STROM_CRASH_JEPSEN_TXNS`.
 pub(super) fn jepsen_producer_main() -> ExitCode {
-    let (Ok(bootstrap), Ok(path), Some(me)) = (
+    let number = |var: &str| std::env::var(var).ok()?.parse::<usize>().ok();
+    let (Ok(bootstrap), Ok(path), Some(me), Some(txns)) = (
         std::env::var(BOOTSTRAP_VAR),
         std::env::var(ACKED_VAR),
-        std::env::var(PRODUCER_VAR)
-            .ok()
-            .and_then(|p| p.parse::<usize>().ok()),
+        number(PRODUCER_VAR),
+        number(TXNS_VAR),
     ) else {
-        eprintln!("jepsen-producer: {BOOTSTRAP_VAR}, {ACKED_VAR} and {PRODUCER_VAR} must be set");
+        eprintln!(
+            "jepsen-producer: {BOOTSTRAP_VAR}, {ACKED_VAR}, {PRODUCER_VAR} and {TXNS_VAR} must \
+             be set"
+        );
         return ExitCode::from(2);
     };
     let history = match History::read(Path::new(&path)) {
@@ -263,7 +322,7 @@ pub(super) fn jepsen_producer_main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    for n in first..TXNS_PER_PRODUCER {
+    for n in first..txns {
         if Instant::now() > deadline {
             eprintln!("jepsen-producer {me}: out of time at transaction {n}");
             return ExitCode::FAILURE;
@@ -306,7 +365,7 @@ pub(super) fn jepsen_producer_main() -> ExitCode {
     }
     drop(producer);
     println!(
-        "producer {me}: transactions {first}..{TXNS_PER_PRODUCER}, {} instance(s), {} commits \
+        "producer {me}: transactions {first}..{txns}, {} instance(s), {} commits \
          aborted, {} retries, {:.1} s",
         stats.producers,
         stats.commit_aborted,
@@ -335,9 +394,9 @@ struct LiveReader {
 }
 
 impl LiveReader {
-    fn start(address: SocketAddr) -> Result<Self, String> {
+    fn start(bootstrap: &str) -> Result<Self, String> {
         let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", address.to_string())
+            .set("bootstrap.servers", bootstrap)
             .set("group.id", "strom-jepsen-live")
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
@@ -437,10 +496,14 @@ fn transactional_id(p: usize) -> String {
 struct Producers {
     histories: Vec<PathBuf>,
     java: Option<(String, PathBuf)>,
+    /// Transactions per producer.
+    txns: usize,
+    /// The brokers' `host:port` list.
+    bootstrap: String,
 }
 
 impl Producers {
-    fn new(run: &Run) -> Result<Self, String> {
+    fn new(run: &Run, txns: usize, bootstrap: String) -> Result<Self, String> {
         let histories = (0..PRODUCERS)
             .map(|p| run.dir.join(format!("history-{p}.txt")))
             .collect();
@@ -450,7 +513,7 @@ impl Producers {
                 // <partition>:<key>:<value> ...` per transaction.
                 let plan = run.dir.join("plan-java.txt");
                 let mut text = String::new();
-                for n in 0..TXNS_PER_PRODUCER {
+                for n in 0..txns {
                     let (writes, commit) = txn_plan(PRODUCERS - 1, n);
                     text.push_str(&format!("{n} {}", if commit { "commit" } else { "abort" }));
                     for w in writes {
@@ -463,7 +526,12 @@ impl Producers {
             }
             Err(_) => None,
         };
-        Ok(Self { histories, java })
+        Ok(Self {
+            histories,
+            java,
+            txns,
+            bootstrap,
+        })
     }
 
     fn is_java(&self, p: usize) -> bool {
@@ -471,12 +539,12 @@ impl Producers {
     }
 
     /// Starts producer `p`'s process (again, after a kill).
-    fn spawn(&self, run: &Run, p: usize) -> Result<Child, String> {
+    fn spawn(&self, p: usize) -> Result<Child, String> {
         let mut command = match &self.java {
             Some((classpath, plan)) if self.is_java(p) => {
                 let mut java = Command::new("java");
                 java.arg("-cp").arg(classpath).arg("JepsenProducer");
-                java.arg(run.address.to_string())
+                java.arg(&self.bootstrap)
                     .arg(transactional_id(p))
                     .arg(plan)
                     .arg(&self.histories[p])
@@ -494,7 +562,8 @@ impl Producers {
                 rdkafka
                     .env(ROLE_VAR, "jepsen-producer")
                     .env(PRODUCER_VAR, p.to_string())
-                    .env(BOOTSTRAP_VAR, run.address.to_string())
+                    .env(BOOTSTRAP_VAR, &self.bootstrap)
+                    .env(TXNS_VAR, self.txns.to_string())
                     .env(ACKED_VAR, &self.histories[p]);
                 rdkafka
             }
@@ -507,22 +576,224 @@ impl Producers {
     }
 }
 
+/// The brokers under test and the fault the supervisor injects.
+enum Brokers {
+    /// `Run`'s one broker: a fault SIGKILLs and restarts it.
+    One,
+    /// A cluster: fault `n` SIGKILLs one node, in turn the leader of a
+    /// partition of the topic, the coordinator of a producer's
+    /// transactional id, and any node; waits until the others took over
+    /// what it led, restarts it, and waits until every replica of every
+    /// partition is in sync again (so the next fault finds all three).
+    Cluster(Cluster),
+}
+
+impl Brokers {
+    /// Every broker's client address.
+    fn nodes(&self, run: &Run) -> Vec<SocketAddr> {
+        match self {
+            Self::One => vec![run.address],
+            Self::Cluster(cluster) => cluster.nodes.iter().map(|n| n.client).collect(),
+        }
+    }
+
+    /// The `bootstrap.servers` of the clients: every broker.
+    fn bootstrap(&self, run: &Run) -> String {
+        self.nodes(run)
+            .iter()
+            .map(SocketAddr::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// Appends a marker line to every broker's log.
+    fn mark(&self, run: &Run, text: &str) {
+        match self {
+            Self::One => run.mark(text),
+            Self::Cluster(cluster) => mark_nodes(cluster, text),
+        }
+    }
+
+    /// Injects fault number `n` (see [`Brokers`]); what it did.
+    fn fault(&mut self, run: &mut Run, n: usize, why: &str) -> Result<String, String> {
+        let Self::Cluster(cluster) = self else {
+            run.crash_and_restart(why)?;
+            return Ok("broker".into());
+        };
+        let ids: Vec<i32> = cluster.nodes.iter().map(|node| node.id).collect();
+        let round = n / 3;
+        let (asked, metadata) = ids
+            .iter()
+            .find_map(|id| Some((*id, cluster.metadata(*id).ok()?)))
+            .ok_or("no node answers Metadata")?;
+        let (victim, role) = match n % 3 {
+            0 => {
+                let partition = i32::try_from(round).unwrap_or(0) % PARTITIONS;
+                let leader = cluster::leader_of(&metadata, JEPSEN_TOPIC, partition);
+                (leader, format!("leader of {JEPSEN_TOPIC}-{partition}"))
+            }
+            1 => {
+                let id = transactional_id(round % PRODUCERS);
+                let (node, _) =
+                    RawClient::connect(cluster.address(asked))?.transaction_coordinator(&id)?;
+                (node, format!("coordinator of {id}"))
+            }
+            _ => (ids[round % ids.len()], "in turn".into()),
+        };
+        if !ids.contains(&victim) {
+            return Err(format!("fault {n}: no node is the {role} ({victim})"));
+        }
+        cluster.kill(victim);
+        let what = format!("node {victim} ({role})");
+        mark_nodes(cluster, &format!("SIGKILL {what}: {why}"));
+        let survivor = ids
+            .iter()
+            .copied()
+            .find(|id| *id != victim)
+            .unwrap_or(victim);
+        wait_partitions(cluster, survivor, &format!("{what} failed over"), |p| {
+            p.replica_nodes.len() < 2 || (p.leader_id.0 >= 0 && p.leader_id.0 != victim)
+        })?;
+        cluster.restart(victim);
+        mark_nodes(cluster, &format!("{what} restarted"));
+        wait_partitions(cluster, victim, &format!("{what} back in sync"), |p| {
+            p.leader_id.0 >= 0 && p.isr_nodes.len() == p.replica_nodes.len()
+        })?;
+        Ok(what)
+    }
+}
+
+/// Appends a marker line to every node's log.
+fn mark_nodes(cluster: &Cluster, text: &str) {
+    for node in &cluster.nodes {
+        if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(&node.log) {
+            let _ = writeln!(log, "===== crash test: {text} =====");
+        }
+    }
+}
+
+/// Transactional ids a broker lists (ListTransactions) without being
+/// their coordinator: Kafka's brokers list only the ids of the
+/// `__transaction_state` partitions they lead, and the admin client
+/// merges every broker's list.
+fn strays(nodes: &[SocketAddr]) -> Result<Vec<String>, String> {
+    let mut strays = Vec::new();
+    for node in nodes {
+        let mut raw = RawClient::connect(*node)?;
+        for id in raw.list_transactions()? {
+            let (_, coordinator) = raw.transaction_coordinator(&id)?;
+            if coordinator != *node {
+                strays.push(format!(
+                    "ListTransactions of {node} lists {id}, coordinated by {coordinator}"
+                ));
+            }
+        }
+    }
+    Ok(strays)
+}
+
+/// Waits (up to [`FAILOVER_DEADLINE`]) until node `via`'s Metadata shows
+/// `done` of every partition of every topic.
+fn wait_partitions(
+    cluster: &Cluster,
+    via: i32,
+    what: &str,
+    done: impl Fn(&MetadataResponsePartition) -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + FAILOVER_DEADLINE;
+    loop {
+        let seen = cluster.metadata(via);
+        if let Ok(m) = &seen {
+            if m.topics.iter().all(|t| t.partitions.iter().all(&done)) {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "{what}: not within {FAILOVER_DEADLINE:?} (node {via}'s last Metadata: {seen:?})"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
     run.start_broker()?;
     create_named_topic(run.address, JEPSEN_TOPIC, PARTITIONS)?;
     run.stop_broker()?;
     run.start_broker()?;
+    workload(run, &mut Brokers::One, &ONE_NODE)
+}
 
-    let live = LiveReader::start(run.address)?;
-    let producers = Producers::new(run)?;
+/// The same workload and checks against three nodes, the faults those of
+/// [`Brokers::Cluster`]; then every partition's replicas (of the topic and
+/// of `__transaction_state`) must be byte-identical.
+pub(super) fn jepsen_transactions_cluster(run: &mut Run) -> Result<String, String> {
+    let cluster = Cluster::start_with(3, &CLUSTER_SETTINGS);
+    cluster.create_topic(&[1, 2, 3], JEPSEN_TOPIC, PARTITIONS, 3);
+    let mut brokers = Brokers::Cluster(cluster);
+    let result = workload(run, &mut brokers, &CLUSTER).and_then(|summary| {
+        let Brokers::Cluster(cluster) = &brokers else {
+            return Err("not a cluster".into());
+        };
+        let identical = identical_replicas(cluster)?;
+        Ok(format!("{summary}; {identical}"))
+    });
+    // The nodes' dirs and logs are the cluster's own: kept as the run's.
+    let keep = result.is_err() || std::env::var_os(KEEP_VAR).is_some();
+    if let (true, Brokers::Cluster(cluster)) = (keep, &mut brokers) {
+        if let Some(dir) = cluster.dir.take() {
+            let kept = dir.keep();
+            return result
+                .map(|summary| format!("{summary}; cluster kept in {}", kept.display()))
+                .map_err(|e| format!("{e}\ncluster data and logs kept in {}", kept.display()));
+        }
+    }
+    result
+}
+
+/// Waits until the replicas of every partition of [`JEPSEN_TOPIC`] and of
+/// `__transaction_state` that holds records are byte-identical on the
+/// nodes that host them; says how many and how many bytes.
+fn identical_replicas(cluster: &Cluster) -> Result<String, String> {
+    let m = cluster.metadata(1)?;
+    let (mut partitions, mut bytes) = (0, 0);
+    for topic in [JEPSEN_TOPIC, "__transaction_state"] {
+        let Some(listed) = cluster::topic(&m, topic) else {
+            return Err(format!("Metadata does not list {topic}"));
+        };
+        for p in &listed.partitions {
+            let replicas: Vec<i32> = p.replica_nodes.iter().map(|b| b.0).collect();
+            let written = replicas.iter().any(|id| {
+                !cluster::partition_bytes(cluster, *id, topic, p.partition_index).is_empty()
+            });
+            if written {
+                bytes += cluster::wait_identical(cluster, &replicas, topic, p.partition_index);
+                partitions += 1;
+            }
+        }
+    }
+    Ok(format!(
+        "replicas byte-identical: {partitions} partitions, {bytes} bytes each copy in all"
+    ))
+}
+
+/// Runs the producers, the live reader and `plan`'s faults against
+/// `brokers`, then the final read and [`check`]; the summary line.
+fn workload(run: &mut Run, brokers: &mut Brokers, plan: &Plan) -> Result<String, String> {
+    let nodes = brokers.nodes(run);
+    let bootstrap = brokers.bootstrap(run);
+    let live = LiveReader::start(&bootstrap)?;
+    let producers = Producers::new(run, plan.txns, bootstrap.clone())?;
     let paths = &producers.histories;
     for p in 0..PRODUCERS {
-        let child = producers.spawn(run, p)?;
+        let child = producers.spawn(p)?;
         run.children.others.push(Some(child));
     }
 
     let deadline = Instant::now() + WORKLOAD_DEADLINE;
     let (mut broker_kills, mut producer_kills) = (Vec::new(), Vec::new());
+    let mut faults = Vec::new();
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     let (mut last_ended, mut last_progress) = (0, Instant::now());
@@ -554,14 +825,15 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
         if run.children.others.iter().all(Option::is_none) {
             break;
         }
-        if let Some(mark) = BROKER_KILL_AFTER.get(broker_kills.len()) {
+        if let Some(mark) = plan.faults_after.get(broker_kills.len()) {
             if ended >= *mark {
-                run.crash_and_restart(&format!("{ended} transactions ended"))?;
+                let why = format!("{ended} transactions ended");
+                faults.push(brokers.fault(run, broker_kills.len(), &why)?);
                 broker_kills.push(ended);
                 continue;
             }
         }
-        if let Some(mark) = PRODUCER_KILL_AFTER.get(producer_kills.len()) {
+        if let Some(mark) = plan.producer_kills_after.get(producer_kills.len()) {
             // The next producer in turn that is running and has a
             // transaction open (one its current process began: the history
             // of a restarted one ends in its predecessor's `begin` at first).
@@ -576,9 +848,9 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
                 if let Some(child) = run.children.others[p].take() {
                     kill(child);
                 }
-                run.mark(&format!("producer {p} SIGKILLed in transaction {n}"));
+                brokers.mark(run, &format!("producer {p} SIGKILLed in transaction {n}"));
                 producer_kills.push((p, n));
-                run.children.others[p] = Some(producers.spawn(run, p)?);
+                run.children.others[p] = Some(producers.spawn(p)?);
             }
         }
         if Instant::now() > deadline || last_progress.elapsed() > PROGRESS_DEADLINE {
@@ -590,13 +862,13 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    run.crash_and_restart("producers finished")?;
+    faults.push(brokers.fault(run, broker_kills.len(), "producers finished")?);
 
     let histories = paths
         .iter()
         .map(|p| History::read(p))
         .collect::<Result<Vec<_>, _>>()?;
-    let (open, offsets) = wait_until_settled(run.address, JEPSEN_TOPIC, PARTITIONS)?;
+    let (open, offsets) = wait_until_settled(&nodes, JEPSEN_TOPIC, PARTITIONS)?;
     if !open.is_empty() {
         failures.push(format!("transactions still open: {open:?}"));
     }
@@ -605,13 +877,15 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
             failures.push(format!("partition {p}: LSO {lso} < high watermark {hw}"));
         }
     }
+    failures.extend(strays(&nodes)?);
     // The Java client on transaction version 2 bumps its epoch with every
     // transaction; on version 1 only each InitProducerId would (a handful
     // here).
     let mut java = String::new();
     if producers.java.is_some() {
         let id = transactional_id(PRODUCERS - 1);
-        let epoch = RawClient::connect(run.address)?.producer_epoch(&id)?;
+        let (_, coordinator) = RawClient::connect(nodes[0])?.transaction_coordinator(&id)?;
+        let epoch = RawClient::connect(coordinator)?.producer_epoch(&id)?;
         java = format!(
             "; producer {} is the Java client, epoch {epoch}",
             PRODUCERS - 1
@@ -623,7 +897,7 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
         }
     }
     let ends: BTreeMap<i32, i64> = offsets.iter().map(|(p, (_, hw))| (*p, *hw)).collect();
-    let last: Vec<Seen> = consume_committed(run.address, JEPSEN_TOPIC, &ends)?
+    let last: Vec<Seen> = consume_committed(&bootstrap, JEPSEN_TOPIC, &ends)?
         .into_iter()
         .map(|r| Seen {
             partition: r.partition,
@@ -657,15 +931,16 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
         failures.push(format!("the live reader's offsets were reset: {resets:?}"));
     }
     for (p, history) in histories.iter().enumerate() {
-        if history.begun.len() != TXNS_PER_PRODUCER {
+        if history.begun.len() != plan.txns {
             failures.push(format!(
-                "producer {p} began {} of {TXNS_PER_PRODUCER} transactions",
-                history.begun.len()
+                "producer {p} began {} of {} transactions",
+                history.begun.len(),
+                plan.txns
             ));
         }
     }
-    if broker_kills.len() < BROKER_KILL_AFTER.len()
-        || producer_kills.len() < PRODUCER_KILL_AFTER.len()
+    if broker_kills.len() < plan.faults_after.len()
+        || producer_kills.len() < plan.producer_kills_after.len()
     {
         failures.push(format!(
             "not every fault happened: broker kills at {broker_kills:?}, producer kills \
@@ -676,9 +951,16 @@ pub(super) fn jepsen_transactions(run: &mut Run) -> Result<String, String> {
     for status in statuses.iter().flat_map(BTreeMap::values) {
         *kinds.entry(status.as_str()).or_default() += 1;
     }
+    let kills = match brokers {
+        Brokers::One => format!("broker SIGKILLs at {broker_kills:?} ended and once after"),
+        Brokers::Cluster(_) => format!(
+            "node kills at {broker_kills:?} ended and once after: {}",
+            faults.join(", ")
+        ),
+    };
     let summary = format!(
-        "{} transactions by {PRODUCERS} producers ({kinds:?}); broker SIGKILLs at \
-         {broker_kills:?} ended and once after; producers killed mid-transaction \
+        "{} transactions by {PRODUCERS} producers ({kinds:?}); {kills}; producers killed \
+         mid-transaction \
          (producer, transaction) {producer_kills:?}; final log {} records; live reader {} \
          records ({} transient errors){java}; reports: {}",
         statuses.iter().map(BTreeMap::len).sum::<usize>(),

@@ -103,10 +103,13 @@
 //!   committed transaction exactly once, nothing of an aborted or
 //!   abandoned one, all or nothing of an unknown one, and nothing else;
 //!   nothing is left hanging.
-//! - `jepsen_checker_finds_planted_anomalies` and `jepsen_transactions`:
-//!   a checker in the spirit of Jepsen's Kafka workload over several
-//!   transactional producers, a live reader and kills of the broker and of
-//!   producers mid-transaction; see `jepsen.rs`.
+//! - `jepsen_checker_finds_planted_anomalies`, `jepsen_transactions` and
+//!   `jepsen_transactions_cluster`: a checker in the spirit of Jepsen's
+//!   Kafka workload over several transactional producers, a live reader
+//!   and kills of the broker (or, on a three-node cluster from
+//!   `compat/support/cluster.rs`, of partition leaders, transaction
+//!   coordinators and any node, one at a time) and of producers
+//!   mid-transaction; see `jepsen.rs`.
 //!
 //! Output ends with `crash: N passed, M failed` (after a libtest-style
 //! `test result:` line for `scripts/test.sh`); free arguments filter the
@@ -173,7 +176,7 @@ const PRODUCER_DEADLINE: Duration = Duration::from_secs(40);
 /// A case: a name and a run returning a one-line summary or the failure.
 type Case = (&'static str, fn(&mut Run) -> Result<String, String>);
 
-const CASES: [Case; 9] = [
+const CASES: [Case; 10] = [
     ("topic_survives_sigkill", topic_survives_sigkill),
     (
         "acked_messages_survive_sigkill",
@@ -198,6 +201,10 @@ const CASES: [Case; 9] = [
         jepsen::jepsen_checker_finds_planted_anomalies,
     ),
     ("jepsen_transactions", jepsen::jepsen_transactions),
+    (
+        "jepsen_transactions_cluster",
+        jepsen::jepsen_transactions_cluster,
+    ),
 ];
 
 /// Rounds of commit, SIGKILL, restart, read back.
@@ -1112,7 +1119,7 @@ fn transactions_survive_sigkill(run: &mut Run) -> Result<String, String> {
     // watermark. Both are reached at once when the producer closed cleanly;
     // the deadline covers a coordinator still completing markers it had
     // prepared before the last kill.
-    let (open, offsets) = wait_until_settled(run.address, TOPIC, PARTITIONS)?;
+    let (open, offsets) = wait_until_settled(&[run.address], TOPIC, PARTITIONS)?;
     if !open.is_empty() {
         failures.push(format!(
             "transactions still open {CLIENT_DEADLINE:?} after the producer closed: {open:?}"
@@ -1127,7 +1134,7 @@ fn transactions_survive_sigkill(run: &mut Run) -> Result<String, String> {
         failures.push(format!("hanging transactions: {}", unstable.join("; ")));
     }
     let ends: BTreeMap<i32, i64> = offsets.iter().map(|(p, (_, hw))| (*p, *hw)).collect();
-    let records = consume_committed(run.address, TOPIC, &ends)?;
+    let records = consume_committed(&run.address.to_string(), TOPIC, &ends)?;
     failures.extend(check_transactions(&outcomes, &records));
     if kills.len() < TXN_KILL_AFTER.len() {
         failures.push(format!(
@@ -1295,24 +1302,31 @@ fn check_transactions(outcomes: &BTreeMap<usize, TxnOutcome>, records: &[Record]
     failures
 }
 
-/// Waits (up to [`CLIENT_DEADLINE`]) until the coordinator lists no open
+/// Waits (up to [`CLIENT_DEADLINE`]) until no coordinator lists an open
 /// transaction and each partition's last stable offset equals its high
 /// watermark; returns what it saw last: the open transactions (id, state,
-/// partitions) and per partition (LSO, high watermark).
+/// partitions) and per partition (LSO, high watermark). `nodes` are the
+/// brokers: every one is asked ListTransactions, each listed id's
+/// coordinator DescribeTransactions, each partition's leader ListOffsets.
 #[allow(clippy::type_complexity)]
 fn wait_until_settled(
-    address: SocketAddr,
+    nodes: &[SocketAddr],
     topic: &str,
     partitions: i32,
 ) -> Result<(Vec<String>, BTreeMap<i32, (i64, i64)>), String> {
     let deadline = Instant::now() + CLIENT_DEADLINE;
+    let first = *nodes.first().ok_or("no broker to ask")?;
     loop {
-        // A fresh connection per round: the broker may still be loading.
+        // Fresh connections per round: a broker may still be loading.
         let attempt = (|| {
-            let mut raw = RawClient::connect(address)?;
-            let open = raw.open_transactions()?;
+            let open = raw_client::open_transactions(nodes)?;
+            let leaders = RawClient::connect(first)?.partition_leaders(topic)?;
             let mut offsets = BTreeMap::new();
             for partition in 0..partitions {
+                let leader = leaders
+                    .get(&partition)
+                    .ok_or_else(|| format!("no leader of {topic}-{partition}"))?;
+                let mut raw = RawClient::connect(*leader)?;
                 let lso = raw.end_offset(topic, partition, 1)?;
                 let hw = raw.end_offset(topic, partition, 0)?;
                 offsets.insert(partition, (lso, hw));
@@ -1339,12 +1353,12 @@ fn wait_until_settled(
 /// its end (`ends`: the last stable offsets, which equal the high
 /// watermarks).
 fn consume_committed(
-    address: SocketAddr,
+    bootstrap: &str,
     topic: &str,
     ends: &BTreeMap<i32, i64>,
 ) -> Result<Vec<Record>, String> {
     let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", address.to_string())
+        .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-crash-txn-reader")
         .set("enable.auto.commit", "false")
         .set("isolation.level", "read_committed")
@@ -2474,3 +2488,7 @@ fn check(acked: &HashMap<usize, (i32, i64)>, log: &[Record]) -> Vec<String> {
 #[path = "../support/raw_client.rs"]
 mod raw_client;
 use raw_client::{RawClient, CLIENT_DEADLINE};
+
+#[path = "../support/cluster.rs"]
+#[allow(dead_code)]
+mod cluster;

@@ -71,21 +71,26 @@ fi
 
 # The crash tests' Jepsen-style transaction checker with the Java client as
 # one of its producers (transaction version 2 beside librdkafka's version
-# 1), when no scenario was named and strom is the target: it starts, kills
-# and restarts brokers of its own.
+# 1), on one node and on three (the filter runs jepsen_transactions and
+# jepsen_transactions_cluster), when no scenario was named and strom is the
+# target: it starts, kills and restarts brokers of its own.
 if [ $# -eq 0 ] && [ -z "${STROM_EXTERNAL:-}" ]; then
     jepsen_log=$(mktemp)
     jepsen_status=0
     (cd "$HERE/../.." && STROM_CRASH_JAVA="$CACHE/classes:$CP" \
         cargo test --quiet --test crash -- jepsen_transactions) >"$jepsen_log" 2>&1 || jepsen_status=$?
-    summary=$(grep '^test jepsen_transactions' "$jepsen_log" | head -n1)
-    if [ "$jepsen_status" -eq 0 ] && [ -n "$summary" ]; then
-        echo "RESULT java jepsen-transactions PASS ${summary#*: }"
-    else
-        cat "$jepsen_log"
-        echo "RESULT java jepsen-transactions FAIL exit $jepsen_status: ${summary:-no result}"
-        status=1
-    fi
+    [ "$jepsen_status" -eq 0 ] || cat "$jepsen_log"
+    for case in jepsen_transactions jepsen_transactions_cluster; do
+        summary=$(grep "^test $case \.\.\. " "$jepsen_log" | head -n1)
+        name=$(printf '%s' "$case" | tr _ -)
+        case "$summary" in
+        *" ... ok "*) echo "RESULT java $name PASS ${summary#*: }" ;;
+        *)
+            echo "RESULT java $name FAIL exit $jepsen_status: ${summary:-no result}"
+            status=1
+            ;;
+        esac
+    done
     rm -f "$jepsen_log"
 fi
 exit "$status"

@@ -1,18 +1,21 @@
 //! A blocking raw Kafka-protocol client for the process-level tests (crash
 //! and cluster): one request, one response, every step under
 //! [`CLIENT_DEADLINE`]; plus the few requests rdkafka's admin client lacks
-//! (ListTransactions, DescribeTransactions) and ListOffsets with an
-//! isolation level.
+//! (ListTransactions, DescribeTransactions), ListOffsets with an
+//! isolation level, and where to send them in a cluster (FindCoordinator,
+//! the partition leaders from Metadata).
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::{
     ApiKey, BrokerId, DescribeTransactionsRequest, DescribeTransactionsResponse,
-    ListOffsetsRequest, ListOffsetsResponse, ListTransactionsRequest, ListTransactionsResponse,
+    FindCoordinatorRequest, FindCoordinatorResponse, ListOffsetsRequest, ListOffsetsResponse,
+    ListTransactionsRequest, ListTransactionsResponse, MetadataRequest, MetadataResponse,
     RequestHeader, ResponseHeader, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
@@ -97,10 +100,9 @@ impl RawClient {
         R::decode(&mut response, version).map_err(|e| format!("{key:?}: response: {e}"))
     }
 
-    /// Transactions the coordinator holds open (any state but Empty,
-    /// CompleteCommit, CompleteAbort, Dead): `id state partitions` each,
-    /// from ListTransactions and DescribeTransactions.
-    pub fn open_transactions(&mut self) -> Result<Vec<String>, String> {
+    /// The transactional ids ListTransactions lists (in a cluster, those
+    /// this node coordinates).
+    pub fn list_transactions(&mut self) -> Result<Vec<String>, String> {
         let listed: ListTransactionsResponse = self.call(
             ApiKey::ListTransactions,
             0,
@@ -109,14 +111,25 @@ impl RawClient {
         if listed.error_code != 0 {
             return Err(format!("ListTransactions: error {}", listed.error_code));
         }
-        let ids: Vec<TransactionalId> = listed
+        Ok(listed
             .transaction_states
             .iter()
-            .map(|t| t.transactional_id.clone())
-            .collect();
+            .map(|t| t.transactional_id.as_str().to_owned())
+            .collect())
+    }
+
+    /// Which of `ids` the coordinator holds open (any state but Empty,
+    /// CompleteCommit, CompleteAbort, Dead), from DescribeTransactions:
+    /// `id state partitions` each. Ask their coordinator (see
+    /// [`open_transactions`]).
+    pub fn describe_open(&mut self, ids: &[String]) -> Result<Vec<String>, String> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        let ids: Vec<TransactionalId> = ids
+            .iter()
+            .map(|id| TransactionalId(StrBytes::from_string(id.clone())))
+            .collect();
         let described: DescribeTransactionsResponse = self.call(
             ApiKey::DescribeTransactions,
             0,
@@ -151,6 +164,58 @@ impl RawClient {
             }
         }
         Ok(open)
+    }
+
+    /// The address of the coordinator of transactional id `id`
+    /// (FindCoordinator v3, key type 1).
+    pub fn transaction_coordinator(&mut self, id: &str) -> Result<(i32, SocketAddr), String> {
+        let found: FindCoordinatorResponse = self.call(
+            ApiKey::FindCoordinator,
+            3,
+            &FindCoordinatorRequest::default()
+                .with_key(StrBytes::from_string(id.to_owned()))
+                .with_key_type(1),
+        )?;
+        if found.error_code != 0 {
+            return Err(format!("FindCoordinator {id}: error {}", found.error_code));
+        }
+        Ok((found.node_id.0, address(found.host.as_str(), found.port)?))
+    }
+
+    /// Metadata (v12) of every topic.
+    pub fn metadata(&mut self) -> Result<MetadataResponse, String> {
+        self.call(
+            ApiKey::Metadata,
+            12,
+            &MetadataRequest::default().with_topics(None),
+        )
+    }
+
+    /// The address of each partition's leader of `topic`, from Metadata
+    /// (an error if one has none, or `topic` is not listed).
+    pub fn partition_leaders(&mut self, topic: &str) -> Result<BTreeMap<i32, SocketAddr>, String> {
+        let m = self.metadata()?;
+        let brokers: BTreeMap<i32, (String, i32)> = m
+            .brokers
+            .iter()
+            .map(|b| (b.node_id.0, (b.host.as_str().to_owned(), b.port)))
+            .collect();
+        let listed = m
+            .topics
+            .iter()
+            .find(|t| t.name.as_ref().is_some_and(|n| n.as_str() == topic))
+            .ok_or_else(|| format!("Metadata does not list {topic}"))?;
+        let mut leaders = BTreeMap::new();
+        for p in &listed.partitions {
+            let (host, port) = brokers.get(&p.leader_id.0).ok_or_else(|| {
+                format!(
+                    "{topic}-{}: leader {} not among the brokers",
+                    p.partition_index, p.leader_id.0
+                )
+            })?;
+            leaders.insert(p.partition_index, address(host, *port)?);
+        }
+        Ok(leaders)
     }
 
     /// The producer epoch DescribeTransactions gives for `transactional_id`.
@@ -205,4 +270,34 @@ impl RawClient {
         }
         Ok(found.offset)
     }
+}
+
+/// `host:port` as a socket address.
+fn address(host: &str, port: i32) -> Result<SocketAddr, String> {
+    let port = u16::try_from(port).map_err(|e| format!("port {port}: {e}"))?;
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("{host}:{port}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host}:{port}: no address"))
+}
+
+/// Transactions open on any coordinator, asking each of `nodes`
+/// ListTransactions, and each listed id's coordinator (FindCoordinator)
+/// DescribeTransactions; see [`RawClient::describe_open`].
+pub fn open_transactions(nodes: &[SocketAddr]) -> Result<Vec<String>, String> {
+    let mut ids = std::collections::BTreeSet::new();
+    for node in nodes {
+        ids.extend(RawClient::connect(*node)?.list_transactions()?);
+    }
+    let Some(first) = nodes.first() else {
+        return Ok(Vec::new());
+    };
+    let mut asked = RawClient::connect(*first)?;
+    let mut open = Vec::new();
+    for id in ids {
+        let (_, coordinator) = asked.transaction_coordinator(&id)?;
+        open.extend(RawClient::connect(coordinator)?.describe_open(&[id])?);
+    }
+    Ok(open)
 }

@@ -213,6 +213,12 @@ impl StateTopic {
         }
     }
 
+    /// Whether this node leads `partition` (always on one node).
+    pub fn is_led(&self, partition: i32) -> bool {
+        self.partition(partition)
+            .is_some_and(|p| p.led.load(Ordering::Acquire))
+    }
+
     /// Whether `partition` has been loaded.
     pub fn is_loaded(&self, partition: i32) -> bool {
         self.partition(partition)

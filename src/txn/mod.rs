@@ -903,17 +903,24 @@ impl TransactionCoordinator {
     }
 
     /// ListTransactions: (id, producer id, state) of the ids matching the
-    /// filters (empty filters match all; `min_duration_ms` < 0 too).
+    /// filters (empty filters match all; `min_duration_ms` < 0 too) that
+    /// this node coordinates. In a cluster the ids of state partitions led
+    /// elsewhere are left out, as Kafka's coordinator lists only the
+    /// partitions it owns (the admin client merges every broker's list):
+    /// this node's copy of them is what it replayed when it last loaded
+    /// them, stale once another node leads.
     ///
     /// # Errors
-    /// COORDINATOR_LOAD_IN_PROGRESS while any partition loads.
+    /// COORDINATOR_LOAD_IN_PROGRESS while any partition it leads loads.
     pub fn list(
         &self,
         states: &[TxnState],
         producer_ids: &[i64],
         min_duration_ms: i64,
     ) -> Result<Vec<(String, i64, TxnState)>, ResponseError> {
-        if (0..self.topic.partition_count()).any(|p| !self.topic.is_loaded(p)) {
+        if (0..self.topic.partition_count())
+            .any(|p| self.topic.is_led(p) && !self.topic.is_loaded(p))
+        {
             return Err(ResponseError::CoordinatorLoadInProgress);
         }
         let now = now_ms();
@@ -931,7 +938,8 @@ impl TransactionCoordinator {
                 let duration_ok = min_duration_ms < 0
                     || (meta.state == TxnState::Ongoing
                         && now.saturating_sub(meta.start_ms) >= min_duration_ms);
-                (state_ok && producer_ok && duration_ok && meta.state != TxnState::Dead)
+                let here = self.topic.ready(&id).is_ok();
+                (here && state_ok && producer_ok && duration_ok && meta.state != TxnState::Dead)
                     .then(|| (id, meta.producer_id, meta.state))
             })
             .collect();
@@ -1108,6 +1116,54 @@ mod tests {
             txns.describe("nope").unwrap_err(),
             ResponseError::TransactionalIdNotFound
         );
+    }
+
+    /// ListTransactions lists only the ids of the state partitions this
+    /// node leads (a follower's copy is stale), and waits only for those
+    /// to load.
+    #[test]
+    fn only_the_coordinated_ids_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path().join("meta")).unwrap();
+        let markers = Markers::default();
+        let ids: Vec<String> = (0..8).map(|n| format!("tx-{n}")).collect();
+        let in_partition = |p: i32| -> Vec<String> {
+            ids.iter()
+                .filter(|id| coordinator::partition_for(id, 2) == p)
+                .cloned()
+                .collect()
+        };
+        assert!(!in_partition(0).is_empty() && !in_partition(1).is_empty());
+        let listed = |txns: &TransactionCoordinator| -> Vec<String> {
+            txns.list(&[], &[], -1)
+                .unwrap()
+                .into_iter()
+                .map(|(id, _, _)| id)
+                .collect()
+        };
+        let txns = coordinator(dir.path(), &db);
+        for id in &ids {
+            txns.init_producer_id(id, 60_000, None, &markers).unwrap();
+        }
+        assert_eq!(listed(&txns), ids);
+        // Partition 1 now led by another node: its ids are not this one's.
+        assert!(!txns.topic.set_led(1, false));
+        assert_eq!(listed(&txns), in_partition(0));
+        // Led again but not reloaded yet: wait for it.
+        assert!(txns.topic.set_led(1, true));
+        assert_eq!(
+            txns.list(&[], &[], -1),
+            Err(ResponseError::CoordinatorLoadInProgress)
+        );
+        txns.topic.mark_loaded(1);
+        assert_eq!(listed(&txns), ids);
+        drop(txns);
+        // A partition led elsewhere that is not loaded does not hold it up.
+        let txns = unloaded_coordinator(dir.path(), &db);
+        assert!(!txns.topic.set_led(0, false));
+        txns.load_partition(1).unwrap();
+        txns.topic.mark_loaded(1);
+        assert_eq!(listed(&txns), in_partition(1));
     }
 
     #[test]
