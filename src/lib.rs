@@ -25,6 +25,7 @@ pub mod group;
 pub mod log;
 pub mod protocol;
 pub mod replica;
+pub mod security;
 pub mod server;
 pub mod store;
 pub mod txn;

@@ -17,10 +17,11 @@ const BROKERS_ENDPOINT: i8 = 1;
 /// Answers a DescribeCluster request.
 pub fn handle(
     broker: &Broker,
+    listener: &str,
     version: i16,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let cluster = broker.cluster();
+    let cluster = broker.cluster().seen_from(listener);
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(cluster.cluster_id.clone()))
         .with_controller_id(BrokerId(cluster.controller_id()))

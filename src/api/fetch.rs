@@ -87,6 +87,7 @@ fn diverging(log: &PartitionLog, request: &FetchPartition) -> Option<(i32, i64)>
 /// endpoints (v16+).
 fn with_leader_hints(
     broker: &Broker,
+    listener: &str,
     version: i16,
     mut response: FetchResponse,
     topics: &[(FetchableTopicResponse, Vec<Wanted>)],
@@ -106,7 +107,7 @@ fn with_leader_hints(
         }
     }
     if version >= 16 {
-        response.node_endpoints = leader_endpoints(broker, &hinted)
+        response.node_endpoints = leader_endpoints(broker, listener, &hinted)
             .into_iter()
             .map(|b| {
                 NodeEndpoint::default()
@@ -124,6 +125,7 @@ fn with_leader_hints(
 /// response and the file regions its records markers stand for.
 pub async fn handle(
     broker: &Broker,
+    listener: &str,
     version: i16,
     request: FetchRequest,
 ) -> (FetchResponse, Vec<FileRegion>) {
@@ -223,7 +225,7 @@ pub async fn handle(
         {
             let response = FetchResponse::default().with_responses(read.responses);
             return (
-                with_leader_hints(broker, version, response, &topics),
+                with_leader_hints(broker, listener, version, response, &topics),
                 read.regions,
             );
         }

@@ -21,6 +21,7 @@ use crate::txn::TXN_TOPIC;
 /// Answers a FindCoordinator request of `version`.
 pub fn handle(
     broker: &Broker,
+    listener: &str,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -44,7 +45,7 @@ pub fn handle(
         .topics
         .get(state_topic)
         .map_or(0, |m| m.partition_count());
-    let cluster = broker.cluster();
+    let cluster = broker.cluster().seen_from(listener);
     let coordinator = |key: StrBytes| {
         let leader = broker.leader_of(state_topic, partition_for(key.as_str(), partitions));
         let node = leader.and_then(|id| cluster.broker(id));

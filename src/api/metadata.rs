@@ -27,13 +27,18 @@ use crate::cluster::{is_internal_topic, validate_topic_name, ClusterInfo, TopicM
 use crate::error::ApiError;
 
 /// Answers a Metadata request of `version`.
-pub fn handle(broker: &Broker, version: i16, request: MetadataRequest) -> MetadataResponse {
+pub fn handle(
+    broker: &Broker,
+    listener: &str,
+    version: i16,
+    request: MetadataRequest,
+) -> MetadataResponse {
     let topic_ops = if version >= 8 && request.include_topic_authorized_operations {
         TOPIC_OPERATIONS
     } else {
         OPERATIONS_NOT_REQUESTED
     };
-    let cluster = broker.cluster();
+    let cluster = broker.cluster().seen_from(listener);
     let auto_create = broker.config().get_bool("auto.create.topics.enable")
         && (version < 4 || request.allow_auto_topic_creation);
     let topics = match request.topics {

@@ -8,6 +8,7 @@ mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_configs;
 mod alter_partition_reassignments;
+mod alter_user_scram_credentials;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -21,6 +22,7 @@ mod describe_log_dirs;
 mod describe_producers;
 mod describe_quorum;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod elect_leaders;
 mod end_txn;
 mod fetch;
@@ -39,6 +41,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 mod write_txn_markers;
@@ -58,6 +62,8 @@ use crate::error::ApiError;
 use crate::group::GroupCoordinator;
 use crate::log::{AppendError, FileRegion, PartitionLog, ReadError, SequenceError};
 use crate::protocol::Request;
+use crate::security::sasl::Authenticator;
+use crate::security::{Principal, Session};
 
 /// Acl operation bits a topic grants (READ, WRITE, CREATE, DELETE, ALTER,
 /// DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS): with no authorizer, all.
@@ -96,16 +102,74 @@ pub struct Reply {
     pub regions: Vec<FileRegion>,
 }
 
-/// Runs the handler for `request` from the client at `peer`. `Ok(None)` means the request takes no
-/// response (Produce with acks=0).
+/// Whether `request` belongs to the SASL exchange ([`sasl_exchange`]
+/// answers it, not [`dispatch`]).
+pub fn is_sasl(request: &Request) -> bool {
+    matches!(
+        request.body,
+        RequestKind::SaslHandshake(_) | RequestKind::SaslAuthenticate(_)
+    )
+}
+
+/// The answer to a SaslHandshake or SaslAuthenticate request.
+#[derive(Debug)]
+pub struct SaslExchange {
+    /// The response.
+    pub reply: Reply,
+    /// Set when this request completed authentication.
+    pub authenticated: Option<Principal>,
+    /// The connection closes after the response (a failed authentication).
+    pub close: bool,
+}
+
+/// Runs a SaslHandshake or SaslAuthenticate request against the
+/// connection's SASL state (`None` on a listener without SASL).
+pub fn sasl_exchange(
+    broker: &Broker,
+    auth: Option<&mut Authenticator>,
+    request: Request,
+) -> SaslExchange {
+    let version = request.api_version();
+    let (body, authenticated, close) = match request.body {
+        RequestKind::SaslHandshake(req) => {
+            let (response, close) = sasl_handshake::handle(auth, version, &req);
+            (ResponseKind::SaslHandshake(response), None, close)
+        }
+        RequestKind::SaslAuthenticate(req) => {
+            let (response, principal, close) = sasl_authenticate::handle(broker, auth, &req);
+            (ResponseKind::SaslAuthenticate(response), principal, close)
+        }
+        _ => (
+            ResponseKind::SaslHandshake(
+                kafka_protocol::messages::SaslHandshakeResponse::default()
+                    .with_error_code(ResponseError::IllegalSaslState.code()),
+            ),
+            None,
+            true,
+        ),
+    };
+    SaslExchange {
+        reply: Reply {
+            body,
+            regions: Vec::new(),
+        },
+        authenticated,
+        close,
+    }
+}
+
+/// Runs the handler for `request` from the client of `session`. `Ok(None)`
+/// means the request takes no response (Produce with acks=0).
 ///
 /// # Errors
 /// [`NoHandler`] if the api key is advertised but not dispatched here.
 pub async fn dispatch(
     broker: &Broker,
-    peer: std::net::SocketAddr,
+    session: &Session,
     request: Request,
 ) -> Result<Option<Reply>, NoHandler> {
+    let peer = session.peer;
+    let listener = &*session.listener;
     let version = request.api_version();
     let key = request.api_key();
     let client_id = request
@@ -115,12 +179,12 @@ pub async fn dispatch(
         .unwrap_or_default()
         .to_owned();
     let response = match request.body {
-        RequestKind::Produce(req) => match produce::handle(broker, version, req).await {
+        RequestKind::Produce(req) => match produce::handle(broker, listener, version, req).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
         RequestKind::Fetch(req) => {
-            let (response, regions) = fetch::handle(broker, version, req).await;
+            let (response, regions) = fetch::handle(broker, listener, version, req).await;
             return Ok(Some(Reply {
                 body: ResponseKind::Fetch(response),
                 regions,
@@ -140,7 +204,7 @@ pub async fn dispatch(
             replicated(async { blocking(|| init_producer_id::handle(broker, &req)) }).await,
         ),
         RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(broker, version, req))
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, listener, version, req))
         }
         RequestKind::JoinGroup(req) => {
             // Kafka reports hosts as InetAddress.toString(): "/127.0.0.1".
@@ -176,7 +240,7 @@ pub async fn dispatch(
             ResponseKind::ApiVersions(api_versions::handle(version, &req))
         }
         RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::handle(broker, version, req))
+            ResponseKind::Metadata(metadata::handle(broker, listener, version, req))
         }
         // Topic creation and deletion do disk work that grows with the
         // partition count.
@@ -199,7 +263,7 @@ pub async fn dispatch(
             ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, req))
         }
         RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(broker, version, &req))
+            ResponseKind::DescribeCluster(describe_cluster::handle(broker, listener, version, &req))
         }
         RequestKind::AddPartitionsToTxn(req) => ResponseKind::AddPartitionsToTxn(
             replicated(async { add_partitions_to_txn::handle(broker, version, req) }).await,
@@ -246,6 +310,17 @@ pub async fn dispatch(
         RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(blocking(|| {
             describe_log_dirs::handle(broker, version, &req)
         })),
+        RequestKind::DescribeUserScramCredentials(req) => {
+            ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(
+                broker, &req,
+            ))
+        }
+        // In a cluster, waits for the metadata proposal.
+        RequestKind::AlterUserScramCredentials(req) => {
+            ResponseKind::AlterUserScramCredentials(blocking(|| {
+                alter_user_scram_credentials::handle(broker, &req)
+            }))
+        }
         _ => return Err(NoHandler(key)),
     };
     Ok(Some(Reply {
@@ -425,9 +500,10 @@ fn leader_hint(
 /// `node_endpoints`, beside the hints of [`leader_hint`]).
 fn leader_endpoints(
     broker: &Broker,
+    listener: &str,
     leaders: &std::collections::BTreeSet<i32>,
 ) -> Vec<crate::cluster::BrokerEndpoint> {
-    let cluster = broker.cluster();
+    let cluster = broker.cluster().seen_from(listener);
     leaders
         .iter()
         .filter_map(|id| cluster.broker(*id).cloned())
@@ -544,21 +620,34 @@ mod tests {
         config
             .set("log.dir", dir.path().to_str().unwrap(), "test")
             .unwrap();
-        let broker = Broker::open(config, "127.0.0.1".into(), 9092).unwrap();
+        let broker = Broker::open(
+            config,
+            vec![crate::cluster::ListenerEndpoint {
+                name: "PLAINTEXT".into(),
+                host: "127.0.0.1".into(),
+                port: 9092,
+            }],
+        )
+        .unwrap();
+        let session = Session {
+            peer: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+            listener: "PLAINTEXT".into(),
+            principal: Principal::anonymous(),
+        };
         for api in crate::protocol::SUPPORTED_APIS {
             let request = default_request(api.key);
             let header = kafka_protocol::messages::RequestHeader::default()
                 .with_request_api_key(api.key as i16)
                 .with_request_api_version(api.min);
-            let result = dispatch(
-                &broker,
-                std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
-                Request {
-                    header,
-                    body: request,
-                },
-            )
-            .await;
+            let request = Request {
+                header,
+                body: request,
+            };
+            if is_sasl(&request) {
+                // Answered by `sasl_exchange`, on the connection's state.
+                continue;
+            }
+            let result = dispatch(&broker, &session, request).await;
             assert!(result.is_ok(), "{:?} has no handler", api.key);
         }
     }

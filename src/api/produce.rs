@@ -61,6 +61,7 @@ use crate::log::{
 /// Answers a Produce request; `None` for acks=0.
 pub async fn handle(
     broker: &Broker,
+    listener: &str,
     version: i16,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
@@ -153,7 +154,7 @@ pub async fn handle(
             *response = Refusal::from(error).response(response.clone(), version);
         }
     }
-    let endpoints = leader_endpoints(broker, &hinted)
+    let endpoints = leader_endpoints(broker, listener, &hinted)
         .into_iter()
         .map(|b| {
             NodeEndpoint::default()

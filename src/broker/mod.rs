@@ -2,6 +2,7 @@
 //! that span layers (a topic is both registry metadata and log directories).
 //! `transactions.rs`: the broker's part in transactions across brokers.
 
+mod credentials;
 mod transactions;
 
 use std::collections::BTreeMap;
@@ -35,6 +36,9 @@ pub struct Broker {
     config: tokio::sync::watch::Sender<Arc<BrokerConfig>>,
     /// Where dynamic broker configs are stored.
     dynamic_configs: DynamicConfigStore,
+    /// SCRAM credentials of a single node (a cluster's are in the quorum's
+    /// image); see `credentials.rs`.
+    credentials: cluster::credentials::CredentialStore,
     /// Alone, or a member of the metadata quorum.
     membership: Membership,
     /// Topic metadata (in a cluster, this node's copy of the quorum's).
@@ -69,15 +73,12 @@ pub struct Broker {
 
 impl Broker {
     /// Opens the data dir (creating it on first start) and loads all state.
-    /// `advertised` is the `host:port` clients are told to connect to.
+    /// `listeners` are the addresses clients are told to connect to, one
+    /// per client listener (the first is the one other brokers use).
     ///
     /// # Errors
     /// The data dir is not writable, or the metadata store cannot be opened.
-    pub fn open(
-        config: BrokerConfig,
-        advertised_host: String,
-        advertised_port: u16,
-    ) -> Result<Self> {
+    pub fn open(config: BrokerConfig, listeners: Vec<cluster::ListenerEndpoint>) -> Result<Self> {
         let data_dir = config.data_dir();
         let node_id = config.node_id();
         let dir_error = |source| Error::DataDir {
@@ -93,9 +94,13 @@ impl Broker {
             node_id,
             brokers: vec![BrokerEndpoint {
                 node_id,
-                host: advertised_host,
-                port: i32::from(advertised_port),
+                host: listeners
+                    .first()
+                    .map(|l| l.host.clone())
+                    .unwrap_or_default(),
+                port: listeners.first().map_or(0, |l| l.port),
                 rack: config.get("broker.rack").map(str::to_owned),
+                listeners,
             }],
             fenced: Vec::new(),
             controller_id: node_id,
@@ -122,6 +127,7 @@ impl Broker {
         };
         let topics = TopicRegistry::open(&db)?;
         let dynamic_configs = DynamicConfigStore::open(&db)?;
+        let credentials = cluster::credentials::CredentialStore::open(&db)?;
         let config = config
             .with_dynamic(
                 DynamicScope::ClusterDefault,
@@ -172,6 +178,7 @@ impl Broker {
         let broker = Self {
             config: tokio::sync::watch::Sender::new(Arc::new(config)),
             dynamic_configs,
+            credentials,
             membership,
             replicas,
             fetchers: std::sync::OnceLock::new(),

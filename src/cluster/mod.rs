@@ -7,6 +7,7 @@
 //! ([`quorum`], on openraft); the rest of the broker only reads them
 //! through this module and [`crate::broker::Broker`].
 
+pub mod credentials;
 mod dynamic_configs;
 pub mod peers;
 pub mod placement;
@@ -43,6 +44,20 @@ pub struct BrokerEndpoint {
     pub port: i32,
     /// `broker.rack`, if set.
     pub rack: Option<String>,
+    /// Its address on each client listener (empty in registrations
+    /// written before listeners were: then `host:port` is every one).
+    pub listeners: Vec<ListenerEndpoint>,
+}
+
+/// A broker's advertised address on one listener.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ListenerEndpoint {
+    /// The listener's name.
+    pub name: String,
+    /// The advertised host.
+    pub host: String,
+    /// The advertised port.
+    pub port: i32,
 }
 
 /// The cluster as this node knows it.
@@ -76,6 +91,31 @@ impl ClusterInfo {
     /// The broker `node_id`, if registered.
     pub fn broker(&self, node_id: i32) -> Option<&BrokerEndpoint> {
         self.brokers.iter().find(|b| b.node_id == node_id)
+    }
+
+    /// The cluster as clients of `listener` see it: each broker's address
+    /// on that listener; brokers without it are left out (as Kafka does).
+    pub fn seen_from(mut self, listener: &str) -> Self {
+        let on_listener = |b: &mut BrokerEndpoint| {
+            if b.listeners.is_empty() {
+                return true;
+            }
+            match b
+                .listeners
+                .iter()
+                .find(|l| l.name.eq_ignore_ascii_case(listener))
+            {
+                Some(endpoint) => {
+                    b.host.clone_from(&endpoint.host);
+                    b.port = endpoint.port;
+                    true
+                }
+                None => false,
+            }
+        };
+        self.brokers.retain_mut(on_listener);
+        self.fenced.retain_mut(on_listener);
+        self
     }
 }
 
@@ -118,6 +158,7 @@ impl Membership {
                             host: b.host.clone(),
                             port: b.port,
                             rack: b.rack.clone(),
+                            listeners: b.listeners.clone(),
                         })
                         .collect()
                 };

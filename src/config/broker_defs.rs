@@ -55,7 +55,14 @@ const CLUSTER_LEVEL_LISTENER_CONFIGS: &[&str] = &[
 pub fn listener_base(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("listener.name.")?;
     let (_listener, base) = rest.split_once('.')?;
-    Some(base)
+    // `listener.name.<listener>.<mechanism>.sasl.*`: one SASL mechanism's
+    // own setting (`...plain.sasl.jaas.config`).
+    match base.split_once('.') {
+        Some((_mechanism, sasl)) if broker_def(base).is_none() && sasl.starts_with("sasl.") => {
+            Some(sasl)
+        }
+        _ => Some(base),
+    }
 }
 
 /// The definition that rules `key`: its own, else (for a listener-prefixed

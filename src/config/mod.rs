@@ -6,11 +6,13 @@
 
 mod broker_defs;
 mod defs;
+mod listeners;
 
 pub use broker_defs::{
     broker_configs, broker_def, broker_def_for, update_mode, BrokerConfigDef, UpdateMode,
 };
 pub use defs::{topic_def, ConfigDef, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
+pub use listeners::{ListenerSpec, SecurityProtocol};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -208,16 +210,6 @@ impl BrokerConfig {
             .is_some_and(|v| v.eq_ignore_ascii_case("true"))
     }
 
-    /// The address to bind: the PLAINTEXT entry of `listeners`, as `host:port`.
-    pub fn listen_address(&self) -> String {
-        listener_address(self.get("listeners").unwrap_or("127.0.0.1:9092"))
-    }
-
-    /// The advertised `host:port`, if the operator set `advertised.listeners`.
-    pub fn advertised_address(&self) -> Option<String> {
-        self.get("advertised.listeners").map(listener_address)
-    }
-
     /// The metadata quorum's voters from `controller.quorum.voters`
     /// (`id@host:port,...`): node id → controller `host:port`; `None` when
     /// unset (a single node).
@@ -409,19 +401,6 @@ pub fn split_assignment(line: &str) -> Option<(&str, &str)> {
     (!key.is_empty()).then(|| (key, line[at + 1..].trim()))
 }
 
-/// `PLAINTEXT://host:port[,OTHER://...]` or `host:port` → `host:port`,
-/// preferring the PLAINTEXT entry; an empty host means every interface.
-fn listener_address(listeners: &str) -> String {
-    let entries: Vec<&str> = listeners.split(',').map(str::trim).collect();
-    let chosen = entries
-        .iter()
-        .find(|e| e.starts_with("PLAINTEXT://"))
-        .or(entries.first())
-        .copied()
-        .unwrap_or_default();
-    bind_form(chosen.split_once("://").map_or(chosen, |(_, a)| a))
-}
-
 /// A listener address to bind: an empty host means every interface.
 fn bind_form(address: &str) -> String {
     if address.starts_with(':') {
@@ -461,7 +440,7 @@ mod tests {
         .unwrap();
         let mut config = BrokerConfig::new();
         config.load_file(&path).unwrap();
-        assert_eq!(config.listen_address(), "0.0.0.0:9093");
+        assert_eq!(config.client_listeners().unwrap()[0].bind, "0.0.0.0:9093");
         assert_eq!(config.get_i64("num.partitions"), 3);
         let retention = topic_def("retention.ms").unwrap();
         assert_eq!(

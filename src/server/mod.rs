@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use kafka_protocol::messages::ApiKey;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinHandle;
@@ -21,15 +22,21 @@ use crate::broker::Broker;
 use crate::cluster::quorum::{
     Balancing, Liveness, MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig,
 };
-use crate::config::{BrokerConfig, Roles};
+use crate::cluster::ListenerEndpoint;
+use crate::config::{BrokerConfig, Roles, SecurityProtocol};
 use crate::error::{Error, Result};
+use crate::security::sasl::{Authenticator, Step};
+use crate::security::{ListenerSecurity, Session};
 use crate::{api, protocol};
 
 /// A broker that is serving: its address, its state, and the handle that
 /// stops it.
 #[derive(Debug)]
 pub struct RunningBroker {
+    /// The first client listener's address (the inter-broker listener's).
     local_addr: SocketAddr,
+    /// Every client listener's name and bound address.
+    listener_addrs: Vec<(String, SocketAddr)>,
     broker: Arc<Broker>,
     /// The metadata quorum this node is a member of, if any.
     quorum: Option<Arc<MetadataQuorum>>,
@@ -44,6 +51,54 @@ pub struct RunningBroker {
 struct ConnectionLimits {
     max_frame: usize,
     idle: Duration,
+    /// `connection.failed.authentication.delay.ms`: a failed SASL
+    /// authentication closes the connection after this long.
+    failed_authentication_delay: Duration,
+}
+
+/// A bound client listener.
+struct BoundListener {
+    socket: TcpListener,
+    local_addr: SocketAddr,
+    security: Arc<ListenerSecurity>,
+    /// What the broker registers for it.
+    endpoint: ListenerEndpoint,
+}
+
+/// Binds every client listener, the inter-broker listener first (its
+/// address is the one registered for other brokers).
+async fn bind_listeners(config: &BrokerConfig) -> Result<Vec<BoundListener>> {
+    let specs = config.client_listeners()?;
+    let inter_broker = config.inter_broker_listener();
+    let mut bound = Vec::with_capacity(specs.len());
+    for spec in specs {
+        let security = Arc::new(ListenerSecurity::new(config, &spec)?);
+        let socket = bind(&spec.bind).await?;
+        let local_addr = socket.local_addr().map_err(|source| Error::Bind {
+            address: spec.bind.clone(),
+            source,
+        })?;
+        let (host, port) = advertised(spec.advertised.as_deref(), local_addr)?;
+        let endpoint = ListenerEndpoint {
+            name: spec.name.clone(),
+            host,
+            port: i32::from(port),
+        };
+        bound.push(BoundListener {
+            socket,
+            local_addr,
+            security,
+            endpoint,
+        });
+    }
+    if let Some(at) = inter_broker.and_then(|name| {
+        bound
+            .iter()
+            .position(|l| l.endpoint.name.eq_ignore_ascii_case(&name))
+    }) {
+        bound[..=at].rotate_right(1);
+    }
+    Ok(bound)
 }
 
 impl RunningBroker {
@@ -56,26 +111,39 @@ impl RunningBroker {
         if config.process_roles()? == Roles::Controller {
             return Self::start_controller(config).await;
         }
-        let address = config.listen_address();
-        let listener = bind(&address).await?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-            address: address.clone(),
-            source,
-        })?;
-        let (host, port) = advertised(&config, local_addr)?;
+        let listeners = bind_listeners(&config).await?;
+        let endpoints: Vec<ListenerEndpoint> =
+            listeners.iter().map(|l| l.endpoint.clone()).collect();
+        let local_addr = listeners[0].local_addr;
         let limits = ConnectionLimits {
             max_frame: usize::try_from(config.get_i64("socket.request.max.bytes"))
                 .unwrap_or(usize::MAX),
             idle: Duration::from_millis(
                 u64::try_from(config.get_i64("connections.max.idle.ms")).unwrap_or(u64::MAX),
             ),
+            failed_authentication_delay: Duration::from_millis(
+                u64::try_from(config.get_i64("connection.failed.authentication.delay.ms"))
+                    .unwrap_or(0),
+            ),
         };
         let data_dir = config.data_dir();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (broker, quorum) = match controllers(&config)? {
-            None => (Arc::new(Broker::open(config, host.clone(), port)?), None),
+            None => (Arc::new(Broker::open(config, endpoints.clone())?), None),
             Some(voters) => {
-                let (broker, quorum) = join_quorum(config, voters, &host, port).await?;
+                if listeners[0].security.protocol != SecurityProtocol::Plaintext {
+                    return Err(Error::Config(crate::config::ConfigError::InvalidValue {
+                        message: format!(
+                            "the inter-broker listener {} is {}: brokers talk to each other \
+                             over PLAINTEXT only (so far): set inter.broker.listener.name to a \
+                             PLAINTEXT listener",
+                            listeners[0].endpoint.name,
+                            listeners[0].security.protocol.name()
+                        ),
+                        origin: "inter.broker.listener.name".into(),
+                    }));
+                }
+                let (broker, quorum) = join_quorum(config, voters, &endpoints).await?;
                 let broker = Arc::new(broker);
                 broker.start_replication();
                 tokio::spawn(follow_quorum(
@@ -86,10 +154,18 @@ impl RunningBroker {
                 (broker, Some(quorum))
             }
         };
+        let listener_addrs: Vec<(String, SocketAddr)> = listeners
+            .iter()
+            .map(|l| (l.endpoint.name.clone(), l.local_addr))
+            .collect();
         info!(
             version = env!("CARGO_PKG_VERSION"),
-            listener = %local_addr,
-            advertised = %format!("{host}:{port}"),
+            listeners = %listeners
+                .iter()
+                .map(|l| format!("{}://{} ({}, advertised {}:{})", l.endpoint.name, l.local_addr,
+                    l.security.protocol.name(), l.endpoint.host, l.endpoint.port))
+                .collect::<Vec<_>>()
+                .join(", "),
             data_dir = %data_dir.display(),
             node_id = broker.node_id(),
             cluster_id = %broker.cluster().cluster_id,
@@ -105,9 +181,10 @@ impl RunningBroker {
             shutdown_rx.clone(),
         ));
         tokio::spawn(cleaner_loop(broker.clone(), shutdown_rx.clone()));
-        let accept_loop = tokio::spawn(accept_loop(listener, broker.clone(), limits, shutdown_rx));
+        let accept_loop = tokio::spawn(accept_loop(listeners, broker.clone(), limits, shutdown_rx));
         Ok(Self {
             local_addr,
+            listener_addrs,
             broker,
             quorum,
             shutdown,
@@ -153,6 +230,7 @@ impl RunningBroker {
         });
         Ok(Self {
             local_addr,
+            listener_addrs: Vec::new(),
             broker,
             quorum: Some(quorum),
             shutdown,
@@ -161,9 +239,18 @@ impl RunningBroker {
         })
     }
 
-    /// The address the listener is bound to.
+    /// The address the first client listener is bound to (the
+    /// inter-broker listener; on a controller only, the controller's).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The bound address of the client listener `name`.
+    pub fn listener_addr(&self, name: &str) -> Option<SocketAddr> {
+        self.listener_addrs
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, a)| *a)
     }
 
     /// The broker's shared state.
@@ -224,8 +311,7 @@ async fn bind(address: &str) -> Result<TcpListener> {
 async fn join_quorum(
     config: BrokerConfig,
     controllers: BTreeMap<i32, String>,
-    host: &str,
-    port: u16,
+    endpoints: &[ListenerEndpoint],
 ) -> Result<(Broker, Arc<MetadataQuorum>)> {
     let node_id = config.node_id();
     let (quorum, db, cluster_id) = if config.process_roles()? == Roles::Broker {
@@ -253,9 +339,10 @@ async fn join_quorum(
         MetadataCommand::RegisterBroker {
             node_id,
             incarnation: uuid::Uuid::new_v4().to_string(),
-            host: host.to_owned(),
-            port: i32::from(port),
+            host: endpoints[0].host.clone(),
+            port: endpoints[0].port,
             rack: config.get("broker.rack").map(str::to_owned),
+            listeners: endpoints.to_vec(),
         },
     )
     .await?;
@@ -471,8 +558,8 @@ async fn follow_quorum(
 
 /// The advertised `host:port`: the operator's `advertised.listeners`, else
 /// the bound address (an unspecified bind address advertises the host name).
-fn advertised(config: &BrokerConfig, bound: SocketAddr) -> Result<(String, u16)> {
-    if let Some(address) = config.advertised_address() {
+fn advertised(configured: Option<&str>, bound: SocketAddr) -> Result<(String, u16)> {
+    if let Some(address) = configured {
         let parsed = address.rsplit_once(':').and_then(|(host, port)| {
             Some((host.trim_matches(['[', ']']).to_owned(), port.parse().ok()?))
         });
@@ -560,18 +647,49 @@ async fn group_timer_loop(broker: Arc<Broker>, mut shutdown: watch::Receiver<boo
     }
 }
 
-/// Accepts connections until shutdown, then waits for every connection
-/// task to finish.
+/// Accepts on every client listener until shutdown, then waits for every
+/// connection to finish.
 async fn accept_loop(
-    listener: TcpListener,
+    listeners: Vec<BoundListener>,
     broker: Arc<Broker>,
     limits: ConnectionLimits,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     // Each connection task holds a sender; when all are dropped, `recv`
     // returns None and every connection is done (mini-redis's pattern).
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let slots = Arc::new(ConnectionSlots::default());
+    let loops: Vec<_> = listeners
+        .into_iter()
+        .map(|listener| {
+            tokio::spawn(accept_on(
+                listener,
+                broker.clone(),
+                limits,
+                slots.clone(),
+                done_tx.clone(),
+                shutdown.clone(),
+            ))
+        })
+        .collect();
+    drop(done_tx);
+    for handle in loops {
+        if let Err(e) = handle.await {
+            error!(cause = %e, "a listener's accept loop ended abnormally");
+        }
+    }
+    let _ = done_rx.recv().await;
+}
+
+/// Accepts on one listener until shutdown.
+async fn accept_on(
+    listener: BoundListener,
+    broker: Arc<Broker>,
+    limits: ConnectionLimits,
+    slots: Arc<ConnectionSlots>,
+    done: mpsc::Sender<()>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut config = broker.watch_config();
     loop {
         let slot = tokio::select! {
@@ -579,21 +697,20 @@ async fn accept_loop(
             _ = shutdown.changed() => break,
         };
         let (socket, peer) = tokio::select! {
-            accepted = accept_with_backoff(&listener) => accepted,
+            accepted = accept_with_backoff(&listener.socket) => accepted,
             _ = shutdown.changed() => break,
         };
-        debug!(%peer, "accepted connection");
+        debug!(%peer, listener = %listener.endpoint.name, "accepted connection");
         let task = ConnectionTask {
             broker: broker.clone(),
+            security: listener.security.clone(),
+            limits,
             shutdown: shutdown.clone(),
-            _done: done_tx.clone(),
+            _done: done.clone(),
             _slot: slot,
         };
-        tokio::spawn(task.run(Connection::new(socket, peer, limits.max_frame), limits.idle));
+        tokio::spawn(task.run(socket, peer));
     }
-    drop(listener);
-    drop(done_tx);
-    let _ = done_rx.recv().await;
 }
 
 /// Counts open connections against `max.connections`, which can change
@@ -601,7 +718,7 @@ async fn accept_loop(
 /// limit closes nobody, it only holds back new connections, as in Kafka.
 #[derive(Default)]
 struct ConnectionSlots {
-    /// Incremented only by the accept loop, decremented by [`ConnectionSlot`]s.
+    /// Incremented by the accept loops, decremented by [`ConnectionSlot`]s.
     open: AtomicUsize,
     /// Signalled whenever a connection ends.
     closed: Notify,
@@ -616,9 +733,13 @@ impl ConnectionSlots {
         loop {
             let limit = usize::try_from(config.borrow_and_update().get_i64("max.connections"))
                 .unwrap_or(usize::MAX);
-            // Only this loop adds, so the slot is still free after the check.
-            if self.open.load(Ordering::SeqCst) < limit {
-                self.open.fetch_add(1, Ordering::SeqCst);
+            // Every listener's accept loop takes slots: check and take at once.
+            let taken = self
+                .open
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |open| {
+                    (open < limit).then_some(open + 1)
+                });
+            if taken.is_ok() {
                 return ConnectionSlot(self.clone());
             }
             tokio::select! {
@@ -658,6 +779,8 @@ async fn accept_with_backoff(listener: &TcpListener) -> (TcpStream, SocketAddr) 
 /// What one connection task owns besides its socket.
 struct ConnectionTask {
     broker: Arc<Broker>,
+    security: Arc<ListenerSecurity>,
+    limits: ConnectionLimits,
     shutdown: watch::Receiver<bool>,
     /// Dropped when the task ends: tells the accept loop this one is done.
     _done: mpsc::Sender<()>,
@@ -665,11 +788,47 @@ struct ConnectionTask {
     _slot: ConnectionSlot,
 }
 
+/// What the connection does after a request.
+enum Next {
+    Continue,
+    Close,
+}
+
 impl ConnectionTask {
-    /// Serves requests one at a time, in order, until the client leaves, a
-    /// frame is bad, the connection idles out, or the broker shuts down.
-    async fn run(mut self, mut connection: Connection, idle: Duration) {
-        let peer = connection.peer;
+    /// Secures the socket (TLS handshake), then serves requests one at a
+    /// time, in order, until the client leaves, a frame is bad, the
+    /// connection idles out, authentication fails, or the broker shuts down.
+    async fn run(mut self, socket: TcpStream, peer: SocketAddr) {
+        let idle = self.limits.idle;
+        let (mut connection, certificate) = match self.security.tls() {
+            None => (Connection::new(socket, peer, self.limits.max_frame), None),
+            Some(tls) => match tokio::time::timeout(idle, tls.accept(socket)).await {
+                Ok(Ok((stream, certificate))) => (
+                    Connection::tls(stream, peer, self.limits.max_frame),
+                    certificate,
+                ),
+                Ok(Err(e)) => {
+                    info!(%peer, listener = %self.security.name, cause = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            },
+        };
+        let subject = certificate
+            .as_deref()
+            .and_then(crate::security::principal::certificate_subject);
+        let mut session = Session {
+            peer,
+            listener: self.security.name.clone(),
+            principal: self.security.principal_from_certificate(subject.as_deref()),
+        };
+        let mut sasl = self.security.sasl().map(|s| Authenticator::new(s.clone()));
+        if let Some(sasl) = &sasl {
+            connection.set_max_frame(sasl.max_receive_size().min(self.limits.max_frame));
+        }
         loop {
             let frame = tokio::select! {
                 read = tokio::time::timeout(idle, connection.read_frame()) => match read {
@@ -690,50 +849,137 @@ impl ConnectionTask {
                 },
                 _ = self.shutdown.changed() => break,
             };
-            let request = match protocol::decode_request(frame) {
-                Ok(request) => request,
-                Err(protocol::DecodeError::Refused {
-                    key,
-                    version,
-                    response,
-                }) => {
-                    debug!(%peer, ?key, version, "refused request");
-                    if let Some(bytes) = response {
-                        if let Err(e) = connection.write_frame(bytes.into()).await {
-                            debug!(%peer, cause = %e, "client went away");
-                            break;
-                        }
-                    }
-                    continue;
+            let next = match sasl.as_mut() {
+                Some(auth) if auth.expects_raw_token() => {
+                    self.raw_token(&mut connection, &mut session, auth, &frame)
+                        .await
                 }
-                Err(e) => {
-                    warn!(%peer, cause = %e, "closing connection: undecodable request");
-                    break;
+                _ => {
+                    self.request(&mut connection, &mut session, sasl.as_mut(), frame)
+                        .await
                 }
             };
-            let header = request.header.clone();
-            debug!(%peer, api_key = header.request_api_key, version = header.request_api_version,
-                correlation_id = header.correlation_id, "request");
-            let reply = match api::dispatch(&self.broker, peer, request).await {
-                Ok(Some(reply)) => reply,
-                Ok(None) => continue,
-                Err(e) => {
-                    error!(%peer, cause = %e, "closing connection");
-                    break;
-                }
-            };
-            let frame = match protocol::encode_response(&header, &reply.body, &reply.regions) {
-                Ok(frame) => frame,
-                Err(e) => {
-                    error!(%peer, cause = %e, "closing connection");
-                    break;
-                }
-            };
-            if let Err(e) = connection.write_frame(frame).await {
-                debug!(%peer, cause = %e, "client went away");
+            if matches!(next, Next::Close) {
                 break;
             }
         }
         debug!(%peer, "connection closed");
+    }
+
+    /// One Kafka request.
+    async fn request(
+        &self,
+        connection: &mut Connection,
+        session: &mut Session,
+        sasl: Option<&mut Authenticator>,
+        frame: bytes::Bytes,
+    ) -> Next {
+        let peer = session.peer;
+        let request = match protocol::decode_request(frame) {
+            Ok(request) => request,
+            Err(protocol::DecodeError::Refused {
+                key,
+                version,
+                response,
+            }) => {
+                debug!(%peer, ?key, version, "refused request");
+                if let Some(bytes) = response {
+                    if let Err(e) = connection.write_frame(bytes.into()).await {
+                        debug!(%peer, cause = %e, "client went away");
+                        return Next::Close;
+                    }
+                }
+                return Next::Continue;
+            }
+            Err(e) => {
+                warn!(%peer, cause = %e, "closing connection: undecodable request");
+                return Next::Close;
+            }
+        };
+        let header = request.header.clone();
+        debug!(%peer, api_key = header.request_api_key, version = header.request_api_version,
+            correlation_id = header.correlation_id, "request");
+        let mut close_after = false;
+        let reply = if api::is_sasl(&request) {
+            let exchange = api::sasl_exchange(&self.broker, sasl, request);
+            if let Some(principal) = exchange.authenticated {
+                info!(%peer, listener = %session.listener, %principal, "authenticated");
+                session.principal = principal;
+                connection.set_max_frame(self.limits.max_frame);
+            }
+            close_after = exchange.close;
+            exchange.reply
+        } else {
+            if let Some(auth) = sasl {
+                if !auth.is_authenticated() && header.request_api_key != ApiKey::ApiVersions as i16
+                {
+                    // Kafka's IllegalSaslStateException: closed, no answer.
+                    info!(%peer, api_key = header.request_api_key,
+                        "closing connection: request before SASL authentication");
+                    return Next::Close;
+                }
+            }
+            match api::dispatch(&self.broker, session, request).await {
+                Ok(Some(reply)) => reply,
+                Ok(None) => return Next::Continue,
+                Err(e) => {
+                    error!(%peer, cause = %e, "closing connection");
+                    return Next::Close;
+                }
+            }
+        };
+        let frame = match protocol::encode_response(&header, &reply.body, &reply.regions) {
+            Ok(frame) => frame,
+            Err(e) => {
+                error!(%peer, cause = %e, "closing connection");
+                return Next::Close;
+            }
+        };
+        if let Err(e) = connection.write_frame(frame).await {
+            debug!(%peer, cause = %e, "client went away");
+            return Next::Close;
+        }
+        if close_after {
+            info!(%peer, listener = %session.listener, "closing connection: SASL authentication failed");
+            tokio::time::sleep(self.limits.failed_authentication_delay).await;
+            return Next::Close;
+        }
+        Next::Continue
+    }
+
+    /// A raw SASL token (after a v0 SaslHandshake): answered raw; a
+    /// failure closes the connection.
+    async fn raw_token(
+        &self,
+        connection: &mut Connection,
+        session: &mut Session,
+        auth: &mut Authenticator,
+        token: &[u8],
+    ) -> Next {
+        let peer = session.peer;
+        let step = auth.authenticate(token, &|user, mechanism| {
+            self.broker.scram_credential(user, mechanism)
+        });
+        let answer = match step {
+            Step::Continue(answer) => answer,
+            Step::Done { response, .. } => {
+                if let Some(principal) = auth.principal() {
+                    info!(%peer, listener = %session.listener, %principal, "authenticated");
+                    session.principal = principal.clone();
+                }
+                connection.set_max_frame(self.limits.max_frame);
+                response
+            }
+            Step::Failed(message) => {
+                info!(%peer, %message, "closing connection: SASL authentication failed");
+                tokio::time::sleep(self.limits.failed_authentication_delay).await;
+                return Next::Close;
+            }
+            Step::OutOfOrder => return Next::Close,
+        };
+        match connection.write_raw_frame(&answer).await {
+            Ok(()) => Next::Continue,
+            Err(_) => Next::Close,
+        }
     }
 }

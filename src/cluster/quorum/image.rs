@@ -30,6 +30,10 @@ pub struct BrokerRegistration {
     pub port: i32,
     /// `broker.rack`.
     pub rack: Option<String>,
+    /// Its address on each client listener (`host:port` above is the
+    /// inter-broker listener's).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<crate::cluster::ListenerEndpoint>,
     /// Fenced by the controller: its heartbeats stopped. A fenced broker
     /// leads nothing, is in no ISR, and Metadata does not list it.
     #[serde(default)]
@@ -98,6 +102,9 @@ pub struct MetadataImage {
     /// Dynamic broker configs of one broker, by node id.
     #[serde(default)]
     pub node_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// SCRAM credentials by user and mechanism.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scram_credentials: BTreeMap<String, crate::cluster::credentials::UserCredentials>,
 }
 
 /// A change to the image: one entry of the metadata log.
@@ -120,6 +127,9 @@ pub enum MetadataCommand {
         port: i32,
         /// `broker.rack`.
         rack: Option<String>,
+        /// Its address on each client listener.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        listeners: Vec<crate::cluster::ListenerEndpoint>,
     },
     /// Creates a topic, unless one has its name.
     CreateTopic(TopicMeta),
@@ -177,6 +187,9 @@ pub enum MetadataCommand {
         /// The new configs.
         configs: BTreeMap<String, String>,
     },
+    /// Sets and removes SCRAM credentials (Kafka's UserScramCredentialRecord
+    /// and RemoveUserScramCredentialRecord).
+    AlterScramCredentials(Vec<crate::cluster::credentials::CredentialChange>),
     /// A leader changes its partition's in-sync replicas (Kafka's
     /// AlterPartition), if the partition is still in `leader_epoch`.
     AlterIsr {
@@ -370,6 +383,7 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                listeners,
             } => {
                 let epoch = match self.brokers.get(node_id) {
                     Some(known) if known.incarnation == *incarnation => known.epoch,
@@ -384,6 +398,7 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        listeners: listeners.clone(),
                         fenced: false,
                     },
                 );
@@ -473,6 +488,10 @@ impl MetadataImage {
                 } else {
                     Self::refused(Refusal::Conflict)
                 }
+            }
+            MetadataCommand::AlterScramCredentials(changes) => {
+                crate::cluster::credentials::apply_changes(&mut self.scram_credentials, changes);
+                MetadataResult::default()
             }
             MetadataCommand::AlterIsr {
                 topic,
@@ -774,6 +793,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            listeners: Vec::new(),
         }
     }
 

@@ -537,6 +537,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9092,
             rack: None,
+            listeners: Vec::new(),
         };
         nodes[follower].propose(register(7)).await.unwrap();
         for node in &nodes {

@@ -1,0 +1,314 @@
+#!/usr/bin/env bash
+# TLS and SASL listeners: stock clients over SSL, SASL_PLAINTEXT, SASL_SSL
+# and mutual TLS, with Kafka's own server.properties keys.
+#
+#   bash compat/security/run.sh [scenario...]                 # against the release strom binary
+#   SECURITY_TARGET=kafka bash compat/security/run.sh [...]   # the same against a real Kafka 4.1
+#   SECURITY_KEEP=DIR ...   # keeps the certs, server.properties, broker and client logs in DIR
+#
+# One broker for the whole run, on free loopback ports, with five listeners
+#   PLAINTEXT       (inter-broker; kafka-configs.sh creates the SCRAM users over it)
+#   SSL             PEM keystore (key + chain in one file, ssl.keystore.type=PEM)
+#   SASL_PLAINTEXT  PLAIN, SCRAM-SHA-256, SCRAM-SHA-512
+#   SASL_SSL        the same mechanisms; PKCS12 keystore (listener.name.sasl_ssl.ssl.keystore.*)
+#   MTLS            security protocol SSL with listener.name.mtls.ssl.client.auth=required;
+#                   the client cert's subject is CN=alice,OU=eng,O=strom
+# (Kafka gets a CONTROLLER listener as well.) A throwaway CA, broker and
+# client certs are made with openssl in the run's temp dir; the broker cert
+# has SAN IP:127.0.0.1 and DNS:localhost and clients verify it. PLAIN users
+# (admin/admin-secret, alice/alice-secret) come from the listeners' JAAS
+# configs; the SCRAM user alice/alice-secret (SHA-256 and SHA-512) is made
+# with Kafka's kafka-configs.sh --alter and checked with --describe
+# (RESULT kafka-tools scram-alter / scram-describe).
+#
+# Then every client runs every scenario (RESULT <client> <scenario> PASS|FAIL detail):
+# confluent-kafka (python, compat/python's venv), kafkajs (compat/kafkajs's
+# node_modules), Java kafka-clients 4.1.0 (from the Kafka distribution's
+# libs/), kcat (Debian's, librdkafka 2.0.2).
+#   ssl, sasl-plaintext-plain, sasl-plaintext-scram-sha-256,
+#   sasl-ssl-scram-sha-512, sasl-ssl-plain (user admin), mtls:
+#       create a fresh topic (kcat: auto-created), produce 5 keyed records,
+#       consume them back in a consumer group (kcat: partition 0, no group)
+#   sasl-plain-wrong-password, sasl-plain-unknown-user,
+#   sasl-scram-wrong-password, sasl-scram-unknown-user:
+#       refused; the client reports an authentication failure (Kafka's
+#       SASL_AUTHENTICATION_FAILED, 58, with Kafka's message, in the detail)
+#   mtls-no-cert: a client without a certificate on MTLS is refused in the
+#       TLS handshake
+# Every client process is bounded by a timeout. The Kafka distribution
+# (../shared/kafka, compat/lib/kafka.sh) is needed for both targets (its
+# kafka-configs.sh and its client jars); without it every scenario is
+# "PASS n/a: no Kafka distribution".
+set -uo pipefail
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+source "$ROOT/compat/lib/broker.sh"
+source "$ROOT/compat/lib/kafka.sh"
+
+TARGET=${SECURITY_TARGET:-strom}
+case $TARGET in strom | kafka) ;; *) echo "SECURITY_TARGET must be strom or kafka, not $TARGET"; exit 2 ;; esac
+CLIENTS="confluent-kafka kafkajs java kcat"
+ALL_SCENARIOS="ssl sasl-plaintext-plain sasl-plaintext-scram-sha-256 sasl-ssl-scram-sha-512
+    sasl-ssl-plain mtls sasl-plain-wrong-password sasl-plain-unknown-user
+    sasl-scram-wrong-password sasl-scram-unknown-user mtls-no-cert"
+SCENARIOS=${*:-$(echo $ALL_SCENARIOS)}
+SCENARIOS=$(echo $SCENARIOS)
+for s in $SCENARIOS; do
+    [[ " $(echo $ALL_SCENARIOS) " == *" $s "* ]] || { echo "unknown scenario $s (known: $(echo $ALL_SCENARIOS))"; exit 2; }
+done
+started=$SECONDS
+
+if ! kafka_dist; then
+    for c in $CLIENTS; do for s in $SCENARIOS; do result "$c" "$s" PASS "n/a: no Kafka distribution"; done; done
+    exit 0
+fi
+[ "$TARGET" = kafka ] || [ -x "$STROM_BIN" ] || { echo "no $STROM_BIN: run cargo build --release first"; exit 1; }
+
+CACHE=${STROM_CACHE:-$HOME/.cache/strom}
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/strom-security.XXXXXX")
+RESULTS=$WORK/results
+: >"$RESULTS"
+BROKER_PID=
+cleanup() {
+    if [ "$TARGET" = kafka ]; then
+        kafka_terminate
+    elif [ -n "$BROKER_PID" ]; then
+        kill -TERM "$BROKER_PID" 2>/dev/null
+        wait "$BROKER_PID" 2>/dev/null
+    fi
+    if [ -n "${SECURITY_KEEP:-}" ]; then
+        mkdir -p "$SECURITY_KEEP" && cp -r "$WORK"/. "$SECURITY_KEEP"/
+        echo "kept the run's files in $SECURITY_KEEP"
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# ---- the clients' installs (shared with compat/python, compat/kafkajs) ---------
+VENV=${STROM_VENV:-$CACHE/venv}
+install_python() {
+    local req=$ROOT/compat/python/requirements.txt want stamp=$VENV/.strom-requirements
+    want=$( (sha256sum <"$req"; python3 --version) | sha256sum | cut -d' ' -f1)
+    if ! "$VENV/bin/python" -c '' 2>/dev/null; then
+        [ -f "$VENV/pyvenv.cfg" ] && rm -rf "$VENV"
+    fi
+    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
+    echo "== installing the Python clients into $VENV (compat/python/requirements.txt)"
+    if [ ! -x "$VENV/bin/python" ]; then
+        mkdir -p "$(dirname "$VENV")"
+        # Debian's python3 ships venv in python3-venv: compat/python/run.sh installs it.
+        python3 -m venv "$VENV" || return 1
+    fi
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" || return 1
+    echo "$want" >"$stamp"
+}
+install_kafkajs() {
+    local dir=$ROOT/compat/kafkajs want
+    want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+    [ "$(cat "$dir/node_modules/.strom-lock.sha256" 2>/dev/null)" = "$want" ] && return 0
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || return 1
+    echo "$want" >"$dir/node_modules/.strom-lock.sha256"
+}
+JAVA_CLASSES=$CACHE/security/classes
+JAVA_CP="$KAFKA_HOME/libs/*"
+install_java() {
+    mkdir -p "$JAVA_CLASSES"
+    if [ ! -f "$JAVA_CLASSES/Security.class" ] || [ "$HERE/Security.java" -nt "$JAVA_CLASSES/Security.class" ]; then
+        javac -Xlint:all -Xlint:-options -Werror -d "$JAVA_CLASSES" -cp "$JAVA_CP" "$HERE/Security.java" || return 1
+    fi
+}
+declare -A CLIENT_READY
+install_python && CLIENT_READY[confluent-kafka]=1 || echo "!! could not install confluent-kafka"
+install_kafkajs && CLIENT_READY[kafkajs]=1 || echo "!! could not install kafkajs"
+install_java && CLIENT_READY[java]=1 || echo "!! could not compile Security.java"
+CLIENT_READY[kcat]=1
+
+# ---- certificates ---------------------------------------------------------------
+# ca.pem (CA cert), broker.pem (key + broker cert + CA: the PEM keystore),
+# broker.p12 (the same as PKCS12, password $P12_PASSWORD), client.key /
+# client.crt / client.pem (alice's key, cert, key + chain).
+CERTS=$WORK/certs
+P12_PASSWORD=broker-p12-secret
+make_certs() {
+    mkdir -p "$CERTS" && cd "$CERTS" || return 1
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3 -subj "/CN=strom-test-ca" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" || return 1
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/O=strom/CN=localhost" || return 1
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth,clientAuth" >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile broker.ext \
+        -out broker.crt || return 1
+    cat broker.key broker.crt ca.pem >broker.pem
+    openssl pkcs12 -export -in broker.crt -inkey broker.key -certfile ca.pem -name broker \
+        -passout "pass:$P12_PASSWORD" -out broker.p12 || return 1
+    # RFC 2253 order (what Kafka prints) is the reverse of -subj's.
+    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/O=strom/OU=eng/CN=alice" || return 1
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=clientAuth" >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile client.ext \
+        -out client.crt || return 1
+    cat client.key client.crt ca.pem >client.pem
+}
+(make_certs) >"$WORK/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$WORK/openssl.log"; exit 1; }
+
+# ---- server.properties ----------------------------------------------------------
+P_PLAINTEXT=$(free_port); P_SSL=$(free_port); P_SASL_PLAINTEXT=$(free_port)
+P_SASL_SSL=$(free_port); P_MTLS=$(free_port); P_CONTROLLER=$(free_port)
+H=127.0.0.1
+LISTENERS="PLAINTEXT://$H:$P_PLAINTEXT,SSL://$H:$P_SSL,SASL_PLAINTEXT://$H:$P_SASL_PLAINTEXT,SASL_SSL://$H:$P_SASL_SSL,MTLS://$H:$P_MTLS"
+PROTOCOLS="PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL"
+PLAIN_JAAS='org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret";'
+SCRAM_JAAS='org.apache.kafka.common.security.scram.ScramLoginModule required;'
+PROPS=$WORK/server.properties
+{
+    echo "# compat/security/run.sh, target $TARGET"
+    echo "node.id=1"
+    if [ "$TARGET" = kafka ]; then
+        echo "process.roles=broker,controller"
+        echo "controller.quorum.voters=1@$H:$P_CONTROLLER"
+        echo "controller.listener.names=CONTROLLER"
+        echo "listeners=$LISTENERS,CONTROLLER://$H:$P_CONTROLLER"
+        echo "listener.security.protocol.map=$PROTOCOLS,CONTROLLER:PLAINTEXT"
+        echo "log.dirs=$WORK/kafka/data"
+        echo "share.coordinator.state.topic.replication.factor=1"
+        echo "share.coordinator.state.topic.min.isr=1"
+    else
+        echo "listeners=$LISTENERS"
+        echo "listener.security.protocol.map=$PROTOCOLS"
+    fi
+    cat <<PROPS
+advertised.listeners=$LISTENERS
+inter.broker.listener.name=PLAINTEXT
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+
+# TLS: PEM keystore (key and chain in one file) for SSL and MTLS, PKCS12 for SASL_SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$CERTS/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$CERTS/ca.pem
+listener.name.sasl_ssl.ssl.keystore.type=PKCS12
+listener.name.sasl_ssl.ssl.keystore.location=$CERTS/broker.p12
+listener.name.sasl_ssl.ssl.keystore.password=$P12_PASSWORD
+listener.name.mtls.ssl.client.auth=required
+
+# SASL: PLAIN users in the JAAS config, SCRAM users in the metadata (kafka-configs.sh)
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=$PLAIN_JAAS
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$SCRAM_JAAS
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$SCRAM_JAAS
+listener.name.sasl_ssl.plain.sasl.jaas.config=$PLAIN_JAAS
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$SCRAM_JAAS
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$SCRAM_JAAS
+PROPS
+} >"$PROPS"
+
+# ---- the broker -----------------------------------------------------------------
+if [ "$TARGET" = kafka ]; then
+    KAFKA_STATE=$WORK/kafka   # _kafka_launch (compat/lib/kafka.sh): server.properties, kafka.out, logs/
+    KAFKA_BOOTSTRAP=$H:$P_PLAINTEXT
+    mkdir -p "$KAFKA_STATE" && cp "$PROPS" "$KAFKA_STATE/server.properties"
+    "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
+        -c "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/format.log" 2>&1 ||
+        { echo "kafka-storage.sh format failed:"; cat "$KAFKA_STATE/format.log"; exit 1; }
+    _kafka_launch || exit 1
+    BROKER_LOG=$KAFKA_STATE/kafka.out
+else
+    BROKER_LOG=$WORK/broker.log
+    "$STROM_BIN" --config "$PROPS" --data-dir "$WORK/strom-data" --log-level "${STROM_LOG_LEVEL:-info}" \
+        >"$BROKER_LOG" 2>&1 &
+    BROKER_PID=$!
+    deadline=$((SECONDS + 30))
+    until grep -q "strom started" "$BROKER_LOG" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ] || ! kill -0 "$BROKER_PID" 2>/dev/null; then
+            echo "strom did not start:"; cat "$BROKER_LOG"; exit 1
+        fi
+        sleep 0.05
+    done
+fi
+echo "== security: $TARGET, listeners $LISTENERS ($((SECONDS - started))s)"
+
+# ---- SCRAM users: Kafka's own kafka-configs.sh over PLAINTEXT ---------------------
+check() { # check CLIENT SCENARIO STATUS DETAIL
+    if [ "$3" -eq 0 ]; then result "$1" "$2" PASS "$4"; else result "$1" "$2" FAIL "$4"; fi | tee -a "$RESULTS"
+}
+KC=("$KAFKA_HOME/bin/kafka-configs.sh" --bootstrap-server "$H:$P_PLAINTEXT")
+# Both mechanisms in one --add-config: Kafka 4.1's controller refuses two
+# changes of one user in one AlterUserScramCredentials request
+# (ScramControlManager keys them by user name), DUPLICATE_RESOURCE.
+out=$(timeout 60 "${KC[@]}" --alter --entity-type users --entity-name alice \
+    --add-config 'SCRAM-SHA-256=[iterations=8192,password=alice-secret],SCRAM-SHA-512=[password=alice-secret]' 2>&1)
+grep -q "DuplicateResourceException: A user credential cannot be altered twice in the same request" <<<"$out"
+check kafka-tools scram-alter-both-refused $? "$(grep -m1 -o 'DuplicateResourceException: .*' <<<"$out" || head -c 400 <<<"$out")"
+# So one call per mechanism.
+out=$(timeout 60 "${KC[@]}" --alter --entity-type users --entity-name alice \
+    --add-config 'SCRAM-SHA-256=[iterations=8192,password=alice-secret]' 2>&1 &&
+    timeout 60 "${KC[@]}" --alter --entity-type users --entity-name alice \
+        --add-config 'SCRAM-SHA-512=[password=alice-secret]' 2>&1)
+[ "$(grep -c "^Completed updating config for user alice.$" <<<"$out")" = 2 ]
+check kafka-tools scram-alter $? "$(tr '\n' ' ' <<<"$out" | head -c 600)"
+# The credentials reach the broker's authenticators through the metadata log:
+# describe until both are listed (Kafka lists SCRAM-SHA-512 first).
+deadline=$((SECONDS + 30))
+while :; do
+    out=$(timeout 60 "${KC[@]}" --describe --entity-type users 2>&1)
+    line=$(grep "^SCRAM credential configs for user-principal 'alice' are " <<<"$out")
+    [[ $line == *"SCRAM-SHA-256=iterations=8192"* && $line == *"SCRAM-SHA-512=iterations=4096"* ]] && ok=0 || ok=1
+    [ $ok -eq 0 ] || [ $SECONDS -ge $deadline ] && break
+    sleep 0.5
+done
+check kafka-tools scram-describe $ok "$(tr '\n' ' ' <<<"$out" | head -c 600)"
+if [ "$TARGET" = kafka ]; then
+    # Kafka's request log names each request's principal: on for the clients' run.
+    timeout 60 "${KC[@]}" --alter --entity-type broker-loggers --entity-name 1 \
+        --add-config kafka.request.logger=DEBUG >/dev/null 2>&1
+fi
+
+# ---- the clients ----------------------------------------------------------------
+export SEC_PLAINTEXT=$H:$P_PLAINTEXT SEC_SSL=$H:$P_SSL SEC_SASL_PLAINTEXT=$H:$P_SASL_PLAINTEXT \
+    SEC_SASL_SSL=$H:$P_SASL_SSL SEC_MTLS=$H:$P_MTLS SEC_CA=$CERTS/ca.pem SEC_CLIENT_CERT=$CERTS/client.crt \
+    SEC_CLIENT_KEY=$CERTS/client.key SEC_CLIENT_PEM=$CERTS/client.pem SEC_TARGET=$TARGET
+CLIENT_TIMEOUT=${SECURITY_CLIENT_TIMEOUT:-300}
+run_client() { # run_client CLIENT COMMAND...: RESULT lines to the results; a missing one is a FAIL
+    local client=$1 status s
+    shift
+    echo "== $client"
+    if [ -z "${CLIENT_READY[$client]:-}" ]; then
+        for s in $SCENARIOS; do result "$client" "$s" FAIL "the client could not be installed (see above)"; done | tee -a "$RESULTS"
+        return
+    fi
+    timeout -k 10 "$CLIENT_TIMEOUT" "$@" $SCENARIOS >"$WORK/$client.out" 2>"$WORK/$client.err"
+    status=$?
+    grep '^RESULT ' "$WORK/$client.out" | tee -a "$RESULTS"
+    for s in $SCENARIOS; do
+        grep -q "^RESULT $client $s " "$WORK/$client.out" ||
+            result "$client" "$s" FAIL "did not finish (exit $status; stderr: $(tail -c 600 "$WORK/$client.err" | tr '\n' ' '))" | tee -a "$RESULTS"
+    done
+}
+run_client confluent-kafka "$VENV/bin/python" "$HERE/confluent.py"
+run_client kafkajs node "$HERE/kafkajs.js"
+run_client java java -Dlog4j2.configurationFile="$ROOT/compat/java/log4j2.properties" \
+    -Dstrom.java.log="${JAVA_LOG:-warn}" -cp "$JAVA_CLASSES:$JAVA_CP" Security
+run_client kcat bash "$HERE/kcat.sh"
+
+if [ "$TARGET" = kafka ]; then
+    echo "== principals in Kafka's request log (listener, principal, requests)"
+    grep -oh '"principal":"[^"]*","listener":"[^"]*"' "$KAFKA_STATE"/logs/kafka-request.log* 2>/dev/null |
+        grep -v CONTROLLER | sed -E 's/"principal":"([^"]*)","listener":"([^"]*)"/\2 \1/' | sort | uniq -c |
+        awk '{ n = $1; $1 = ""; print "   " $0 " (" n ")" }'
+    echo "== refusals in Kafka's server log"
+    grep -h "Failed authentication with" "$KAFKA_STATE"/logs/server.log* 2>/dev/null |
+        sed -E 's/^.*Failed authentication with [^ ]+ \(channelId=[^)]*\) //; s/ \(org\.apache.*$//' | sort | uniq -c
+fi
+pass=$(grep -c '^RESULT .* PASS' "$RESULTS")
+fail=$(grep -c '^RESULT .* FAIL' "$RESULTS")
+if [ "$fail" -ne 0 ]; then
+    echo "--- $TARGET log (last 100 lines) ---"
+    tail -n 100 "$BROKER_LOG"
+fi
+echo "security ($TARGET): $((SECONDS - started))s"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ] && [ "$pass" -gt 0 ]
