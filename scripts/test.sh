@@ -12,7 +12,8 @@
 #    confluent-kafka / kafka-python / aiokafka, kcat (after python: its
 #    transactions are written with the python venv), kafkajs, the Java
 #    client, kafkajs, the Python clients and Kafka's CLI tools also against a
-#    three-node cluster, Apache Kafka 4.1's own
+#    three-node cluster, the security suite (TLS, SASL PLAIN and SCRAM,
+#    mutual TLS with four clients), Apache Kafka 4.1's own
 #    tools, Kafka Connect and Kafka Streams
 #    under exactly_once_v2, also against three nodes (from ../shared/kafka beside the repo; skip
 #    without it), and librdkafka's own test suite (allowlist).
@@ -104,6 +105,7 @@ if [ "$build" -eq 0 ]; then
     run_suite kafkajs 600 compat/kafkajs/run.sh
     run_suite java 900 compat/java/run.sh
     run_suite clients-3-nodes 900 compat/cluster/clients.sh
+    run_suite security 600 compat/security/run.sh
     run_suite kafka-tools 300 compat/kafka-tools/run.sh
     run_suite connect 300 compat/connect/run.sh
     run_suite streams 300 compat/streams/run.sh

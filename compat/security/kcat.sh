@@ -99,7 +99,7 @@ for name in "$@"; do
             line=$(grep -m1 "SSL" "$err")
             [ $status -ne 0 ] && [ $status -ne 124 ] && [ -n "$line" ] && ! grep -q "SASL" "$err"
         fi
-        report "$name" $? "${note:+$note }exit $status; $(echo "$line" | sed -E 's/^%[0-9]\|[0-9.]+\|//; s/after [0-9]+ms/after Nms/'); last: $(tail -n1 "$err")"
+        report "$name" $? "${note:+$note }exit $status; $(echo "$line" | sed -E 's/^%[0-9]\|[0-9.]+\|[A-Z]+\|[^|]*\| \[thrd:[^]]*\]: //; s/after [0-9]+ms/after Nms/'); last: $(tail -n1 "$err")"
     fi
     rm -f "$err"
 done

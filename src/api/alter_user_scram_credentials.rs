@@ -27,7 +27,9 @@ pub fn handle(
     // Per user, in request order: its changes, or why it is refused.
     let mut users: BTreeMap<String, Result<Vec<CredentialChange>, ApiError>> = BTreeMap::new();
     let mut order = Vec::new();
-    let mut touched: BTreeMap<(String, i8), usize> = BTreeMap::new();
+    // Kafka keys the changes by user: a user named twice (two mechanisms,
+    // or a deletion and an upsertion) is refused whole.
+    let mut touched: BTreeMap<String, usize> = BTreeMap::new();
     let deletions = request
         .deletions
         .iter()
@@ -37,7 +39,7 @@ pub fn handle(
         .iter()
         .map(|u| (u.name.to_string(), u.mechanism, Some(u)));
     for (user, code, upsertion) in deletions.chain(upsertions) {
-        *touched.entry((user.clone(), code)).or_default() += 1;
+        *touched.entry(user.clone()).or_default() += 1;
         if !users.contains_key(&user) {
             order.push(user.clone());
         }
@@ -49,7 +51,7 @@ pub fn handle(
             Err(e) => *entry = Err(e),
         }
     }
-    for ((user, _), count) in &touched {
+    for (user, count) in &touched {
         if *count > 1 {
             users.insert(
                 user.clone(),

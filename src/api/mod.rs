@@ -15,6 +15,7 @@ mod create_topics;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -310,6 +311,9 @@ pub async fn dispatch(
         RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(blocking(|| {
             describe_log_dirs::handle(broker, version, &req)
         })),
+        RequestKind::DescribeClientQuotas(req) => {
+            ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(&req))
+        }
         RequestKind::DescribeUserScramCredentials(req) => {
             ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(
                 broker, &req,

@@ -62,6 +62,7 @@ pub static SUPPORTED_APIS: &[ApiRange] = &[
     range(ApiKey::AlterPartitionReassignments, 0, 1),
     range(ApiKey::ListPartitionReassignments, 0, 0),
     range(ApiKey::OffsetDelete, 0, 0),
+    range(ApiKey::DescribeClientQuotas, 0, 1),
     range(ApiKey::DescribeUserScramCredentials, 0, 0),
     range(ApiKey::AlterUserScramCredentials, 0, 0),
     range(ApiKey::DescribeQuorum, 0, 2),
