@@ -173,7 +173,7 @@ enum State {
     /// Handshake done: waiting for the first token.
     Started(Mechanism),
     /// In a SCRAM exchange.
-    Scram(ScramServer),
+    Scram(Box<ScramServer>),
     /// Authenticated.
     Authenticated,
 }
@@ -279,7 +279,7 @@ impl Authenticator {
                 Err(message) => Step::Failed(message),
             },
             State::Started(Mechanism::Scram(mechanism)) => self.scram(
-                ScramServer::new(mechanism),
+                Box::new(ScramServer::new(mechanism)),
                 mechanism,
                 token,
                 scram_credential,
@@ -299,7 +299,7 @@ impl Authenticator {
 
     fn scram(
         &mut self,
-        mut server: ScramServer,
+        mut server: Box<ScramServer>,
         mechanism: ScramMechanism,
         token: &[u8],
         scram_credential: &dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,
