@@ -4,6 +4,8 @@
 #
 #   compat/librdkafka/run.sh            # setup if needed, run allowlist.txt
 #   compat/librdkafka/run.sh 0012 0081  # run only these allowlist entries
+#   LRK_PHASES=sasl_ssl,ssl compat/librdkafka/run.sh   # only the TLS/SASL entries
+#   LRK_SECURITY_TARGET=kafka LRK_PHASES=sasl_ssl,ssl compat/librdkafka/run.sh  # them against Kafka 4.1
 #
 # Environment:
 #   STROM_CACHE   cache root (default ~/.cache/strom); the suite is built in
@@ -26,7 +28,7 @@
 #
 # Each allowlist entry runs in its own `test-runner -L -p1 <NNNN>` process
 # (-L: skip the broker-less local/mock tests; one process per entry so a
-# hang or abort only fails that entry), against one of three strom brokers:
+# hang or abort only fails that entry), against one of these brokers:
 #   default       --num-partitions 4 --set group.initial.rebalance.delay.ms=0
 #   @noautocreate the same with --auto-create-topics false (test scenario
 #                 "noautocreate", test-runner -s noautocreate)
@@ -49,7 +51,7 @@
 #                 The kafka-topics.sh stand-in reaches that broker over its
 #                 PLAINTEXT listener (BROKERS).
 # Allowlist line: NNNN [@phase] [KEY=VALUE (env, e.g. SUBTESTS=...)] [-flag] # comment
-# Output: one `RESULT librdkafka <NNNN_name>[<subtests>] PASS|FAIL [detail]`
+# Output: one `RESULT librdkafka <NNNN_name>[<subtests>][@sasl_ssl|@ssl] PASS|FAIL [detail]`
 # per entry; exit status 1 if any entry failed.
 set -uo pipefail
 
