@@ -996,3 +996,64 @@ async fn acls_are_listed_hidden_and_implied() {
     assert_eq!(off.error_code, 54, "SECURITY_DISABLED");
     open.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_expire_unless_reauthenticated() {
+    let broker = TestBroker::start_with(&[
+        (
+            "listeners",
+            "PLAINTEXT://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0",
+        ),
+        ("sasl.enabled.mechanisms", "PLAIN"),
+        (
+            "listener.name.sasl_plaintext.plain.sasl.jaas.config",
+            "org.apache.kafka.common.security.plain.PlainLoginModule required \
+             user_alice=\"alice-secret\" user_bob=\"bob-secret\";",
+        ),
+        (
+            "listener.name.sasl_plaintext.connections.max.reauth.ms",
+            "1500",
+        ),
+    ])
+    .await;
+    let sasl = broker.listener_addr("SASL_PLAINTEXT");
+    let mut client = Client::connect(sasl).await;
+    let login = client.sasl_plain("alice", "alice-secret").await;
+    assert_eq!(login.error_code, 0);
+    assert_eq!(login.session_lifetime_ms, 1500, "KIP-368 session lifetime");
+    // Re-authentication (KIP-368) on the same connection renews the session.
+    let again = client.sasl_plain("alice", "alice-secret").await;
+    assert_eq!(again.error_code, 0);
+    assert_eq!(again.session_lifetime_ms, 1500);
+    let metadata: MetadataResponse = client
+        .request(ApiKey::Metadata, 12, &metadata_request(None))
+        .await;
+    assert_eq!(metadata.brokers.len(), 1);
+    // Another principal on re-authentication is refused, and closes.
+    let other = client.sasl_plain("bob", "bob-secret").await;
+    assert_eq!(other.error_code, 58);
+    client
+        .expect_closed("a principal change on re-authentication")
+        .await;
+
+    // An expired session: the next request closes the connection.
+    let mut client = Client::connect(sasl).await;
+    assert_eq!(
+        client.sasl_plain("alice", "alice-secret").await.error_code,
+        0
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1600)).await;
+    let id = client.correlation_id();
+    client
+        .send_frame(&crate::support::request_frame(
+            ApiKey::Metadata,
+            12,
+            id,
+            &metadata_request(None),
+        ))
+        .await;
+    client
+        .expect_closed("a request after the session expired")
+        .await;
+    broker.shutdown().await;
+}
