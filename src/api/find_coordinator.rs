@@ -74,6 +74,7 @@ pub fn handle(
             .with_host(str_bytes(host))
             .with_port(port)
             .with_error_code(error.map_or(0, |e| e.code()))
+            .with_error_message(error.and_then(message).map(str_bytes))
     };
     if version >= 4 {
         let coordinators = request
@@ -86,7 +87,21 @@ pub fn handle(
     let single = coordinator(request.key);
     FindCoordinatorResponse::default()
         .with_error_code(single.error_code)
+        .with_error_message(single.error_message)
         .with_node_id(single.node_id)
         .with_host(single.host)
         .with_port(single.port)
+}
+
+/// Kafka's message for the errors FindCoordinator gives (its
+/// `Errors.message()`, which clients print).
+fn message(error: ResponseError) -> Option<&'static str> {
+    match error {
+        ResponseError::GroupAuthorizationFailed => Some("Group authorization failed."),
+        ResponseError::TransactionalIdAuthorizationFailed => {
+            Some("Transactional Id authorization failed.")
+        }
+        ResponseError::CoordinatorNotAvailable => Some("The coordinator is not available."),
+        _ => None,
+    }
 }
