@@ -51,6 +51,9 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DOCUMENT: usize = 4 << 20;
 /// How often a JWKS file's modification time is checked.
 const FILE_CHECK: Duration = Duration::from_secs(1);
+/// The least time between two fetches that tokens asked for (a stream of
+/// tokens naming ever new key ids must not turn into a stream of fetches).
+const MIN_EXPEDITED_SPACING: Duration = Duration::from_secs(1);
 
 /// The JWS algorithms strom verifies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,7 +469,7 @@ impl Jwks {
     /// Fetches the document, retrying with exponential backoff for at most
     /// `retry_backoff_max` (Kafka's Retry).
     async fn fetch_with_retry(&self, target: &HttpTarget) -> Result<Vec<Jwk>, String> {
-        let deadline = Instant::now() + self.retry_backoff_max;
+        let started = Instant::now();
         let mut wait = self.retry_backoff;
         loop {
             let attempt = match tokio::time::timeout(ATTEMPT_TIMEOUT, get(target)).await {
@@ -478,7 +481,7 @@ impl Jwks {
                 Ok(keys) => return Ok(keys),
                 Err(e) => e,
             };
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = self.retry_backoff_max.saturating_sub(started.elapsed());
             if left.is_zero() {
                 return Err(error);
             }
@@ -544,9 +547,12 @@ async fn keep_current(jwks: Weak<Jwks>, refresh: Arc<Notify>) {
             }
         };
         drop(set);
+        let fetched = Instant::now();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
-            () = refresh.notified() => {}
+            () = refresh.notified() => {
+                tokio::time::sleep(MIN_EXPEDITED_SPACING.saturating_sub(fetched.elapsed())).await;
+            }
         }
     }
 }

@@ -832,7 +832,7 @@ impl SignedValidator {
         let iat =
             numeric("iat")?.ok_or_else(|| rejected("No Issued At (iat) claim present.".into()))?;
         let nbf = numeric("nbf")?;
-        if now_s - skew >= exp {
+        if now_s.saturating_sub(skew) >= exp {
             return Err(rejected(format!(
                 "The JWT is no longer valid - the evaluation time NumericDate{{{now_s}}} is on or \
                  after the Expiration Time (exp=NumericDate{{{exp}}}) claim value (even when \
@@ -852,7 +852,7 @@ impl SignedValidator {
                      (nbf={nbf}) claim value."
                 )));
             }
-            if now_s + skew < nbf {
+            if now_s.saturating_add(skew) < nbf {
                 return Err(rejected(format!(
                     "The JWT is not yet valid as the evaluation time NumericDate{{{now_s}}} is \
                      before the Not Before (nbf=NumericDate{{{nbf}}}) claim time (even when \
@@ -864,9 +864,11 @@ impl SignedValidator {
             match claims.get("iss") {
                 None => return Err(rejected("No Issuer (iss) claim present.".into())),
                 Some(Value::String(iss)) if iss == expected => {}
-                Some(Value::String(iss)) => return Err(rejected(format!(
+                Some(Value::String(iss)) => {
+                    return Err(rejected(format!(
                     "Issuer (iss) claim value ({iss}) doesn't match expected value of {expected}"
-                ))),
+                )))
+                }
                 Some(other) => {
                     return Err(rejected(format!(
                         "The value of the 'iss' claim is not the expected type ({other} - Cannot \

@@ -457,7 +457,10 @@ impl Authenticator {
         let principal = Principal::user(user);
         if let Some((_, previous)) = &self.authenticated {
             if *previous != principal {
-                return Step::Failed("Cannot change principals during re-authentication".into());
+                return Step::Failed(format!(
+                    "Cannot change principals during re-authentication from {}.{}: {}.{}",
+                    previous.kind, previous.name, principal.kind, principal.name
+                ));
             }
         }
         self.state = State::Authenticated;
@@ -468,8 +471,14 @@ impl Authenticator {
             credential_expires_ms,
             crate::log::now_ms(),
         );
-        self.expires = lifetime
-            .map(|ms| Instant::now() + Duration::from_millis(u64::try_from(ms).unwrap_or(0)));
+        // A token may expire in a million years: far enough is "never",
+        // without overflowing the clock.
+        self.expires = lifetime.map(|ms| {
+            let now = Instant::now();
+            now.checked_add(Duration::from_millis(u64::try_from(ms).unwrap_or(0)))
+                .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 86_400)))
+                .unwrap_or(now)
+        });
         Step::Done {
             response,
             session_lifetime_ms: lifetime.unwrap_or(0),
@@ -595,7 +604,7 @@ mod tests {
                 &unsecured_token(&serde_json::json!({"sub": "bob", "exp": now_s + 100})),
                 &none
             ),
-            Step::Failed(m) if m == "Cannot change principals during re-authentication"
+            Step::Failed(m) if m == "Cannot change principals during re-authentication from User.alice: User.bob"
         ));
         // an expired token: the error challenge, then the failure on %x01
         let mut auth = Authenticator::new(settings());
