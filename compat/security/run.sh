@@ -41,6 +41,24 @@
 #       SASL_AUTHENTICATION_FAILED, 58, with Kafka's message, in the detail)
 #   mtls-no-cert: a client without a certificate on MTLS is refused in the
 #       TLS handshake
+#   oauth-unsecured: OAUTHBEARER on SASL_PLAINTEXT (Kafka's unsecured
+#       validator, no callback handler): an unsecured token (alg none) for
+#       alice, round trip as above
+#   oauth-expired: an unsecured token that expired an hour ago is refused:
+#       Kafka's error challenge, then SASL_AUTHENTICATION_FAILED
+#       {"status":"invalid_token"} (kafkajs never reads the challenge: its
+#       next request, Metadata, gets an empty error response, "No brokers")
+#   oauth-jwks: OAUTHBEARER on SASL_SSL with OAuthBearerValidatorCallbackHandler:
+#       an RS256 token (jwt.py, openssl) whose key is in the JWKS served by
+#       python's http.server on a free loopback port; expected issuer and
+#       audience set; round trip
+#   oauth-jwks-wrong-key: the same claims signed by another key under the
+#       same kid: refused as oauth-expired
+# kcat runs only oauth-unsecured (librdkafka's own unsecured token): it cannot
+# hand librdkafka another token. Kafka 4.1 gets
+# sasl.oauthbearer.jwt.validator.class=...BrokerJwtValidator (its default
+# checks no signature) and -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls
+# (the JWKS URL; for the Java client, its token files).
 # kcat's librdkafka 2.0.2 cannot log in with SCRAM at a Kafka 4.x broker
 # (librdkafka#4895: a wrong nonce in its client-final-message, which Kafka
 # checks since CVE-2024-56128): its two SCRAM scenarios check that refusal
