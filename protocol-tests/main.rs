@@ -21,6 +21,7 @@ mod malformed;
 mod metadata;
 mod pipelining;
 mod produce_rules;
+mod security;
 mod support;
 mod transactions;
 mod transactions_v2;

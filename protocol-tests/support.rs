@@ -82,6 +82,14 @@ impl TestBroker {
         Client::connect(self.addr).await
     }
 
+    /// The bound address of the client listener `name`.
+    pub fn listener_addr(&self, name: &str) -> SocketAddr {
+        self.running
+            .as_ref()
+            .and_then(|r| r.listener_addr(name))
+            .unwrap_or_else(|| panic!("no listener {name}"))
+    }
+
     /// Stops the broker; it must stop within the deadline.
     pub async fn shutdown(mut self) {
         if let Some(running) = self.running.take() {
@@ -298,6 +306,33 @@ impl Client {
             "{key:?} v{version}: correlation id echoed"
         );
         response
+    }
+
+    /// SaslHandshake v1 (PLAIN) then SaslAuthenticate v2 with `user` and
+    /// `password`: the authenticate response.
+    pub async fn sasl_plain(
+        &mut self,
+        user: &str,
+        password: &str,
+    ) -> kafka_protocol::messages::SaslAuthenticateResponse {
+        use kafka_protocol::messages::{
+            SaslAuthenticateRequest, SaslHandshakeRequest, SaslHandshakeResponse,
+        };
+        let handshake: SaslHandshakeResponse = self
+            .request(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default().with_mechanism(text("PLAIN")),
+            )
+            .await;
+        assert_eq!(handshake.error_code, 0, "SaslHandshake PLAIN");
+        self.request(
+            ApiKey::SaslAuthenticate,
+            2,
+            &SaslAuthenticateRequest::default()
+                .with_auth_bytes(Bytes::from(format!("\0{user}\0{password}"))),
+        )
+        .await
     }
 
     /// ApiVersions v3 round trip: proves the connection is served normally.

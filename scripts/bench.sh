@@ -51,9 +51,20 @@
 #      at 5,000 msg/s for 20 s; the failover a producer sees: 1,000 msg/s
 #      acks=all for 30 s with the partition's leader SIGKILLed 10 s in, the
 #      longest time without an acknowledgement (no message may be lost).
+#   7. TLS and SASL, strom beside Apache Kafka 4.1.0 measured in the same run,
+#      both started from the same server.properties lines: a PLAINTEXT and a
+#      SASL_SSL listener (SASL PLAIN; PEM keystore with a throwaway CA and
+#      broker cert made with openssl). rdkafka_performance produces 1M x 100 B
+#      acks=1 and consumes it from the beginning over each listener
+#      ($STROM_BENCH_REPEAT runs each, listeners alternating; the client
+#      verifies the broker cert); the broker's CPU time per run is in the
+#      JSON, and SASL_SSL's throughput as a fraction of PLAINTEXT's is a row.
+#      STROM_BENCH_SECURITY_MESSAGES sizes it (default 1000000).
 #   STROM_BENCH_STEPS picks steps by name, comma-separated (default all):
-#   broker (2 and 3), coordinator (4), transactions (5), cluster (6); e.g.
-#   STROM_BENCH_STEPS=transactions runs only step 5.
+#   broker (2 and 3), coordinator (4), transactions (5), cluster (6),
+#   security (7); e.g. STROM_BENCH_STEPS=transactions runs only step 5.
+#   STROM_BIN=/path/to/strom uses that binary and skips its cargo build;
+#   the load-tool examples are built only for the steps that use them.
 # Exit status: 0 when every step ran (targets missed or not), 1 otherwise.
 # The broker log and every client's output are kept under a temp dir whose
 # path is printed when a step fails.
@@ -63,7 +74,10 @@ ROOT=$(pwd)
 OUT=${1:-$ROOT/bench-results.json}
 case $OUT in /*) ;; *) OUT=$PWD/$OUT ;; esac
 
-export STROM_ROOT=$ROOT STROM_BIN=$ROOT/target/release/strom
+# STROM_BIN set by the caller: that strom binary is used as it is (no cargo
+# build of the broker); otherwise target/release/strom, built first.
+STROM_BIN_GIVEN=${STROM_BIN:-}
+export STROM_ROOT=$ROOT STROM_BIN=${STROM_BIN:-$ROOT/target/release/strom}
 # shellcheck source=../compat/lib/broker.sh
 source "$ROOT/compat/lib/broker.sh"
 # shellcheck source=../compat/lib/kafka.sh
@@ -485,6 +499,28 @@ def report(raw_path, out_path, meta_json):
             {"raw": fs_, "kafka_raw": fk_, "kafka_measured_in_run": True,
              "note": "both with broker.session.timeout.ms 9000 (the default): a SIGKILLed leader is fenced after it"})
 
+    # TLS and SASL: strom and Kafka measured in this run, each listener.
+    if on("security"):
+        n = meta.get("security_messages", 1000000)
+        size = f"{n / 1e6:g}M" if n >= 1000000 else f"{n / 1000:g}k"
+        def sec_shown(r):
+            cpu = f", broker CPU {fmt_int(r['broker_cpu_ms'])} ms" if r.get("broker_cpu_ms") is not None else ""
+            return f"{fmt_int(r['msgs_per_s'])} msg/s ({r['mb_per_s']:.1f} MB/s{cpu})"
+        for op, what in (("produce", f"produce {size} x 100 B, acks=1"), ("consume", f"consume {size} x 100 B from beginning")):
+            for lst, over in (("plaintext", "PLAINTEXT"), ("sasl_ssl", "SASL_SSL (PLAIN over TLS)")):
+                beside(f"{op}_100b_{lst}_listener", f"{what}, {over} listener", f"sec_{op}_{lst}",
+                       "msgs_per_s", "msg/s", sec_shown)
+            # SASL_SSL's throughput as a fraction of PLAINTEXT's, per broker.
+            def frac(who):
+                p_, t_ = raw.get(f"sec_{op}_plaintext_{who}"), raw.get(f"sec_{op}_sasl_ssl_{who}")
+                ok = all(good(x, "msgs_per_s") and x.get("complete") for x in (p_, t_))
+                return round(t_["msgs_per_s"] / p_["msgs_per_s"], 2) if ok and p_["msgs_per_s"] else None
+            fs_, fk_ = frac("strom"), frac("kafka")
+            add(f"{op}_sasl_ssl_vs_plaintext", f"{op}: SASL_SSL throughput / PLAINTEXT throughput", fs_, "ratio",
+                f"{fs_:.2f}x" if fs_ is not None else "not measured", fk_,
+                f"{fk_:.2f}x (measured here)" if fk_ is not None else "not measured", ">=", None, "-",
+                {"kafka_measured_in_run": True})
+
     if on("broker"):
         st = raw.get("startup")
         sv = st["median_ms"] if st and "error" not in st else None
@@ -559,20 +595,34 @@ perf_run() {
 }
 
 # ---------------------------------------------------------------- 1. builds
-log "cargo build --release"
-bg timeout 1800 cargo build --release --quiet || { fail "cargo build --release"; exit 1; }
-log "cargo build --release --example latency"
-bg timeout 1800 cargo build --release --quiet --example latency || { fail "building the latency example"; exit 1; }
-LATENCY=$ROOT/target/release/examples/latency
-log "cargo build --release --example commit_bench"
-bg timeout 1800 cargo build --release --quiet --example commit_bench || { fail "building the commit_bench example"; exit 1; }
-COMMIT_BENCH=$ROOT/target/release/examples/commit_bench
-log "cargo build --release --example txn_bench"
-bg timeout 1800 cargo build --release --quiet --example txn_bench || { fail "building the txn_bench example"; exit 1; }
-TXN_BENCH=$ROOT/target/release/examples/txn_bench
 STEPS=${STROM_BENCH_STEPS:-all}
 # want STEP: whether STROM_BENCH_STEPS selects STEP.
 want() { [ "$STEPS" = all ] || [[ ",$STEPS," == *",$1,"* ]]; }
+# The examples are built for the steps that use them (latency: broker and
+# cluster; commit_bench: coordinator; txn_bench: transactions); the
+# security step needs only rdkafka_performance.
+if [ -z "$STROM_BIN_GIVEN" ]; then
+    log "cargo build --release"
+    bg timeout 1800 cargo build --release --quiet || { fail "cargo build --release"; exit 1; }
+else
+    log "strom: $STROM_BIN (STROM_BIN, not built)"
+    [ -x "$STROM_BIN" ] || { fail "STROM_BIN=$STROM_BIN is not an executable"; exit 1; }
+fi
+if want broker || want cluster; then
+log "cargo build --release --example latency"
+bg timeout 1800 cargo build --release --quiet --example latency || { fail "building the latency example"; exit 1; }
+fi
+LATENCY=$ROOT/target/release/examples/latency
+if want coordinator; then
+log "cargo build --release --example commit_bench"
+bg timeout 1800 cargo build --release --quiet --example commit_bench || { fail "building the commit_bench example"; exit 1; }
+fi
+COMMIT_BENCH=$ROOT/target/release/examples/commit_bench
+if want transactions; then
+log "cargo build --release --example txn_bench"
+bg timeout 1800 cargo build --release --quiet --example txn_bench || { fail "building the txn_bench example"; exit 1; }
+fi
+TXN_BENCH=$ROOT/target/release/examples/txn_bench
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 
 if want broker; then
@@ -960,12 +1010,18 @@ latency_record() {
     fi
 }
 
-if want cluster; then
+# ensure_perf: PERF is rdkafka_performance (built when a step before did not).
+ensure_perf() {
     if [ -z "${PERF:-}" ]; then
         bg timeout 3600 "$ROOT/compat/librdkafka/setup.sh" >"$WORK/setup.out" 2>"$WORK/setup.err"
         PERF=$(tail -1 "$WORK/setup.out")/examples/rdkafka_performance
         [ -x "$PERF" ] || bg timeout 600 make -C "$(dirname "$PERF")" rdkafka_performance >"$WORK/perf-make.out" 2>&1
     fi
+    [ -x "$PERF" ] || { fail "no rdkafka_performance (see $WORK/setup.err, $WORK/perf-make.out)"; return 1; }
+}
+
+if want cluster; then
+    ensure_perf
     # shellcheck source=../compat/lib/cluster.sh
     source "$ROOT/compat/lib/cluster.sh"
     log "three nodes: strom"
@@ -991,6 +1047,163 @@ if want cluster; then
     fi
 fi
 
+# ------------------------------------- 7. TLS and SASL: strom and Kafka
+# One broker each (strom, then Kafka 4.1.0), started from the same
+# server.properties lines: a PLAINTEXT and a SASL_SSL listener (PLAIN, the
+# user in the listener's JAAS config; PEM keystore, a throwaway CA and
+# broker cert made here with openssl, SAN IP:127.0.0.1). rdkafka_performance
+# produces $SEC_MSGS x 100 B (acks=1, one partition, a fresh topic per run)
+# and consumes them from the beginning, over each listener in turn
+# ($STROM_BENCH_REPEAT runs each, PLAINTEXT and SASL_SSL alternating). The
+# client verifies the broker cert (ssl.ca.location). JSON into $RAW as
+# sec_{produce,consume}_{plaintext,sasl_ssl}_{strom,kafka} (one line per
+# run, with the broker's CPU time over the run).
+SEC_MSGS=${STROM_BENCH_SECURITY_MESSAGES:-1000000}
+SEC_PLAIN_JAAS='org.apache.kafka.common.security.plain.PlainLoginModule required user_bench="bench-secret";'
+
+make_sec_certs() { # make_sec_certs DIR
+    mkdir -p "$1" && cd "$1" || return 1
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3 -subj "/CN=strom-bench-ca" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" || return 1
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/O=strom/CN=localhost" || return 1
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile broker.ext \
+        -out broker.crt || return 1
+    cat broker.key broker.crt ca.pem >broker.pem
+}
+
+# sec_props TARGET FILE: the listeners' server.properties (Kafka: plus its
+# KRaft controller); SEC_PLAIN / SEC_SASL are the two listeners' addresses.
+sec_props() {
+    local ctl listeners
+    SEC_PLAIN=127.0.0.1:$(free_port) SEC_SASL=127.0.0.1:$(free_port)
+    listeners="PLAINTEXT://$SEC_PLAIN,SASL_SSL://$SEC_SASL"
+    {
+        echo "node.id=1"
+        if [ "$1" = kafka ]; then
+            ctl=127.0.0.1:$(free_port)
+            echo "process.roles=broker,controller"
+            echo "controller.quorum.voters=1@$ctl"
+            echo "controller.listener.names=CONTROLLER"
+            echo "listeners=$listeners,CONTROLLER://$ctl"
+            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+            echo "log.dirs=$KAFKA_STATE/data"
+            echo "share.coordinator.state.topic.replication.factor=1"
+            echo "share.coordinator.state.topic.min.isr=1"
+        else
+            echo "listeners=$listeners"
+            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
+        fi
+        cat <<PROPS
+advertised.listeners=$listeners
+inter.broker.listener.name=PLAINTEXT
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+ssl.keystore.type=PEM
+ssl.keystore.location=$SEC_CERTS/broker.pem
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=$SEC_PLAIN_JAAS
+PROPS
+    } >"$2"
+}
+
+# sec_perf KIND MODE BOOTSTRAP TOPIC RUN PID ARGS...: one rdkafka_performance
+# run; its JSON line (with the broker's CPU time) into $RAW.
+sec_perf() {
+    local kind=$1 mode=$2 boot=$3 topic=$4 run=$5 pid=$6 out t0 t1 rc r cpu_before extra=()
+    shift 6
+    out=$WORK/$kind.$run.out
+    [ "$mode" = P ] && extra=(-X acks=1 -X "linger.ms=$LINGER")
+    [ "$mode" = C ] && extra=(-o beginning)
+    log "$kind: $SEC_MSGS x 100 B (run $run of $REPEAT)"
+    cpu_before=$(cpu_ms "$pid")
+    t0=$(now_s)
+    bg timeout -k 5 240 "$PERF" "-$mode" -b "$boot" -t "$topic" -p 0 -s 100 -c "$SEC_MSGS" "${extra[@]}" "$@" >"$out" 2>&1
+    rc=$?
+    t1=$(now_s)
+    r=$(helper perf "$kind" "$mode" "$out" "$SEC_MSGS" "$(elapsed "$t0" "$t1")" "$run")
+    r=$(python3 -c 'import json,sys; o=json.loads(sys.argv[1]); o["broker_cpu_ms"]=int(sys.argv[2]); print(json.dumps(o))' \
+        "$r" "$(($(cpu_ms "$pid") - cpu_before))")
+    echo "$r" >>"$RAW"
+    if [ $rc -ne 0 ] || ! grep -q '"complete": true' <<<"$r"; then
+        fail "$kind run $run: exit $rc, $r (output: $out)"
+        tail -5 "$out" >&2
+    fi
+}
+
+# security_step NAME PID: produce, then consume, over both listeners.
+security_step() {
+    local name=$1 pid=$2 run l boot args
+    local sasl_args=(-X security.protocol=SASL_SSL -X sasl.mechanism=PLAIN -X sasl.username=bench
+        -X sasl.password=bench-secret -X "ssl.ca.location=$SEC_CERTS/ca.pem")
+    # Odd runs PLAINTEXT first, even runs SASL_SSL first: neither listener
+    # always gets the first (cold) run.
+    local order=("plaintext sasl_ssl" "sasl_ssl plaintext")
+    for run in $(seq 1 "$REPEAT"); do
+        for l in ${order[$(((run + 1) % 2))]}; do
+            bg timeout 60 python3 "$WORK/helper.py" create-topic "$SEC_PLAIN" "bench-sec-$l-$run" 1 ||
+                { fail "security ($name): create topic bench-sec-$l-$run"; return 1; }
+            if [ $l = plaintext ]; then boot=$SEC_PLAIN args=(); else boot=$SEC_SASL args=("${sasl_args[@]}"); fi
+            sec_perf "sec_produce_${l}_$name" P "$boot" "bench-sec-$l-$run" "$run" "$pid" "${args[@]}"
+        done
+    done
+    for run in $(seq 1 "$REPEAT"); do
+        for l in ${order[$(((run + 1) % 2))]}; do
+            if [ $l = plaintext ]; then boot=$SEC_PLAIN args=(); else boot=$SEC_SASL args=("${sasl_args[@]}"); fi
+            sec_perf "sec_consume_${l}_$name" C "$boot" "bench-sec-$l-1" "$run" "$pid" "${args[@]}"
+        done
+    done
+}
+
+if want security; then
+    SEC_CERTS=$WORK/sec-certs
+    if ! ensure_perf; then
+        :
+    elif ! (make_sec_certs "$SEC_CERTS") >"$WORK/sec-openssl.log" 2>&1; then
+        fail "openssl (see $WORK/sec-openssl.log)"
+    else
+        log "security: strom (PLAINTEXT and SASL_SSL listeners)"
+        STROM_DATA=$(mktemp -d)
+        sec_props strom "$STROM_DATA/server.properties"
+        "$STROM_BIN" --config "$STROM_DATA/server.properties" --data-dir "$STROM_DATA/data" >"$STROM_DATA/strom.log" 2>&1 &
+        STROM_PID=$!
+        deadline=$((SECONDS + 30))
+        until grep -q "strom started" "$STROM_DATA/strom.log" 2>/dev/null; do
+            if [ $SECONDS -ge $deadline ] || ! kill -0 "$STROM_PID" 2>/dev/null; then
+                fail "strom did not start: $(tail -n 5 "$STROM_DATA/strom.log")"
+                break
+            fi
+            sleep 0.05
+        done
+        if grep -q "strom started" "$STROM_DATA/strom.log"; then
+            security_step strom "$STROM_PID" || true
+        fi
+        stop_bench_broker
+        if kafka_dist; then
+            log "security: Apache Kafka 4.1.0 (starting, PLAINTEXT and SASL_SSL listeners)"
+            KAFKA_STATE=$(mktemp -d "${TMPDIR:-/tmp}/strom-kafka.XXXXXX")
+            sec_props kafka "$KAFKA_STATE/server.properties"
+            if "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
+                -c "$KAFKA_STATE/server.properties" >"$WORK/kafka-sec-format.out" 2>&1 &&
+                _kafka_launch >"$WORK/kafka-start-sec.out" 2>&1; then
+                security_step kafka "$KAFKA_PID" || true
+            else
+                fail "Kafka did not start: $(tail -n 5 "$WORK/kafka-sec-format.out" "$WORK/kafka-start-sec.out")"
+                echo '{"kind": "sec_produce_plaintext_kafka", "error": "Kafka did not start"}' >>"$RAW"
+            fi
+            stop_kafka
+        else
+            for k in sec_produce_plaintext_kafka sec_produce_sasl_ssl_kafka sec_consume_plaintext_kafka \
+                sec_consume_sasl_ssl_kafka; do
+                echo "{\"kind\": \"$k\", \"error\": \"n/a: no Kafka distribution\"}" >>"$RAW"
+            done
+        fi
+    fi
+fi
+
 # ---------------------------------------------------------------- report
 LOAD_AFTER=$(cut -d' ' -f1-3 /proc/loadavg)
 META=$(python3 -c '
@@ -999,9 +1212,10 @@ print(json.dumps({"date": sys.argv[1], "git_commit": sys.argv[2], "nproc": int(s
                   "loadavg_before": sys.argv[4], "loadavg_after": sys.argv[5], "kernel": platform.release(),
                   "librdkafka": "2.0.2 (Debian source, examples/rdkafka_performance)",
                   "producer_linger_ms": int(sys.argv[6]), "runs_per_throughput": int(sys.argv[7]), "steps": sys.argv[8],
-                  "kafka_reference": "Apache Kafka 4.1 numbers quoted in the issue, except the group coordinator and transaction rows: Apache Kafka 4.1.0 from ../shared/kafka measured in this run (kafka_measured_in_run)"}))' \
+                  "security_messages": int(sys.argv[9]),
+                  "kafka_reference": "Apache Kafka 4.1 numbers quoted in the issue, except the group coordinator, transaction, three-node and TLS/SASL rows: Apache Kafka 4.1.0 from ../shared/kafka measured in this run (kafka_measured_in_run)"}))' \
     "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet 2>/dev/null || echo -dirty)" \
-    "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$LINGER" "$REPEAT" "$STEPS")
+    "$(nproc)" "$LOAD_BEFORE" "$LOAD_AFTER" "$LINGER" "$REPEAT" "$STEPS" "$SEC_MSGS")
 echo
 echo "strom benchmark ($(nproc) CPUs, load average before $LOAD_BEFORE, after $LOAD_AFTER; throughputs: median of $REPEAT runs, producer linger.ms=$LINGER)"
 helper report "$RAW" "$OUT" "$META" || fail "rendering the report"

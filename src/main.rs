@@ -46,6 +46,17 @@ struct Cli {
         value_delimiter = ';'
     )]
     set: Vec<String>,
+    /// Create a SCRAM user at start unless it has a credential of that
+    /// mechanism, in kafka-storage.sh format's syntax:
+    /// 'SCRAM-SHA-256=[name=alice,password=alice-secret]' (repeatable; in
+    /// STROM_ADD_SCRAM separate entries with ';')
+    #[arg(
+        long = "add-scram",
+        env = "STROM_ADD_SCRAM",
+        value_name = "SPEC",
+        value_delimiter = ';'
+    )]
+    add_scram: Vec<String>,
     /// Log filter: error, warn, info, debug, trace, or a tracing directive
     #[arg(
         long,
@@ -142,6 +153,16 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
+    let mut users = Vec::new();
+    for spec in &cli.add_scram {
+        match strom::security::scram::InitialUser::parse(spec) {
+            Ok(user) => users.push(user),
+            Err(e) => {
+                eprintln!("strom: --add-scram: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
     let config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -156,7 +177,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    match runtime.block_on(serve(config, users)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("strom: {e}");
@@ -168,7 +189,10 @@ fn main() -> ExitCode {
 /// Runs the broker until SIGINT or SIGTERM. The handlers are installed
 /// before the broker starts, so a signal right after the start line is
 /// never fatal.
-async fn serve(config: BrokerConfig) -> Result<(), strom::Error> {
+async fn serve(
+    config: BrokerConfig,
+    users: Vec<strom::security::scram::InitialUser>,
+) -> Result<(), strom::Error> {
     use tokio::signal::unix::{signal, SignalKind};
     let watch = |kind: SignalKind, name: &str| match signal(kind) {
         Ok(stream) => Some(stream),
@@ -180,6 +204,15 @@ async fn serve(config: BrokerConfig) -> Result<(), strom::Error> {
     let mut interrupt = watch(SignalKind::interrupt(), "SIGINT");
     let mut terminate = watch(SignalKind::terminate(), "SIGTERM");
     let broker = RunningBroker::start(config).await?;
+    if !users.is_empty() {
+        let running = broker.broker().clone();
+        let added = tokio::task::spawn_blocking(move || running.add_initial_users(&users)).await;
+        match added {
+            Ok(Ok(n)) => tracing::info!(added = n, "SCRAM users from --add-scram"),
+            Ok(Err(e)) => tracing::error!(cause = ?e, "cannot create the --add-scram users"),
+            Err(e) => tracing::error!(cause = %e, "cannot create the --add-scram users"),
+        }
+    }
     tokio::select! {
         _ = received(&mut interrupt) => {}
         _ = received(&mut terminate) => {}

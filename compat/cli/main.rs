@@ -145,3 +145,191 @@ fn sigterm_stops_cleanly() {
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("strom stopped")), "{rest:?}");
 }
+
+/// A memory figure of process `pid` from /proc (`VmRSS`, `VmData`), in KiB.
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/{pid}/status"))
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A Kafka request frame (size prefix included): header v1 (api key,
+/// version, correlation id, client id "flood"), then `body`.
+fn frame(key: i16, version: i16, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&key.to_be_bytes());
+    out.extend_from_slice(&version.to_be_bytes());
+    out.extend_from_slice(&7i32.to_be_bytes());
+    out.extend_from_slice(&5i16.to_be_bytes());
+    out.extend_from_slice(b"flood");
+    out.extend_from_slice(body);
+    let mut framed = u32::try_from(out.len())
+        .expect("small")
+        .to_be_bytes()
+        .to_vec();
+    framed.extend_from_slice(&out);
+    framed
+}
+
+fn string(s: &str) -> Vec<u8> {
+    let mut out = u16::try_from(s.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// Reads one response frame; `None` when the broker closed the connection.
+fn read_response(stream: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut size = [0u8; 4];
+    stream.read_exact(&mut size).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+    stream.read_exact(&mut body).ok()?;
+    Some(body)
+}
+
+/// Unauthenticated clients on a SASL listener (announcing frames they never
+/// send, sending frames over `sasl.server.max.receive.size`, failing logins
+/// over and over) cost the broker no lasting memory, and a client on
+/// another listener is served throughout.
+#[test]
+fn unauthenticated_floods_leave_memory_flat() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (plain, sasl) = (free_port(), free_port());
+    let config = dir.path().join("server.properties");
+    std::fs::write(
+        &config,
+        format!(
+            "listeners=PLAINTEXT://127.0.0.1:{plain},SASL_PLAINTEXT://127.0.0.1:{sasl}\n\
+             sasl.enabled.mechanisms=PLAIN\n\
+             listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_alice=\"alice-secret\";\n\
+             connection.failed.authentication.delay.ms=0\n"
+        ),
+    )
+    .expect("config");
+    let mut child = Command::new(STROM)
+        .args([
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--data-dir",
+            dir.path().join("data").to_str().expect("utf-8"),
+        ])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn strom");
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("stdout");
+    // Killed however the test ends.
+    let _child = KillOnDrop(child);
+    let mut lines = BufReader::new(stdout).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|line| line.contains("strom started")),
+        "no start line"
+    );
+    std::thread::spawn(move || lines.for_each(drop));
+    let served = |what: &str| {
+        let mut client = TcpStream::connect(("127.0.0.1", plain)).expect("connect");
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        client.write_all(&frame(18, 0, &[])).expect("write");
+        assert!(read_response(&mut client).is_some(), "ApiVersions {what}");
+    };
+    served("before the flood");
+    let (rss_before, data_before) = (memory_kib(pid, "VmRSS"), memory_kib(pid, "VmData"));
+
+    // 500 connections each announce a 500 KB frame (under the 512 KiB
+    // limit) and send 1 KB of it, and stay open.
+    let mut held = Vec::new();
+    for _ in 0..500 {
+        let mut stream = TcpStream::connect(("127.0.0.1", sasl)).expect("connect");
+        stream.write_all(&500_000u32.to_be_bytes()).expect("size");
+        stream.write_all(&[0u8; 1024]).expect("some bytes");
+        held.push(stream);
+    }
+    // 500 frames over the limit and 500 failed logins, each closed.
+    for i in 0..1000 {
+        let mut stream = TcpStream::connect(("127.0.0.1", sasl)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        if i % 2 == 0 {
+            let _ = stream.write_all(&10_000_000u32.to_be_bytes());
+            let _ = stream.write_all(&[0u8; 4096]);
+        } else {
+            stream
+                .write_all(&frame(17, 1, &string("PLAIN")))
+                .expect("handshake");
+            assert!(read_response(&mut stream).is_some(), "handshake answered");
+            let token = b"\0alice\0wrong";
+            let mut body = u32::try_from(token.len())
+                .expect("short")
+                .to_be_bytes()
+                .to_vec();
+            body.extend_from_slice(token);
+            stream
+                .write_all(&frame(36, 0, &body))
+                .expect("authenticate");
+            assert!(read_response(&mut stream).is_some(), "failure answered");
+        }
+        assert!(
+            read_response(&mut stream).is_none(),
+            "connection {i} closed by the broker"
+        );
+    }
+    served("during the flood");
+    let data_during = memory_kib(pid, "VmData");
+    drop(held);
+    served("after the flood");
+    // The held connections' tasks end once the broker reads their EOF.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let rss_after = loop {
+        let rss = memory_kib(pid, "VmRSS");
+        if rss < rss_before + 32 * 1024 || Instant::now() > deadline {
+            break rss;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    println!(
+        "strom VmData {data_before} KiB before, {data_during} KiB with 500 announced 500 KB \
+         frames held open; VmRSS {rss_before} KiB before, {rss_after} KiB after 1500 \
+         hostile connections"
+    );
+    // Reserving the announced frames would map 250 MB.
+    assert!(
+        data_during < data_before + 64 * 1024,
+        "VmData grew from {data_before} KiB to {data_during} KiB"
+    );
+    assert!(
+        rss_after < rss_before + 32 * 1024,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB"
+    );
+}
+
+/// A child process killed (and reaped) when dropped.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -4,6 +4,8 @@
 #
 #   compat/librdkafka/run.sh            # setup if needed, run allowlist.txt
 #   compat/librdkafka/run.sh 0012 0081  # run only these allowlist entries
+#   LRK_PHASES=sasl_ssl,ssl compat/librdkafka/run.sh   # only the TLS/SASL entries
+#   LRK_SECURITY_TARGET=kafka LRK_PHASES=sasl_ssl,ssl compat/librdkafka/run.sh  # them against Kafka 4.1
 #
 # Environment:
 #   STROM_CACHE   cache root (default ~/.cache/strom); the suite is built in
@@ -14,13 +16,19 @@
 #   LRK_ALLOWLIST another allowlist file
 #   LRK_DEBUG     librdkafka debug contexts for test.conf (e.g. protocol,broker,cgrp)
 #   LRK_BROKER_EXTRA extra strom flags (e.g. "--log-level debug")
+#   LRK_PHASES    run only the entries of these phases (comma-separated,
+#                 e.g. sasl_ssl,ssl)
+#   LRK_SECURITY_TARGET  kafka: the @sasl_ssl and @ssl entries run against
+#                 a real Apache Kafka 4.1 (compat/lib/kafka.sh: the
+#                 distribution in ../shared/kafka) with the same listeners,
+#                 instead of strom (to tell a strom bug from a test's own)
 # setup.sh (run first, idempotent) enables deb-src from the machine's apt
 # sources, installs librdkafka's build-deps, fetches its source package and
 # builds the library, tests/test-runner and the kafka-topics.sh stand-in.
 #
 # Each allowlist entry runs in its own `test-runner -L -p1 <NNNN>` process
 # (-L: skip the broker-less local/mock tests; one process per entry so a
-# hang or abort only fails that entry), against one of three strom brokers:
+# hang or abort only fails that entry), against one of these brokers:
 #   default       --num-partitions 4 --set group.initial.rebalance.delay.ms=0
 #   @noautocreate the same with --auto-create-topics false (test scenario
 #                 "noautocreate", test-runner -s noautocreate)
@@ -28,8 +36,22 @@
 #                 group.initial.rebalance.delay.ms (3000)
 #   @cluster      three nodes (compat/lib/cluster.sh) with the default
 #                 flags and default.replication.factor=3
+#   @sasl_ssl     one broker started from a server.properties (Kafka's keys)
+#                 with PLAINTEXT, SSL and SASL_SSL listeners, num.partitions=4,
+#                 group.initial.rebalance.delay.ms=0; the whole suite's
+#                 test.conf switched to security.protocol=SASL_SSL,
+#                 sasl.mechanism=PLAIN (JAAS user librdkafka), the broker
+#                 cert verified against a throwaway CA (openssl, in the run's
+#                 log dir), and a client cert as trivup sets one up
+#                 (ssl.certificate/key.location and the SSL_* env vars that
+#                 0097 reads)
+#   @ssl          the same broker's SSL listener, with
+#                 listener.name.ssl.ssl.client.auth=required: the client
+#                 cert is the login; test.conf security.protocol=SSL
+#                 The kafka-topics.sh stand-in reaches that broker over its
+#                 PLAINTEXT listener (BROKERS).
 # Allowlist line: NNNN [@phase] [KEY=VALUE (env, e.g. SUBTESTS=...)] [-flag] # comment
-# Output: one `RESULT librdkafka <NNNN_name>[<subtests>] PASS|FAIL [detail]`
+# Output: one `RESULT librdkafka <NNNN_name>[<subtests>][@sasl_ssl|@ssl] PASS|FAIL [detail]`
 # per entry; exit status 1 if any entry failed.
 set -uo pipefail
 
@@ -59,6 +81,10 @@ if [ ! -x "${STROM_BIN:-$HERE/../../target/release/strom}" ]; then
 fi
 # shellcheck source=../lib/cluster.sh
 source "$HERE/../lib/cluster.sh"
+# shellcheck source=../lib/kafka.sh
+source "$HERE/../lib/kafka.sh"
+SECURITY_TARGET=${LRK_SECURITY_TARGET:-strom}
+case $SECURITY_TARGET in strom | kafka) ;; *) echo "LRK_SECURITY_TARGET must be strom or kafka"; exit 2 ;; esac
 
 LOGS=$CACHE/logs/$(date +%Y%m%d-%H%M%S)
 mkdir -p "$LOGS"
@@ -71,8 +97,133 @@ BROKER_FLAGS_noautocreate="$BROKER_FLAGS_default --auto-create-topics false"
 BROKER_FLAGS_delay="--num-partitions 4"
 BROKER_FLAGS_cluster="$BROKER_FLAGS_default --set default.replication.factor=3"
 
+# --- the @sasl_ssl / @ssl broker ------------------------------------------
+# make_certs DIR: a throwaway CA; the broker's PEM keystore (key + cert
+# O=strom,CN=localhost with SAN IP:127.0.0.1, DNS:localhost + CA); the
+# client's files as trivup's SslApp makes them (key and cert in PEM and
+# DER, a PKCS#12 of key, cert and CA with password $SSL_PASSWORD) and a PEM
+# of two CAs (0097 reads it as SSL_all_cas_pem).
+SSL_PASSWORD=lrk-p12-secret
+make_certs() {
+    mkdir -p "$1" && cd "$1" || return 1
+    local ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3 -subj "/CN=lrk-test-ca" "${ext[@]}" || return 1
+    openssl x509 -outform der -in ca.pem -out ca.der || return 1
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 3 \
+        -subj "/CN=lrk-other-ca" "${ext[@]}" || return 1
+    cat other-ca.pem ca.pem >all-cas.pem
+    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/O=strom/CN=localhost" || return 1
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth,clientAuth" >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile broker.ext \
+        -out broker.crt || return 1
+    cat broker.key broker.crt ca.pem >broker.pem
+    openssl req -newkey rsa:2048 -nodes -keyout client-priv.pem -out client.csr -subj "/O=strom/CN=librdkafka" || return 1
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
+        "extendedKeyUsage=clientAuth" >client.ext
+    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile client.ext \
+        -out client-pub.pem || return 1
+    openssl x509 -outform der -in client-pub.pem -out client-pub.der || return 1
+    openssl rsa -outform der -in client-priv.pem -out client-priv.der || return 1
+    openssl pkcs12 -export -in client-pub.pem -inkey client-priv.pem -certfile ca.pem -name librdkafka \
+        -passout "pass:$SSL_PASSWORD" -out client.pfx || return 1
+}
+
+# start_security_broker: once, for both phases: strom (or, with
+# LRK_SECURITY_TARGET=kafka, Apache Kafka 4.1) with PLAINTEXT, SSL and
+# SASL_SSL listeners on free loopback ports. Sets SEC_PLAINTEXT, SEC_SSL,
+# SEC_SASL_SSL, CERTS.
+start_security_broker() {
+    [ -n "${PID[security]:-}" ] && return 0
+    CERTS=$LOGS/certs
+    (make_certs "$CERTS") >"$LOGS/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$LOGS/openssl.log"; return 1; }
+    local h=127.0.0.1 p_plain p_ssl p_sasl p_ctl props=$LOGS/server.properties listeners
+    p_plain=$(free_port) p_ssl=$(free_port) p_sasl=$(free_port) p_ctl=$(free_port)
+    SEC_PLAINTEXT=$h:$p_plain SEC_SSL=$h:$p_ssl SEC_SASL_SSL=$h:$p_sasl
+    listeners="PLAINTEXT://$SEC_PLAINTEXT,SSL://$SEC_SSL,SASL_SSL://$SEC_SASL_SSL"
+    {
+        echo "node.id=1"
+        if [ "$SECURITY_TARGET" = kafka ]; then
+            echo "process.roles=broker,controller"
+            echo "controller.quorum.voters=1@$h:$p_ctl"
+            echo "controller.listener.names=CONTROLLER"
+            echo "listeners=$listeners,CONTROLLER://$h:$p_ctl"
+            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
+            echo "log.dirs=$LOGS/kafka/data"
+            echo "share.coordinator.state.topic.replication.factor=1"
+            echo "share.coordinator.state.topic.min.isr=1"
+        else
+            echo "listeners=$listeners"
+            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL"
+        fi
+        cat <<PROPS
+advertised.listeners=$listeners
+inter.broker.listener.name=PLAINTEXT
+num.partitions=4
+group.initial.rebalance.delay.ms=0
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+ssl.keystore.type=PEM
+ssl.keystore.location=$CERTS/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$CERTS/ca.pem
+listener.name.ssl.ssl.client.auth=required
+sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_librdkafka="librdkafka-secret";
+PROPS
+    } >"$props"
+    if [ "$SECURITY_TARGET" = kafka ]; then
+        kafka_dist || { echo "LRK_SECURITY_TARGET=kafka: no Kafka distribution ($KAFKA_TARBALL)"; return 1; }
+        KAFKA_STATE=$LOGS/kafka
+        mkdir -p "$KAFKA_STATE" && cp "$props" "$KAFKA_STATE/server.properties"
+        "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
+            -c "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/format.log" 2>&1 ||
+            { echo "kafka-storage.sh format failed:"; cat "$KAFKA_STATE/format.log"; return 1; }
+        _kafka_launch || return 1
+        PID[security]=kafka DATA[security]=$KAFKA_STATE
+    else
+        local data
+        data=$(mktemp -d)
+        # shellcheck disable=SC2086
+        "$STROM_BIN" --config "$props" --data-dir "$data/data" ${LRK_BROKER_EXTRA:-} >"$data/strom.log" 2>&1 &
+        PID[security]=$! DATA[security]=$data
+        local deadline=$((SECONDS + 30))
+        until grep -q "strom started" "$data/strom.log" 2>/dev/null; do
+            if [ $SECONDS -ge $deadline ] || ! kill -0 "${PID[security]}" 2>/dev/null; then
+                echo "strom (security listeners) did not start:"; cat "$data/strom.log"; return 1
+            fi
+            sleep 0.05
+        done
+    fi
+}
+
 start_phase_broker() {
     local phase=$1 flags_var="BROKER_FLAGS_$1"
+    if [ "$phase" = sasl_ssl ] || [ "$phase" = ssl ]; then
+        start_security_broker || return 1
+        local conf=$LOGS/test-$phase.conf
+        if [ "$phase" = sasl_ssl ]; then
+            BOOT[$phase]=$SEC_SASL_SSL
+            printf '%s\n' "bootstrap.servers=$SEC_SASL_SSL" "security.protocol=SASL_SSL" "sasl.mechanism=PLAIN" \
+                "sasl.username=librdkafka" "sasl.password=librdkafka-secret" >"$conf"
+        else
+            BOOT[$phase]=$SEC_SSL
+            printf '%s\n' "bootstrap.servers=$SEC_SSL" "security.protocol=SSL" >"$conf"
+        fi
+        # As trivup's LibrdkafkaTestApp writes them for an SSL cluster.
+        printf '%s\n' "ssl.ca.location=$CERTS/ca.pem" "ssl.certificate.location=$CERTS/client-pub.pem" \
+            "ssl.key.location=$CERTS/client-priv.pem" "ssl.key.password=$SSL_PASSWORD" >>"$conf"
+        [ -n "${LRK_DEBUG:-}" ] && printf 'debug=%s\n' "$LRK_DEBUG" >>"$conf"
+        # Environment of the phase's test-runners: the stand-in's broker
+        # (BROKERS) and trivup's SSL_* names of the cert files.
+        printf '%s\n' "BROKERS=$SEC_PLAINTEXT" "SSL_ca_pem=$CERTS/ca.pem" "SSL_ca_der=$CERTS/ca.der" \
+            "SSL_all_cas_pem=$CERTS/all-cas.pem" "SSL_pub_pem=$CERTS/client-pub.pem" \
+            "SSL_pub_der=$CERTS/client-pub.der" "SSL_priv_pem=$CERTS/client-priv.pem" \
+            "SSL_priv_der=$CERTS/client-priv.der" "SSL_pkcs=$CERTS/client.pfx" \
+            "SSL_password=$SSL_PASSWORD" >"$LOGS/env-$phase"
+        return 0
+    fi
     if [ "$phase" = cluster ]; then
         # shellcheck disable=SC2086
         start_cluster ${!flags_var} ${LRK_BROKER_EXTRA:-} || return 1
@@ -96,6 +247,18 @@ stop_all() {
                 cp "${DATA[$phase]}/node-$id.log" "$LOGS/strom-cluster-node-$id.log" 2>/dev/null || true
             done
             stop_cluster
+            continue
+        fi
+        if [ "$phase" = security ]; then
+            if [ "${PID[$phase]}" = kafka ]; then
+                kafka_terminate
+                rm -rf "${DATA[$phase]}/data"
+            else
+                kill -TERM "${PID[$phase]}" 2>/dev/null
+                wait "${PID[$phase]}" 2>/dev/null
+                cp "${DATA[$phase]}/strom.log" "$LOGS/strom-security.log" 2>/dev/null || true
+                rm -rf "${DATA[$phase]}"
+            fi
             continue
         fi
         STROM_PID=${PID[$phase]} STROM_DATA=${DATA[$phase]}
@@ -129,6 +292,7 @@ while IFS= read -r line; do
         esac
     done
     if [ $# -gt 0 ] && [[ " $* " != *" $num "* ]]; then continue; fi
+    if [ -n "${LRK_PHASES:-}" ] && [[ ",$LRK_PHASES," != *",$phase,"* ]]; then continue; fi
     printf '%s\t%s\t%s\t%s\n' "$phase" "$num" "${envs# }" "${flags# }" >>"$ENTRIES"
 done <"$ALLOWLIST"
 
@@ -142,7 +306,14 @@ run_entry() {
     local phase=$1 num=$2 envs=$3 flags=$4
     local tag=$num
     [ -n "$envs" ] && tag="$num[${envs//SUBTESTS=/}]"
+    [ "$phase" = sasl_ssl ] || [ "$phase" = ssl ] && tag="$tag@$phase"
     local log=$LOGS/$num${envs:+-${envs//[^A-Za-z0-9_]/_}}.log
+    [ "$phase" = sasl_ssl ] || [ "$phase" = ssl ] && log=${log%.log}-$phase.log
+    local brokers phase_env=()
+    brokers=$(sed -n 's/^bootstrap.servers=//p' "$LOGS/test-$phase.conf")
+    if [ -f "$LOGS/env-$phase" ]; then
+        mapfile -t phase_env <"$LOGS/env-$phase"
+    fi
     local scen=default
     [ "$phase" = noautocreate ] && scen=noautocreate
     local start=$SECONDS rc
@@ -153,7 +324,7 @@ run_entry() {
         env LD_LIBRARY_PATH="../src:../src-cpp" \
             RDKAFKA_TEST_CONF="$LOGS/test-$phase.conf" \
             KAFKA_PATH="$KAFKA_SHIM" \
-            BROKERS="$(sed -n 's/^bootstrap.servers=//p' "$LOGS/test-$phase.conf")" \
+            BROKERS="$brokers" "${phase_env[@]}" \
             $envs \
             timeout -k 10 "$TIMEOUT" ./test-runner -L -p1 -s "$scen" $flags "$num"
     ) >"$log" 2>&1; rc=$?; } 2>>"$log"

@@ -31,36 +31,51 @@ use crate::config::{
     broker_def_for, topic_def, update_mode, ConfigDef, ConfigType, DynamicScope, UpdateMode,
 };
 use crate::error::ApiError;
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 type Overrides = BTreeMap<String, String>;
 
 /// Answers an AlterConfigs request: each resource's overrides become exactly
 /// the listed keys.
-pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: AlterConfigsRequest,
+) -> AlterConfigsResponse {
     let responses = request
         .resources
         .iter()
         .map(|resource| {
             let keys = resource.configs.iter().map(|c| c.name.as_str());
-            let outcome = alter(
+            let outcome = super::config_resource_allowed(
                 broker,
+                session,
+                Operation::AlterConfigs,
                 resource.resource_type,
                 &resource.resource_name,
-                request.validate_only,
-                |target, overrides| {
-                    target.check_keys(keys)?;
-                    overrides.clear();
-                    for config in &resource.configs {
-                        set(
-                            target,
-                            overrides,
-                            config.name.as_str(),
-                            config.value.as_ref(),
-                        )?;
-                    }
-                    Ok(())
-                },
-            );
+            )
+            .and_then(|()| {
+                alter(
+                    broker,
+                    resource.resource_type,
+                    &resource.resource_name,
+                    request.validate_only,
+                    |target, overrides| {
+                        target.check_keys(keys)?;
+                        overrides.clear();
+                        for config in &resource.configs {
+                            set(
+                                target,
+                                overrides,
+                                config.name.as_str(),
+                                config.value.as_ref(),
+                            )?;
+                        }
+                        Ok(())
+                    },
+                )
+            });
             let (code, message) = split(outcome);
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(resource.resource_type)
@@ -76,6 +91,7 @@ pub fn handle(broker: &Broker, request: AlterConfigsRequest) -> AlterConfigsResp
 /// deleted, appended to or subtracted from; other overrides stay.
 pub fn handle_incremental(
     broker: &Broker,
+    session: &Session,
     request: IncrementalAlterConfigsRequest,
 ) -> IncrementalAlterConfigsResponse {
     let responses = request
@@ -83,7 +99,16 @@ pub fn handle_incremental(
         .iter()
         .map(|resource| {
             let keys = resource.configs.iter().map(|c| c.name.as_str());
-            let outcome = if duplicates(keys).is_empty() {
+            let allowed = super::config_resource_allowed(
+                broker,
+                session,
+                Operation::AlterConfigs,
+                resource.resource_type,
+                &resource.resource_name,
+            );
+            let outcome = if let Err(e) = allowed {
+                Err(e)
+            } else if duplicates(keys).is_empty() {
                 alter(
                     broker,
                     resource.resource_type,

@@ -14,9 +14,15 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use super::{check_replicas, duplicates, str_bytes};
 use crate::broker::{check_partition_growth, Broker};
 use crate::error::ApiError;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// Answers a CreatePartitions request.
-pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: CreatePartitionsRequest,
+) -> CreatePartitionsResponse {
     let repeated = duplicates(request.topics.iter().map(|t| t.name.0.as_str()));
     let results = request
         .topics
@@ -26,6 +32,16 @@ pub fn handle(broker: &Broker, request: CreatePartitionsRequest) -> CreatePartit
                 Err(ApiError::new(
                     ResponseError::InvalidRequest,
                     "Duplicate topic in request.",
+                ))
+            } else if !broker.authorize(
+                session,
+                Operation::Alter,
+                ResourceType::Topic,
+                topic.name.0.as_str(),
+            ) {
+                Err(ApiError::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.",
                 ))
             } else {
                 grow(broker, topic, request.validate_only)

@@ -22,6 +22,7 @@ use crate::broker::{check_partitions_per_request, Broker};
 use crate::cluster::validate_topic_name;
 use crate::config::validate_topic_config;
 use crate::error::ApiError;
+use crate::security::Session;
 
 /// A topic as the request asks for it, once validated.
 struct TopicPlan {
@@ -30,7 +31,12 @@ struct TopicPlan {
 }
 
 /// Answers a CreateTopics request of `version`.
-pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> CreateTopicsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    version: i16,
+    request: CreateTopicsRequest,
+) -> CreateTopicsResponse {
     let repeated = duplicates(request.topics.iter().map(|t| t.name.0.as_str()));
     let topics = request
         .topics
@@ -42,6 +48,11 @@ pub fn handle(broker: &Broker, version: i16, request: CreateTopicsRequest) -> Cr
                 Err(ApiError::new(
                     ResponseError::InvalidRequest,
                     format!("Found multiple entries for topic {name} in the request."),
+                ))
+            } else if !super::may_create_topic(broker, session, name) {
+                Err(ApiError::new(
+                    ResponseError::TopicAuthorizationFailed,
+                    "Authorization failed.",
                 ))
             } else {
                 plan(broker, topic).and_then(|plan| {

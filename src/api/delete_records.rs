@@ -20,6 +20,8 @@ use super::{partition_lookup, read_error};
 use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::log::PartitionLog;
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 /// Deletes the records of `log` below `offset`, unless its policy forbids.
 ///
@@ -43,12 +45,16 @@ fn delete_records(
 }
 
 /// Answers a DeleteRecords request.
-pub fn handle(broker: &Broker, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: DeleteRecordsRequest,
+) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let log_of = partition_lookup(broker, &topic.name);
+            let log_of = partition_lookup(broker, session, Operation::Delete, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()

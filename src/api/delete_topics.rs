@@ -15,9 +15,16 @@ use super::{str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::cluster::is_internal_topic;
 use crate::error::ApiError;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// Answers a DeleteTopics request of `version`.
-pub fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    version: i16,
+    request: DeleteTopicsRequest,
+) -> DeleteTopicsResponse {
     let wanted: Vec<(Option<TopicName>, uuid::Uuid)> = if version >= 6 {
         request
             .topics
@@ -34,10 +41,20 @@ pub fn handle(broker: &Broker, version: i16, request: DeleteTopicsRequest) -> De
     let responses = wanted
         .into_iter()
         .map(|(name, id)| {
+            let delete = |name: &str| {
+                if broker.authorize(session, Operation::Delete, ResourceType::Topic, name) {
+                    delete(broker, name)
+                } else {
+                    Err(ApiError::new(
+                        ResponseError::TopicAuthorizationFailed,
+                        "Authorization failed.",
+                    ))
+                }
+            };
             let outcome = match &name {
-                Some(name) => delete(broker, &name.0),
+                Some(name) => delete(&name.0),
                 None => match broker.topics.get_by_id(&id) {
-                    Some(meta) => delete(broker, &meta.name),
+                    Some(meta) => delete(&meta.name),
                     None => Err(ApiError::code(ResponseError::UnknownTopicId)),
                 },
             };

@@ -17,17 +17,23 @@ const BROKERS_ENDPOINT: i8 = 1;
 /// Answers a DescribeCluster request.
 pub fn handle(
     broker: &Broker,
-    listener: &str,
+    session: &crate::security::Session,
     version: i16,
     request: &DescribeClusterRequest,
 ) -> DescribeClusterResponse {
-    let cluster = broker.cluster().seen_from(listener);
+    let cluster = broker.cluster().seen_from(&session.listener);
     let response = DescribeClusterResponse::default()
         .with_cluster_id(str_bytes(cluster.cluster_id.clone()))
         .with_controller_id(BrokerId(cluster.controller_id()))
         .with_endpoint_type(BROKERS_ENDPOINT)
         .with_cluster_authorized_operations(if request.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
+            super::authorized_operations(
+                broker,
+                session,
+                crate::security::acl::ResourceType::Cluster,
+                crate::security::acl::CLUSTER_NAME,
+                CLUSTER_OPERATIONS,
+            )
         } else {
             OPERATIONS_NOT_REQUESTED
         });

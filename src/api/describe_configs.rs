@@ -28,6 +28,8 @@ use crate::config::{
     DynamicScope, UpdateMode, TOPIC_CONFIGS,
 };
 use crate::error::ApiError;
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 /// Kafka's resource type number for topics.
 pub(super) const TOPIC_RESOURCE: i8 = 2;
@@ -160,6 +162,7 @@ fn cluster_default_configs(broker: &Broker) -> Vec<ConfigEntry> {
 /// Answers a DescribeConfigs request of `version`.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     version: i16,
     request: &DescribeConfigsRequest,
 ) -> DescribeConfigsResponse {
@@ -170,7 +173,15 @@ pub fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
-            match entries_for(broker, resource.resource_type, &resource.resource_name) {
+            let entries = super::config_resource_allowed(
+                broker,
+                session,
+                Operation::DescribeConfigs,
+                resource.resource_type,
+                &resource.resource_name,
+            )
+            .and_then(|()| entries_for(broker, resource.resource_type, &resource.resource_name));
+            match entries {
                 Err(e) => result
                     .with_error_code(e.code_i16())
                     .with_error_message(e.message.map(str_bytes)),

@@ -9,6 +9,8 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use super::{str_bytes, OPERATIONS_NOT_REQUESTED};
 use crate::broker::Broker;
 use crate::group::GroupState;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// Acl operation bits a group grants (READ, DELETE, DESCRIBE): with no authorizer, all.
 const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
@@ -16,13 +18,22 @@ const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 /// Answers a DescribeGroups request of `version`.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     version: i16,
     request: DescribeGroupsRequest,
 ) -> DescribeGroupsResponse {
-    let operations = if request.include_authorized_operations {
-        GROUP_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
+    let operations = |group: &str| {
+        if request.include_authorized_operations {
+            super::authorized_operations(
+                broker,
+                session,
+                ResourceType::Group,
+                group,
+                GROUP_OPERATIONS,
+            )
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        }
     };
     let groups = request
         .groups
@@ -30,7 +41,10 @@ pub fn handle(
         .map(|id| {
             let group = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(operations);
+                .with_authorized_operations(operations(&id.0));
+            if !broker.authorize(session, Operation::Describe, ResourceType::Group, &id.0) {
+                return group.with_error_code(ResponseError::GroupAuthorizationFailed.code());
+            }
             if id.0.is_empty() {
                 return group
                     .with_group_state(str_bytes(GroupState::Dead.as_str()))

@@ -10,14 +10,20 @@ use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersRespon
 
 use super::partition_lookup;
 use crate::broker::Broker;
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 /// Answers a DescribeProducers request.
-pub fn handle(broker: &Broker, request: DescribeProducersRequest) -> DescribeProducersResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: DescribeProducersRequest,
+) -> DescribeProducersResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let log_of = partition_lookup(broker, &topic.name);
+            let log_of = partition_lookup(broker, session, Operation::Read, &topic.name);
             let partitions = topic
                 .partition_indexes
                 .iter()

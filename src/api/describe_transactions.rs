@@ -11,10 +11,13 @@ use kafka_protocol::messages::{
 
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// Answers a DescribeTransactions request.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     request: DescribeTransactionsRequest,
 ) -> DescribeTransactionsResponse {
     let states = request
@@ -22,7 +25,17 @@ pub fn handle(
         .into_iter()
         .map(|id| {
             let state = TransactionState::default().with_transactional_id(id.clone());
-            match broker.txns.describe(&id.0) {
+            let described = if broker.authorize(
+                session,
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                &id.0,
+            ) {
+                broker.txns.describe(&id.0)
+            } else {
+                Err(kafka_protocol::error::ResponseError::TransactionalIdAuthorizationFailed)
+            };
+            match described {
                 Err(e) => state
                     .with_error_code(e.code())
                     .with_producer_id(ProducerId(-1))

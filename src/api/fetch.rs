@@ -49,6 +49,8 @@ use crate::broker::Broker;
 use crate::error::ApiError;
 use crate::log::{FileRegion, PartitionLog};
 use crate::protocol::splice_marker;
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 const READ_COMMITTED: i8 = 1;
 
@@ -125,7 +127,7 @@ fn with_leader_hints(
 /// response and the file regions its records markers stand for.
 pub async fn handle(
     broker: &Broker,
-    listener: &str,
+    session: &Session,
     version: i16,
     request: FetchRequest,
 ) -> (FetchResponse, Vec<FileRegion>) {
@@ -148,7 +150,7 @@ pub async fn handle(
         .into_iter()
         .map(|topic| {
             let reference = TopicRef::new(by_id, &topic.topic, topic.topic_id);
-            let meta = resolve_topic(broker, &reference, false);
+            let meta = resolve_topic(broker, session, Operation::Read, &reference, false);
             let skeleton = FetchableTopicResponse::default()
                 .with_topic(reference.name_for_response())
                 .with_topic_id(topic.topic_id);
@@ -225,7 +227,7 @@ pub async fn handle(
         {
             let response = FetchResponse::default().with_responses(read.responses);
             return (
-                with_leader_hints(broker, listener, version, response, &topics),
+                with_leader_hints(broker, &session.listener, version, response, &topics),
                 read.regions,
             );
         }

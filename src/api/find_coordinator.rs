@@ -16,12 +16,14 @@ use super::str_bytes;
 use crate::broker::Broker;
 use crate::coordinator::partition_for;
 use crate::group::OFFSETS_TOPIC;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 use crate::txn::TXN_TOPIC;
 
 /// Answers a FindCoordinator request of `version`.
 pub fn handle(
     broker: &Broker,
-    listener: &str,
+    session: &Session,
     version: i16,
     request: FindCoordinatorRequest,
 ) -> FindCoordinatorResponse {
@@ -45,11 +47,21 @@ pub fn handle(
         .topics
         .get(state_topic)
         .map_or(0, |m| m.partition_count());
-    let cluster = broker.cluster().seen_from(listener);
+    let cluster = broker.cluster().seen_from(&session.listener);
+    // DESCRIBE on the group or transactional id, as Kafka.
+    let (resource, denied) = if request.key_type == 1 {
+        (
+            ResourceType::TransactionalId,
+            ResponseError::TransactionalIdAuthorizationFailed,
+        )
+    } else {
+        (ResourceType::Group, ResponseError::GroupAuthorizationFailed)
+    };
     let coordinator = |key: StrBytes| {
+        let allowed = broker.authorize(session, Operation::Describe, resource, key.as_str());
         let leader = broker.leader_of(state_topic, partition_for(key.as_str(), partitions));
         let node = leader.and_then(|id| cluster.broker(id));
-        let error = error.or(node
+        let error = (!allowed).then_some(denied).or(error).or(node
             .is_none()
             .then_some(ResponseError::CoordinatorNotAvailable));
         let (node_id, host, port) = match (error, node) {

@@ -7,11 +7,25 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 const GROUP_TYPE: &str = "classic";
 
 /// Answers a ListGroups request.
-pub fn handle(broker: &Broker, request: &ListGroupsRequest) -> ListGroupsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: &ListGroupsRequest,
+) -> ListGroupsResponse {
+    // DESCRIBE on the cluster lists every group; otherwise those the
+    // session may describe.
+    let everything = broker.authorize(
+        session,
+        Operation::Describe,
+        ResourceType::Cluster,
+        crate::security::acl::CLUSTER_NAME,
+    );
     let listed = match broker.groups.list() {
         Ok(listed) => listed,
         Err(e) => return ListGroupsResponse::default().with_error_code(e.code()),
@@ -31,6 +45,9 @@ pub fn handle(broker: &Broker, request: &ListGroupsRequest) -> ListGroupsRespons
                     .types_filter
                     .iter()
                     .any(|t| t.eq_ignore_ascii_case(GROUP_TYPE))
+        })
+        .filter(|(id, _, _)| {
+            everything || broker.authorize(session, Operation::Describe, ResourceType::Group, id)
         })
         .map(|(id, protocol_type, state)| {
             ListedGroup::default()

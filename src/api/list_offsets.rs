@@ -19,6 +19,8 @@ use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use super::{check_leader_epoch, partition_lookup};
 use crate::broker::Broker;
 use crate::log::PartitionLog;
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
@@ -26,12 +28,17 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 
 /// Answers a ListOffsets request of `version`.
-pub fn handle(broker: &Broker, version: i16, request: ListOffsetsRequest) -> ListOffsetsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    version: i16,
+    request: ListOffsetsRequest,
+) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let log_of = partition_lookup(broker, &topic.name);
+            let log_of = partition_lookup(broker, session, Operation::Describe, &topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()

@@ -10,10 +10,16 @@ use kafka_protocol::messages::{
 
 use super::str_bytes;
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 use crate::txn::TxnState;
 
 /// Answers a ListTransactions request.
-pub fn handle(broker: &Broker, request: &ListTransactionsRequest) -> ListTransactionsResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: &ListTransactionsRequest,
+) -> ListTransactionsResponse {
     let mut states = Vec::new();
     let mut unknown = Vec::new();
     for name in &request.state_filters {
@@ -37,6 +43,15 @@ pub fn handle(broker: &Broker, request: &ListTransactionsRequest) -> ListTransac
             .with_transaction_states(
                 listed
                     .into_iter()
+                    // Those the session may describe, as Kafka.
+                    .filter(|(id, _, _)| {
+                        broker.authorize(
+                            session,
+                            Operation::Describe,
+                            ResourceType::TransactionalId,
+                            id,
+                        )
+                    })
                     .map(|(id, pid, state)| {
                         TransactionState::default()
                             .with_transactional_id(TransactionalId(str_bytes(id)))

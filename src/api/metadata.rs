@@ -25,39 +25,58 @@ use super::{
 use crate::broker::Broker;
 use crate::cluster::{is_internal_topic, validate_topic_name, ClusterInfo, TopicMeta};
 use crate::error::ApiError;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
+use crate::security::Session;
 
 /// Answers a Metadata request of `version`.
 pub fn handle(
     broker: &Broker,
-    listener: &str,
+    session: &Session,
     version: i16,
     request: MetadataRequest,
 ) -> MetadataResponse {
-    let topic_ops = if version >= 8 && request.include_topic_authorized_operations {
-        TOPIC_OPERATIONS
-    } else {
-        OPERATIONS_NOT_REQUESTED
+    let want_topic_ops = version >= 8 && request.include_topic_authorized_operations;
+    let topic_ops = |name: &str| {
+        if want_topic_ops {
+            super::authorized_operations(
+                broker,
+                session,
+                ResourceType::Topic,
+                name,
+                TOPIC_OPERATIONS,
+            )
+        } else {
+            OPERATIONS_NOT_REQUESTED
+        }
     };
-    let cluster = broker.cluster().seen_from(listener);
+    let cluster = broker.cluster().seen_from(&session.listener);
     let auto_create = broker.config().get_bool("auto.create.topics.enable")
         && (version < 4 || request.allow_auto_topic_creation);
+    let may_describe =
+        |name: &str| broker.authorize(session, Operation::Describe, ResourceType::Topic, name);
     let topics = match request.topics {
         Some(list) if !(list.is_empty() && version == 0) => list
             .iter()
-            .map(|wanted| match resolve(broker, wanted, auto_create) {
-                Ok(meta) => describe(broker, &cluster, &meta, topic_ops),
-                Err((name, e)) => MetadataResponseTopic::default()
-                    .with_name(name.as_deref().map(topic_name))
-                    .with_topic_id(wanted.topic_id)
-                    .with_error_code(e.code_i16())
-                    .with_topic_authorized_operations(topic_ops),
-            })
+            .map(
+                |wanted| match resolve(broker, session, wanted, auto_create) {
+                    Ok(meta) => describe(broker, &cluster, &meta, topic_ops(&meta.name)),
+                    Err((name, e)) => MetadataResponseTopic::default()
+                        .with_name(name.as_deref().map(topic_name))
+                        .with_topic_id(wanted.topic_id)
+                        .with_error_code(e.code_i16())
+                        .with_topic_authorized_operations(
+                            name.as_deref().map_or(OPERATIONS_NOT_REQUESTED, topic_ops),
+                        ),
+                },
+            )
             .collect(),
+        // Every topic: those the client may not describe are left out.
         _ => broker
             .topics
             .all()
             .iter()
-            .map(|m| describe(broker, &cluster, m, topic_ops))
+            .filter(|m| may_describe(&m.name))
+            .map(|m| describe(broker, &cluster, m, topic_ops(&m.name)))
             .collect(),
     };
     let brokers = cluster
@@ -73,7 +92,13 @@ pub fn handle(
         .collect();
     let cluster_ops =
         if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
-            CLUSTER_OPERATIONS
+            super::authorized_operations(
+                broker,
+                session,
+                ResourceType::Cluster,
+                CLUSTER_NAME,
+                CLUSTER_OPERATIONS,
+            )
         } else {
             OPERATIONS_NOT_REQUESTED
         };
@@ -89,23 +114,35 @@ pub fn handle(
 /// to echo back with the error.
 fn resolve(
     broker: &Broker,
+    session: &Session,
     wanted: &MetadataRequestTopic,
     auto_create: bool,
 ) -> Result<Arc<TopicMeta>, (Option<String>, ApiError)> {
+    let denied = || ApiError::code(ResponseError::TopicAuthorizationFailed);
+    let may_describe =
+        |name: &str| broker.authorize(session, Operation::Describe, ResourceType::Topic, name);
     // A non-zero id wins over the name, which clients may send as "" (v10+).
     let by_name = wanted.name.as_ref().map(|n| n.0.to_string());
     let Some(name) = by_name.filter(|_| wanted.topic_id.is_nil()) else {
-        return broker
+        let meta = broker
             .topics
             .get_by_id(&wanted.topic_id)
-            .ok_or((None, ApiError::code(ResponseError::UnknownTopicId)));
+            .ok_or((None, ApiError::code(ResponseError::UnknownTopicId)))?;
+        return if may_describe(&meta.name) {
+            Ok(meta)
+        } else {
+            Err((None, denied()))
+        };
     };
     let fail = |e: ApiError| (Some(name.clone()), e);
+    if !may_describe(&name) {
+        return Err(fail(denied()));
+    }
     validate_topic_name(&name).map_err(fail)?;
     if let Some(meta) = broker.topics.get(&name) {
         return Ok(meta);
     }
-    if !auto_create {
+    if !auto_create || !super::may_create_topic(broker, session, &name) {
         return Err(fail(ApiError::code(ResponseError::UnknownTopicOrPartition)));
     }
     broker.auto_create_topic(&name).map_err(fail)

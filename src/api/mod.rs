@@ -10,11 +10,15 @@ mod alter_configs;
 mod alter_partition_reassignments;
 mod alter_user_scram_credentials;
 mod api_versions;
+mod authorize;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
@@ -63,6 +67,7 @@ use crate::error::ApiError;
 use crate::group::GroupCoordinator;
 use crate::log::{AppendError, FileRegion, PartitionLog, ReadError, SequenceError};
 use crate::protocol::Request;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::security::sasl::Authenticator;
 use crate::security::{Principal, Session};
 
@@ -213,7 +218,6 @@ pub async fn dispatch(
     request: Request,
 ) -> Result<Option<Reply>, NoHandler> {
     let peer = session.peer;
-    let listener = &*session.listener;
     let version = request.api_version();
     let key = request.api_key();
     let client_id = request
@@ -222,33 +226,39 @@ pub async fn dispatch(
         .as_deref()
         .unwrap_or_default()
         .to_owned();
+    if let Some(refused) = authorize::refusal(broker, session, version, &request.body) {
+        return Ok(Some(Reply {
+            body: refused,
+            regions: Vec::new(),
+        }));
+    }
     let response = match request.body {
-        RequestKind::Produce(req) => match produce::handle(broker, listener, version, req).await {
+        RequestKind::Produce(req) => match produce::handle(broker, session, version, req).await {
             Some(response) => ResponseKind::Produce(response),
             None => return Ok(None),
         },
         RequestKind::Fetch(req) => {
-            let (response, regions) = fetch::handle(broker, listener, version, req).await;
+            let (response, regions) = fetch::handle(broker, session, version, req).await;
             return Ok(Some(Reply {
                 body: ResponseKind::Fetch(response),
                 regions,
             }));
         }
         RequestKind::ListOffsets(req) => {
-            ResponseKind::ListOffsets(list_offsets::handle(broker, version, req))
+            ResponseKind::ListOffsets(list_offsets::handle(broker, session, version, req))
         }
-        RequestKind::OffsetForLeaderEpoch(req) => {
-            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch::handle(broker, req))
-        }
+        RequestKind::OffsetForLeaderEpoch(req) => ResponseKind::OffsetForLeaderEpoch(
+            offset_for_leader_epoch::handle(broker, session, req),
+        ),
         RequestKind::DeleteRecords(req) => {
-            ResponseKind::DeleteRecords(delete_records::handle(broker, req))
+            ResponseKind::DeleteRecords(delete_records::handle(broker, session, req))
         }
         // Fencing an open transaction writes its markers.
         RequestKind::InitProducerId(req) => ResponseKind::InitProducerId(
             replicated(async { blocking(|| init_producer_id::handle(broker, &req)) }).await,
         ),
         RequestKind::FindCoordinator(req) => {
-            ResponseKind::FindCoordinator(find_coordinator::handle(broker, listener, version, req))
+            ResponseKind::FindCoordinator(find_coordinator::handle(broker, session, version, req))
         }
         RequestKind::JoinGroup(req) => {
             // Kafka reports hosts as InetAddress.toString(): "/127.0.0.1".
@@ -265,17 +275,19 @@ pub async fn dispatch(
             replicated(async { leave_group::handle(broker, version, req) }).await,
         ),
         RequestKind::OffsetCommit(req) => ResponseKind::OffsetCommit(
-            replicated(async { offset_commit::handle(broker, version, req) }).await,
+            replicated(async { offset_commit::handle(broker, session, version, req) }).await,
         ),
         RequestKind::OffsetFetch(req) => {
-            ResponseKind::OffsetFetch(offset_fetch::handle(broker, version, req))
+            ResponseKind::OffsetFetch(offset_fetch::handle(broker, session, version, req))
         }
         RequestKind::DescribeGroups(req) => {
-            ResponseKind::DescribeGroups(describe_groups::handle(broker, version, req))
+            ResponseKind::DescribeGroups(describe_groups::handle(broker, session, version, req))
         }
-        RequestKind::ListGroups(req) => ResponseKind::ListGroups(list_groups::handle(broker, &req)),
+        RequestKind::ListGroups(req) => {
+            ResponseKind::ListGroups(list_groups::handle(broker, session, &req))
+        }
         RequestKind::DeleteGroups(req) => ResponseKind::DeleteGroups(
-            replicated(async { delete_groups::handle(broker, req) }).await,
+            replicated(async { delete_groups::handle(broker, session, req) }).await,
         ),
         RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(
             replicated(async { offset_delete::handle(broker, req) }).await,
@@ -284,30 +296,30 @@ pub async fn dispatch(
             ResponseKind::ApiVersions(api_versions::handle(version, &req))
         }
         RequestKind::Metadata(req) => {
-            ResponseKind::Metadata(metadata::handle(broker, listener, version, req))
+            ResponseKind::Metadata(metadata::handle(broker, session, version, req))
         }
         // Topic creation and deletion do disk work that grows with the
         // partition count.
-        RequestKind::CreateTopics(req) => {
-            ResponseKind::CreateTopics(blocking(|| create_topics::handle(broker, version, req)))
-        }
-        RequestKind::DeleteTopics(req) => {
-            ResponseKind::DeleteTopics(blocking(|| delete_topics::handle(broker, version, req)))
-        }
-        RequestKind::CreatePartitions(req) => {
-            ResponseKind::CreatePartitions(blocking(|| create_partitions::handle(broker, req)))
-        }
+        RequestKind::CreateTopics(req) => ResponseKind::CreateTopics(blocking(|| {
+            create_topics::handle(broker, session, version, req)
+        })),
+        RequestKind::DeleteTopics(req) => ResponseKind::DeleteTopics(blocking(|| {
+            delete_topics::handle(broker, session, version, req)
+        })),
+        RequestKind::CreatePartitions(req) => ResponseKind::CreatePartitions(blocking(|| {
+            create_partitions::handle(broker, session, req)
+        })),
         RequestKind::DescribeConfigs(req) => {
-            ResponseKind::DescribeConfigs(describe_configs::handle(broker, version, &req))
+            ResponseKind::DescribeConfigs(describe_configs::handle(broker, session, version, &req))
         }
         RequestKind::AlterConfigs(req) => {
-            ResponseKind::AlterConfigs(alter_configs::handle(broker, req))
+            ResponseKind::AlterConfigs(alter_configs::handle(broker, session, req))
         }
-        RequestKind::IncrementalAlterConfigs(req) => {
-            ResponseKind::IncrementalAlterConfigs(alter_configs::handle_incremental(broker, req))
-        }
+        RequestKind::IncrementalAlterConfigs(req) => ResponseKind::IncrementalAlterConfigs(
+            alter_configs::handle_incremental(broker, session, req),
+        ),
         RequestKind::DescribeCluster(req) => {
-            ResponseKind::DescribeCluster(describe_cluster::handle(broker, listener, version, &req))
+            ResponseKind::DescribeCluster(describe_cluster::handle(broker, session, version, &req))
         }
         RequestKind::AddPartitionsToTxn(req) => ResponseKind::AddPartitionsToTxn(
             replicated(async { add_partitions_to_txn::handle(broker, version, req) }).await,
@@ -320,19 +332,19 @@ pub async fn dispatch(
             replicated(async { blocking(|| end_txn::handle(broker, version, &req)) }).await,
         ),
         RequestKind::TxnOffsetCommit(req) => ResponseKind::TxnOffsetCommit(
-            replicated(async { txn_offset_commit::handle(broker, version, req) }).await,
+            replicated(async { txn_offset_commit::handle(broker, session, version, req) }).await,
         ),
         RequestKind::WriteTxnMarkers(req) => {
             ResponseKind::WriteTxnMarkers(blocking(|| write_txn_markers::handle(broker, req)))
         }
         RequestKind::DescribeTransactions(req) => {
-            ResponseKind::DescribeTransactions(describe_transactions::handle(broker, req))
+            ResponseKind::DescribeTransactions(describe_transactions::handle(broker, session, req))
         }
         RequestKind::ListTransactions(req) => {
-            ResponseKind::ListTransactions(list_transactions::handle(broker, &req))
+            ResponseKind::ListTransactions(list_transactions::handle(broker, session, &req))
         }
         RequestKind::DescribeProducers(req) => {
-            ResponseKind::DescribeProducers(describe_producers::handle(broker, req))
+            ResponseKind::DescribeProducers(describe_producers::handle(broker, session, req))
         }
         // Each election waits for its metadata proposal.
         RequestKind::ElectLeaders(req) => {
@@ -354,6 +366,16 @@ pub async fn dispatch(
         RequestKind::DescribeLogDirs(req) => ResponseKind::DescribeLogDirs(blocking(|| {
             describe_log_dirs::handle(broker, version, &req)
         })),
+        RequestKind::DescribeAcls(req) => {
+            ResponseKind::DescribeAcls(describe_acls::handle(broker, session, &req))
+        }
+        // In a cluster, these wait for the metadata proposal.
+        RequestKind::CreateAcls(req) => {
+            ResponseKind::CreateAcls(blocking(|| create_acls::handle(broker, session, &req)))
+        }
+        RequestKind::DeleteAcls(req) => {
+            ResponseKind::DeleteAcls(blocking(|| delete_acls::handle(broker, session, &req)))
+        }
         RequestKind::DescribeClientQuotas(req) => {
             ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(&req))
         }
@@ -394,33 +416,64 @@ impl<'a> TopicRef<'a> {
     }
 }
 
-/// Finds the topic a request names; by name, unknown topics are
-/// auto-created when `auto_create` and `auto.create.topics.enable` allow.
+/// Finds the topic a request names, if the session may do `operation` on
+/// it; by name, unknown topics are auto-created when `auto_create`,
+/// `auto.create.topics.enable` and the session's CREATE right (on the
+/// cluster or the topic) allow.
 ///
 /// # Errors
-/// UNKNOWN_TOPIC_ID, UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION.
+/// TOPIC_AUTHORIZATION_FAILED (before any other: an unauthorized client
+/// learns nothing of the topic), UNKNOWN_TOPIC_ID,
+/// UNKNOWN_TOPIC_OR_PARTITION, INVALID_TOPIC_EXCEPTION.
 fn resolve_topic(
     broker: &Broker,
+    session: &Session,
+    operation: Operation,
     topic: &TopicRef<'_>,
     auto_create: bool,
 ) -> Result<Arc<TopicMeta>, ApiError> {
     if topic.by_id {
-        return broker.topics.get_by_id(&topic.id).ok_or_else(|| {
+        let meta = broker.topics.get_by_id(&topic.id).ok_or_else(|| {
             ApiError::new(
                 ResponseError::UnknownTopicId,
                 "This server does not host this topic ID.",
             )
-        });
+        })?;
+        return if broker.authorize(session, operation, ResourceType::Topic, &meta.name) {
+            Ok(meta)
+        } else {
+            Err(topic_denied())
+        };
     }
     let name = topic.name.0.as_str();
+    if !broker.authorize(session, operation, ResourceType::Topic, name) {
+        return Err(topic_denied());
+    }
     if let Some(meta) = broker.topics.get(name) {
         return Ok(meta);
     }
     validate_topic_name(name)?;
-    if auto_create && broker.config().get_bool("auto.create.topics.enable") {
+    if auto_create
+        && broker.config().get_bool("auto.create.topics.enable")
+        && may_create_topic(broker, session, name)
+    {
         return broker.auto_create_topic(name);
     }
     Err(unknown_partition())
+}
+
+/// CREATE on the cluster or on the topic (Kafka's rule for creating one).
+fn may_create_topic(broker: &Broker, session: &Session, name: &str) -> bool {
+    broker.authorize(
+        session,
+        Operation::Create,
+        ResourceType::Cluster,
+        CLUSTER_NAME,
+    ) || broker.authorize(session, Operation::Create, ResourceType::Topic, name)
+}
+
+fn topic_denied() -> ApiError {
+    ApiError::code(ResponseError::TopicAuthorizationFailed)
 }
 
 fn unknown_partition() -> ApiError {
@@ -431,14 +484,19 @@ fn unknown_partition() -> ApiError {
 }
 
 /// For a topic named in a request (never auto-created), a lookup from
-/// partition number to its log; every partition of an unknown topic fails
-/// with the topic's error.
+/// partition number to its log; every partition of an unknown topic, or
+/// of one the session may not do `operation` on, fails with the topic's
+/// error.
 fn partition_lookup<'a>(
     broker: &'a Broker,
+    session: &Session,
+    operation: Operation,
     name: &TopicName,
 ) -> impl Fn(i32) -> Result<Arc<PartitionLog>, ApiError> + 'a {
     let meta = resolve_topic(
         broker,
+        session,
+        operation,
         &TopicRef::new(false, name, uuid::Uuid::nil()),
         false,
     );
@@ -605,6 +663,70 @@ fn nullable_for(nullable: bool, value: Option<String>) -> Option<StrBytes> {
 }
 
 /// A wire string from a Rust one.
+/// The `*_authorized_operations` bits of a resource: every operation the
+/// resource type has that the session may do; `all` (the type's
+/// operations) with no authorizer.
+fn authorized_operations(
+    broker: &Broker,
+    session: &Session,
+    resource: ResourceType,
+    name: &str,
+    all: i32,
+) -> i32 {
+    if !broker.authorizer_enabled() {
+        return all;
+    }
+    Operation::supported_by(resource)
+        .iter()
+        .filter(|op| broker.authorize(session, **op, resource, name))
+        .fold(0, |bits, op| bits | (1 << (*op as i32)))
+}
+
+/// Whether the session may do `operation` on a config resource of
+/// DescribeConfigs / AlterConfigs (topic 2, broker 4, broker logger 8:
+/// the cluster's right; group 16).
+///
+/// # Errors
+/// TOPIC_, CLUSTER_ or GROUP_AUTHORIZATION_FAILED.
+fn config_resource_allowed(
+    broker: &Broker,
+    session: &Session,
+    operation: Operation,
+    resource_type: i8,
+    name: &str,
+) -> Result<(), ApiError> {
+    let (resource, name, denied) = match resource_type {
+        2 => (
+            ResourceType::Topic,
+            name,
+            ResponseError::TopicAuthorizationFailed,
+        ),
+        16 => (
+            ResourceType::Group,
+            name,
+            ResponseError::GroupAuthorizationFailed,
+        ),
+        _ => (
+            ResourceType::Cluster,
+            CLUSTER_NAME,
+            ResponseError::ClusterAuthorizationFailed,
+        ),
+    };
+    if broker.authorize(session, operation, resource, name) {
+        Ok(())
+    } else {
+        Err(ApiError::code(denied))
+    }
+}
+
+/// Kafka's answer to the ACL APIs without an authorizer.
+fn security_disabled() -> ApiError {
+    ApiError::new(
+        ResponseError::SecurityDisabled,
+        "No Authorizer is configured.",
+    )
+}
+
 fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }
@@ -747,6 +869,18 @@ mod tests {
                 RequestKind::ListPartitionReassignments(Default::default())
             }
             ApiKey::DescribeQuorum => RequestKind::DescribeQuorum(Default::default()),
+            ApiKey::SaslHandshake => RequestKind::SaslHandshake(Default::default()),
+            ApiKey::SaslAuthenticate => RequestKind::SaslAuthenticate(Default::default()),
+            ApiKey::DescribeAcls => RequestKind::DescribeAcls(Default::default()),
+            ApiKey::CreateAcls => RequestKind::CreateAcls(Default::default()),
+            ApiKey::DeleteAcls => RequestKind::DeleteAcls(Default::default()),
+            ApiKey::DescribeClientQuotas => RequestKind::DescribeClientQuotas(Default::default()),
+            ApiKey::DescribeUserScramCredentials => {
+                RequestKind::DescribeUserScramCredentials(Default::default())
+            }
+            ApiKey::AlterUserScramCredentials => {
+                RequestKind::AlterUserScramCredentials(Default::default())
+            }
             other => panic!("add {other:?} to default_request"),
         }
     }

@@ -22,6 +22,8 @@ use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use crate::broker::Broker;
 use crate::group::CommittedOffset;
 use crate::log::now_ms;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// Kafka's default `offset.metadata.max.bytes`.
 const MAX_METADATA_BYTES: usize = 4096;
@@ -43,6 +45,7 @@ pub(super) struct PartitionOffset<'a> {
 /// `offset.metadata.max.bytes`.
 pub(super) fn check_offsets<'a>(
     broker: &Broker,
+    session: &Session,
     topics: impl Iterator<Item = (&'a str, Vec<PartitionOffset<'a>>)>,
 ) -> (Vec<(String, i32, CommittedOffset)>, Refusals) {
     let now = now_ms();
@@ -50,6 +53,7 @@ pub(super) fn check_offsets<'a>(
     let refusals = topics
         .map(|(name, partitions)| {
             let meta = broker.topics.get(name);
+            let may_read = broker.authorize(session, Operation::Read, ResourceType::Topic, name);
             partitions
                 .into_iter()
                 .map(|p| {
@@ -57,7 +61,9 @@ pub(super) fn check_offsets<'a>(
                         .as_ref()
                         .is_some_and(|m| (0..m.partition_count()).contains(&p.partition));
                     let metadata = p.metadata.unwrap_or_default();
-                    if !known {
+                    if !may_read {
+                        Some(ResponseError::TopicAuthorizationFailed)
+                    } else if !known {
                         Some(ResponseError::UnknownTopicOrPartition)
                     } else if metadata.len() > MAX_METADATA_BYTES {
                         Some(ResponseError::OffsetMetadataTooLarge)
@@ -94,7 +100,12 @@ pub(super) fn partition_error(
 }
 
 /// Answers an OffsetCommit request of `version`.
-pub fn handle(broker: &Broker, version: i16, request: OffsetCommitRequest) -> OffsetCommitResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    version: i16,
+    request: OffsetCommitRequest,
+) -> OffsetCommitResponse {
     let group = request.group_id.0.as_str();
     // A generation of a group that does not exist: GROUP_ID_NOT_FOUND from
     // v9 on, ILLEGAL_GENERATION before (as Kafka's group coordinator).
@@ -105,6 +116,7 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetCommitRequest) -> Of
     };
     let (accepted, refusals) = check_offsets(
         broker,
+        session,
         request.topics.iter().map(|t| {
             let partitions = t.partitions.iter().map(|p| PartitionOffset {
                 partition: p.partition_index,

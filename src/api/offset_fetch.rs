@@ -17,12 +17,35 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use super::{str_bytes, topic_name};
 use crate::broker::Broker;
 use crate::group::CommittedOffset;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// (topic, [(partition, committed offset if any)]) for one group.
 type Fetched = Vec<(String, Vec<(i32, Option<CommittedOffset>)>)>;
 
 /// Answers an OffsetFetch request of `version`.
-pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> OffsetFetchResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    version: i16,
+    request: OffsetFetchRequest,
+) -> OffsetFetchResponse {
+    // DESCRIBE on the group, then on each topic: named topics the session
+    // may not describe answer TOPIC_AUTHORIZATION_FAILED, and a fetch of
+    // every topic leaves them out.
+    let topic_denied =
+        |topic: &str| !broker.authorize(session, Operation::Describe, ResourceType::Topic, topic);
+    let fetch = |group: &str, wanted: Option<Vec<(TopicName, Vec<i32>)>>| {
+        if !broker.authorize(session, Operation::Describe, ResourceType::Group, group) {
+            return Err(ResponseError::GroupAuthorizationFailed);
+        }
+        let all = wanted.is_none();
+        let mut fetched = fetch(broker, group, wanted)?;
+        if all {
+            fetched.retain(|(topic, _)| !topic_denied(topic));
+        }
+        Ok(fetched)
+    };
     // `require_stable`: a partition whose offset waits for a transaction's
     // marker answers UNSTABLE_OFFSET_COMMIT (the client retries).
     let require_stable = version >= 7 && request.require_stable;
@@ -40,7 +63,7 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                         .map(|t| (t.name, t.partition_indexes))
                         .collect()
                 });
-                let fetched = match fetch(broker, &group.group_id.0, wanted) {
+                let fetched = match fetch(&group.group_id.0, wanted) {
                     Ok(fetched) => fetched,
                     Err(e) => {
                         return OffsetFetchResponseGroup::default()
@@ -54,6 +77,14 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                         let partitions = partitions
                             .into_iter()
                             .map(|(index, committed)| {
+                                if topic_denied(&name) {
+                                    return OffsetFetchResponsePartitions::default()
+                                        .with_partition_index(index)
+                                        .with_committed_offset(-1)
+                                        .with_error_code(
+                                            ResponseError::TopicAuthorizationFailed.code(),
+                                        );
+                                }
                                 if unstable(&group.group_id.0, &name, index) {
                                     return OffsetFetchResponsePartitions::default()
                                         .with_partition_index(index)
@@ -88,7 +119,7 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
             .map(|t| (t.name, t.partition_indexes))
             .collect()
     });
-    let (fetched, error) = match fetch(broker, &request.group_id.0, wanted.clone()) {
+    let (fetched, error) = match fetch(&request.group_id.0, wanted.clone()) {
         Ok(fetched) => (fetched, None),
         // v0-v1 carry errors per partition only; v2+ at the top as well.
         Err(e) => (
@@ -112,7 +143,9 @@ pub fn handle(broker: &Broker, version: i16, request: OffsetFetchRequest) -> Off
                 .into_iter()
                 .map(|(index, committed)| {
                     let (offset, epoch, metadata) = fields(committed);
-                    let partition_error = if unstable(&request.group_id.0, &name, index) {
+                    let partition_error = if error.is_none() && topic_denied(&name) {
+                        Some(ResponseError::TopicAuthorizationFailed)
+                    } else if unstable(&request.group_id.0, &name, index) {
                         Some(ResponseError::UnstableOffsetCommit)
                     } else {
                         error

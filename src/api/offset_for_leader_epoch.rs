@@ -20,17 +20,20 @@ use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpoch
 
 use super::{check_leader_epoch, partition_lookup};
 use crate::broker::Broker;
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 /// Answers an OffsetForLeaderEpoch request.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     request: OffsetForLeaderEpochRequest,
 ) -> OffsetForLeaderEpochResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|topic| {
-            let log_of = partition_lookup(broker, &topic.topic);
+            let log_of = partition_lookup(broker, session, Operation::Describe, &topic.topic);
             let partitions = topic
                 .partitions
                 .iter()

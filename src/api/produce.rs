@@ -57,11 +57,13 @@ use crate::log::{
     is_compressed, now_ms, AppendError, AppendInfo, BatchHeader, NotReplicated, PartitionLog,
     RecordError,
 };
+use crate::security::acl::Operation;
+use crate::security::Session;
 
 /// Answers a Produce request; `None` for acks=0.
 pub async fn handle(
     broker: &Broker,
-    listener: &str,
+    session: &Session,
     version: i16,
     request: ProduceRequest,
 ) -> Option<ProduceResponse> {
@@ -81,7 +83,7 @@ pub async fn handle(
         .enumerate()
         .map(|(t, topic)| {
             let reference = TopicRef::new(version >= 13, &topic.name, topic.topic_id);
-            let resolved = resolve_topic(broker, &reference, true);
+            let resolved = resolve_topic(broker, session, Operation::Write, &reference, true);
             let partitions = topic
                 .partition_data
                 .into_iter()
@@ -154,7 +156,7 @@ pub async fn handle(
             *response = Refusal::from(error).response(response.clone(), version);
         }
     }
-    let endpoints = leader_endpoints(broker, listener, &hinted)
+    let endpoints = leader_endpoints(broker, &session.listener, &hinted)
         .into_iter()
         .map(|b| {
             NodeEndpoint::default()

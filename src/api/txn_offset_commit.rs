@@ -24,15 +24,18 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use super::offset_commit::{check_offsets, partition_error, PartitionOffset};
 use crate::broker::Broker;
 use crate::group::OFFSETS_TOPIC;
+use crate::security::Session;
 
 /// Answers a TxnOffsetCommit request of `version`.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     version: i16,
     request: TxnOffsetCommitRequest,
 ) -> TxnOffsetCommitResponse {
     let (accepted, refusals) = check_offsets(
         broker,
+        session,
         request.topics.iter().map(|t| {
             let partitions = t.partitions.iter().map(|p| PartitionOffset {
                 partition: p.partition_index,

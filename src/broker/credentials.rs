@@ -36,6 +36,32 @@ impl Broker {
         }
     }
 
+    /// Creates the `--add-scram` users that have no credential of their
+    /// mechanism yet (an existing one, perhaps changed since, is kept).
+    /// Blocks in a cluster.
+    ///
+    /// # Errors
+    /// As [`Broker::alter_scram_credentials`].
+    pub fn add_initial_users(
+        &self,
+        users: &[crate::security::scram::InitialUser],
+    ) -> Result<usize, ApiError> {
+        let changes: Vec<CredentialChange> = users
+            .iter()
+            .filter(|u| self.scram_credential(&u.name, u.mechanism).is_none())
+            .map(|u| CredentialChange::Upsert {
+                user: u.name.clone(),
+                mechanism: u.mechanism,
+                credential: ScramCredential::from_password(u.mechanism, &u.password, u.iterations),
+            })
+            .collect();
+        let added = changes.len();
+        if added > 0 {
+            self.alter_scram_credentials(changes)?;
+        }
+        Ok(added)
+    }
+
     /// Applies checked credential changes: durable (flushed, or committed
     /// by the quorum) before this returns. Blocks in a cluster.
     ///

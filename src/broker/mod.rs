@@ -2,6 +2,7 @@
 //! that span layers (a topic is both registry metadata and log directories).
 //! `transactions.rs`: the broker's part in transactions across brokers.
 
+mod acls;
 mod credentials;
 mod transactions;
 
@@ -39,6 +40,11 @@ pub struct Broker {
     /// SCRAM credentials of a single node (a cluster's are in the quorum's
     /// image); see `credentials.rs`.
     credentials: cluster::credentials::CredentialStore,
+    /// ACLs of a single node (a cluster's are in the quorum's image); see
+    /// `acls.rs`.
+    acls: cluster::acls::AclStore,
+    /// `authorizer.class.name`: `None` allows everything.
+    authorizer: Option<crate::security::acl::Authorizer>,
     /// Alone, or a member of the metadata quorum.
     membership: Membership,
     /// Topic metadata (in a cluster, this node's copy of the quorum's).
@@ -128,6 +134,14 @@ impl Broker {
         let topics = TopicRegistry::open(&db)?;
         let dynamic_configs = DynamicConfigStore::open(&db)?;
         let credentials = cluster::credentials::CredentialStore::open(&db)?;
+        let acls = cluster::acls::AclStore::open(&db)?;
+        let authorizer =
+            crate::security::acl::Authorizer::from_config(&config).map_err(|message| {
+                Error::Config(crate::config::ConfigError::InvalidValue {
+                    message,
+                    origin: "authorizer.class.name".into(),
+                })
+            })?;
         let config = config
             .with_dynamic(
                 DynamicScope::ClusterDefault,
@@ -179,6 +193,8 @@ impl Broker {
             config: tokio::sync::watch::Sender::new(Arc::new(config)),
             dynamic_configs,
             credentials,
+            acls,
+            authorizer,
             membership,
             replicas,
             fetchers: std::sync::OnceLock::new(),

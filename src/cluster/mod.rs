@@ -7,6 +7,7 @@
 //! ([`quorum`], on openraft); the rest of the broker only reads them
 //! through this module and [`crate::broker::Broker`].
 
+pub mod acls;
 pub mod credentials;
 mod dynamic_configs;
 pub mod peers;

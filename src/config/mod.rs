@@ -43,6 +43,12 @@ pub enum DynamicScope {
     Broker,
 }
 
+/// Keys of Kafka's StandardAuthorizer, which are no KafkaConfig keys (so
+/// not in the table, and not listed by DescribeConfigs) but belong in a
+/// broker's `server.properties`: `super.users` (principals separated by
+/// `;`) and `allow.everyone.if.no.acl.found` (unset: false).
+const AUTHORIZER_KEYS: &[&str] = &["super.users", "allow.everyone.if.no.acl.found"];
+
 /// A configuration mistake: one clear line for the operator.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -101,6 +107,11 @@ impl BrokerConfig {
     /// # Errors
     /// [`ConfigError::UnknownKey`] or [`ConfigError::InvalidValue`], naming `origin`.
     pub fn set(&mut self, key: &str, value: &str, origin: &str) -> Result<(), ConfigError> {
+        if AUTHORIZER_KEYS.contains(&key) {
+            self.explicit
+                .insert(key.to_owned(), value.trim().to_owned());
+            return Ok(());
+        }
         let def = broker_def_for(key).ok_or_else(|| ConfigError::UnknownKey {
             key: key.to_owned(),
             origin: origin.to_owned(),

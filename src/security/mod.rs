@@ -6,6 +6,7 @@
 //! [`sasl::Authenticator`] before any other request is served; handlers see
 //! the result as a [`Session`]. Nothing here knows of topics or groups.
 
+pub mod acl;
 pub mod jwks;
 pub mod oauth;
 pub mod principal;

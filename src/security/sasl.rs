@@ -210,7 +210,7 @@ enum State {
     /// Handshake done: waiting for the first token.
     Started(Mechanism),
     /// In a SCRAM exchange.
-    Scram(ScramServer),
+    Scram(Box<ScramServer>),
     /// In an OAUTHBEARER exchange (after a refused token).
     OAuth(OAuthServer),
     /// Authenticated.
@@ -342,7 +342,7 @@ impl Authenticator {
             State::Started(Mechanism::OAuthBearer) => self.oauth(OAuthServer::default(), token),
             State::OAuth(server) => self.oauth(server, token),
             State::Started(Mechanism::Scram(mechanism)) => self.scram(
-                ScramServer::new(mechanism),
+                Box::new(ScramServer::new(mechanism)),
                 mechanism,
                 token,
                 scram_credential,
@@ -362,7 +362,7 @@ impl Authenticator {
 
     fn scram(
         &mut self,
-        mut server: ScramServer,
+        mut server: Box<ScramServer>,
         mechanism: ScramMechanism,
         token: &[u8],
         scram_credential: &dyn Fn(&str, ScramMechanism) -> Option<ScramCredential>,

@@ -136,6 +136,71 @@ impl ScramCredential {
     }
 }
 
+/// A user to create at start, in the syntax of Kafka's `kafka-storage.sh
+/// format --add-scram`: `SCRAM-SHA-256=[name=alice,password=alice-secret]`,
+/// optionally with `iterations=8192`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitialUser {
+    /// The mechanism.
+    pub mechanism: ScramMechanism,
+    /// The user name.
+    pub name: String,
+    /// The password (salted at start, never stored).
+    pub password: String,
+    /// PBKDF2 iterations (4096 unless given).
+    pub iterations: i32,
+}
+
+impl InitialUser {
+    /// Parses one `--add-scram` value.
+    ///
+    /// # Errors
+    /// A malformed value, an unknown mechanism, a missing name or
+    /// password, or iterations outside 4096..=16384.
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "'{spec}' is not MECHANISM=[name=NAME,password=PASSWORD] \
+                 (e.g. SCRAM-SHA-256=[name=alice,password=alice-secret])"
+            )
+        };
+        let (mechanism, rest) = spec.split_once('=').ok_or_else(bad)?;
+        let mechanism = ScramMechanism::from_name(mechanism.trim())
+            .ok_or_else(|| format!("unknown SCRAM mechanism '{}'", mechanism.trim()))?;
+        let body = rest
+            .trim()
+            .strip_prefix('[')
+            .and_then(|r| r.strip_suffix(']'))
+            .ok_or_else(bad)?;
+        let (mut name, mut password, mut iterations) = (None, None, 4096);
+        for pair in body.split(',') {
+            let (key, value) = pair.split_once('=').ok_or_else(bad)?;
+            let value = value.trim().trim_matches('"');
+            match key.trim() {
+                "name" => name = Some(value.to_owned()),
+                "password" => password = Some(value.to_owned()),
+                "iterations" => iterations = value.parse().map_err(|_| bad())?,
+                _ => return Err(bad()),
+            }
+        }
+        if !(ScramMechanism::MIN_ITERATIONS..=ScramMechanism::MAX_ITERATIONS).contains(&iterations)
+        {
+            return Err(format!(
+                "iterations must be between 4096 and 16384, not {iterations}"
+            ));
+        }
+        match (name, password) {
+            (Some(name), Some(password)) if !name.is_empty() => Ok(Self {
+                mechanism,
+                name,
+                password,
+                iterations,
+            }),
+            _ => Err(bad()),
+        }
+    }
+}
+
 /// Random bytes from the system's generator.
 pub fn random_bytes(n: usize) -> Vec<u8> {
     let mut bytes = vec![0; n];
@@ -368,6 +433,21 @@ mod tests {
             }
             Err(_) => false,
         }
+    }
+
+    #[test]
+    fn initial_users_in_kafka_storage_syntax() {
+        let user =
+            InitialUser::parse("SCRAM-SHA-512=[name=alice,password=alice-secret,iterations=8192]")
+                .unwrap();
+        assert_eq!(user.mechanism, ScramMechanism::Sha512);
+        assert_eq!(
+            (user.name.as_str(), user.password.as_str(), user.iterations),
+            ("alice", "alice-secret", 8192)
+        );
+        assert!(InitialUser::parse("SCRAM-SHA-1=[name=a,password=b]").is_err());
+        assert!(InitialUser::parse("SCRAM-SHA-256=[name=a]").is_err());
+        assert!(InitialUser::parse("SCRAM-SHA-256=[name=a,password=b,iterations=10]").is_err());
     }
 
     #[test]

@@ -7,12 +7,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::unix::fs::FileExt;
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use futures::StreamExt;
 use tokio::io::{AsyncRead, AsyncWriteExt, BufWriter, Interest, WriteHalf};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
-use tokio_util::codec::{FramedRead, LengthDelimitedCodec};
+use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::log::FileRegion;
 use crate::protocol::{Chunk, ResponseFrame};
@@ -24,7 +24,7 @@ const TLS_COPY_CHUNK: usize = 64 * 1024;
 /// A framed client connection. The frame limit applies to requests only
 /// (as Kafka's `socket.request.max.bytes`); responses may be any size.
 pub struct Connection {
-    reader: FramedRead<Box<dyn AsyncRead + Send + Unpin>, LengthDelimitedCodec>,
+    reader: FramedRead<Box<dyn AsyncRead + Send + Unpin>, Frames>,
     writer: Writer,
     /// The client's address, for logs.
     pub peer: SocketAddr,
@@ -43,12 +43,44 @@ enum Writer {
     Tls(BufWriter<WriteHalf<TlsStream>>),
 }
 
-fn codec(max_frame: usize) -> LengthDelimitedCodec {
-    // Kafka's size prefix is a big-endian i32 counting the bytes after it,
-    // which is LengthDelimitedCodec's default layout.
-    LengthDelimitedCodec::builder()
-        .max_frame_length(max_frame)
-        .new_codec()
+fn codec(max_frame: usize) -> Frames {
+    Frames { max: max_frame }
+}
+
+/// Kafka's framing: a big-endian i32 size, then that many bytes. Unlike
+/// tokio-util's LengthDelimitedCodec it never reserves room for a frame
+/// before its bytes arrive, so a client that announces a large frame and
+/// sends nothing costs the broker nothing; a size above the limit (or
+/// negative) is refused at once.
+#[derive(Debug)]
+pub struct Frames {
+    max: usize,
+}
+
+impl Decoder for Frames {
+    type Item = BytesMut;
+    type Error = io::Error;
+
+    fn decode(&mut self, src: &mut BytesMut) -> io::Result<Option<BytesMut>> {
+        let Some(head) = src.get(..4) else {
+            return Ok(None);
+        };
+        let size = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        let size = usize::try_from(size)
+            .ok()
+            .filter(|n| *n <= self.max)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("frame of {size} bytes is over the limit of {}", self.max),
+                )
+            })?;
+        if src.len() - 4 < size {
+            return Ok(None);
+        }
+        src.advance(4);
+        Ok(Some(src.split_to(size)))
+    }
 }
 
 impl Connection {
@@ -77,7 +109,7 @@ impl Connection {
     /// Changes the largest frame accepted (smaller before SASL
     /// authentication completes).
     pub fn set_max_frame(&mut self, max_frame: usize) {
-        self.reader.decoder_mut().set_max_frame_length(max_frame);
+        self.reader.decoder_mut().max = max_frame;
     }
 
     /// Writes `bytes` as one frame with no Kafka header (the raw SASL

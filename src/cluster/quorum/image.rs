@@ -102,6 +102,9 @@ pub struct MetadataImage {
     /// Dynamic broker configs of one broker, by node id.
     #[serde(default)]
     pub node_configs: BTreeMap<i32, BTreeMap<String, String>>,
+    /// The ACLs.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub acls: std::collections::BTreeSet<crate::security::acl::AclBinding>,
     /// SCRAM credentials by user and mechanism.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub scram_credentials: BTreeMap<String, crate::cluster::credentials::UserCredentials>,
@@ -190,6 +193,10 @@ pub enum MetadataCommand {
     /// Sets and removes SCRAM credentials (Kafka's UserScramCredentialRecord
     /// and RemoveUserScramCredentialRecord).
     AlterScramCredentials(Vec<crate::cluster::credentials::CredentialChange>),
+    /// Adds ACLs (Kafka's AccessControlEntryRecord).
+    CreateAcls(Vec<crate::security::acl::AclBinding>),
+    /// Removes ACLs (Kafka's RemoveAccessControlEntryRecord).
+    DeleteAcls(Vec<crate::security::acl::AclBinding>),
     /// A leader changes its partition's in-sync replicas (Kafka's
     /// AlterPartition), if the partition is still in `leader_epoch`.
     AlterIsr {
@@ -488,6 +495,16 @@ impl MetadataImage {
                 } else {
                     Self::refused(Refusal::Conflict)
                 }
+            }
+            MetadataCommand::CreateAcls(bindings) => {
+                self.acls.extend(bindings.iter().cloned());
+                MetadataResult::default()
+            }
+            MetadataCommand::DeleteAcls(bindings) => {
+                for binding in bindings {
+                    self.acls.remove(binding);
+                }
+                MetadataResult::default()
             }
             MetadataCommand::AlterScramCredentials(changes) => {
                 crate::cluster::credentials::apply_changes(&mut self.scram_credentials, changes);
