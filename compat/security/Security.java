@@ -5,8 +5,13 @@
 //
 // run.sh sets SEC_<LISTENER> (host:port of PLAINTEXT, SSL, SASL_PLAINTEXT,
 // SASL_SSL, MTLS), SEC_CA (PEM truststore) and SEC_CLIENT_PEM (alice's key and
-// chain: a PEM keystore). One line `RESULT java <scenario> PASS|FAIL detail`
-// per scenario; every wait has a deadline.
+// chain: a PEM keystore), SEC_JWT_GOOD / SEC_JWT_OTHER_KEY (files holding RS256
+// tokens). OAUTHBEARER: OAuthBearerLoginModule's unsecured token
+// (unsecuredLoginStringClaim_sub), or a token file read by
+// OAuthBearerLoginCallbackHandler (sasl.oauthbearer.token.endpoint.url=file:...,
+// allowed by the system property org.apache.kafka.sasl.oauthbearer.allowed.urls
+// that run.sh sets). One line `RESULT java <scenario> PASS|FAIL detail` per
+// scenario; every wait has a deadline.
 
 import java.time.Duration;
 import java.util.ArrayList;
@@ -41,6 +46,8 @@ public class Security {
     static final String PLAIN_REFUSED = "Authentication failed: Invalid username or password";
     static final String SCRAM_REFUSED =
         "Authentication failed during authentication due to invalid credentials with SASL mechanism ";
+    // A refused OAUTHBEARER token: the error challenge of Kafka's OAuthBearerSaslServer.
+    static final String OAUTH_REFUSED = "{\"status\":\"invalid_token\"}";
 
     record Spec(String listener, String mechanism, String user, String password, boolean cert, String expect) {}
 
@@ -59,7 +66,33 @@ public class Security {
             new Spec("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "wrong-secret", false, "sasl")),
         Map.entry("sasl-scram-unknown-user",
             new Spec("SASL_SSL", "SCRAM-SHA-512", "mallory", "alice-secret", false, "sasl")),
-        Map.entry("mtls-no-cert", new Spec("MTLS", null, null, null, false, "tls")));
+        Map.entry("mtls-no-cert", new Spec("MTLS", null, null, null, false, "tls")),
+        // OAUTHBEARER: "user" names the token
+        Map.entry("oauth-unsecured", new Spec("SASL_PLAINTEXT", "OAUTHBEARER", "unsecured", null, false, "ok")),
+        Map.entry("oauth-expired", new Spec("SASL_PLAINTEXT", "OAUTHBEARER", "expired", null, false, "sasl")),
+        Map.entry("oauth-jwks", new Spec("SASL_SSL", "OAUTHBEARER", "SEC_JWT_GOOD", null, false, "ok")),
+        Map.entry("oauth-jwks-wrong-key",
+            new Spec("SASL_SSL", "OAUTHBEARER", "SEC_JWT_OTHER_KEY", null, false, "sasl")));
+
+    static final String OAUTH_MODULE = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule";
+
+    static void oauth(Properties p, String token) {
+        p.put(SaslConfigs.SASL_MECHANISM, "OAUTHBEARER");
+        switch (token) {
+            case "unsecured" -> p.put(SaslConfigs.SASL_JAAS_CONFIG,
+                OAUTH_MODULE + " required unsecuredLoginStringClaim_sub=\"alice\";");
+            // exp an hour before now (and before iat: Kafka checks exp first)
+            case "expired" -> p.put(SaslConfigs.SASL_JAAS_CONFIG,
+                OAUTH_MODULE + " required unsecuredLoginStringClaim_sub=\"alice\" unsecuredLoginLifetimeSeconds=\"-3600\";");
+            default -> {
+                p.put(SaslConfigs.SASL_JAAS_CONFIG, OAUTH_MODULE + " required;");
+                p.put(SaslConfigs.SASL_LOGIN_CALLBACK_HANDLER_CLASS,
+                    "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler");
+                p.put(SaslConfigs.SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL,
+                    java.nio.file.Path.of(System.getenv(token)).toUri().toString());
+            }
+        }
+    }
 
     static Properties config(Spec s) {
         String protocol = s.listener().equals("MTLS") ? "SSL" : s.listener();
@@ -75,7 +108,9 @@ public class Security {
             p.put(SslConfigs.SSL_KEYSTORE_TYPE_CONFIG, "PEM");
             p.put(SslConfigs.SSL_KEYSTORE_LOCATION_CONFIG, System.getenv("SEC_CLIENT_PEM"));
         }
-        if (s.mechanism() != null) {
+        if ("OAUTHBEARER".equals(s.mechanism())) {
+            oauth(p, s.user());
+        } else if (s.mechanism() != null) {
             String module = s.mechanism().equals("PLAIN")
                 ? "org.apache.kafka.common.security.plain.PlainLoginModule"
                 : "org.apache.kafka.common.security.scram.ScramLoginModule";
@@ -143,7 +178,11 @@ public class Security {
                     detail.append(c.getClass().getName()).append(": ").append(c.getMessage());
                 }
                 if (s.expect().equals("sasl")) {
-                    String want = s.mechanism().equals("PLAIN") ? PLAIN_REFUSED : SCRAM_REFUSED + s.mechanism();
+                    String want = switch (s.mechanism()) {
+                        case "PLAIN" -> PLAIN_REFUSED;
+                        case "OAUTHBEARER" -> OAUTH_REFUSED;
+                        default -> SCRAM_REFUSED + s.mechanism();
+                    };
                     return cause instanceof SaslAuthenticationException && want.equals(cause.getMessage());
                 }
                 return cause instanceof SslAuthenticationException;

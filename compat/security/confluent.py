@@ -3,11 +3,16 @@
     python confluent.py SCENARIO...
 
 run.sh sets SEC_<LISTENER> (host:port of PLAINTEXT, SSL, SASL_PLAINTEXT,
-SASL_SSL, MTLS), SEC_CA, SEC_CLIENT_CERT, SEC_CLIENT_KEY. One line
+SASL_SSL, MTLS), SEC_CA, SEC_CLIENT_CERT, SEC_CLIENT_KEY, and the RS256 tokens
+SEC_JWT_GOOD / SEC_JWT_OTHER_KEY (files). OAUTHBEARER: librdkafka's own
+unsecured token (sasl.oauthbearer.config=principal=alice), or an oauth_cb
+returning a hand-made unsecured token or one of run.sh's signed tokens. One line
 `RESULT confluent-kafka <scenario> PASS|FAIL detail` per scenario; every
 wait has a deadline.
 """
 
+import base64
+import json
 import logging
 import os
 import re
@@ -27,6 +32,9 @@ E = os.environ
 # whether the user is unknown or the password wrong.
 PLAIN_REFUSED = "Authentication failed: Invalid username or password"
 SCRAM_REFUSED = "Authentication failed during authentication due to invalid credentials with SASL mechanism "
+# ... and a refused OAUTHBEARER token (the error challenge Kafka's
+# OAuthBearerSaslServer sent, after the client's %x01).
+OAUTH_REFUSED = '{"status":"invalid_token"}'
 
 # scenario -> (listener, SASL mechanism, user, password, client cert, expected outcome)
 SCENARIOS = {
@@ -41,7 +49,41 @@ SCENARIOS = {
     "sasl-scram-wrong-password": ("SASL_PLAINTEXT", "SCRAM-SHA-256", "alice", "wrong-secret", False, "sasl"),
     "sasl-scram-unknown-user": ("SASL_SSL", "SCRAM-SHA-512", "mallory", "alice-secret", False, "sasl"),
     "mtls-no-cert": ("MTLS", None, None, None, False, "tls"),
+    # OAUTHBEARER: "user" names the token
+    "oauth-unsecured": ("SASL_PLAINTEXT", "OAUTHBEARER", "builtin", None, False, "ok"),
+    "oauth-expired": ("SASL_PLAINTEXT", "OAUTHBEARER", "expired", None, False, "sasl"),
+    "oauth-jwks": ("SASL_SSL", "OAUTHBEARER", "SEC_JWT_GOOD", None, False, "ok"),
+    "oauth-jwks-wrong-key": ("SASL_SSL", "OAUTHBEARER", "SEC_JWT_OTHER_KEY", None, False, "sasl"),
 }
+
+
+def unsecured_token(claims):
+    """An unsecured JWS (alg none, empty signature), as Kafka's unsecured
+    login module makes them."""
+    def b64(obj):
+        return base64.urlsafe_b64encode(json.dumps(obj).encode()).rstrip(b"=").decode()
+    return f"{b64({'alg': 'none'})}.{b64(claims)}."
+
+
+def oauth(token):
+    """OAUTHBEARER settings for token: librdkafka's builtin unsecured token,
+    or an oauth_cb that returns (token, expiry, principal)."""
+    c = {"sasl.mechanism": "OAUTHBEARER"}
+    if token == "builtin":
+        c.update({"enable.sasl.oauthbearer.unsecure.jwt": True, "sasl.oauthbearer.config": "principal=alice"})
+        return c
+    now = int(time.time())
+    if token == "expired":
+        # Issued two hours ago, expired an hour ago.
+        value, exp = unsecured_token({"sub": "alice", "iat": now - 7200, "exp": now - 3600}), now + 3600
+    else:
+        value = open(E[token]).read().strip()
+        exp = json.loads(base64.urlsafe_b64decode(value.split(".")[1] + "=="))["exp"]
+    # The expiry given to librdkafka is in the future even for the expired
+    # token: librdkafka would otherwise refresh it in a loop.
+    c["oauth_cb"] = lambda _config: (value, exp, "alice")
+    return c
+
 
 
 def config(listener, mechanism, user, password, cert):
@@ -52,7 +94,9 @@ def config(listener, mechanism, user, password, cert):
     if cert:
         c["ssl.certificate.location"] = E["SEC_CLIENT_CERT"]
         c["ssl.key.location"] = E["SEC_CLIENT_KEY"]
-    if mechanism:
+    if mechanism == "OAUTHBEARER":
+        c.update(oauth(user))
+    elif mechanism:
         c.update({"sasl.mechanism": mechanism, "sasl.username": user, "sasl.password": password})
     return c
 
@@ -113,7 +157,8 @@ def refused(name, conf, expect):
     if expect == "sasl":
         # _AUTHENTICATION "<broker>: SASL authentication error: <the broker's message> (after N ms in state AUTH_REQ)"
         mechanism = conf["sasl.mechanism"]
-        want = "SASL authentication error: " + (PLAIN_REFUSED if mechanism == "PLAIN" else SCRAM_REFUSED + mechanism)
+        want = "SASL authentication error: " + {"PLAIN": PLAIN_REFUSED, "OAUTHBEARER": OAUTH_REFUSED}.get(
+            mechanism, SCRAM_REFUSED + mechanism)
 
         def expected(e):
             return e.code() == KafkaError._AUTHENTICATION and want in e.str()

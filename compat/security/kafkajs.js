@@ -4,9 +4,12 @@
 //   node kafkajs.js SCENARIO...
 //
 // run.sh sets SEC_<LISTENER> (host:port of PLAINTEXT, SSL, SASL_PLAINTEXT,
-// SASL_SSL, MTLS), SEC_CA, SEC_CLIENT_CERT, SEC_CLIENT_KEY. One line
+// SASL_SSL, MTLS), SEC_CA, SEC_CLIENT_CERT, SEC_CLIENT_KEY, SEC_JWT_GOOD /
+// SEC_JWT_OTHER_KEY (files holding RS256 tokens). One line
 // `RESULT kafkajs <scenario> PASS|FAIL detail` per scenario; every scenario
-// has a deadline. kafkajs speaks PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512.
+// has a deadline. kafkajs speaks PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 and
+// OAUTHBEARER (an oauthBearerProvider returning a hand-made unsecured token or
+// one of run.sh's signed tokens).
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1'
 
 const assert = require('node:assert/strict')
@@ -34,6 +37,32 @@ const SCENARIOS = {
   'sasl-scram-wrong-password': ['SASL_PLAINTEXT', 'SCRAM-SHA-256', 'alice', 'wrong-secret', false, 'sasl'],
   'sasl-scram-unknown-user': ['SASL_SSL', 'SCRAM-SHA-512', 'mallory', 'alice-secret', false, 'sasl'],
   'mtls-no-cert': ['MTLS', null, null, null, false, 'tls'],
+  // OAUTHBEARER: "user" names the token
+  'oauth-unsecured': ['SASL_PLAINTEXT', 'OAUTHBEARER', 'unsecured', null, false, 'ok'],
+  'oauth-expired': ['SASL_PLAINTEXT', 'OAUTHBEARER', 'expired', null, false, 'sasl'],
+  'oauth-jwks': ['SASL_SSL', 'OAUTHBEARER', 'SEC_JWT_GOOD', null, false, 'ok'],
+  'oauth-jwks-wrong-key': ['SASL_SSL', 'OAUTHBEARER', 'SEC_JWT_OTHER_KEY', null, false, 'sasl'],
+}
+
+// An unsecured JWS (alg none, empty signature) as Kafka's unsecured login module makes them.
+function unsecuredToken(claims) {
+  const b64 = obj => Buffer.from(JSON.stringify(obj)).toString('base64url')
+  return `${b64({ alg: 'none' })}.${b64(claims)}.`
+}
+
+function oauthBearerProvider(token) {
+  const now = Math.floor(Date.now() / 1000)
+  let value
+  if (token === 'unsecured') value = unsecuredToken({ sub: 'alice', iat: now, exp: now + 3600 })
+  else if (token === 'expired') value = unsecuredToken({ sub: 'alice', iat: now - 7200, exp: now - 3600 })
+  else value = fs.readFileSync(E[token], 'utf8').trim()
+  return async () => ({ value })
+}
+
+function saslOptions(mechanism, user, password) {
+  if (!mechanism) return undefined
+  if (mechanism === 'OAUTHBEARER') return { mechanism: 'oauthbearer', oauthBearerProvider: oauthBearerProvider(user) }
+  return { mechanism: mechanism.toLowerCase(), username: user, password }
 }
 
 function client(name, [listener, mechanism, user, password, cert]) {
@@ -48,7 +77,7 @@ function client(name, [listener, mechanism, user, password, cert]) {
     clientId: `strom-security-${name}`,
     brokers: [E[`SEC_${listener}`]],
     ssl,
-    sasl: mechanism ? { mechanism: mechanism.toLowerCase(), username: user, password } : undefined,
+    sasl: saslOptions(mechanism, user, password),
     logLevel: logLevel.NOTHING,
     connectionTimeout: 5000,
     authenticationTimeout: 5000,
@@ -115,6 +144,16 @@ async function refused(name, spec, expect) {
     const chain = []
     for (let c = e; c; c = c.cause || c.originalError) chain.push(`${c.name}: ${c.message}${c.code ? ` (${c.code})` : ''}`)
     const text = chain.join(' <- ')
+    if (expect === 'sasl' && spec[1] === 'OAUTHBEARER') {
+      // kafkajs ignores the server's answer to its token: it never sees the
+      // error challenge ({"status":"invalid_token"}) and never sends the
+      // %x01 that would get SASL_AUTHENTICATION_FAILED. Its next request,
+      // Metadata, is answered as Kafka answers a request other than
+      // SaslAuthenticate mid-exchange: an empty error response (no brokers),
+      // then the connection closes.
+      const want = 'KafkaJSNumberOfRetriesExceeded: No brokers in the broker pool <- KafkaJSBrokerNotFound: No brokers in the broker pool'
+      return [text === want, text]
+    }
     if (expect === 'sasl') {
       const mechanism = spec[1]
       // "SASL PLAIN authentication failed: ..." / "SASL SCRAM SHA256 authentication failed: ..."

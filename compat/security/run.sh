@@ -41,6 +41,24 @@
 #       SASL_AUTHENTICATION_FAILED, 58, with Kafka's message, in the detail)
 #   mtls-no-cert: a client without a certificate on MTLS is refused in the
 #       TLS handshake
+#   oauth-unsecured: OAUTHBEARER on SASL_PLAINTEXT (Kafka's unsecured
+#       validator, no callback handler): an unsecured token (alg none) for
+#       alice, round trip as above
+#   oauth-expired: an unsecured token that expired an hour ago is refused:
+#       Kafka's error challenge, then SASL_AUTHENTICATION_FAILED
+#       {"status":"invalid_token"} (kafkajs never reads the challenge: its
+#       next request, Metadata, gets an empty error response, "No brokers")
+#   oauth-jwks: OAUTHBEARER on SASL_SSL with OAuthBearerValidatorCallbackHandler:
+#       an RS256 token (jwt.py, openssl) whose key is in the JWKS served by
+#       python's http.server on a free loopback port; expected issuer and
+#       audience set; round trip
+#   oauth-jwks-wrong-key: the same claims signed by another key under the
+#       same kid: refused as oauth-expired
+# kcat runs only oauth-unsecured (librdkafka's own unsecured token): it cannot
+# hand librdkafka another token. Kafka 4.1 gets
+# sasl.oauthbearer.jwt.validator.class=...BrokerJwtValidator (its default
+# checks no signature) and -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls
+# (the JWKS URL; for the Java client, its token files).
 # kcat's librdkafka 2.0.2 cannot log in with SCRAM at a Kafka 4.x broker
 # (librdkafka#4895: a wrong nonce in its client-final-message, which Kafka
 # checks since CVE-2024-56128): its two SCRAM scenarios check that refusal
@@ -62,7 +80,8 @@ case $TARGET in strom | kafka) ;; *) echo "SECURITY_TARGET must be strom or kafk
 CLIENTS="confluent-kafka kafkajs java kcat"
 ALL_SCENARIOS="ssl sasl-plaintext-plain sasl-plaintext-scram-sha-256 sasl-ssl-scram-sha-512
     sasl-ssl-plain mtls sasl-plain-wrong-password sasl-plain-unknown-user
-    sasl-scram-wrong-password sasl-scram-unknown-user mtls-no-cert"
+    sasl-scram-wrong-password sasl-scram-unknown-user mtls-no-cert
+    oauth-unsecured oauth-expired oauth-jwks oauth-jwks-wrong-key"
 SCENARIOS=${*:-$(echo $ALL_SCENARIOS)}
 SCENARIOS=$(echo $SCENARIOS)
 for s in $SCENARIOS; do
@@ -80,8 +99,9 @@ CACHE=${STROM_CACHE:-$HOME/.cache/strom}
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strom-security.XXXXXX")
 RESULTS=$WORK/results
 : >"$RESULTS"
-BROKER_PID=
+BROKER_PID= JWKS_PID=
 cleanup() {
+    [ -n "$JWKS_PID" ] && kill "$JWKS_PID" 2>/dev/null
     if [ "$TARGET" = kafka ]; then
         kafka_terminate
     elif [ -n "$BROKER_PID" ]; then
@@ -170,6 +190,29 @@ make_certs() {
 }
 (make_certs) >"$WORK/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$WORK/openssl.log"; exit 1; }
 
+# ---- OAUTHBEARER: a JWKS on loopback and the tokens (jwt.py) ---------------------
+# jwt.key signs the tokens and is published as kid "strom-test-1" in
+# $WORK/jwks/jwks.json (python's http.server on a free port); jwt-other.key
+# signs a token under the same kid that must not verify.
+JWT=$WORK/jwt
+JWT_ISSUER=https://issuer.strom.test
+JWT_AUDIENCE=strom-security
+JWT_KID=strom-test-1
+P_JWKS=$(free_port)
+JWKS_URL=http://127.0.0.1:$P_JWKS/jwks.json
+make_jwt() {
+    mkdir -p "$JWT" "$WORK/jwks" || return 1
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$JWT/jwt.key" || return 1
+    openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$JWT/jwt-other.key" || return 1
+    python3 "$HERE/jwt.py" jwks "$JWT_KID" "$JWT/jwt.key" >"$WORK/jwks/jwks.json" || return 1
+    local claims='{"iss": "'$JWT_ISSUER'", "aud": "'$JWT_AUDIENCE'", "sub": "alice", "scope": "kafka", "iat": "+0", "exp": "+3600"}'
+    python3 "$HERE/jwt.py" sign "$JWT_KID" "$JWT/jwt.key" "$claims" >"$JWT/good.jwt" || return 1
+    python3 "$HERE/jwt.py" sign "$JWT_KID" "$JWT/jwt-other.key" "$claims" >"$JWT/other-key.jwt"
+}
+(make_jwt) >"$WORK/jwt.log" 2>&1 || { echo "making the JWTs failed:"; cat "$WORK/jwt.log"; exit 1; }
+python3 -m http.server "$P_JWKS" --bind 127.0.0.1 --directory "$WORK/jwks" >"$WORK/jwks.log" 2>&1 &
+JWKS_PID=$!
+
 # ---- server.properties ----------------------------------------------------------
 P_PLAINTEXT=$(free_port); P_SSL=$(free_port); P_SASL_PLAINTEXT=$(free_port)
 P_SASL_SSL=$(free_port); P_MTLS=$(free_port); P_CONTROLLER=$(free_port)
@@ -178,6 +221,10 @@ LISTENERS="PLAINTEXT://$H:$P_PLAINTEXT,SSL://$H:$P_SSL,SASL_PLAINTEXT://$H:$P_SA
 PROTOCOLS="PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL"
 PLAIN_JAAS='org.apache.kafka.common.security.plain.PlainLoginModule required user_admin="admin-secret" user_alice="alice-secret";'
 SCRAM_JAAS='org.apache.kafka.common.security.scram.ScramLoginModule required;'
+# The broker's own OAUTHBEARER login (a token for itself, never used here) and
+# the unsecured validator's options.
+OAUTH_UNSECURED_JAAS='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="admin" unsecuredValidatorAllowableClockSkewMs="2000";'
+OAUTH_JWKS_JAAS='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;'
 PROPS=$WORK/server.properties
 {
     echo "# compat/security/run.sh, target $TARGET"
@@ -215,13 +262,28 @@ listener.name.sasl_ssl.ssl.keystore.password=$P12_PASSWORD
 listener.name.mtls.ssl.client.auth=required
 
 # SASL: PLAIN users in the JAAS config, SCRAM users in the metadata (kafka-configs.sh)
-sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER
 listener.name.sasl_plaintext.plain.sasl.jaas.config=$PLAIN_JAAS
 listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=$SCRAM_JAAS
 listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=$SCRAM_JAAS
 listener.name.sasl_ssl.plain.sasl.jaas.config=$PLAIN_JAAS
 listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=$SCRAM_JAAS
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=$SCRAM_JAAS
+
+# OAUTHBEARER: unsecured (alg none) tokens on SASL_PLAINTEXT (no callback
+# handler: Kafka's OAuthBearerUnsecuredValidatorCallbackHandler), RS256 tokens
+# checked against the JWKS on SASL_SSL
+listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=$OAUTH_UNSECURED_JAAS
+listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=$OAUTH_JWKS_JAAS
+listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler
+sasl.oauthbearer.jwks.endpoint.url=$JWKS_URL
+sasl.oauthbearer.expected.issuer=$JWT_ISSUER
+sasl.oauthbearer.expected.audience=$JWT_AUDIENCE
+# Kafka 4.1.0's default, DefaultJwtValidator, validates with ClientJwtValidator
+# when a broker creates it: claims only, no signature check, the JWKS never
+# fetched (a token signed by any key is accepted). BrokerJwtValidator checks
+# the signature. strom checks it with either.
+sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator
 PROPS
 } >"$PROPS"
 
@@ -233,7 +295,8 @@ if [ "$TARGET" = kafka ]; then
     "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
         -c "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/format.log" 2>&1 ||
         { echo "kafka-storage.sh format failed:"; cat "$KAFKA_STATE/format.log"; exit 1; }
-    _kafka_launch || exit 1
+    # Kafka 4 reads no OAuth URL unless this system property allows it.
+    KAFKA_OPTS="-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$JWKS_URL" _kafka_launch || exit 1
     BROKER_LOG=$KAFKA_STATE/kafka.out
 else
     BROKER_LOG=$WORK/broker.log
@@ -306,7 +369,8 @@ check openssl listener-certs $ok "$detail"
 # ---- the clients ----------------------------------------------------------------
 export SEC_PLAINTEXT=$H:$P_PLAINTEXT SEC_SSL=$H:$P_SSL SEC_SASL_PLAINTEXT=$H:$P_SASL_PLAINTEXT \
     SEC_SASL_SSL=$H:$P_SASL_SSL SEC_MTLS=$H:$P_MTLS SEC_CA=$CERTS/ca.pem SEC_CLIENT_CERT=$CERTS/client.crt \
-    SEC_CLIENT_KEY=$CERTS/client.key SEC_CLIENT_PEM=$CERTS/client.pem SEC_TARGET=$TARGET
+    SEC_CLIENT_KEY=$CERTS/client.key SEC_CLIENT_PEM=$CERTS/client.pem SEC_TARGET=$TARGET \
+    SEC_JWT_GOOD=$JWT/good.jwt SEC_JWT_OTHER_KEY=$JWT/other-key.jwt
 CLIENT_TIMEOUT=${SECURITY_CLIENT_TIMEOUT:-300}
 run_client() { # run_client CLIENT COMMAND...: RESULT lines to the results; a missing one is a FAIL
     local client=$1 status s t0=$SECONDS
@@ -327,8 +391,11 @@ run_client() { # run_client CLIENT COMMAND...: RESULT lines to the results; a mi
 }
 run_client confluent-kafka "$VENV/bin/python" "$HERE/confluent.py"
 run_client kafkajs node "$HERE/kafkajs.js"
+# The Java client reads its OAUTHBEARER token files only where this system property allows.
+java_token_urls=file://$JWT/good.jwt,file://$JWT/other-key.jwt
 run_client java java -Dlog4j2.configurationFile="$ROOT/compat/java/log4j2.properties" \
-    -Dstrom.java.log="${JAVA_LOG:-warn}" -cp "$JAVA_CLASSES:$JAVA_CP" Security
+    -Dstrom.java.log="${JAVA_LOG:-warn}" -Dorg.apache.kafka.sasl.oauthbearer.allowed.urls="$java_token_urls" \
+    -cp "$JAVA_CLASSES:$JAVA_CP" Security
 run_client kcat bash "$HERE/kcat.sh"
 
 if [ "$TARGET" = kafka ]; then

@@ -120,8 +120,8 @@ pub fn is_sasl(request: &Request) -> bool {
 /// The answer to a SaslHandshake or SaslAuthenticate request.
 #[derive(Debug)]
 pub struct SaslExchange {
-    /// The response.
-    pub reply: Reply,
+    /// The response (`None`: the connection closes without one).
+    pub reply: Option<Reply>,
     /// Set when this request completed authentication.
     pub authenticated: Option<Principal>,
     /// The connection closes after the response (a failed authentication).
@@ -142,7 +142,14 @@ pub fn sasl_exchange(
             (ResponseKind::SaslHandshake(response), None, close)
         }
         RequestKind::SaslAuthenticate(req) => {
-            let (response, principal, close) = sasl_authenticate::handle(broker, auth, &req);
+            let Some((response, principal, close)) = sasl_authenticate::handle(broker, auth, &req)
+            else {
+                return SaslExchange {
+                    reply: None,
+                    authenticated: None,
+                    close: true,
+                };
+            };
             (ResponseKind::SaslAuthenticate(response), principal, close)
         }
         _ => (
@@ -155,13 +162,49 @@ pub fn sasl_exchange(
         ),
     };
     SaslExchange {
-        reply: Reply {
+        reply: Some(Reply {
             body,
             regions: Vec::new(),
-        },
+        }),
         authenticated,
         close,
     }
+}
+
+/// What Kafka answers a request other than SaslAuthenticate in the middle
+/// of a SASL exchange, before it closes the connection: the request's
+/// error response with ILLEGAL_SASL_STATE. strom builds it for Metadata
+/// (what a client that ignores the server's SASL answer sends next: an
+/// empty response, no brokers) and ApiVersions; `None` for the others,
+/// which are closed without an answer.
+pub fn illegal_sasl_state(request: &Request) -> Option<Reply> {
+    use kafka_protocol::messages::metadata_response::MetadataResponseTopic;
+    use kafka_protocol::messages::{ApiVersionsResponse, MetadataResponse};
+    let code = ResponseError::IllegalSaslState.code();
+    let body = match &request.body {
+        RequestKind::Metadata(req) => {
+            let topics = req
+                .topics
+                .iter()
+                .flatten()
+                .map(|t| {
+                    MetadataResponseTopic::default()
+                        .with_name(Some(t.name.clone().unwrap_or_default()))
+                        .with_topic_id(t.topic_id)
+                        .with_error_code(code)
+                })
+                .collect();
+            ResponseKind::Metadata(MetadataResponse::default().with_topics(topics))
+        }
+        RequestKind::ApiVersions(_) => {
+            ResponseKind::ApiVersions(ApiVersionsResponse::default().with_error_code(code))
+        }
+        _ => return None,
+    };
+    Some(Reply {
+        body,
+        regions: Vec::new(),
+    })
 }
 
 /// Runs the handler for `request` from the client of `session`. `Ok(None)`

@@ -1,7 +1,9 @@
 //! SaslAuthenticate (v0-v2): one token of the exchange SaslHandshake
 //! started. A failure answers SASL_AUTHENTICATION_FAILED with Kafka's
 //! message and closes the connection; without a handshake (or on a
-//! listener without SASL) ILLEGAL_SASL_STATE.
+//! listener without SASL) ILLEGAL_SASL_STATE. Where Kafka fails with an
+//! unexpected error (an OAUTHBEARER token header without `alg`) the
+//! connection closes without an answer.
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
@@ -13,28 +15,29 @@ use crate::security::sasl::{Authenticator, Step};
 use crate::security::Principal;
 
 /// The answer, the principal if this token completed authentication, and
-/// whether the connection closes after the answer.
+/// whether the connection closes after the answer; `None`: close without
+/// an answer.
 pub fn handle(
     broker: &Broker,
     auth: Option<&mut Authenticator>,
     request: &SaslAuthenticateRequest,
-) -> (SaslAuthenticateResponse, Option<Principal>, bool) {
+) -> Option<(SaslAuthenticateResponse, Option<Principal>, bool)> {
     let illegal = |message: &str| {
         SaslAuthenticateResponse::default()
             .with_error_code(ResponseError::IllegalSaslState.code())
             .with_error_message(Some(str_bytes(message.to_owned())))
     };
     let Some(auth) = auth else {
-        return (
+        return Some((
             illegal("SaslAuthenticate request received after successful authentication"),
             None,
             false,
-        );
+        ));
     };
     let step = auth.authenticate(&request.auth_bytes, &|user, mechanism| {
         broker.scram_credential(user, mechanism)
     });
-    match step {
+    Some(match step {
         Step::Continue(answer) => (
             SaslAuthenticateResponse::default().with_auth_bytes(Bytes::from(answer)),
             None,
@@ -62,5 +65,9 @@ pub fn handle(
             None,
             true,
         ),
-    }
+        Step::Abort(reason) => {
+            tracing::info!(%reason, "closing connection: SASL authentication failed");
+            return None;
+        }
+    })
 }

@@ -55,10 +55,14 @@ const CLUSTER_LEVEL_LISTENER_CONFIGS: &[&str] = &[
 pub fn listener_base(key: &str) -> Option<&str> {
     let rest = key.strip_prefix("listener.name.")?;
     let (_listener, base) = rest.split_once('.')?;
-    // `listener.name.<listener>.<mechanism>.sasl.*`: one SASL mechanism's
-    // own setting (`...plain.sasl.jaas.config`).
+    // `listener.name.<listener>.<mechanism>.sasl.*` (and
+    // `.connections.max.reauth.ms`): one SASL mechanism's own setting
+    // (`...plain.sasl.jaas.config`).
     match base.split_once('.') {
-        Some((_mechanism, sasl)) if broker_def(base).is_none() && sasl.starts_with("sasl.") => {
+        Some((_mechanism, sasl))
+            if broker_def(base).is_none()
+                && (sasl.starts_with("sasl.") || sasl == "connections.max.reauth.ms") =>
+        {
             Some(sasl)
         }
         _ => Some(base),

@@ -7,6 +7,8 @@
 //! the result as a [`Session`]. Nothing here knows of topics or groups.
 
 pub mod acl;
+pub mod jwks;
+pub mod oauth;
 pub mod principal;
 pub mod sasl;
 pub mod scram;

@@ -253,6 +253,17 @@ fn keystore(
     }
 }
 
+/// The certificates of the `ssl.truststore.*` settings `get` reads (empty
+/// when none are configured): for other TLS clients (the OAUTHBEARER JWKS).
+///
+/// # Errors
+/// An unreadable or unsupported truststore.
+pub(crate) fn trusted_certificates(
+    get: &Getter<'_>,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    truststore(get, &mut Vec::new())
+}
+
 /// The trusted certificates (empty when none are configured).
 fn truststore(
     get: &Getter<'_>,

@@ -908,9 +908,29 @@ impl ConnectionTask {
                 connection.set_max_frame(self.limits.max_frame);
             }
             close_after = exchange.close;
-            exchange.reply
+            match exchange.reply {
+                Some(reply) => reply,
+                None => {
+                    tokio::time::sleep(self.limits.failed_authentication_delay).await;
+                    return Next::Close;
+                }
+            }
         } else {
             if let Some(auth) = sasl {
+                if auth.in_exchange() {
+                    // Kafka's SaslServerAuthenticator mid-exchange: only
+                    // SaslAuthenticate; anything else gets its error
+                    // response (ILLEGAL_SASL_STATE) where strom can build
+                    // one, and the connection closes.
+                    info!(%peer, api_key = header.request_api_key,
+                        "closing connection: request other than SaslAuthenticate during SASL authentication");
+                    if let Some(reply) = api::illegal_sasl_state(&request) {
+                        if let Ok(frame) = protocol::encode_response(&header, &reply.body, &[]) {
+                            let _ = connection.write_frame(frame).await;
+                        }
+                    }
+                    return Next::Close;
+                }
                 if !auth.is_authenticated() && header.request_api_key != ApiKey::ApiVersions as i16
                 {
                     // Kafka's IllegalSaslStateException: closed, no answer.
@@ -970,7 +990,7 @@ impl ConnectionTask {
                 connection.set_max_frame(self.limits.max_frame);
                 response
             }
-            Step::Failed(message) => {
+            Step::Failed(message) | Step::Abort(message) => {
                 info!(%peer, %message, "closing connection: SASL authentication failed");
                 tokio::time::sleep(self.limits.failed_authentication_delay).await;
                 return Next::Close;
