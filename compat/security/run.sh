@@ -411,6 +411,10 @@ if [ "$TARGET" = kafka ]; then
     grep -h "Failed authentication with" "$KAFKA_STATE"/logs/server.log* 2>/dev/null |
         sed -E 's/^.*Failed authentication with [^ ]+ \(channelId=[^)]*\) //; s/ \(org\.apache.*$//' | sort | uniq -c
 fi
+# ACLs, mutual-TLS principals and certificate reload, on a broker of their own.
+echo "== acls.sh"
+SECURITY_TARGET=$TARGET SECURITY_KEEP=${SECURITY_KEEP:+$SECURITY_KEEP/acls} bash "$HERE/acls.sh" 2>&1 | tee "$WORK/acls.out"
+grep '^RESULT ' "$WORK/acls.out" >>"$RESULTS"
 pass=$(awk '$1 == "RESULT" && $4 == "PASS"' "$RESULTS" | wc -l)
 fail=$(awk '$1 == "RESULT" && $4 != "PASS"' "$RESULTS" | wc -l)
 if [ "$fail" -ne 0 ]; then
