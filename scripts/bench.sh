@@ -82,6 +82,8 @@ export STROM_ROOT=$ROOT STROM_BIN=${STROM_BIN:-$ROOT/target/release/strom}
 source "$ROOT/compat/lib/broker.sh"
 # shellcheck source=../compat/lib/kafka.sh
 source "$ROOT/compat/lib/kafka.sh"
+# shellcheck source=../compat/lib/tls.sh
+source "$ROOT/compat/lib/tls.sh"
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/strom-bench.XXXXXX")
 REPEAT=${STROM_BENCH_REPEAT:-3} # runs per throughput measurement; the median is reported
@@ -1061,16 +1063,9 @@ fi
 SEC_MSGS=${STROM_BENCH_SECURITY_MESSAGES:-1000000}
 SEC_PLAIN_JAAS='org.apache.kafka.common.security.plain.PlainLoginModule required user_bench="bench-secret";'
 
-make_sec_certs() { # make_sec_certs DIR
+make_sec_certs() { # make_sec_certs DIR: ca.pem, broker.pem (compat/lib/tls.sh)
     mkdir -p "$1" && cd "$1" || return 1
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3 -subj "/CN=strom-bench-ca" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" || return 1
-    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/O=strom/CN=localhost" || return 1
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth" >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile broker.ext \
-        -out broker.crt || return 1
-    cat broker.key broker.crt ca.pem >broker.pem
+    tls_ca ca && tls_cert ca broker "/O=strom/CN=localhost" server
 }
 
 # sec_props TARGET FILE: the listeners' server.properties (Kafka: plus its

@@ -83,6 +83,8 @@ fi
 source "$HERE/../lib/cluster.sh"
 # shellcheck source=../lib/kafka.sh
 source "$HERE/../lib/kafka.sh"
+# shellcheck source=../lib/tls.sh
+source "$HERE/../lib/tls.sh"
 SECURITY_TARGET=${LRK_SECURITY_TARGET:-strom}
 case $SECURITY_TARGET in strom | kafka) ;; *) echo "LRK_SECURITY_TARGET must be strom or kafka"; exit 2 ;; esac
 
@@ -106,23 +108,11 @@ BROKER_FLAGS_cluster="$BROKER_FLAGS_default --set default.replication.factor=3"
 SSL_PASSWORD=lrk-p12-secret
 make_certs() {
     mkdir -p "$1" && cd "$1" || return 1
-    local ext=(-addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign")
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3 -subj "/CN=lrk-test-ca" "${ext[@]}" || return 1
-    openssl x509 -outform der -in ca.pem -out ca.der || return 1
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout other-ca.key -out other-ca.pem -days 3 \
-        -subj "/CN=lrk-other-ca" "${ext[@]}" || return 1
-    cat other-ca.pem ca.pem >all-cas.pem
-    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/O=strom/CN=localhost" || return 1
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth,clientAuth" >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile broker.ext \
-        -out broker.crt || return 1
-    cat broker.key broker.crt ca.pem >broker.pem
-    openssl req -newkey rsa:2048 -nodes -keyout client-priv.pem -out client.csr -subj "/O=strom/CN=librdkafka" || return 1
-    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-        "extendedKeyUsage=clientAuth" >client.ext
-    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile client.ext \
-        -out client-pub.pem || return 1
+    tls_ca ca && openssl x509 -outform der -in ca.pem -out ca.der || return 1
+    tls_ca other-ca && cat other-ca.pem ca.pem >all-cas.pem || return 1
+    tls_cert ca broker "/O=strom/CN=localhost" server || return 1
+    tls_cert ca client "/O=strom/CN=librdkafka" client || return 1
+    cp client.key client-priv.pem && cp client.crt client-pub.pem || return 1
     openssl x509 -outform der -in client-pub.pem -out client-pub.der || return 1
     openssl rsa -outform der -in client-priv.pem -out client-priv.der || return 1
     openssl pkcs12 -export -in client-pub.pem -inkey client-priv.pem -certfile ca.pem -name librdkafka \

@@ -57,6 +57,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 source "$ROOT/compat/lib/broker.sh"
 source "$ROOT/compat/lib/kafka.sh"
+source "$ROOT/compat/lib/tls.sh"
 
 TARGET=${SECURITY_TARGET:-strom}
 case $TARGET in strom | kafka) ;; *) echo "SECURITY_TARGET must be strom or kafka, not $TARGET"; exit 2 ;; esac
@@ -121,31 +122,14 @@ install_python && PY_READY=1 || echo "!! could not install confluent-kafka"
 # mallory.crt/key (O=strom,OU=eng,CN=mallory). Serials are random (-CAcreateserial
 # starts at a random one and counts up).
 CERTS=$WORK/certs
-server_cert() { # server_cert NAME SUBJECT: NAME.key, NAME.crt, NAME.pem (key + cert + CA)
-    openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" || return 1
-    openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile server.ext \
-        -out "$1.crt" || return 1
-    cat "$1.key" "$1.crt" ca.pem >"$1.pem"
-}
-client_cert() { # client_cert NAME SUBJECT: NAME.key, NAME.crt
-    openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" || return 1
-    openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile client.ext \
-        -out "$1.crt"
-}
 make_certs() {
     mkdir -p "$CERTS" && cd "$CERTS" || return 1
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3 -subj "/CN=strom-acl-test-ca" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" || return 1
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth,clientAuth" >server.ext
-    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-        "extendedKeyUsage=clientAuth" >client.ext
-    server_cert broker "/O=strom/CN=localhost" || return 1
-    server_cert mtls "/O=strom/OU=mtls/CN=localhost" || return 1
-    server_cert mtls-reloaded "/O=strom/OU=reloaded/CN=localhost" || return 1
-    # RFC 2253 order (what Kafka prints) is the reverse of -subj's.
-    client_cert alice "/O=strom/OU=eng/CN=alice" || return 1
-    client_cert mallory "/O=strom/OU=eng/CN=mallory" || return 1
+    tls_ca ca || return 1
+    tls_cert ca broker "/O=strom/CN=localhost" server || return 1
+    tls_cert ca mtls "/O=strom/OU=mtls/CN=localhost" server || return 1
+    tls_cert ca mtls-reloaded "/O=strom/OU=reloaded/CN=localhost" server || return 1
+    tls_cert ca alice "/O=strom/OU=eng/CN=alice" client || return 1
+    tls_cert ca mallory "/O=strom/OU=eng/CN=mallory" client || return 1
     cp mtls.pem mtls-keystore.pem   # the file MTLS serves from (replaced by cert-reload)
 }
 (make_certs) >"$WORK/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$WORK/openssl.log"; exit 1; }

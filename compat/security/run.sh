@@ -74,6 +74,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 source "$ROOT/compat/lib/broker.sh"
 source "$ROOT/compat/lib/kafka.sh"
+source "$ROOT/compat/lib/tls.sh"
 
 TARGET=${SECURITY_TARGET:-strom}
 case $TARGET in strom | kafka) ;; *) echo "SECURITY_TARGET must be strom or kafka, not $TARGET"; exit 2 ;; esac
@@ -165,28 +166,13 @@ CERTS=$WORK/certs
 P12_PASSWORD=broker-p12-secret
 make_certs() {
     mkdir -p "$CERTS" && cd "$CERTS" || return 1
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 3 -subj "/CN=strom-test-ca" \
-        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" || return 1
-    openssl req -newkey rsa:2048 -nodes -keyout broker.key -out broker.csr -subj "/O=strom/CN=localhost" || return 1
-    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
-        "keyUsage=critical,digitalSignature,keyEncipherment" "extendedKeyUsage=serverAuth,clientAuth" >broker.ext
-    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile broker.ext \
-        -out broker.crt || return 1
-    cat broker.key broker.crt ca.pem >broker.pem
+    tls_ca ca || return 1
+    tls_cert ca broker "/O=strom/CN=localhost" server || return 1
     # SASL_SSL's own key and cert (OU=sasl-ssl), so a client can tell which keystore served it.
-    openssl req -newkey rsa:2048 -nodes -keyout sasl-ssl.key -out sasl-ssl.csr -subj "/O=strom/OU=sasl-ssl/CN=localhost" ||
-        return 1
-    openssl x509 -req -in sasl-ssl.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile broker.ext \
-        -out sasl-ssl.crt || return 1
+    tls_cert ca sasl-ssl "/O=strom/OU=sasl-ssl/CN=localhost" server || return 1
     openssl pkcs12 -export -in sasl-ssl.crt -inkey sasl-ssl.key -certfile ca.pem -name broker \
         -passout "pass:$P12_PASSWORD" -out broker.p12 || return 1
-    # RFC 2253 order (what Kafka prints) is the reverse of -subj's.
-    openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj "/O=strom/OU=eng/CN=alice" || return 1
-    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature,keyEncipherment" \
-        "extendedKeyUsage=clientAuth" >client.ext
-    openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3 -extfile client.ext \
-        -out client.crt || return 1
-    cat client.key client.crt ca.pem >client.pem
+    tls_cert ca client "/O=strom/OU=eng/CN=alice" client
 }
 (make_certs) >"$WORK/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$WORK/openssl.log"; exit 1; }
 
