@@ -381,6 +381,63 @@ fn partitions_are_replicated_and_the_isr_follows_the_followers() {
     assert!(grown > size, "the second writes replicated too");
 }
 
+/// Brokers replicate, and coordinate transactions, over an inter-broker
+/// listener with SASL (PLAIN) over TLS, under an authorizer that lets
+/// only the brokers' own principal act for the cluster; clients use a
+/// PLAINTEXT listener beside it.
+#[test]
+fn brokers_replicate_over_sasl_ssl() {
+    let certs = tempfile::tempdir().expect("temp dir");
+    let tls = concat!(env!("CARGO_MANIFEST_DIR"), "/compat/lib/tls.sh");
+    let made = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {tls} && tls_ca ca && tls_cert ca broker /O=strom/CN=localhost server"
+        ))
+        .current_dir(certs.path())
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let dir = certs.path().display();
+    let settings = [
+        "listeners=PLAINTEXT://{client},INTERNAL://{extra}".to_owned(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL".to_owned(),
+        "inter.broker.listener.name=INTERNAL".to_owned(),
+        "sasl.enabled.mechanisms=PLAIN".to_owned(),
+        "sasl.mechanism.inter.broker.protocol=PLAIN".to_owned(),
+        "listener.name.internal.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"broker-secret\" user_broker=\"broker-secret\";".to_owned(),
+        "ssl.keystore.type=PEM".to_owned(),
+        format!("ssl.keystore.location={dir}/broker.pem"),
+        "ssl.truststore.type=PEM".to_owned(),
+        format!("ssl.truststore.location={dir}/ca.pem"),
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_owned(),
+        // The test's own admin client comes over PLAINTEXT, as ANONYMOUS.
+        "super.users=User:broker;User:ANONYMOUS".to_owned(),
+        "replica.lag.time.max.ms=2000".to_owned(),
+    ];
+    let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
+    let cluster = Cluster::start_with(3, &settings);
+    cluster.create_topic(&[1], "secured", 1, 3);
+    let m = cluster.wait_metadata(2, "the topic", |m| isr(m, "secured", 0).len() == 3);
+    let leader = topic(&m, "secured").expect("topic").partitions[0]
+        .leader_id
+        .0;
+    produce_all(&cluster, leader, "secured", "v", 300);
+    wait_identical(&cluster, &[1, 2, 3], "secured", 0);
+    // Metadata on the PLAINTEXT listener names the PLAINTEXT addresses.
+    let brokers: BTreeSet<String> = m
+        .brokers
+        .iter()
+        .map(|b| format!("{}:{}", b.host.as_str(), b.port))
+        .collect();
+    let clients: BTreeSet<String> = cluster.nodes.iter().map(|n| n.client.to_string()).collect();
+    assert_eq!(brokers, clients);
+}
+
 /// Settings of the failover tests: a broker silent for 1.5 s is fenced, a
 /// follower 2 s behind leaves the ISR, acks=all needs two in-sync replicas.
 const FAILOVER_SETTINGS: [&str; 4] = [

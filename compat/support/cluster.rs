@@ -33,6 +33,9 @@ pub const START_DEADLINE: Duration = Duration::from_secs(30);
 pub struct Node {
     pub id: i32,
     pub client: SocketAddr,
+    /// A second port, for a listener of the test's own (`{extra}` in a
+    /// setting).
+    pub extra: SocketAddr,
     pub dir: PathBuf,
     pub log: PathBuf,
     pub child: Option<Child>,
@@ -43,7 +46,8 @@ pub struct Node {
 pub struct Cluster {
     pub nodes: Vec<Node>,
     pub voters: String,
-    /// Extra `--set key=value` settings of every node.
+    /// Extra `--set key=value` settings of every node; `{client}` and
+    /// `{extra}` stand for the node's own ports.
     pub settings: Vec<String>,
     pub dir: Option<tempfile::TempDir>,
     /// The network namespaces the nodes run in, if any (dropped after
@@ -245,14 +249,19 @@ impl Cluster {
         let mut voters = Vec::new();
         let mut nodes = Vec::new();
         for id in 1..=n {
-            let (client, controller) = match &net {
-                Some(net) => (net.address(id, 9092), net.address(id, 9093)),
-                None => (free_port(), free_port()),
+            let (client, controller, extra) = match &net {
+                Some(net) => (
+                    net.address(id, 9092),
+                    net.address(id, 9093),
+                    net.address(id, 9094),
+                ),
+                None => (free_port(), free_port(), free_port()),
             };
             voters.push(format!("{id}@{controller}"));
             nodes.push(Node {
                 id,
                 client,
+                extra,
                 dir: dir.path().join(format!("node-{id}")),
                 log: dir.path().join(format!("node-{id}.log")),
                 child: None,
@@ -289,6 +298,13 @@ impl Cluster {
         };
         let node = &mut self.nodes[i];
         node.starts += 1;
+        let settings: Vec<String> = settings
+            .iter()
+            .map(|s| {
+                s.replace("{client}", &node.client.to_string())
+                    .replace("{extra}", &node.extra.to_string())
+            })
+            .collect();
         let log = OpenOptions::new()
             .create(true)
             .append(true)

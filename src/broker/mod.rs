@@ -65,6 +65,9 @@ pub struct Broker {
     /// Connections to the other brokers (transaction markers and
     /// verification; see `transactions.rs`).
     peers: Peers,
+    /// How connections to the other brokers are secured (the fetchers';
+    /// `peers` has its own copy).
+    peer_security: crate::security::client::PeerSecurity,
     /// Serialises the creation of internal topics on first use.
     internal_topics: std::sync::Mutex<()>,
     /// Serialises topic creation, growth, deletion and config changes: each
@@ -135,6 +138,16 @@ impl Broker {
         let dynamic_configs = DynamicConfigStore::open(&db)?;
         let credentials = cluster::credentials::CredentialStore::open(&db)?;
         let acls = cluster::acls::AclStore::open(&db)?;
+        // How this node reaches the others' inter-broker listener (a
+        // single node, or a controller only, reaches nobody).
+        let peer_security = if membership.quorum().is_some()
+            && config.process_roles()? != crate::config::Roles::Controller
+        {
+            let spec = config.inter_broker_spec()?;
+            crate::security::client::PeerSecurity::from_config(&config, &spec.name, spec.protocol)?
+        } else {
+            crate::security::client::PeerSecurity::plaintext()
+        };
         let authorizer =
             crate::security::acl::Authorizer::from_config(&config).map_err(|message| {
                 Error::Config(crate::config::ConfigError::InvalidValue {
@@ -204,7 +217,8 @@ impl Broker {
             txns,
             producer_ids,
             db,
-            peers: Peers::default(),
+            peers: Peers::new(peer_security.clone()),
+            peer_security,
             internal_topics: std::sync::Mutex::new(()),
             topic_changes: std::sync::Mutex::new(()),
             broker_config_changes: std::sync::Mutex::new(()),
@@ -354,7 +368,11 @@ impl Broker {
     pub fn start_replication(self: &Arc<Self>) {
         if self.in_quorum() {
             let logs: Arc<dyn ReplicaLogs> = self.clone();
-            let _ = self.fetchers.set(Fetchers::new(self.node_id(), logs));
+            let _ = self.fetchers.set(Fetchers::new(
+                self.node_id(),
+                logs,
+                self.peer_security.clone(),
+            ));
             self.sync_topics();
         }
     }

@@ -4,6 +4,10 @@
 //! coordinators. The replica fetchers use [`exchange`] over connections
 //! of their own.
 //!
+//! Connections go to the other brokers' inter-broker listener as its
+//! security protocol says ([`connect`]: TLS, then the SASL login, through
+//! `security::client::PeerSecurity`).
+//!
 //! Connections are pooled per address: a call takes an idle one (or
 //! opens one), and gives it back after a whole exchange, so concurrent
 //! calls to one peer never wait on each other; a failed or timed-out
@@ -17,9 +21,14 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::{
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use crate::security::client::{PeerSasl, PeerSecurity, PeerStream};
+use crate::security::scram::ScramClient;
 
 /// The largest response a peer call accepts.
 const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -32,8 +41,8 @@ const IDLE_PER_PEER: usize = 4;
 /// # Errors
 /// The connection fails, or the answer is not the response to this
 /// request.
-pub async fn exchange<R: Request>(
-    stream: &mut TcpStream,
+pub async fn exchange<R: Request, S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
     client_id: &'static str,
     correlation: i32,
     version: i16,
@@ -71,14 +80,121 @@ pub async fn exchange<R: Request>(
     R::Response::decode(&mut body, version).map_err(io::Error::other)
 }
 
+/// Connects to another broker's inter-broker listener at `address`: TCP,
+/// TLS where the listener uses it, then the SASL login (SaslHandshake v1,
+/// SaslAuthenticate v2: PLAIN, or SCRAM with the server's signature
+/// checked).
+///
+/// # Errors
+/// The connection, the TLS handshake or the login fails.
+pub async fn connect(security: &PeerSecurity, address: &str) -> io::Result<PeerStream> {
+    let mut stream = security.connect(address).await?;
+    let Some(sasl) = security.sasl() else {
+        return Ok(stream);
+    };
+    let mechanism = match sasl {
+        PeerSasl::Plain { .. } => "PLAIN",
+        PeerSasl::Scram { mechanism, .. } => mechanism.name(),
+    };
+    let handshake = exchange(
+        &mut stream,
+        CLIENT_ID,
+        0,
+        1,
+        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+        MAX_RESPONSE_BYTES,
+    )
+    .await?;
+    if handshake.error_code != 0 {
+        return Err(refused(
+            address,
+            "SaslHandshake",
+            handshake.error_code,
+            None,
+        ));
+    }
+    match sasl {
+        PeerSasl::Plain { user, password } => {
+            let token = format!("\0{user}\0{password}").into_bytes();
+            authenticate(&mut stream, address, 1, token).await?;
+        }
+        PeerSasl::Scram {
+            mechanism,
+            user,
+            password,
+        } => {
+            let mut client = ScramClient::new(*mechanism, user, password);
+            let first = authenticate(&mut stream, address, 1, client.first_message()).await?;
+            let last = client
+                .final_message(&first)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+            let server_final = authenticate(&mut stream, address, 2, last).await?;
+            client
+                .verify_final(&server_final)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+        }
+    }
+    Ok(stream)
+}
+
+/// One SaslAuthenticate round trip: the server's bytes.
+async fn authenticate(
+    stream: &mut PeerStream,
+    address: &str,
+    correlation: i32,
+    token: Vec<u8>,
+) -> io::Result<Bytes> {
+    let request = SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token));
+    let answer: SaslAuthenticateResponse = exchange(
+        stream,
+        CLIENT_ID,
+        correlation,
+        2,
+        &request,
+        MAX_RESPONSE_BYTES,
+    )
+    .await?;
+    if answer.error_code != 0 {
+        return Err(refused(
+            address,
+            "SaslAuthenticate",
+            answer.error_code,
+            answer.error_message.as_ref(),
+        ));
+    }
+    Ok(answer.auth_bytes)
+}
+
+fn refused(address: &str, what: &str, code: i16, message: Option<&StrBytes>) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "{what} at {address}: error {code} {}",
+            message.map(|m| m.as_str()).unwrap_or("")
+        ),
+    )
+}
+
+/// The client id of inter-broker requests.
+const CLIENT_ID: &str = "strom-broker";
+
 /// Pooled connections to the other brokers.
 #[derive(Debug, Default)]
 pub struct Peers {
-    idle: Mutex<HashMap<String, Vec<TcpStream>>>,
+    security: PeerSecurity,
+    idle: Mutex<HashMap<String, Vec<PeerStream>>>,
     correlation: AtomicI32,
 }
 
 impl Peers {
+    /// No connections yet; they will be secured as `security` says.
+    pub fn new(security: PeerSecurity) -> Self {
+        Self {
+            security,
+            ..Self::default()
+        }
+    }
+
     /// Sends `request` (of `version`) to the broker at `address` and waits
     /// at most `timeout` for its response.
     ///
@@ -94,20 +210,16 @@ impl Peers {
         let idle = self.lock().get_mut(address).and_then(Vec::pop);
         let mut stream = match idle {
             Some(stream) => stream,
-            None => {
-                let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
-                    .await
-                    .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
-                stream.set_nodelay(true)?;
-                stream
-            }
+            None => tokio::time::timeout(timeout, connect(&self.security, address))
+                .await
+                .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??,
         };
         let correlation = self.correlation.fetch_add(1, Ordering::Relaxed);
         let answer = tokio::time::timeout(
             timeout,
             exchange(
                 &mut stream,
-                "strom-broker",
+                CLIENT_ID,
                 correlation,
                 version,
                 request,
@@ -124,7 +236,7 @@ impl Peers {
         Ok(answer)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<TcpStream>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Vec<PeerStream>>> {
         // Holds only idle connections; a poisoned map is still usable.
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }

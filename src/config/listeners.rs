@@ -133,6 +133,25 @@ impl BrokerConfig {
             .map(str::to_owned)
     }
 
+    /// The client listener other brokers connect to: the one named by
+    /// [`BrokerConfig::inter_broker_listener`] when this broker has it,
+    /// else the first.
+    ///
+    /// # Errors
+    /// As [`BrokerConfig::client_listeners`].
+    pub fn inter_broker_spec(&self) -> Result<ListenerSpec, ConfigError> {
+        let mut listeners = self.client_listeners()?;
+        let at = self
+            .inter_broker_listener()
+            .and_then(|name| {
+                listeners
+                    .iter()
+                    .position(|l| l.name.eq_ignore_ascii_case(&name))
+            })
+            .unwrap_or(0);
+        Ok(listeners.swap_remove(at))
+    }
+
     /// `controller.listener.names` (`CONTROLLER` when unset).
     pub fn controller_listener_names(&self) -> Vec<String> {
         entries(

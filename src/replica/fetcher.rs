@@ -13,13 +13,13 @@ use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use super::Followed;
 use crate::cluster::peers::exchange;
 use crate::log::{now_ms, PartitionLog};
+use crate::security::client::{PeerSecurity, PeerStream};
 
 /// The Fetch version followers send.
 const VERSION: i16 = 12;
@@ -55,6 +55,8 @@ pub struct Fetchers {
     node_id: i32,
     logs: Arc<dyn ReplicaLogs>,
     tasks: Mutex<HashMap<i32, watch::Sender<Assignment>>>,
+    /// How connections to the leaders are secured.
+    security: PeerSecurity,
 }
 
 impl std::fmt::Debug for Fetchers {
@@ -67,10 +69,11 @@ impl std::fmt::Debug for Fetchers {
 
 impl Fetchers {
     /// No fetchers yet.
-    pub fn new(node_id: i32, logs: Arc<dyn ReplicaLogs>) -> Self {
+    pub fn new(node_id: i32, logs: Arc<dyn ReplicaLogs>, security: PeerSecurity) -> Self {
         Self {
             node_id,
             logs,
+            security,
             tasks: Mutex::new(HashMap::new()),
         }
     }
@@ -99,7 +102,13 @@ impl Fetchers {
                 }
                 None => {
                     let (sender, receiver) = watch::channel(assignment);
-                    tokio::spawn(run(self.node_id, leader, receiver, self.logs.clone()));
+                    tokio::spawn(run(
+                        self.node_id,
+                        leader,
+                        receiver,
+                        self.logs.clone(),
+                        self.security.clone(),
+                    ));
                     tasks.insert(leader, sender);
                 }
             }
@@ -119,8 +128,9 @@ async fn run(
     leader: i32,
     mut assignment: watch::Receiver<Assignment>,
     logs: Arc<dyn ReplicaLogs>,
+    security: PeerSecurity,
 ) {
-    let mut connection: Option<(String, TcpStream)> = None;
+    let mut connection: Option<(String, PeerStream)> = None;
     let mut correlation = 0i32;
     loop {
         if assignment.has_changed().is_err() {
@@ -135,11 +145,14 @@ async fn run(
         }
         let stream = match &mut connection {
             Some((address, stream)) if *address == current.address => stream,
-            _ => match TcpStream::connect(&current.address).await {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    &mut connection.insert((current.address.clone(), stream)).1
-                }
+            _ => match tokio::time::timeout(
+                EXCHANGE_TIMEOUT,
+                crate::cluster::peers::connect(&security, &current.address),
+            )
+            .await
+            .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
+            {
+                Ok(stream) => &mut connection.insert((current.address.clone(), stream)).1,
                 Err(e) => {
                     debug!(leader, address = %current.address, cause = %e, "cannot reach the leader");
                     connection = None;
@@ -309,7 +322,7 @@ fn append_batches(log: &PartitionLog, records: &Bytes) -> Result<(), String> {
 
 /// One Fetch exchange on `stream`.
 async fn call(
-    stream: &mut TcpStream,
+    stream: &mut PeerStream,
     correlation: i32,
     request: &FetchRequest,
 ) -> io::Result<FetchResponse> {

@@ -7,6 +7,7 @@
 //! the result as a [`Session`]. Nothing here knows of topics or groups.
 
 pub mod acl;
+pub mod client;
 pub mod jwks;
 pub mod oauth;
 pub mod principal;

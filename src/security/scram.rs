@@ -365,6 +365,100 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// The client side of one SCRAM exchange (a broker logging in to another).
+#[derive(Debug)]
+pub struct ScramClient {
+    mechanism: ScramMechanism,
+    user: String,
+    password: String,
+    nonce: String,
+    /// After `final_message`: the AuthMessage and the salted password, to
+    /// check the server's signature.
+    proof_state: Option<(String, Vec<u8>)>,
+}
+
+impl ScramClient {
+    /// A new exchange for `user`.
+    pub fn new(mechanism: ScramMechanism, user: &str, password: &str) -> Self {
+        Self {
+            mechanism,
+            user: user.replace('=', "=3D").replace(',', "=2C"),
+            password: password.to_owned(),
+            nonce: hex(&random_bytes(18)),
+            proof_state: None,
+        }
+    }
+
+    fn first_bare(&self) -> String {
+        format!("n={},r={}", self.user, self.nonce)
+    }
+
+    /// The client-first message.
+    pub fn first_message(&self) -> Vec<u8> {
+        format!("n,,{}", self.first_bare()).into_bytes()
+    }
+
+    /// The client-final message for the server-first message.
+    ///
+    /// # Errors
+    /// A malformed server message, or a nonce that does not extend ours.
+    pub fn final_message(&mut self, server_first: &[u8]) -> Result<Vec<u8>, ScramFailure> {
+        let text = std::str::from_utf8(server_first)
+            .map_err(|_| ScramFailure("server-first message is not UTF-8".into()))?;
+        let attribute = |name: &str| text.split(',').find_map(|a| a.strip_prefix(name));
+        let malformed = || ScramFailure(format!("malformed server-first message: {text}"));
+        let nonce = attribute("r=").ok_or_else(malformed)?;
+        if !nonce.starts_with(&self.nonce) {
+            return Err(ScramFailure(
+                "the server's nonce does not extend ours".into(),
+            ));
+        }
+        let salt = BASE64
+            .decode(attribute("s=").ok_or_else(malformed)?)
+            .map_err(|_| malformed())?;
+        let iterations: i32 = attribute("i=")
+            .and_then(|i| i.parse().ok())
+            .ok_or_else(malformed)?;
+        let salted = self
+            .mechanism
+            .salted_password(&self.password, &salt, iterations);
+        let client_key = self.mechanism.mac(&salted, b"Client Key");
+        let stored_key = digest::digest(self.mechanism.digest(), &client_key);
+        let without_proof = format!("c=biws,r={nonce}");
+        let auth_message = format!("{},{text},{without_proof}", self.first_bare());
+        let signature = self
+            .mechanism
+            .mac(stored_key.as_ref(), auth_message.as_bytes());
+        let proof: Vec<u8> = client_key
+            .iter()
+            .zip(&signature)
+            .map(|(k, s)| k ^ s)
+            .collect();
+        self.proof_state = Some((auth_message, salted));
+        Ok(format!("{without_proof},p={}", BASE64.encode(proof)).into_bytes())
+    }
+
+    /// Checks the server-final message (`v=` the server's signature).
+    ///
+    /// # Errors
+    /// An error from the server, or a signature that is not the server's.
+    pub fn verify_final(&self, server_final: &[u8]) -> Result<(), ScramFailure> {
+        let text = String::from_utf8_lossy(server_final);
+        let (auth_message, salted) = self
+            .proof_state
+            .as_ref()
+            .ok_or_else(|| ScramFailure("no client-final message was sent".into()))?;
+        let server_key = self.mechanism.mac(salted, b"Server Key");
+        let expected = BASE64.encode(self.mechanism.mac(&server_key, auth_message.as_bytes()));
+        match text.strip_prefix("v=") {
+            Some(v) if constant_time_eq(v.as_bytes(), expected.as_bytes()) => Ok(()),
+            _ => Err(ScramFailure(format!(
+                "the server's signature does not verify: {text}"
+            ))),
+        }
+    }
+}
+
 /// `=2C` and `=3D` in a SCRAM user name are `,` and `=`.
 fn unescape_name(name: &str) -> String {
     name.replace("=2C", ",").replace("=3D", "=")
@@ -448,6 +542,22 @@ mod tests {
         assert!(InitialUser::parse("SCRAM-SHA-1=[name=a,password=b]").is_err());
         assert!(InitialUser::parse("SCRAM-SHA-256=[name=a]").is_err());
         assert!(InitialUser::parse("SCRAM-SHA-256=[name=a,password=b,iterations=10]").is_err());
+    }
+
+    #[test]
+    fn client_and_server_agree() {
+        for mechanism in ScramMechanism::ALL {
+            let credential = ScramCredential::from_password(mechanism, "pw", 4096);
+            let lookup = move |user: &str| (user == "broker,1").then(|| credential.clone());
+            let mut server = ScramServer::new(mechanism);
+            let mut client = ScramClient::new(mechanism, "broker,1", "pw");
+            let (first, _) = server.step(&client.first_message(), &lookup).unwrap();
+            let last = client.final_message(&first).unwrap();
+            let (answer, user) = server.step(&last, &lookup).unwrap();
+            assert_eq!(user.as_deref(), Some("broker,1"));
+            client.verify_final(&answer).unwrap();
+            assert!(client.verify_final(b"v=AAAA").is_err());
+        }
     }
 
     #[test]

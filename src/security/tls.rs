@@ -188,10 +188,10 @@ fn build(config: &BrokerConfig, listener: &str) -> Result<(ServerConfig, Vec<Pat
     Ok((server, files))
 }
 
-type Getter<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
+pub(super) type Getter<'a> = dyn Fn(&str) -> Option<&'a str> + 'a;
 
 /// The certificate chain and private key of the keystore.
-fn keystore(
+pub(super) fn keystore(
     get: &Getter<'_>,
     files: &mut Vec<PathBuf>,
 ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
@@ -265,7 +265,7 @@ pub(crate) fn trusted_certificates(
 }
 
 /// The trusted certificates (empty when none are configured).
-fn truststore(
+pub(super) fn truststore(
     get: &Getter<'_>,
     files: &mut Vec<PathBuf>,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
@@ -346,7 +346,7 @@ fn protocol_versions(list: &str) -> Result<Vec<&'static rustls::SupportedProtoco
 
 /// The ring provider, its cipher suites narrowed to `ssl.cipher.suites`
 /// (IANA names, as Kafka takes them) when set.
-fn provider(suites: Option<&str>) -> Result<rustls::crypto::CryptoProvider, String> {
+pub(super) fn provider(suites: Option<&str>) -> Result<rustls::crypto::CryptoProvider, String> {
     let mut provider = rustls::crypto::ring::default_provider();
     if let Some(list) = suites {
         let wanted: Vec<&str> = list

@@ -69,7 +69,7 @@ struct BoundListener {
 /// address is the one registered for other brokers).
 async fn bind_listeners(config: &BrokerConfig) -> Result<Vec<BoundListener>> {
     let specs = config.client_listeners()?;
-    let inter_broker = config.inter_broker_listener();
+    let inter_broker = Some(config.inter_broker_spec()?.name);
     let mut bound = Vec::with_capacity(specs.len());
     for spec in specs {
         let security = Arc::new(ListenerSecurity::new(config, &spec)?);
@@ -131,18 +131,6 @@ impl RunningBroker {
         let (broker, quorum) = match controllers(&config)? {
             None => (Arc::new(Broker::open(config, endpoints.clone())?), None),
             Some(voters) => {
-                if listeners[0].security.protocol != SecurityProtocol::Plaintext {
-                    return Err(Error::Config(crate::config::ConfigError::InvalidValue {
-                        message: format!(
-                            "the inter-broker listener {} is {}: brokers talk to each other \
-                             over PLAINTEXT only (so far): set inter.broker.listener.name to a \
-                             PLAINTEXT listener",
-                            listeners[0].endpoint.name,
-                            listeners[0].security.protocol.name()
-                        ),
-                        origin: "inter.broker.listener.name".into(),
-                    }));
-                }
                 let (broker, quorum) = join_quorum(config, voters, &endpoints).await?;
                 let broker = Arc::new(broker);
                 broker.start_replication();
@@ -414,6 +402,24 @@ async fn start_voter(
             origin: "controller.quorum.voters".into(),
         }));
     };
+    // The quorum's own protocol runs on the controller listener, without
+    // TLS or SASL (so far): refuse a listener mapped to anything else
+    // rather than serve it in the clear.
+    for name in config.controller_listener_names() {
+        if let Some(protocol) = config
+            .listener_protocol(&name)
+            .filter(|p| *p != SecurityProtocol::Plaintext)
+        {
+            return Err(Error::Config(crate::config::ConfigError::InvalidValue {
+                message: format!(
+                    "the controller listener {name} is {}: controllers talk over PLAINTEXT only \
+                     (so far); keep it on a private network",
+                    protocol.name()
+                ),
+                origin: "listener.security.protocol.map".into(),
+            }));
+        }
+    }
     let address = config
         .controller_listen_address()
         .unwrap_or_else(|| own.clone());
