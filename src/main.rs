@@ -38,13 +38,10 @@ struct Cli {
     #[arg(long, env = "STROM_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Override one setting by its Kafka name, e.g. --set log.retention.hours=1
-    /// (repeatable; in STROM_SET separate entries with ';')
-    #[arg(
-        long = "set",
-        env = "STROM_SET",
-        value_name = "KEY=VALUE",
-        value_delimiter = ';'
-    )]
+    /// (repeatable; the value is taken whole, ';' included; in STROM_SET
+    /// separate entries with ';': a piece without '=' belongs to the entry
+    /// before it, so super.users=User:a;User:b stays one entry)
+    #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
     /// Create a SCRAM user at start unless it has a credential of that
     /// mechanism, in kafka-storage.sh format's syntax:
@@ -107,7 +104,16 @@ impl Cli {
                 config.set(key, &value, origin)?;
             }
         }
-        for entry in &self.set {
+        let from_env;
+        let entries = if self.set.is_empty() {
+            from_env = std::env::var("STROM_SET")
+                .map(|v| split_settings(&v))
+                .unwrap_or_default();
+            &from_env
+        } else {
+            &self.set
+        };
+        for entry in entries {
             let (key, value) =
                 split_assignment(entry).ok_or_else(|| strom::config::ConfigError::Syntax {
                     origin: format!("--set {entry}"),
@@ -116,6 +122,24 @@ impl Cli {
         }
         Ok(config)
     }
+}
+
+/// `STROM_SET`'s entries: split at ';', a piece without '=' (or empty)
+/// joined to the entry before it (values such as `super.users` and JAAS
+/// configs hold ';' themselves).
+fn split_settings(text: &str) -> Vec<String> {
+    let mut entries: Vec<String> = Vec::new();
+    for piece in text.split(';') {
+        match entries.last_mut() {
+            Some(last) if !piece.contains('=') || piece.trim().is_empty() => {
+                last.push(';');
+                last.push_str(piece);
+            }
+            _ if piece.trim().is_empty() => {}
+            _ => entries.push(piece.to_owned()),
+        }
+    }
+    entries
 }
 
 fn main() -> ExitCode {
@@ -228,5 +252,25 @@ async fn received(stream: &mut Option<tokio::signal::unix::Signal>) {
             stream.recv().await;
         }
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_settings;
+
+    #[test]
+    fn strom_set_entries_keep_semicolons_inside_values() {
+        assert_eq!(
+            split_settings(
+                "num.partitions=3;super.users=User:a;User:b;x.sasl.jaas.config=M required u=\"p\";"
+            ),
+            [
+                "num.partitions=3",
+                "super.users=User:a;User:b",
+                "x.sasl.jaas.config=M required u=\"p\";",
+            ]
+        );
+        assert!(split_settings("").is_empty());
     }
 }

@@ -165,6 +165,9 @@ impl Broker {
                 dynamic_configs.load(DynamicScope::Broker)?,
             );
         let logs = LogManager::open(&data_dir, db.clone()).map_err(dir_error)?;
+        if membership.quorum().is_some() {
+            logs.open_as_replicated();
+        }
         let millis = |key: &str| {
             std::time::Duration::from_millis(u64::try_from(config.get_i64(key)).unwrap_or(0))
         };

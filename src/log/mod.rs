@@ -38,6 +38,11 @@ pub struct LogManager {
     root: PathBuf,
     db: sled::Db,
     partitions: RwLock<HashMap<(String, i32), Arc<PartitionLog>>>,
+    /// In a cluster: a partition opened here counts as replicated (its
+    /// high watermark waits for the followers) until the replica manager
+    /// says otherwise, so nothing appended before it has looked at the
+    /// partition is acknowledged as if this node were its only replica.
+    replicated_until_told: std::sync::atomic::AtomicBool,
 }
 
 impl LogManager {
@@ -53,7 +58,15 @@ impl LogManager {
             root,
             db,
             partitions: RwLock::new(HashMap::new()),
+            replicated_until_told: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Partitions opened from now on count as replicated until the replica
+    /// manager decides (a cluster member); see the field.
+    pub fn open_as_replicated(&self) {
+        self.replicated_until_told
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// The directory of one partition (Kafka's `<topic>-<partition>` name).
@@ -76,6 +89,12 @@ impl LogManager {
         for partition in from..to {
             let dir = self.partition_dir(topic, partition);
             let log = PartitionLog::open(&dir, topic, partition, &self.db, config.clone(), now_ms)?;
+            if self
+                .replicated_until_told
+                .load(std::sync::atomic::Ordering::SeqCst)
+            {
+                log.set_replicated(true, 0);
+            }
             self.write()
                 .insert((topic.to_owned(), partition), Arc::new(log));
         }
