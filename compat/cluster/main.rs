@@ -436,6 +436,23 @@ fn brokers_replicate_over_sasl_ssl() {
         .collect();
     let clients: BTreeSet<String> = cluster.nodes.iter().map(|n| n.client.to_string()).collect();
     assert_eq!(brokers, clients);
+    // The followers fetched as User:broker over INTERNAL.
+    let leader_log = std::fs::read_to_string(&cluster.nodes[leader_index(&cluster, leader)].log)
+        .expect("leader's log");
+    assert!(
+        leader_log.lines().any(|l| l.contains("authenticated")
+            && l.contains("INTERNAL")
+            && l.contains("User:broker")),
+        "no SASL login of a broker in the leader's log"
+    );
+}
+
+fn leader_index(cluster: &Cluster, id: i32) -> usize {
+    cluster
+        .nodes
+        .iter()
+        .position(|n| n.id == id)
+        .expect("a node of the cluster")
 }
 
 /// Settings of the failover tests: a broker silent for 1.5 s is fenced, a
