@@ -21,34 +21,9 @@ broker_log=${STROM_PY_BROKER_LOG:-${TMPDIR:-/tmp}/strom-python-compat.log}
 started=$SECONDS
 
 # ---- the venv -------------------------------------------------------------
-make_venv() {
-    if python3 -m venv "$venv" 2>/dev/null; then return 0; fi
-    # Debian's python3 ships venv/ensurepip in a separate package.
-    echo "== python3 -m venv failed; installing python3-venv"
-    [ -f "$venv/pyvenv.cfg" ] && rm -rf "$venv"
-    local sudo=""
-    [ "$(id -u)" -eq 0 ] || sudo="sudo"
-    $sudo apt-get update -q >/dev/null &&
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q python3-venv >/dev/null &&
-        python3 -m venv "$venv"
-}
-
-want=$( (sha256sum <"$here/requirements.txt"; python3 --version) | sha256sum | cut -d' ' -f1)
-stamp="$venv/.strom-requirements"
-if ! "$venv/bin/python" -c '' 2>/dev/null; then
-    # missing, or its interpreter is gone (only ever remove a venv)
-    [ -f "$venv/pyvenv.cfg" ] && rm -rf "$venv"
-fi
-if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-    echo "== installing the Python clients into $venv"
-    if [ ! -x "$venv/bin/python" ]; then
-        mkdir -p "$(dirname "$venv")"
-        make_venv || { echo "could not create a venv at $venv"; exit 1; }
-    fi
-    "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$here/requirements.txt" ||
-        { echo "pip install failed"; exit 1; }
-    echo "$want" >"$stamp"
-fi
+# shellcheck source=../lib/venv.sh
+source "$root/compat/lib/venv.sh"
+strom_venv "$venv" || { echo "could not install the Python clients into $venv"; exit 1; }
 
 # ---- the broker -----------------------------------------------------------
 if [ -z "${STROM_EXTERNAL_BOOTSTRAP:-}" ] && [ ! -x "${STROM_BIN:-$root/target/release/strom}" ]; then

@@ -58,6 +58,7 @@ ROOT=$(cd "$HERE/../.." && pwd)
 source "$ROOT/compat/lib/broker.sh"
 source "$ROOT/compat/lib/kafka.sh"
 source "$ROOT/compat/lib/tls.sh"
+source "$ROOT/compat/lib/venv.sh"
 
 TARGET=${SECURITY_TARGET:-strom}
 case $TARGET in strom | kafka) ;; *) echo "SECURITY_TARGET must be strom or kafka, not $TARGET"; exit 2 ;; esac
@@ -96,21 +97,7 @@ trap cleanup EXIT
 
 # ---- confluent-kafka: compat/python's venv (installed as run.sh does) -----------
 VENV=${STROM_VENV:-$CACHE/venv}
-install_python() {
-    local req=$ROOT/compat/python/requirements.txt want stamp=$VENV/.strom-requirements
-    want=$( (sha256sum <"$req"; python3 --version) | sha256sum | cut -d' ' -f1)
-    if ! "$VENV/bin/python" -c '' 2>/dev/null; then
-        [ -f "$VENV/pyvenv.cfg" ] && rm -rf "$VENV"
-    fi
-    if [ -x "$VENV/bin/python" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then return 0; fi
-    echo "== installing the Python clients into $VENV (compat/python/requirements.txt)"
-    if [ ! -x "$VENV/bin/python" ]; then
-        mkdir -p "$(dirname "$VENV")"
-        python3 -m venv "$VENV" || return 1
-    fi
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$req" || return 1
-    echo "$want" >"$stamp"
-}
+install_python() { strom_venv "$VENV"; }
 PY_READY=
 install_python && PY_READY=1 || echo "!! could not install confluent-kafka"
 
