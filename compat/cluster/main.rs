@@ -382,9 +382,12 @@ fn partitions_are_replicated_and_the_isr_follows_the_followers() {
 }
 
 /// Brokers replicate, and coordinate transactions, over an inter-broker
-/// listener with SASL (PLAIN) over TLS, under an authorizer that lets
-/// only the brokers' own principal act for the cluster; clients use a
-/// PLAINTEXT listener beside it.
+/// listener with SASL (PLAIN) over TLS, and the controllers talk over a
+/// controller listener with SASL over TLS too, under an authorizer that
+/// lets only the brokers' and controllers' own principals act for the
+/// cluster; clients use a PLAINTEXT listener beside it. A broker with a
+/// wrong controller password, and one logging in as a user without
+/// CLUSTER_ACTION, are refused by the controllers and never join.
 #[test]
 fn brokers_replicate_over_sasl_ssl() {
     let certs = tempfile::tempdir().expect("temp dir");
@@ -405,18 +408,20 @@ fn brokers_replicate_over_sasl_ssl() {
     let dir = certs.path().display();
     let settings = [
         "listeners=PLAINTEXT://{client},INTERNAL://{extra}".to_owned(),
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL".to_owned(),
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_SSL,CONTROLLER:SASL_SSL".to_owned(),
         "inter.broker.listener.name=INTERNAL".to_owned(),
         "sasl.enabled.mechanisms=PLAIN".to_owned(),
         "sasl.mechanism.inter.broker.protocol=PLAIN".to_owned(),
         "listener.name.internal.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required username=\"broker\" password=\"broker-secret\" user_broker=\"broker-secret\";".to_owned(),
+        "sasl.mechanism.controller.protocol=PLAIN".to_owned(),
+        controller_jaas("controller", "controller-secret"),
         "ssl.keystore.type=PEM".to_owned(),
         format!("ssl.keystore.location={dir}/broker.pem"),
         "ssl.truststore.type=PEM".to_owned(),
         format!("ssl.truststore.location={dir}/ca.pem"),
         "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer".to_owned(),
         // The test's own admin client comes over PLAINTEXT, as ANONYMOUS.
-        "super.users=User:broker;User:ANONYMOUS".to_owned(),
+        "super.users=User:broker;User:controller;User:ANONYMOUS".to_owned(),
         "replica.lag.time.max.ms=2000".to_owned(),
     ];
     let settings: Vec<&str> = settings.iter().map(String::as_str).collect();
@@ -445,6 +450,102 @@ fn brokers_replicate_over_sasl_ssl() {
             && l.contains("User:broker")),
         "no SASL login of a broker in the leader's log"
     );
+    // The controllers logged each other in over TLS.
+    let logs = || -> String {
+        cluster
+            .nodes
+            .iter()
+            .map(|n| std::fs::read_to_string(&n.log).unwrap_or_default())
+            .collect()
+    };
+    assert!(
+        logs()
+            .lines()
+            .any(|l| l.contains("controller listener: authenticated")
+                && l.contains("User:controller")),
+        "no SASL login of a controller"
+    );
+
+    // Intruders: a broker-only node with a wrong password, and one with a
+    // valid login but no CLUSTER_ACTION.
+    let intruder = |id: i32, user: &str, password: &str| {
+        let mut args = vec![
+            "process.roles=broker".to_owned(),
+            format!("node.id={id}"),
+            format!("controller.quorum.voters={}", cluster.voters),
+            controller_jaas(user, password),
+        ];
+        args.extend(
+            settings
+                .iter()
+                .filter(|s| {
+                    !s.contains("jaas")
+                        && !s.starts_with("listeners=")
+                        && !s.starts_with("inter.broker")
+                })
+                .map(|s| (*s).to_owned()),
+        );
+        Intruder::spawn(&args, &certs.path().join(format!("intruder-{id}")))
+    };
+    let _wrong_password = intruder(4, "controller", "guess");
+    let _unauthorized = intruder(5, "intruder", "intruder-secret");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = logs();
+        let refused_login = text.contains("controller listener: authentication failed");
+        let refused_request = text.lines().any(|l| {
+            l.contains("controller listener: refused, no CLUSTER_ACTION")
+                && l.contains("User:intruder")
+        });
+        if refused_login && refused_request {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the controllers did not refuse both intruders (login refused: {refused_login}, \
+             request refused: {refused_request})"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let m = cluster.metadata(1).expect("metadata");
+    let ids: BTreeSet<i32> = m.brokers.iter().map(|b| b.node_id.0).collect();
+    assert_eq!(ids, BTreeSet::from([1, 2, 3]), "an intruder registered");
+}
+
+/// The controller listener's JAAS config: logs in as `user` with
+/// `password`, accepts `controller` and `intruder`.
+fn controller_jaas(user: &str, password: &str) -> String {
+    format!(
+        "listener.name.controller.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule \
+         required username=\"{user}\" password=\"{password}\" user_controller=\"controller-secret\" \
+         user_intruder=\"intruder-secret\";"
+    )
+}
+
+/// A strom process that is no member of the test's cluster, killed on drop.
+struct Intruder(std::process::Child);
+
+impl Intruder {
+    fn spawn(settings: &[String], dir: &std::path::Path) -> Self {
+        let child = Command::new(STROM)
+            .args(["--listen", &free_port().to_string(), "--data-dir"])
+            .arg(dir)
+            .args(settings.iter().flat_map(|s| ["--set", s.as_str()]))
+            .env_clear()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start strom");
+        Self(child)
+    }
+}
+
+impl Drop for Intruder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn leader_index(cluster: &Cluster, id: i32) -> usize {

@@ -144,7 +144,12 @@ impl Broker {
             && config.process_roles()? != crate::config::Roles::Controller
         {
             let spec = config.inter_broker_spec()?;
-            crate::security::client::PeerSecurity::from_config(&config, &spec.name, spec.protocol)?
+            crate::security::client::PeerSecurity::from_config(
+                &config,
+                &spec.name,
+                spec.protocol,
+                "sasl.mechanism.inter.broker.protocol",
+            )?
         } else {
             crate::security::client::PeerSecurity::plaintext()
         };

@@ -27,8 +27,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::security::client::{PeerSasl, PeerSecurity, PeerStream};
-use crate::security::scram::ScramClient;
+use crate::security::client::{PeerSecurity, PeerStream};
 
 /// The largest response a peer call accepts.
 const MAX_RESPONSE_BYTES: usize = 16 << 20;
@@ -92,16 +91,13 @@ pub async fn connect(security: &PeerSecurity, address: &str) -> io::Result<PeerS
     let Some(sasl) = security.sasl() else {
         return Ok(stream);
     };
-    let mechanism = match sasl {
-        PeerSasl::Plain { .. } => "PLAIN",
-        PeerSasl::Scram { mechanism, .. } => mechanism.name(),
-    };
     let handshake = exchange(
         &mut stream,
         CLIENT_ID,
         0,
         1,
-        &SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str(mechanism)),
+        &SaslHandshakeRequest::default()
+            .with_mechanism(StrBytes::from_static_str(sasl.mechanism())),
         MAX_RESPONSE_BYTES,
     )
     .await?;
@@ -113,25 +109,12 @@ pub async fn connect(security: &PeerSecurity, address: &str) -> io::Result<PeerS
             None,
         ));
     }
-    match sasl {
-        PeerSasl::Plain { user, password } => {
-            let token = format!("\0{user}\0{password}").into_bytes();
-            authenticate(&mut stream, address, 1, token).await?;
-        }
-        PeerSasl::Scram {
-            mechanism,
-            user,
-            password,
-        } => {
-            let mut client = ScramClient::new(*mechanism, user, password);
-            let first = authenticate(&mut stream, address, 1, client.first_message()).await?;
-            let last = client
-                .final_message(&first)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
-            let server_final = authenticate(&mut stream, address, 2, last).await?;
-            client
-                .verify_final(&server_final)
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+    let (mut login, mut token) = sasl.login();
+    for correlation in 1.. {
+        let answer = authenticate(&mut stream, address, correlation, token).await?;
+        match login.next(&answer)? {
+            Some(next) => token = next,
+            None => break,
         }
     }
     Ok(stream)

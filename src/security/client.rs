@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::rustls::{self, ClientConfig};
 
 use super::sasl::parse_jaas;
-use super::scram::ScramMechanism;
+use super::scram::{ScramClient, ScramMechanism};
 use crate::config::{BrokerConfig, ConfigError, SecurityProtocol};
 
 /// The SASL identity a broker logs in to the others with.
@@ -41,7 +41,76 @@ pub enum PeerSasl {
     },
 }
 
-/// The client side of the inter-broker listener.
+impl PeerSasl {
+    /// The mechanism's name, as SaslHandshake sends it.
+    pub fn mechanism(&self) -> &'static str {
+        match self {
+            Self::Plain { .. } => "PLAIN",
+            Self::Scram { mechanism, .. } => mechanism.name(),
+        }
+    }
+
+    /// Starts the client side of the exchange after the handshake: the
+    /// login's state and the first token to send.
+    pub fn login(&self) -> (Login, Vec<u8>) {
+        match self {
+            Self::Plain { user, password } => (
+                Login { scram: None },
+                format!("\0{user}\0{password}").into_bytes(),
+            ),
+            Self::Scram {
+                mechanism,
+                user,
+                password,
+            } => {
+                let client = ScramClient::new(*mechanism, user, password);
+                let first = client.first_message();
+                (
+                    Login {
+                        scram: Some((client, false)),
+                    },
+                    first,
+                )
+            }
+        }
+    }
+}
+
+/// A client login under way: PLAIN's one message, or SCRAM's two with
+/// the server's signature checked.
+#[derive(Debug)]
+pub struct Login {
+    /// The SCRAM client, and whether its final message went out.
+    scram: Option<(ScramClient, bool)>,
+}
+
+impl Login {
+    /// The server answered the last token with `answer`: the next token
+    /// to send, or `None` when the login is complete.
+    ///
+    /// # Errors
+    /// The server's SCRAM messages do not verify.
+    pub fn next(&mut self, answer: &[u8]) -> io::Result<Option<Vec<u8>>> {
+        let invalid =
+            |e: super::scram::ScramFailure| io::Error::new(io::ErrorKind::InvalidData, e.0);
+        match &mut self.scram {
+            None => Ok(None),
+            Some((client, false)) => {
+                let last = client.final_message(answer).map_err(invalid)?;
+                if let Some((_, sent)) = &mut self.scram {
+                    *sent = true;
+                }
+                Ok(Some(last))
+            }
+            Some((client, true)) => {
+                client.verify_final(answer).map_err(invalid)?;
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// The client side of the inter-broker or the controller listener.
 #[derive(Clone, Default)]
 pub struct PeerSecurity {
     tls: Option<Arc<ClientConfig>>,
@@ -80,7 +149,10 @@ impl PeerSecurity {
         Self::default()
     }
 
-    /// The settings of the inter-broker listener `listener` with `protocol`.
+    /// The client settings of listener `listener` with `protocol`: the
+    /// inter-broker listener (SASL mechanism from
+    /// `sasl.mechanism.inter.broker.protocol`) or the controller listener
+    /// (`sasl.mechanism.controller.protocol`), as `mechanism_key` says.
     ///
     /// # Errors
     /// Unreadable trust or key material, or SASL without a usable
@@ -89,9 +161,10 @@ impl PeerSecurity {
         config: &BrokerConfig,
         listener: &str,
         protocol: SecurityProtocol,
+        mechanism_key: &str,
     ) -> Result<Self, ConfigError> {
         let invalid = |message: String, origin: &str| ConfigError::InvalidValue {
-            message: format!("inter-broker listener {listener}: {message}"),
+            message: format!("listener {listener}: {message}"),
             origin: origin.into(),
         };
         let tls = if protocol.uses_tls() {
@@ -104,7 +177,7 @@ impl PeerSecurity {
         };
         let sasl = if protocol.uses_sasl() {
             let mechanism = config
-                .get("sasl.mechanism.inter.broker.protocol")
+                .get(mechanism_key)
                 .unwrap_or("GSSAPI")
                 .trim()
                 .to_ascii_uppercase();
@@ -144,10 +217,10 @@ impl PeerSecurity {
                 None => {
                     return Err(invalid(
                         format!(
-                            "sasl.mechanism.inter.broker.protocol={mechanism} is not supported \
+                            "{mechanism_key}={mechanism} is not supported \
                              (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"
                         ),
-                        "sasl.mechanism.inter.broker.protocol",
+                        mechanism_key,
                     ))
                 }
             })
@@ -160,6 +233,11 @@ impl PeerSecurity {
     /// The SASL identity, when the listener takes SASL.
     pub fn sasl(&self) -> Option<&PeerSasl> {
         self.sasl.as_ref()
+    }
+
+    /// Whether connections use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Opens a TCP connection to `address` (`host:port`) and, on a TLS

@@ -20,10 +20,11 @@ use tracing::{debug, error, info, warn};
 
 use crate::broker::Broker;
 use crate::cluster::quorum::{
-    Balancing, Liveness, MetadataCommand, MetadataQuorum, ProposeError, QuorumConfig,
+    Balancing, ControllerSecurity, Liveness, MetadataCommand, MetadataQuorum, ProposeError,
+    QuorumConfig,
 };
 use crate::cluster::ListenerEndpoint;
-use crate::config::{BrokerConfig, Roles, SecurityProtocol};
+use crate::config::{BrokerConfig, Roles};
 use crate::error::{Error, Result};
 use crate::security::sasl::{Authenticator, Step};
 use crate::security::{ListenerSecurity, Session};
@@ -313,8 +314,10 @@ async fn join_quorum(
             }));
         }
         let db = open_member_store(&config)?;
-        let quorum = MetadataQuorum::start_observer(node_id, controllers, liveness(&config))
-            .map_err(Error::Quorum)?;
+        let security = ControllerSecurity::from_config(&config)?;
+        let quorum =
+            MetadataQuorum::start_observer(node_id, controllers, liveness(&config), &security)
+                .map_err(Error::Quorum)?;
         let cluster_id = agree_on_cluster_id(&config, &quorum).await?;
         (quorum, db, cluster_id)
     } else {
@@ -402,24 +405,6 @@ async fn start_voter(
             origin: "controller.quorum.voters".into(),
         }));
     };
-    // The quorum's own protocol runs on the controller listener, without
-    // TLS or SASL (so far): refuse a listener mapped to anything else
-    // rather than serve it in the clear.
-    for name in config.controller_listener_names() {
-        if let Some(protocol) = config
-            .listener_protocol(&name)
-            .filter(|p| *p != SecurityProtocol::Plaintext)
-        {
-            return Err(Error::Config(crate::config::ConfigError::InvalidValue {
-                message: format!(
-                    "the controller listener {name} is {}: controllers talk over PLAINTEXT only \
-                     (so far); keep it on a private network",
-                    protocol.name()
-                ),
-                origin: "listener.security.protocol.map".into(),
-            }));
-        }
-    }
     let address = config
         .controller_listen_address()
         .unwrap_or_else(|| own.clone());
@@ -446,6 +431,7 @@ async fn start_voter(
                 ),
                 unclean: config.get_bool("unclean.leader.election.enable"),
             },
+            security: Arc::new(ControllerSecurity::from_config(config)?),
         },
         &db,
     )

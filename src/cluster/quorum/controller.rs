@@ -252,7 +252,7 @@ async fn heartbeat(quorum: &MetadataQuorum) {
     let mut peers = quorum.peers.lock().await;
     let peer = peers
         .entry(leader)
-        .or_insert_with(|| super::network::Peer::new(address));
+        .or_insert_with(|| super::network::Peer::new(address, quorum.peer_security.clone()));
     match peer.call(&request, Duration::from_secs(2)).await {
         Ok(Reply::Heartbeat(_)) | Err(_) => {}
         Ok(_) => warn!("a heartbeat got a reply of another kind"),

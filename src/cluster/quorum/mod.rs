@@ -22,7 +22,7 @@ pub use image::{
     elect, BrokerRegistration, Election, MetadataCommand, MetadataImage, MetadataResult,
     PartitionState, Refusal,
 };
-pub use network::ProposeError;
+pub use network::{ControllerSecurity, ProposeError};
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::Cursor;
@@ -70,6 +70,8 @@ pub struct QuorumConfig {
     pub liveness: Liveness,
     /// Leader elections the active controller makes on its own.
     pub balancing: Balancing,
+    /// How the controller listener is secured.
+    pub security: Arc<ControllerSecurity>,
 }
 
 /// This node's member of the metadata quorum.
@@ -86,6 +88,8 @@ pub struct MetadataQuorum {
     shutdown: watch::Sender<bool>,
     /// Connections for handing proposals and heartbeats to the leader.
     peers: Mutex<HashMap<NodeId, Peer>>,
+    /// How connections to controllers are secured.
+    peer_security: Arc<crate::security::client::PeerSecurity>,
     /// What the active controller knows of broker heartbeats.
     heartbeats: Arc<controller::Heartbeats>,
     /// Set when this broker is stopping: it heartbeats no more.
@@ -122,7 +126,10 @@ impl MetadataQuorum {
         }
         .validate()
         .map_err(|e| format!("metadata quorum config: {e}"))?;
-        let raft = Raft::new(node_id, Arc::new(raft_config), Network, log, machine)
+        let network = Network {
+            security: config.security.client(),
+        };
+        let raft = Raft::new(node_id, Arc::new(raft_config), network, log, machine)
             .await
             .map_err(|e| format!("metadata quorum: {e}"))?;
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -132,6 +139,7 @@ impl MetadataQuorum {
             raft.clone(),
             heartbeats.clone(),
             image.clone(),
+            config.security.clone(),
             shutdown_rx,
         ));
         let initialized = raft
@@ -165,6 +173,7 @@ impl MetadataQuorum {
             image,
             shutdown,
             peers: Mutex::new(HashMap::new()),
+            peer_security: config.security.client(),
             heartbeats,
             leaving: std::sync::atomic::AtomicBool::new(false),
         });
@@ -188,6 +197,7 @@ impl MetadataQuorum {
         node_id: i32,
         controllers: BTreeMap<i32, String>,
         liveness: Liveness,
+        security: &ControllerSecurity,
     ) -> Result<Arc<Self>, String> {
         let node_id =
             NodeId::try_from(node_id).map_err(|_| format!("node.id {node_id} is negative"))?;
@@ -208,6 +218,7 @@ impl MetadataQuorum {
             image,
             shutdown,
             peers: Mutex::new(HashMap::new()),
+            peer_security: security.client(),
             heartbeats: Arc::new(controller::Heartbeats::default()),
             leaving: std::sync::atomic::AtomicBool::new(false),
         });
@@ -307,7 +318,7 @@ impl MetadataQuorum {
         // node's heartbeats, which must not wait behind a slow member.
         let index = result.index;
         let waits = members.into_iter().map(|(id, address)| async move {
-            let mut peer = Peer::new(address);
+            let mut peer = Peer::new(address, self.peer_security.clone());
             let applied = peer
                 .call(&Request::Applied { index }, Duration::from_millis(1500))
                 .await;
@@ -328,7 +339,7 @@ impl MetadataQuorum {
         let mut peers = self.peers.lock().await;
         let peer = peers
             .entry(leader)
-            .or_insert_with(|| Peer::new(address.clone()));
+            .or_insert_with(|| Peer::new(address.clone(), self.peer_security.clone()));
         match peer
             .call(&Request::Propose(command.clone()), Duration::from_secs(5))
             .await
@@ -353,7 +364,9 @@ impl MetadataQuorum {
             return controller::status(raft, &self.heartbeats);
         }
         let mut peers = self.peers.lock().await;
-        let peer = peers.entry(leader).or_insert_with(|| Peer::new(address));
+        let peer = peers
+            .entry(leader)
+            .or_insert_with(|| Peer::new(address, self.peer_security.clone()));
         match peer.call(&Request::Describe, Duration::from_secs(5)).await {
             Ok(Reply::Describe(outcome)) => outcome,
             Ok(_) => Err(ProposeError::Failed("a reply of another kind".into())),
@@ -425,7 +438,10 @@ fn leader_address(raft: &Raft) -> Option<(NodeId, String)> {
 async fn observe(quorum: Arc<MetadataQuorum>, publish: watch::Sender<Arc<MetadataImage>>) {
     let mut stopped = quorum.shutdown.subscribe();
     let controllers: Vec<String> = quorum.controllers.values().cloned().collect();
-    let mut peers: Vec<Peer> = controllers.iter().cloned().map(Peer::new).collect();
+    let mut peers: Vec<Peer> = controllers
+        .iter()
+        .map(|address| Peer::new(address.clone(), quorum.peer_security.clone()))
+        .collect();
     let mut turn = 0;
     loop {
         if *stopped.borrow() {
@@ -512,6 +528,7 @@ mod tests {
                     session: Duration::from_secs(60),
                 },
                 balancing: Balancing::default(),
+                security: Arc::default(),
             };
             nodes.push(MetadataQuorum::start(config, &db).await.unwrap());
         }
