@@ -345,12 +345,17 @@ async fn scram_users_are_managed_and_log_in() {
 
 /// One operation a handler checks: the resource and operation its ACL
 /// names, the error it gives when denied, and the request that exercises it.
+#[derive(Clone, Copy)]
 struct Case {
     name: &'static str,
     resource_type: i8,
     resource: &'static str,
     operation: i8,
     denied: i16,
+    /// An ALLOW the client holds throughout (resource type, name,
+    /// operation), for requests checked on two resources: without it the
+    /// first check would answer.
+    requires: Option<(i8, &'static str, i8)>,
 }
 
 const TOPIC: i8 = 2;
@@ -375,6 +380,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: WRITE,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "fetch",
@@ -382,6 +388,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: READ,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "list-offsets",
@@ -389,6 +396,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: DESCRIBE,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "metadata",
@@ -396,6 +404,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: DESCRIBE,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "create-topics",
@@ -403,6 +412,7 @@ const CASES: &[Case] = &[
         resource: "acl-new",
         operation: CREATE,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "delete-records",
@@ -410,6 +420,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: DELETE,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "create-partitions",
@@ -417,6 +428,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: ALTER,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "describe-topic-configs",
@@ -424,6 +436,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: DESCRIBE_CONFIGS,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "alter-topic-configs",
@@ -431,6 +444,7 @@ const CASES: &[Case] = &[
         resource: "acl-topic",
         operation: ALTER_CONFIGS,
         denied: TOPIC_DENIED,
+        requires: None,
     },
     Case {
         name: "heartbeat",
@@ -438,6 +452,7 @@ const CASES: &[Case] = &[
         resource: "acl-group",
         operation: READ,
         denied: GROUP_DENIED,
+        requires: None,
     },
     Case {
         name: "describe-groups",
@@ -445,6 +460,7 @@ const CASES: &[Case] = &[
         resource: "acl-group",
         operation: DESCRIBE,
         denied: GROUP_DENIED,
+        requires: None,
     },
     Case {
         name: "delete-groups",
@@ -452,6 +468,7 @@ const CASES: &[Case] = &[
         resource: "acl-group",
         operation: DELETE,
         denied: GROUP_DENIED,
+        requires: None,
     },
     Case {
         name: "find-group-coordinator",
@@ -459,6 +476,7 @@ const CASES: &[Case] = &[
         resource: "acl-group",
         operation: DESCRIBE,
         denied: GROUP_DENIED,
+        requires: None,
     },
     Case {
         name: "describe-cluster",
@@ -466,6 +484,7 @@ const CASES: &[Case] = &[
         resource: "kafka-cluster",
         operation: DESCRIBE,
         denied: CLUSTER_DENIED,
+        requires: None,
     },
     Case {
         name: "describe-log-dirs",
@@ -473,6 +492,7 @@ const CASES: &[Case] = &[
         resource: "kafka-cluster",
         operation: DESCRIBE,
         denied: CLUSTER_DENIED,
+        requires: None,
     },
     Case {
         name: "alter-reassignments",
@@ -480,6 +500,7 @@ const CASES: &[Case] = &[
         resource: "kafka-cluster",
         operation: ALTER,
         denied: CLUSTER_DENIED,
+        requires: None,
     },
     Case {
         name: "describe-broker-configs",
@@ -487,6 +508,7 @@ const CASES: &[Case] = &[
         resource: "kafka-cluster",
         operation: DESCRIBE_CONFIGS,
         denied: CLUSTER_DENIED,
+        requires: None,
     },
     Case {
         name: "alter-broker-configs",
@@ -494,6 +516,7 @@ const CASES: &[Case] = &[
         resource: "kafka-cluster",
         operation: ALTER_CONFIGS,
         denied: CLUSTER_DENIED,
+        requires: None,
     },
     Case {
         name: "idempotent-producer-id",
@@ -501,6 +524,7 @@ const CASES: &[Case] = &[
         resource: "kafka-cluster",
         operation: IDEMPOTENT_WRITE,
         denied: CLUSTER_DENIED,
+        requires: None,
     },
     Case {
         name: "write-txn-markers",
@@ -508,6 +532,7 @@ const CASES: &[Case] = &[
         resource: "kafka-cluster",
         operation: CLUSTER_ACTION,
         denied: CLUSTER_DENIED,
+        requires: None,
     },
     Case {
         name: "transactional-producer-id",
@@ -515,6 +540,23 @@ const CASES: &[Case] = &[
         resource: "acl-txn",
         operation: WRITE,
         denied: TXN_DENIED,
+        requires: None,
+    },
+    Case {
+        name: "add-partitions-to-txn",
+        resource_type: TOPIC,
+        resource: "acl-topic",
+        operation: WRITE,
+        denied: TOPIC_DENIED,
+        requires: Some((TXN_ID, "acl-txn", WRITE)),
+    },
+    Case {
+        name: "offset-delete",
+        resource_type: TOPIC,
+        resource: "acl-topic",
+        operation: READ,
+        denied: TOPIC_DENIED,
+        requires: Some((GROUP, "acl-offsets", DELETE)),
     },
     Case {
         name: "describe-transactions",
@@ -522,6 +564,7 @@ const CASES: &[Case] = &[
         resource: "acl-txn",
         operation: DESCRIBE,
         denied: TXN_DENIED,
+        requires: None,
     },
 ];
 
@@ -799,6 +842,44 @@ async fn exercise(client: &mut Client, case: &Case) -> i16 {
                 .await;
             response.markers[0].topics[0].partitions[0].error_code
         }
+        "add-partitions-to-txn" => {
+            let response: AddPartitionsToTxnResponse = client
+                .request(
+                    ApiKey::AddPartitionsToTxn,
+                    3,
+                    &AddPartitionsToTxnRequest::default()
+                        .with_v3_and_below_transactional_id(TransactionalId(text("acl-txn")))
+                        .with_v3_and_below_producer_id(ProducerId(999_999))
+                        .with_v3_and_below_producer_epoch(0)
+                        .with_v3_and_below_topics(vec![
+                            add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                                .with_name(topic())
+                                .with_partitions(vec![0]),
+                        ]),
+                )
+                .await;
+            response.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+        }
+        "offset-delete" => {
+            let response: OffsetDeleteResponse = client
+                .request(
+                    ApiKey::OffsetDelete,
+                    0,
+                    &OffsetDeleteRequest::default()
+                        .with_group_id(GroupId(text("acl-offsets")))
+                        .with_topics(vec![
+                            offset_delete_request::OffsetDeleteRequestTopic::default()
+                                .with_name(topic())
+                                .with_partitions(vec![
+                                    offset_delete_request::OffsetDeleteRequestPartition::default()
+                                        .with_partition_index(0),
+                                ]),
+                        ]),
+                )
+                .await;
+            assert_eq!(response.error_code, 0, "the group acl-offsets exists");
+            response.topics[0].partitions[0].error_code
+        }
         "describe-transactions" => {
             let response: DescribeTransactionsResponse = client
                 .request(
@@ -812,6 +893,37 @@ async fn exercise(client: &mut Client, case: &Case) -> i16 {
         }
         other => panic!("no request for case {other}"),
     }
+}
+
+/// What a case's request needs in place, made by the admin: OffsetDelete
+/// needs an offset of the group `acl-offsets` to delete.
+async fn prepare(admin: &mut Client, case: &Case) {
+    if case.name != "offset-delete" {
+        return;
+    }
+    let response: OffsetCommitResponse = admin
+        .request(
+            ApiKey::OffsetCommit,
+            2,
+            &OffsetCommitRequest::default()
+                .with_group_id(GroupId(text("acl-offsets")))
+                .with_generation_id_or_member_epoch(-1)
+                .with_retention_time_ms(-1)
+                .with_topics(vec![
+                    offset_commit_request::OffsetCommitRequestTopic::default()
+                        .with_name(TopicName(text("acl-topic")))
+                        .with_partitions(vec![
+                            offset_commit_request::OffsetCommitRequestPartition::default()
+                                .with_partition_index(0)
+                                .with_committed_offset(0),
+                        ]),
+                ]),
+        )
+        .await;
+    assert_eq!(
+        response.topics[0].partitions[0].error_code, 0,
+        "OffsetCommit"
+    );
 }
 
 async fn create_acl(admin: &mut Client, case: &Case, pattern: i8, name: &str, permission: i8) {
@@ -867,19 +979,38 @@ async fn every_checked_operation_is_denied_then_allowed_then_denied() {
     let mut outcomes = Vec::new();
     for case in CASES {
         let mut alice = login(&broker, "alice", "alice-secret").await;
+        let requires = || async {
+            if let Some((resource_type, name, operation)) = case.requires {
+                let mut admin = login(&broker, "admin", "admin-secret").await;
+                let required = Case {
+                    resource_type,
+                    operation,
+                    requires: None,
+                    ..*case
+                };
+                create_acl(&mut admin, &required, 3, name, 3).await;
+            }
+        };
+        let acls = 1 + usize::from(case.requires.is_some());
+        requires().await;
+        prepare(&mut admin, case).await;
         let none = exercise(&mut alice, case).await;
         create_acl(&mut admin, case, 3, case.resource, 3).await;
+        prepare(&mut admin, case).await;
         let literal = exercise(&mut alice, case).await;
-        assert_eq!(delete_all_acls(&mut admin).await, 1, "{}", case.name);
+        assert_eq!(delete_all_acls(&mut admin).await, acls, "{}", case.name);
         // A prefixed ALLOW (clusters have only the literal name).
+        requires().await;
         let prefixed = if case.resource_type == CLUSTER {
             literal
         } else {
             create_acl(&mut admin, case, 4, &case.resource[..4], 3).await;
+            prepare(&mut admin, case).await;
             exercise(&mut alice, case).await
         };
         // A DENY beside the ALLOW wins.
         create_acl(&mut admin, case, 3, case.resource, 2).await;
+        prepare(&mut admin, case).await;
         let denied = exercise(&mut alice, case).await;
         delete_all_acls(&mut admin).await;
         outcomes.push(format!(
@@ -915,6 +1046,7 @@ async fn acls_are_listed_hidden_and_implied() {
         resource: "visible",
         operation: READ,
         denied: 0,
+        requires: None,
     };
     create_acl(&mut admin, &read, 3, "visible", 3).await;
 

@@ -4,6 +4,9 @@
 //! `verify_only` checks membership without adding, otherwise the
 //! partition is added as a transaction protocol version 2 write adds it).
 //!
+//! - Under an authorizer (v0-v3), a topic the session may not WRITE is
+//!   TOPIC_AUTHORIZATION_FAILED for its partitions and the others of the
+//!   transaction OPERATION_NOT_ATTEMPTED (v4+ is checked whole: CLUSTER_ACTION).
 //! - A partition of an unknown topic is UNKNOWN_TOPIC_OR_PARTITION and the
 //!   others of that transaction OPERATION_NOT_ATTEMPTED, as Kafka.
 //! - Otherwise every partition gets the coordinator's answer:
@@ -18,16 +21,22 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{AddPartitionsToTxnRequest, AddPartitionsToTxnResponse};
 
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// Answers an AddPartitionsToTxn request of `version`.
 pub fn handle(
     broker: &Broker,
+    session: &Session,
     version: i16,
     request: AddPartitionsToTxnRequest,
 ) -> AddPartitionsToTxnResponse {
     if version <= 3 {
+        let writable =
+            |topic: &str| broker.authorize(session, Operation::Write, ResourceType::Topic, topic);
         let results = add(
             broker,
+            &writable,
             &request.v3_and_below_transactional_id.0,
             request.v3_and_below_producer_id.0,
             request.v3_and_below_producer_epoch,
@@ -45,6 +54,7 @@ pub fn handle(
                 .with_transactional_id(t.transactional_id.clone())
                 .with_topic_results(add(
                     broker,
+                    &|_| true,
                     &t.transactional_id.0,
                     t.producer_id.0,
                     t.producer_epoch,
@@ -58,8 +68,10 @@ pub fn handle(
 }
 
 /// One transaction's partitions added (or verified), with an error each.
+#[allow(clippy::too_many_arguments)]
 fn add(
     broker: &Broker,
+    writable: &dyn Fn(&str) -> bool,
     transactional_id: &str,
     producer_id: i64,
     epoch: i16,
@@ -77,8 +89,9 @@ fn add(
         .iter()
         .flat_map(|t| t.partitions.iter().map(|p| (t.name.0.to_string(), *p)))
         .collect();
+    let any_refused = topics.iter().any(|t| !writable(&t.name));
     let any_unknown = wanted.iter().any(|(t, p)| !known(t, *p));
-    let outcome = if any_unknown {
+    let outcome = if any_refused || any_unknown {
         None
     } else if broker_form {
         // A partition leader checking a write (`verify_only`), or adding
@@ -111,6 +124,7 @@ fn add(
                 .map(|p| {
                     let error = match &mut errors {
                         Some(errors) => errors.next().flatten(),
+                        None if !writable(&t.name) => Some(ResponseError::TopicAuthorizationFailed),
                         None if known(&t.name.0, *p) => Some(ResponseError::OperationNotAttempted),
                         None => Some(ResponseError::UnknownTopicOrPartition),
                     };

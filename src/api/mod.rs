@@ -290,7 +290,7 @@ pub async fn dispatch(
             replicated(async { delete_groups::handle(broker, session, req) }).await,
         ),
         RequestKind::OffsetDelete(req) => ResponseKind::OffsetDelete(
-            replicated(async { offset_delete::handle(broker, req) }).await,
+            replicated(async { offset_delete::handle(broker, session, req) }).await,
         ),
         RequestKind::ApiVersions(req) => {
             ResponseKind::ApiVersions(api_versions::handle(version, &req))
@@ -322,7 +322,8 @@ pub async fn dispatch(
             ResponseKind::DescribeCluster(describe_cluster::handle(broker, session, version, &req))
         }
         RequestKind::AddPartitionsToTxn(req) => ResponseKind::AddPartitionsToTxn(
-            replicated(async { add_partitions_to_txn::handle(broker, version, req) }).await,
+            replicated(async { add_partitions_to_txn::handle(broker, session, version, req) })
+                .await,
         ),
         RequestKind::AddOffsetsToTxn(req) => ResponseKind::AddOffsetsToTxn(
             replicated(async { add_offsets_to_txn::handle(broker, &req) }).await,

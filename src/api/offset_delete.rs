@@ -2,20 +2,33 @@
 //! partitions. GROUP_ID_NOT_FOUND for an unknown group; a topic that live
 //! members subscribe to is GROUP_SUBSCRIBED_TO_TOPIC for its partitions.
 //! The removal is a tombstone per offset in `__consumer_offsets`, written
-//! before the response.
+//! before the response. Under an authorizer (the group's DELETE is checked
+//! before), a topic the session may not READ is TOPIC_AUTHORIZATION_FAILED
+//! for its partitions, and the others are deleted, as Kafka.
 
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
+use kafka_protocol::error::ResponseError;
+
 use crate::broker::Broker;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::Session;
 
 /// Answers an OffsetDelete request.
-pub fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResponse {
+pub fn handle(
+    broker: &Broker,
+    session: &Session,
+    request: OffsetDeleteRequest,
+) -> OffsetDeleteResponse {
+    let readable =
+        |topic: &str| broker.authorize(session, Operation::Read, ResourceType::Topic, topic);
     let wanted: Vec<(String, i32)> = request
         .topics
         .iter()
+        .filter(|t| readable(&t.name))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -31,11 +44,16 @@ pub fn handle(broker: &Broker, request: OffsetDeleteRequest) -> OffsetDeleteResp
         .topics
         .into_iter()
         .map(|topic| {
+            let allowed = readable(&topic.name);
             let partitions = topic
                 .partitions
                 .into_iter()
                 .map(|p| {
-                    let error = results.next().flatten();
+                    let error = if allowed {
+                        results.next().flatten()
+                    } else {
+                        Some(ResponseError::TopicAuthorizationFailed)
+                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(error.map_or(0, |e| e.code()))
