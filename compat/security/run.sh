@@ -13,7 +13,8 @@
 #   SASL_SSL        the same mechanisms; PKCS12 keystore (listener.name.sasl_ssl.ssl.keystore.*)
 #                   with a cert of its own (OU=sasl-ssl)
 #   MTLS            security protocol SSL with listener.name.mtls.ssl.client.auth=required;
-#                   the client cert's subject is CN=alice,OU=eng,O=strom
+#                   the client cert's subject is CN=alice,OU=eng,O=strom; its PEM keystore
+#                   holds the key encrypted (PKCS#8, listener.name.mtls.ssl.key.password)
 # (Kafka gets a CONTROLLER listener as well.) A throwaway CA, broker and
 # client certs are made with openssl in the run's temp dir; the broker cert
 # has SAN IP:127.0.0.1 and DNS:localhost and clients verify it. PLAIN users
@@ -150,6 +151,7 @@ CLIENT_READY[kcat]=1
 # IP:127.0.0.1, DNS:localhost.
 CERTS=$WORK/certs
 P12_PASSWORD=broker-p12-secret
+KEY_PASSWORD=broker-key-secret
 make_certs() {
     mkdir -p "$CERTS" && cd "$CERTS" || return 1
     tls_ca ca || return 1
@@ -158,7 +160,11 @@ make_certs() {
     tls_cert ca sasl-ssl "/O=strom/OU=sasl-ssl/CN=localhost" server || return 1
     openssl pkcs12 -export -in sasl-ssl.crt -inkey sasl-ssl.key -certfile ca.pem -name broker \
         -passout "pass:$P12_PASSWORD" -out broker.p12 || return 1
-    tls_cert ca client "/O=strom/OU=eng/CN=alice" client
+    tls_cert ca client "/O=strom/OU=eng/CN=alice" client || return 1
+    # MTLS's PEM keystore holds the broker key encrypted (PKCS#8, ssl.key.password).
+    openssl pkcs8 -topk8 -v2 aes-256-cbc -in broker.key -passout "pass:$KEY_PASSWORD" \
+        -out broker-encrypted.key || return 1
+    cat broker-encrypted.key broker.crt ca.pem >broker-encrypted.pem
 }
 (make_certs) >"$WORK/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$WORK/openssl.log"; exit 1; }
 
@@ -223,7 +229,8 @@ transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 
-# TLS: PEM keystore (key and chain in one file) for SSL and MTLS, PKCS12 for SASL_SSL
+# TLS: PEM keystore (key and chain in one file) for SSL, the same with the key
+# encrypted for MTLS, PKCS12 for SASL_SSL
 ssl.keystore.type=PEM
 ssl.keystore.location=$CERTS/broker.pem
 ssl.truststore.type=PEM
@@ -232,6 +239,9 @@ listener.name.sasl_ssl.ssl.keystore.type=PKCS12
 listener.name.sasl_ssl.ssl.keystore.location=$CERTS/broker.p12
 listener.name.sasl_ssl.ssl.keystore.password=$P12_PASSWORD
 listener.name.mtls.ssl.client.auth=required
+listener.name.mtls.ssl.keystore.type=PEM
+listener.name.mtls.ssl.keystore.location=$CERTS/broker-encrypted.pem
+listener.name.mtls.ssl.key.password=$KEY_PASSWORD
 
 # SASL: PLAIN users in the JAAS config, SCRAM users in the metadata (kafka-configs.sh)
 sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512,OAUTHBEARER

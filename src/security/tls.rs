@@ -212,24 +212,24 @@ pub(super) fn keystore(
                     (pem.clone(), pem)
                 }
             };
-            if get("ssl.key.password").is_some() && encrypted(&key_pem) {
-                return Err("encrypted PEM private keys are not supported yet: \
-                            store the key unencrypted (PKCS#8) or use a PKCS12 keystore"
-                    .into());
-            }
             let chain = CertificateDer::pem_slice_iter(&chain_pem)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("keystore certificates: {e}"))?;
             if chain.is_empty() {
                 return Err("the PEM keystore holds no certificate".into());
             }
-            let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
-                if encrypted(&key_pem) {
-                    "the PEM keystore's private key is encrypted: not supported yet".into()
-                } else {
-                    format!("keystore private key: {e}")
-                }
-            })?;
+            let key = match encrypted_pkcs8(&key_pem) {
+                Some(block) => decrypt_pkcs8(block, get("ssl.key.password"))?,
+                None => PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+                    if encrypted(&key_pem) {
+                        "the PEM keystore's private key is encrypted the legacy OpenSSL way: \
+                         convert it to encrypted PKCS#8 (openssl pkcs8 -topk8), as Kafka reads"
+                            .into()
+                    } else {
+                        format!("keystore private key: {e}")
+                    }
+                })?,
+            };
             Ok((chain, key))
         }
         "PKCS12" => {
@@ -321,6 +321,34 @@ fn pkcs12(path: &PathBuf, password: Option<&str>) -> Result<p12_keystore::KeySto
         p12_keystore::Pkcs12ImportPolicy::Relaxed,
     )
     .map_err(|e| format!("{} (wrong password?): {e}", path.display()))
+}
+
+const ENCRYPTED_BEGIN: &str = "-----BEGIN ENCRYPTED PRIVATE KEY-----";
+const ENCRYPTED_END: &str = "-----END ENCRYPTED PRIVATE KEY-----";
+
+/// The `ENCRYPTED PRIVATE KEY` block of a PEM file, if it has one.
+fn encrypted_pkcs8(pem: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(pem).ok()?;
+    let start = text.find(ENCRYPTED_BEGIN)?;
+    let end = start + text[start..].find(ENCRYPTED_END)? + ENCRYPTED_END.len();
+    Some(&text[start..end])
+}
+
+/// Decrypts an encrypted PKCS#8 key with `ssl.key.password` (PBES2:
+/// PBKDF2 or scrypt with AES-CBC, what `openssl pkcs8 -topk8` writes and
+/// Kafka's PEM keystores take).
+fn decrypt_pkcs8(block: &str, password: Option<&str>) -> Result<PrivateKeyDer<'static>, String> {
+    let password = password.ok_or(
+        "the PEM keystore's private key is encrypted: set ssl.key.password",
+    )?;
+    let (_, document) = pkcs8::Document::from_pem(block)
+        .map_err(|e| format!("keystore private key: {e}"))?;
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
+        .map_err(|e| format!("keystore private key: {e}"))?;
+    let key = info
+        .decrypt(password)
+        .map_err(|_| "cannot decrypt the keystore's private key: wrong ssl.key.password?")?;
+    Ok(PrivateKeyDer::Pkcs8(key.as_bytes().to_vec().into()))
 }
 
 fn encrypted(pem: &[u8]) -> bool {
