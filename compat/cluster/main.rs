@@ -512,6 +512,44 @@ fn brokers_replicate_over_sasl_ssl() {
     assert_eq!(ids, BTreeSet::from([1, 2, 3]), "an intruder registered");
 }
 
+/// Brokers log in to each other with SCRAM-SHA-512 on a SASL_PLAINTEXT
+/// inter-broker listener, the credential made at start by `--add-scram`
+/// (kept in the metadata quorum): followers replicate once it is there.
+#[test]
+fn brokers_replicate_over_scram() {
+    let settings = [
+        "listeners=PLAINTEXT://{client},INTERNAL://{extra}",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,INTERNAL:SASL_PLAINTEXT",
+        "inter.broker.listener.name=INTERNAL",
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512",
+        "listener.name.internal.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username=\"broker\" password=\"broker-secret\";",
+        "replica.lag.time.max.ms=2000",
+    ];
+    let cluster = Cluster::start_with_args(
+        3,
+        &settings,
+        &[
+            "--add-scram",
+            "SCRAM-SHA-512=[name=broker,password=broker-secret]",
+        ],
+        None,
+    );
+    cluster.create_topic(&[1], "scram", 1, 3);
+    let m = cluster.wait_metadata(2, "the topic", |m| isr(m, "scram", 0).len() == 3);
+    let leader = leader_of(&m, "scram", 0);
+    produce_all(&cluster, leader, "scram", "v", 200);
+    wait_identical(&cluster, &[1, 2, 3], "scram", 0);
+    let leader_log = std::fs::read_to_string(&cluster.nodes[leader_index(&cluster, leader)].log)
+        .expect("leader's log");
+    assert!(
+        leader_log.lines().any(|l| l.contains("authenticated")
+            && l.contains("INTERNAL")
+            && l.contains("User:broker")),
+        "no SCRAM login of a broker in the leader's log"
+    );
+}
+
 /// The controller listener's JAAS config: logs in as `user` with
 /// `password`, accepts `controller` and `intruder`.
 fn controller_jaas(user: &str, password: &str) -> String {

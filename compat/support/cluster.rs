@@ -49,6 +49,8 @@ pub struct Cluster {
     /// Extra `--set key=value` settings of every node; `{client}` and
     /// `{extra}` stand for the node's own ports.
     pub settings: Vec<String>,
+    /// Extra command-line arguments of every node (`--add-scram ...`).
+    pub args: Vec<String>,
     pub dir: Option<tempfile::TempDir>,
     /// The network namespaces the nodes run in, if any (dropped after
     /// the nodes are killed).
@@ -242,6 +244,11 @@ impl Cluster {
     /// As [`Cluster::start_with`]; with `net`, node N runs in `net`'s
     /// namespace N and listens on its address there, else on loopback.
     pub fn start_in(n: i32, settings: &[&str], net: Option<Netns>) -> Self {
+        Self::start_with_args(n, settings, &[], net)
+    }
+
+    /// As [`Cluster::start_in`], every node also given `args`.
+    pub fn start_with_args(n: i32, settings: &[&str], args: &[&str], net: Option<Netns>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("strom-cluster-")
             .tempdir()
@@ -272,6 +279,7 @@ impl Cluster {
             nodes,
             voters: voters.join(","),
             settings: settings.iter().map(|s| (*s).to_owned()).collect(),
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
             dir: Some(dir),
             net,
         };
@@ -287,6 +295,7 @@ impl Cluster {
     pub fn spawn(&mut self, i: usize) {
         let voters = self.voters.clone();
         let settings = self.settings.clone();
+        let args = self.args.clone();
         let mut command = match &self.net {
             // `ip netns exec` execs strom in place: the child is strom.
             Some(net) => {
@@ -320,6 +329,7 @@ impl Cluster {
             .args(["--set", "controller.quorum.election.timeout.ms=500"])
             .args(["--set", "group.initial.rebalance.delay.ms=0"])
             .args(settings.iter().flat_map(|s| ["--set", s.as_str()]))
+            .args(&args)
             .env_clear()
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))

@@ -338,11 +338,10 @@ fn encrypted_pkcs8(pem: &[u8]) -> Option<&str> {
 /// PBKDF2 or scrypt with AES-CBC, what `openssl pkcs8 -topk8` writes and
 /// Kafka's PEM keystores take).
 fn decrypt_pkcs8(block: &str, password: Option<&str>) -> Result<PrivateKeyDer<'static>, String> {
-    let password = password.ok_or(
-        "the PEM keystore's private key is encrypted: set ssl.key.password",
-    )?;
-    let (_, document) = pkcs8::Document::from_pem(block)
-        .map_err(|e| format!("keystore private key: {e}"))?;
+    let password =
+        password.ok_or("the PEM keystore's private key is encrypted: set ssl.key.password")?;
+    let (_, document) =
+        pkcs8::Document::from_pem(block).map_err(|e| format!("keystore private key: {e}"))?;
     let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
         .map_err(|e| format!("keystore private key: {e}"))?;
     let key = info
