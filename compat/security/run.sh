@@ -161,8 +161,9 @@ make_certs() {
     openssl pkcs12 -export -in sasl-ssl.crt -inkey sasl-ssl.key -certfile ca.pem -name broker \
         -passout "pass:$P12_PASSWORD" -out broker.p12 || return 1
     tls_cert ca client "/O=strom/OU=eng/CN=alice" client || return 1
-    # MTLS's PEM keystore holds the broker key encrypted (PKCS#8, ssl.key.password).
-    openssl pkcs8 -topk8 -v2 aes-256-cbc -in broker.key -passout "pass:$KEY_PASSWORD" \
+    # MTLS's PEM keystore holds the broker key encrypted (PKCS#8 with PBE-SHA1-3DES, the
+    # scheme Kafka reads on Java 17; ssl.key.password).
+    openssl pkcs8 -topk8 -v1 PBE-SHA1-3DES -in broker.key -passout "pass:$KEY_PASSWORD" \
         -out broker-encrypted.key || return 1
     cat broker-encrypted.key broker.crt ca.pem >broker-encrypted.pem
 }

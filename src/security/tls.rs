@@ -334,20 +334,88 @@ fn encrypted_pkcs8(pem: &[u8]) -> Option<&str> {
     Some(&text[start..end])
 }
 
-/// Decrypts an encrypted PKCS#8 key with `ssl.key.password` (PBES2:
-/// PBKDF2 or scrypt with AES-CBC, what `openssl pkcs8 -topk8` writes and
-/// Kafka's PEM keystores take).
+/// `pbeWithSHAAnd3-KeyTripleDES-CBC` (PKCS#12): what `openssl pkcs8 -topk8
+/// -v1 PBE-SHA1-3DES` writes, the scheme Kafka's PEM keystores read on Java 17.
+const PBE_SHA1_3DES: &str = "1.2.840.113549.1.12.1.3";
+
+/// Decrypts an encrypted PKCS#8 key with `ssl.key.password`: PBES2
+/// (PBKDF2 or scrypt with AES-CBC, `openssl pkcs8 -topk8 -v2 aes-256-cbc`)
+/// or PKCS#12's PBE with SHA-1 and 3DES (`-v1 PBE-SHA1-3DES`).
 fn decrypt_pkcs8(block: &str, password: Option<&str>) -> Result<PrivateKeyDer<'static>, String> {
     let password =
         password.ok_or("the PEM keystore's private key is encrypted: set ssl.key.password")?;
-    let (_, document) =
-        pkcs8::Document::from_pem(block).map_err(|e| format!("keystore private key: {e}"))?;
-    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(document.as_bytes())
+    let invalid = |e: pkcs8::der::Error| format!("keystore private key: {e}");
+    let wrong = || "cannot decrypt the keystore's private key: wrong ssl.key.password?".to_owned();
+    let (_, document) = pkcs8::Document::from_pem(block).map_err(invalid)?;
+    let der = document.as_bytes();
+    if let Some((salt, iterations, data)) = pbe_sha1_3des(der).map_err(invalid)? {
+        let key = pkcs12_key(
+            password,
+            &salt,
+            pkcs12::kdf::Pkcs12KeyType::EncryptionKey,
+            iterations,
+            24,
+        )?;
+        let iv = pkcs12_key(
+            password,
+            &salt,
+            pkcs12::kdf::Pkcs12KeyType::Iv,
+            iterations,
+            8,
+        )?;
+        use cbc::cipher::{block_padding::Pkcs7, BlockModeDecrypt, KeyIvInit};
+        let plain = cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, &iv)
+            .map_err(|_| wrong())?
+            .decrypt_padded_vec::<Pkcs7>(&data)
+            .map_err(|_| wrong())?;
+        // A wrong password that happens to unpad still yields no key.
+        pkcs8::PrivateKeyInfoRef::try_from(plain.as_slice()).map_err(|_| wrong())?;
+        return Ok(PrivateKeyDer::Pkcs8(plain.into()));
+    }
+    let info = pkcs8::EncryptedPrivateKeyInfoRef::try_from(der)
         .map_err(|e| format!("keystore private key: {e}"))?;
-    let key = info
-        .decrypt(password)
-        .map_err(|_| "cannot decrypt the keystore's private key: wrong ssl.key.password?")?;
+    let key = info.decrypt(password).map_err(|_| wrong())?;
     Ok(PrivateKeyDer::Pkcs8(key.as_bytes().to_vec().into()))
+}
+
+/// PKCS#12's key derivation (RFC 7292 appendix B) with SHA-1.
+fn pkcs12_key(
+    password: &str,
+    salt: &[u8],
+    kind: pkcs12::kdf::Pkcs12KeyType,
+    iterations: i32,
+    len: usize,
+) -> Result<Vec<u8>, String> {
+    pkcs12::kdf::derive_key_utf8::<sha1::Sha1>(password, salt, kind, iterations, len)
+        .map_err(|e| format!("keystore private key: {e}"))
+}
+
+/// The salt, iteration count and ciphertext of an `EncryptedPrivateKeyInfo`
+/// under PBE-SHA1-3DES; `None` under another scheme.
+#[allow(clippy::type_complexity)]
+fn pbe_sha1_3des(der: &[u8]) -> Result<Option<(Vec<u8>, i32, Vec<u8>)>, pkcs8::der::Error> {
+    use pkcs8::der::asn1::OctetStringRef;
+    use pkcs8::der::{Decode, Reader, SliceReader};
+    let mut reader = SliceReader::new(der)?;
+    reader.sequence(|r| {
+        let scheme = r.sequence(|r| {
+            let oid: pkcs8::ObjectIdentifier = pkcs8::ObjectIdentifier::decode(r)?;
+            if oid.to_string() != PBE_SHA1_3DES {
+                // Skip the parameters of another scheme.
+                while !r.is_finished() {
+                    r.tlv_bytes()?;
+                }
+                return Ok::<_, pkcs8::der::Error>(None);
+            }
+            r.sequence(|r| {
+                let salt = <&OctetStringRef>::decode(r)?.as_bytes().to_vec();
+                let iterations = i32::decode(r)?;
+                Ok::<_, pkcs8::der::Error>(Some((salt, iterations)))
+            })
+        })?;
+        let data = <&OctetStringRef>::decode(r)?.as_bytes().to_vec();
+        Ok::<_, pkcs8::der::Error>(scheme.map(|(salt, iterations)| (salt, iterations, data)))
+    })
 }
 
 fn encrypted(pem: &[u8]) -> bool {
@@ -399,5 +467,81 @@ fn iana_name(suite: &rustls::SupportedCipherSuite) -> String {
     match name.strip_prefix("TLS13_") {
         Some(rest) => format!("TLS_{rest}"),
         None => name,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn openssl(dir: &std::path::Path, args: &[&str]) {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Both schemes `openssl pkcs8 -topk8` writes decrypt to the plain
+    /// PKCS#8 key; a wrong or missing password is refused.
+    #[test]
+    fn encrypted_pkcs8_keys_decrypt() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        openssl(
+            d,
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                "plain.key",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "pkcs8",
+                "-topk8",
+                "-nocrypt",
+                "-in",
+                "plain.key",
+                "-outform",
+                "DER",
+                "-out",
+                "plain.der",
+            ],
+        );
+        let plain = std::fs::read(d.join("plain.der")).unwrap();
+        for (name, scheme) in [
+            ("v1.key", ["-v1", "PBE-SHA1-3DES"]),
+            ("v2.key", ["-v2", "aes-256-cbc"]),
+        ] {
+            let mut args = vec![
+                "pkcs8",
+                "-topk8",
+                "-in",
+                "plain.key",
+                "-passout",
+                "pass:secret",
+                "-out",
+                name,
+            ];
+            args.extend(scheme);
+            openssl(d, &args);
+            let pem = std::fs::read(d.join(name)).unwrap();
+            let block = encrypted_pkcs8(&pem).expect("an encrypted block");
+            let key = decrypt_pkcs8(block, Some("secret")).unwrap();
+            assert_eq!(key.secret_der(), plain.as_slice(), "{name}");
+            assert!(decrypt_pkcs8(block, Some("wrong")).is_err(), "{name}");
+            assert!(decrypt_pkcs8(block, None).is_err(), "{name}");
+        }
     }
 }
