@@ -1068,28 +1068,15 @@ make_sec_certs() { # make_sec_certs DIR: ca.pem, broker.pem (compat/lib/tls.sh)
     tls_ca ca && tls_cert ca broker "/O=strom/CN=localhost" server
 }
 
-# sec_props TARGET FILE: the listeners' server.properties (Kafka: plus its
-# KRaft controller); SEC_PLAIN / SEC_SASL are the two listeners' addresses.
+# sec_props TARGET FILE STATE: the listeners' server.properties for a broker
+# in the state dir STATE (one_node_props); SEC_PLAIN / SEC_SASL are the two
+# listeners' addresses.
 sec_props() {
-    local ctl listeners
+    local listeners
     SEC_PLAIN=127.0.0.1:$(free_port) SEC_SASL=127.0.0.1:$(free_port)
     listeners="PLAINTEXT://$SEC_PLAIN,SASL_SSL://$SEC_SASL"
     {
-        echo "node.id=1"
-        if [ "$1" = kafka ]; then
-            ctl=127.0.0.1:$(free_port)
-            echo "process.roles=broker,controller"
-            echo "controller.quorum.voters=1@$ctl"
-            echo "controller.listener.names=CONTROLLER"
-            echo "listeners=$listeners,CONTROLLER://$ctl"
-            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
-            echo "log.dirs=$KAFKA_STATE/data"
-            echo "share.coordinator.state.topic.replication.factor=1"
-            echo "share.coordinator.state.topic.min.isr=1"
-        else
-            echo "listeners=$listeners"
-            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL"
-        fi
+        one_node_props "$1" "$listeners" PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL "$3"
         cat <<PROPS
 advertised.listeners=$listeners
 inter.broker.listener.name=PLAINTEXT
@@ -1162,31 +1149,22 @@ if want security; then
     else
         log "security: strom (PLAINTEXT and SASL_SSL listeners)"
         STROM_DATA=$(mktemp -d)
-        sec_props strom "$STROM_DATA/server.properties"
-        "$STROM_BIN" --config "$STROM_DATA/server.properties" --data-dir "$STROM_DATA/data" >"$STROM_DATA/strom.log" 2>&1 &
-        STROM_PID=$!
-        deadline=$((SECONDS + 30))
-        until grep -q "strom started" "$STROM_DATA/strom.log" 2>/dev/null; do
-            if [ $SECONDS -ge $deadline ] || ! kill -0 "$STROM_PID" 2>/dev/null; then
-                fail "strom did not start: $(tail -n 5 "$STROM_DATA/strom.log")"
-                break
-            fi
-            sleep 0.05
-        done
-        if grep -q "strom started" "$STROM_DATA/strom.log"; then
+        sec_props strom "$STROM_DATA/server.properties" "$STROM_DATA"
+        if start_one_node strom "$STROM_DATA/server.properties" "$STROM_DATA" >"$WORK/strom-start-sec.out"; then
+            STROM_PID=$BROKER_PID
             security_step strom "$STROM_PID" || true
+        else
+            fail "strom did not start: $(tail -n 5 "$WORK/strom-start-sec.out")"
         fi
         stop_bench_broker
         if kafka_dist; then
             log "security: Apache Kafka 4.1.0 (starting, PLAINTEXT and SASL_SSL listeners)"
             KAFKA_STATE=$(mktemp -d "${TMPDIR:-/tmp}/strom-kafka.XXXXXX")
-            sec_props kafka "$KAFKA_STATE/server.properties"
-            if "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
-                -c "$KAFKA_STATE/server.properties" >"$WORK/kafka-sec-format.out" 2>&1 &&
-                _kafka_launch >"$WORK/kafka-start-sec.out" 2>&1; then
+            sec_props kafka "$KAFKA_STATE/server.properties" "$KAFKA_STATE"
+            if start_one_node kafka "$KAFKA_STATE/server.properties" "$KAFKA_STATE" >"$WORK/kafka-start-sec.out" 2>&1; then
                 security_step kafka "$KAFKA_PID" || true
             else
-                fail "Kafka did not start: $(tail -n 5 "$WORK/kafka-sec-format.out" "$WORK/kafka-start-sec.out")"
+                fail "Kafka did not start: $(tail -n 5 "$WORK/kafka-start-sec.out")"
                 echo '{"kind": "sec_produce_plaintext_kafka", "error": "Kafka did not start"}' >>"$RAW"
             fi
             stop_kafka

@@ -11,8 +11,10 @@ use strom::{BrokerConfig, RunningBroker};
 /// A Kafka-compatible broker. Point any Kafka client at it.
 ///
 /// Every flag can also be set as an environment variable STROM_<NAME>
-/// (e.g. STROM_DATA_DIR). Precedence, lowest first: Kafka's defaults,
-/// --config FILE, the dedicated flags, --set.
+/// (e.g. STROM_DATA_DIR). Kafka's container variables work too:
+/// KAFKA_<KEY> (apache/kafka, Confluent: KAFKA_ADVERTISED_LISTENERS) or
+/// KAFKA_CFG_<KEY> (Bitnami). Precedence, lowest first: Kafka's defaults,
+/// --config FILE, KAFKA_* variables, the dedicated flags, --set.
 #[derive(Debug, Parser)]
 #[command(name = "strom", version, about, long_about = None)]
 struct Cli {
@@ -70,6 +72,22 @@ impl Cli {
         let mut config = BrokerConfig::new();
         if let Some(path) = &self.config {
             config.load_file(path)?;
+        }
+        let environment = std::env::vars_os().filter_map(|(name, value)| {
+            Some((name.into_string().ok()?, value.into_string().ok()?))
+        });
+        for setting in strom::config::container_settings(environment) {
+            let origin = format!("environment variable {}", setting.variable);
+            match config.set(&setting.key, &setting.value, &origin) {
+                Ok(()) => {}
+                // Kafka ignores keys it does not know, with a warning.
+                Err(strom::config::ConfigError::UnknownKey { .. }) => tracing::warn!(
+                    variable = %setting.variable,
+                    key = %setting.key,
+                    "not a broker setting: ignored"
+                ),
+                Err(e) => return Err(e.into()),
+            }
         }
         let flags = [
             (

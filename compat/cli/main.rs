@@ -333,3 +333,175 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+/// Starts strom with `env` as its whole environment and no flags, waits for
+/// its start line, and returns every broker config of node 1 as
+/// DescribeConfigs reports it (value, whether a static broker config),
+/// then stops it; under `<warnings>` the log's lines about skipped keys.
+fn configs_from_env(
+    env: &[(String, String)],
+    bootstrap: &str,
+) -> std::collections::HashMap<String, (Option<String>, bool)> {
+    use rdkafka::admin::{AdminClient, AdminOptions, ResourceSpecifier};
+    use rdkafka::client::DefaultClientContext;
+    use rdkafka::ClientConfig;
+    let mut child = Command::new(STROM)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn strom");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    let started = lines.by_ref().map_while(Result::ok).find(|line| {
+        seen.push(line.clone());
+        line.contains("strom started")
+    });
+    if started.is_none() {
+        let _ = child.kill();
+        panic!("strom did not start from its environment: {seen:#?}");
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let described = runtime.block_on(async {
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", bootstrap)
+            .create()
+            .expect("admin client");
+        admin
+            .describe_configs(
+                [&ResourceSpecifier::Broker(1)],
+                &AdminOptions::new().request_timeout(Some(Duration::from_secs(20))),
+            )
+            .await
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let described = described.expect("describe configs");
+    let resource = described[0].as_ref().expect("broker resource");
+    let warnings: Vec<String> = seen
+        .into_iter()
+        .chain(lines.map_while(Result::ok))
+        .filter(|l| l.contains("not a broker setting"))
+        .collect();
+    let mut configs: std::collections::HashMap<_, _> = resource
+        .entries
+        .iter()
+        .map(|e| {
+            let fixed = matches!(e.source, rdkafka::admin::ConfigSource::StaticBroker);
+            (e.name.clone(), (e.value.clone(), fixed))
+        })
+        .collect();
+    configs.insert("<warnings>".into(), (Some(warnings.join("\n")), false));
+    configs
+}
+
+/// A docker-compose file for the apache/kafka, Confluent or Bitnami images
+/// configures strom unchanged: every `KAFKA_*` (or `KAFKA_CFG_*`) key
+/// reaches the config (DescribeConfigs: the value, as a static broker
+/// config); the images' JVM variables and keys no broker knows are skipped
+/// with a warning.
+#[test]
+fn kafka_container_environment_configures_the_broker() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (port, controller) = (free_port(), free_port());
+    let data = dir.path().join("apache").display().to_string();
+    let pairs = |pairs: &[(&str, String)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect()
+    };
+    // apache/kafka's KRaft compose: a combined node, a quorum of one.
+    let apache = pairs(&[
+        ("KAFKA_NODE_ID", "1".into()),
+        ("KAFKA_PROCESS_ROLES", "broker,controller".into()),
+        (
+            "KAFKA_LISTENERS",
+            format!("PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}"),
+        ),
+        (
+            "KAFKA_ADVERTISED_LISTENERS",
+            format!("PLAINTEXT://127.0.0.1:{port}"),
+        ),
+        ("KAFKA_CONTROLLER_LISTENER_NAMES", "CONTROLLER".into()),
+        (
+            "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP",
+            "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT".into(),
+        ),
+        (
+            "KAFKA_CONTROLLER_QUORUM_VOTERS",
+            format!("1@127.0.0.1:{controller}"),
+        ),
+        ("KAFKA_LOG_DIRS", data),
+        ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "1".into()),
+        ("KAFKA_TRANSACTION_STATE_LOG_MIN_ISR", "1".into()),
+        ("KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS", "0".into()),
+        ("KAFKA_NUM_PARTITIONS", "3".into()),
+        ("KAFKA_LOG_RETENTION_HOURS", "5".into()),
+        ("KAFKA_HEAP_OPTS", "-Xmx1G -Xms1G".into()),
+        ("KAFKA_JMX_PORT", "9101".into()),
+        ("KAFKA_CONFLUENT_SUPPORT_METRICS_ENABLE", "false".into()),
+    ]);
+    let configs = configs_from_env(&apache, &format!("127.0.0.1:{port}"));
+    for (variable, value) in &apache {
+        if [
+            "KAFKA_HEAP_OPTS",
+            "KAFKA_JMX_PORT",
+            "KAFKA_CONFLUENT_SUPPORT_METRICS_ENABLE",
+        ]
+        .contains(&variable.as_str())
+        {
+            continue;
+        }
+        let key = variable
+            .trim_start_matches("KAFKA_")
+            .to_ascii_lowercase()
+            .replace('_', ".");
+        let (got, source) = configs
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} not described"));
+        assert_eq!(got.as_deref(), Some(value.as_str()), "{variable} → {key}");
+        assert!(*source, "{key}: not a static broker config");
+    }
+    let warnings = configs["<warnings>"].0.clone().unwrap_or_default();
+    assert!(
+        warnings.contains("KAFKA_CONFLUENT_SUPPORT_METRICS_ENABLE"),
+        "no warning for the unknown key: {warnings}"
+    );
+    assert!(!warnings.contains("HEAP"), "{warnings}");
+
+    // Bitnami's: KAFKA_CFG_ keys only; its own KAFKA_* settings are not keys.
+    let port = free_port();
+    let bitnami = pairs(&[
+        (
+            "KAFKA_CFG_LISTENERS",
+            format!("PLAINTEXT://127.0.0.1:{port}"),
+        ),
+        (
+            "KAFKA_CFG_LOG_DIRS",
+            dir.path().join("bitnami").display().to_string(),
+        ),
+        ("KAFKA_CFG_NUM_PARTITIONS", "4".into()),
+        ("KAFKA_CFG_AUTO_CREATE_TOPICS_ENABLE", "false".into()),
+        ("KAFKA_KRAFT_CLUSTER_ID", "abcdefghijklmnopqrstuv".into()),
+        ("KAFKA_CLIENT_USERS", "user".into()),
+    ]);
+    let configs = configs_from_env(&bitnami, &format!("127.0.0.1:{port}"));
+    for (variable, value) in bitnami.iter().filter(|(k, _)| k.starts_with("KAFKA_CFG_")) {
+        let key = variable
+            .trim_start_matches("KAFKA_CFG_")
+            .to_ascii_lowercase()
+            .replace('_', ".");
+        let (got, source) = configs
+            .get(&key)
+            .unwrap_or_else(|| panic!("{key} not described"));
+        assert_eq!(got.as_deref(), Some(value.as_str()), "{variable} → {key}");
+        assert!(*source, "{key}: not a static broker config");
+    }
+    assert_eq!(
+        configs["<warnings>"].0.as_deref(),
+        Some(""),
+        "Bitnami's own variables warned about"
+    );
+}

@@ -1,4 +1,4 @@
-# Shared by compat/kafka-tools and scripts/bench.sh: the Apache Kafka 4.1.0
+# Shared by the compat suites and scripts/bench.sh: the Apache Kafka 4.1.0
 # distribution from ../shared/kafka beside the repo, unpacked once into a
 # cache dir (never into the repo), and a one-node KRaft Kafka on loopback.
 #
@@ -8,6 +8,8 @@
 #   stop_kafka                        # SIGTERM, wait (SIGKILL after 30 s), remove the state dir
 #   start_kafka_cluster [key=value...] # three nodes: KAFKA_BOOTSTRAP, KAFKA_NODE_PIDS, KAFKA_STATE
 #   stop_kafka_cluster
+#   one_node_props strom|kafka LISTENERS PROTOCOLS STATE   # server.properties head, either broker
+#   start_one_node strom|kafka PROPS STATE [strom flags]  # BROKER_LOG, BROKER_PID
 #
 # Needs STROM_ROOT (compat/lib/broker.sh sets it) and free_port from broker.sh.
 
@@ -184,4 +186,63 @@ stop_kafka_cluster() {
     KAFKA_NODE_PIDS=()
     [ -n "${KAFKA_STATE:-}" ] && rm -rf "$KAFKA_STATE"
     KAFKA_STATE=
+}
+
+# one_node_props TARGET LISTENERS PROTOCOLS STATE: the first lines of a
+# one-node broker's server.properties for strom (TARGET strom) or Kafka
+# (TARGET kafka): node.id, listeners and listener.security.protocol.map as
+# given; Kafka also gets KRaft's process.roles, a PLAINTEXT CONTROLLER
+# listener on a free port, log.dirs=STATE/data and the share coordinator's
+# one-node settings. The caller appends the rest.
+one_node_props() {
+    local target=$1 listeners=$2 protocols=$3 state=$4 ctl
+    echo "node.id=1"
+    if [ "$target" = kafka ]; then
+        ctl=127.0.0.1:$(free_port)
+        echo "process.roles=broker,controller"
+        echo "controller.quorum.voters=1@$ctl"
+        echo "controller.listener.names=CONTROLLER"
+        echo "listeners=$listeners,CONTROLLER://$ctl"
+        echo "listener.security.protocol.map=$protocols,CONTROLLER:PLAINTEXT"
+        echo "log.dirs=$state/data"
+        echo "share.coordinator.state.topic.replication.factor=1"
+        echo "share.coordinator.state.topic.min.isr=1"
+    else
+        echo "listeners=$listeners"
+        echo "listener.security.protocol.map=$protocols"
+    fi
+}
+
+# start_one_node TARGET PROPS STATE [strom flags...]: starts the broker
+# PROPS describes in the state dir STATE: Kafka (KAFKA_HOME set by
+# kafka_dist) formatted and launched there (KAFKA_STATE=STATE; KAFKA_OPTS
+# as the caller exports it), or strom with its data in STATE/data. Sets
+# BROKER_LOG and BROKER_PID. Returns 1, the log's tail printed, when the
+# broker does not start (strom: 30 s; Kafka: _kafka_launch's 60 s).
+start_one_node() {
+    local target=$1 props=$2 state=$3 deadline
+    shift 3
+    mkdir -p "$state"
+    if [ "$target" = kafka ]; then
+        KAFKA_STATE=$state
+        cp "$props" "$KAFKA_STATE/server.properties"
+        "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
+            -c "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/format.log" 2>&1 ||
+            { echo "kafka-storage.sh format failed:"; cat "$KAFKA_STATE/format.log"; return 1; }
+        _kafka_launch || return 1
+        BROKER_LOG=$KAFKA_STATE/kafka.out BROKER_PID=$KAFKA_PID
+        return 0
+    fi
+    BROKER_LOG=$state/strom.log
+    "$STROM_BIN" --config "$props" --data-dir "$state/data" "$@" >"$BROKER_LOG" 2>&1 &
+    BROKER_PID=$!
+    deadline=$((SECONDS + 30))
+    until grep -q "strom started" "$BROKER_LOG" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ] || ! kill -0 "$BROKER_PID" 2>/dev/null; then
+            echo "strom did not start:"; tail -n 20 "$BROKER_LOG"
+            kill -KILL "$BROKER_PID" 2>/dev/null
+            return 1
+        fi
+        sleep 0.05
+    done
 }

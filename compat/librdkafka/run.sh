@@ -127,25 +127,13 @@ start_security_broker() {
     [ -n "${PID[security]:-}" ] && return 0
     CERTS=$LOGS/certs
     (make_certs "$CERTS") >"$LOGS/openssl.log" 2>&1 || { echo "openssl failed:"; cat "$LOGS/openssl.log"; return 1; }
-    local h=127.0.0.1 p_plain p_ssl p_sasl p_ctl props=$LOGS/server.properties listeners
-    p_plain=$(free_port) p_ssl=$(free_port) p_sasl=$(free_port) p_ctl=$(free_port)
+    local h=127.0.0.1 p_plain p_ssl p_sasl props=$LOGS/server.properties listeners state
+    p_plain=$(free_port) p_ssl=$(free_port) p_sasl=$(free_port)
     SEC_PLAINTEXT=$h:$p_plain SEC_SSL=$h:$p_ssl SEC_SASL_SSL=$h:$p_sasl
     listeners="PLAINTEXT://$SEC_PLAINTEXT,SSL://$SEC_SSL,SASL_SSL://$SEC_SASL_SSL"
     {
-        echo "node.id=1"
-        if [ "$SECURITY_TARGET" = kafka ]; then
-            echo "process.roles=broker,controller"
-            echo "controller.quorum.voters=1@$h:$p_ctl"
-            echo "controller.listener.names=CONTROLLER"
-            echo "listeners=$listeners,CONTROLLER://$h:$p_ctl"
-            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL,CONTROLLER:PLAINTEXT"
-            echo "log.dirs=$LOGS/kafka/data"
-            echo "share.coordinator.state.topic.replication.factor=1"
-            echo "share.coordinator.state.topic.min.isr=1"
-        else
-            echo "listeners=$listeners"
-            echo "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL"
-        fi
+        one_node_props "$SECURITY_TARGET" "$listeners" PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_SSL:SASL_SSL \
+            "$LOGS/$SECURITY_TARGET"
         cat <<PROPS
 advertised.listeners=$listeners
 inter.broker.listener.name=PLAINTEXT
@@ -165,26 +153,16 @@ PROPS
     } >"$props"
     if [ "$SECURITY_TARGET" = kafka ]; then
         kafka_dist || { echo "LRK_SECURITY_TARGET=kafka: no Kafka distribution ($KAFKA_TARBALL)"; return 1; }
-        KAFKA_STATE=$LOGS/kafka
-        mkdir -p "$KAFKA_STATE" && cp "$props" "$KAFKA_STATE/server.properties"
-        "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
-            -c "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/format.log" 2>&1 ||
-            { echo "kafka-storage.sh format failed:"; cat "$KAFKA_STATE/format.log"; return 1; }
-        _kafka_launch || return 1
+        state=$LOGS/kafka
+    else
+        state=$(mktemp -d)
+    fi
+    # shellcheck disable=SC2086
+    start_one_node "$SECURITY_TARGET" "$props" "$state" ${LRK_BROKER_EXTRA:-} || return 1
+    if [ "$SECURITY_TARGET" = kafka ]; then
         PID[security]=kafka DATA[security]=$KAFKA_STATE
     else
-        local data
-        data=$(mktemp -d)
-        # shellcheck disable=SC2086
-        "$STROM_BIN" --config "$props" --data-dir "$data/data" ${LRK_BROKER_EXTRA:-} >"$data/strom.log" 2>&1 &
-        PID[security]=$! DATA[security]=$data
-        local deadline=$((SECONDS + 30))
-        until grep -q "strom started" "$data/strom.log" 2>/dev/null; do
-            if [ $SECONDS -ge $deadline ] || ! kill -0 "${PID[security]}" 2>/dev/null; then
-                echo "strom (security listeners) did not start:"; cat "$data/strom.log"; return 1
-            fi
-            sleep 0.05
-        done
+        PID[security]=$BROKER_PID DATA[security]=$state
     fi
 }
 

@@ -194,7 +194,7 @@ JWKS_PID=$!
 
 # ---- server.properties ----------------------------------------------------------
 P_PLAINTEXT=$(free_port); P_SSL=$(free_port); P_SASL_PLAINTEXT=$(free_port)
-P_SASL_SSL=$(free_port); P_MTLS=$(free_port); P_CONTROLLER=$(free_port)
+P_SASL_SSL=$(free_port); P_MTLS=$(free_port)
 H=127.0.0.1
 LISTENERS="PLAINTEXT://$H:$P_PLAINTEXT,SSL://$H:$P_SSL,SASL_PLAINTEXT://$H:$P_SASL_PLAINTEXT,SASL_SSL://$H:$P_SASL_SSL,MTLS://$H:$P_MTLS"
 PROTOCOLS="PLAINTEXT:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL"
@@ -207,20 +207,7 @@ OAUTH_JWKS_JAAS='org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginMo
 PROPS=$WORK/server.properties
 {
     echo "# compat/security/run.sh, target $TARGET"
-    echo "node.id=1"
-    if [ "$TARGET" = kafka ]; then
-        echo "process.roles=broker,controller"
-        echo "controller.quorum.voters=1@$H:$P_CONTROLLER"
-        echo "controller.listener.names=CONTROLLER"
-        echo "listeners=$LISTENERS,CONTROLLER://$H:$P_CONTROLLER"
-        echo "listener.security.protocol.map=$PROTOCOLS,CONTROLLER:PLAINTEXT"
-        echo "log.dirs=$WORK/kafka/data"
-        echo "share.coordinator.state.topic.replication.factor=1"
-        echo "share.coordinator.state.topic.min.isr=1"
-    else
-        echo "listeners=$LISTENERS"
-        echo "listener.security.protocol.map=$PROTOCOLS"
-    fi
+    one_node_props "$TARGET" "$LISTENERS" "$PROTOCOLS" "$WORK/$TARGET"
     cat <<PROPS
 advertised.listeners=$LISTENERS
 inter.broker.listener.name=PLAINTEXT
@@ -271,29 +258,10 @@ PROPS
 } >"$PROPS"
 
 # ---- the broker -----------------------------------------------------------------
-if [ "$TARGET" = kafka ]; then
-    KAFKA_STATE=$WORK/kafka   # _kafka_launch (compat/lib/kafka.sh): server.properties, kafka.out, logs/
-    KAFKA_BOOTSTRAP=$H:$P_PLAINTEXT
-    mkdir -p "$KAFKA_STATE" && cp "$PROPS" "$KAFKA_STATE/server.properties"
-    "$KAFKA_HOME/bin/kafka-storage.sh" format -t "$("$KAFKA_HOME/bin/kafka-storage.sh" random-uuid)" \
-        -c "$KAFKA_STATE/server.properties" >"$KAFKA_STATE/format.log" 2>&1 ||
-        { echo "kafka-storage.sh format failed:"; cat "$KAFKA_STATE/format.log"; exit 1; }
-    # Kafka 4 reads no OAuth URL unless this system property allows it.
-    KAFKA_OPTS="-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$JWKS_URL" _kafka_launch || exit 1
-    BROKER_LOG=$KAFKA_STATE/kafka.out
-else
-    BROKER_LOG=$WORK/broker.log
-    "$STROM_BIN" --config "$PROPS" --data-dir "$WORK/strom-data" --log-level "${STROM_LOG_LEVEL:-info}" \
-        >"$BROKER_LOG" 2>&1 &
-    BROKER_PID=$!
-    deadline=$((SECONDS + 30))
-    until grep -q "strom started" "$BROKER_LOG" 2>/dev/null; do
-        if [ $SECONDS -ge $deadline ] || ! kill -0 "$BROKER_PID" 2>/dev/null; then
-            echo "strom did not start:"; cat "$BROKER_LOG"; exit 1
-        fi
-        sleep 0.05
-    done
-fi
+KAFKA_BOOTSTRAP=$H:$P_PLAINTEXT
+# Kafka 4 reads no OAuth URL unless this system property allows it.
+KAFKA_OPTS="-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=$JWKS_URL" \
+    start_one_node "$TARGET" "$PROPS" "$WORK/$TARGET" --log-level "${STROM_LOG_LEVEL:-info}" || exit 1
 echo "== security: $TARGET, listeners $LISTENERS ($((SECONDS - started))s)"
 
 # ---- SCRAM users: Kafka's own kafka-configs.sh over PLAINTEXT ---------------------

@@ -1,17 +1,20 @@
 //! Broker configuration: every setting under Kafka's name, in Kafka's
 //! layers (lowest precedence first): built-in defaults; the static config
-//! from a `server.properties`-style file, dedicated CLI flags and `--set`;
+//! from a `server.properties`-style file, `KAFKA_*` environment variables
+//! (Kafka's container conventions, `env`), dedicated CLI flags and `--set`;
 //! dynamic cluster-wide defaults; dynamic per-broker values. Plus the rules
 //! that turn broker-level keys into topic-level defaults.
 
 mod broker_defs;
 mod defs;
+mod env;
 mod listeners;
 
 pub use broker_defs::{
     broker_configs, broker_def, broker_def_for, update_mode, BrokerConfigDef, UpdateMode,
 };
 pub use defs::{topic_def, ConfigDef, ConfigType, TopicConfigDef, TOPIC_CONFIGS};
+pub use env::{container_settings, EnvSetting};
 pub use listeners::{ListenerSpec, SecurityProtocol};
 
 use std::collections::BTreeMap;
