@@ -63,6 +63,10 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A thread or async runtime for the broker cannot be started (the
+    /// embedded broker).
+    #[error("cannot start the broker's runtime: {0}")]
+    Runtime(std::io::Error),
     /// The listen address cannot be bound.
     #[error("cannot listen on {address}: {source}")]
     Bind {

@@ -20,6 +20,7 @@ pub mod broker;
 pub mod cluster;
 pub mod config;
 pub mod coordinator;
+pub mod embedded;
 pub mod error;
 pub mod group;
 pub mod log;
@@ -33,5 +34,6 @@ pub mod varint;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;
+pub use embedded::{EmbeddedBroker, EmbeddedBrokerBuilder};
 pub use error::{ApiError, Error, Result};
 pub use server::RunningBroker;

@@ -4,6 +4,7 @@
 
 mod admin;
 mod compaction;
+mod embedded;
 mod groups;
 mod log;
 mod support;
