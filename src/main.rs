@@ -64,6 +64,16 @@ struct Cli {
         value_name = "LEVEL"
     )]
     log_level: String,
+    /// Log lines as `text` (for people) or `json` (one object per line,
+    /// for log shippers)
+    #[arg(
+        long,
+        env = "STROM_LOG_FORMAT",
+        default_value = "text",
+        value_name = "FORMAT",
+        value_parser = ["text", "json"]
+    )]
+    log_format: String,
 }
 
 impl Cli {
@@ -191,10 +201,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter);
+    if cli.log_format == "json" {
+        logs.json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init();
+    } else {
+        logs.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .init();
+    }
     let mut users = Vec::new();
     for spec in &cli.add_scram {
         match strom::security::scram::InitialUser::parse(spec) {

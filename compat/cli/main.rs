@@ -505,3 +505,58 @@ fn kafka_container_environment_configures_the_broker() {
         "Bitnami's own variables warned about"
     );
 }
+
+/// `--log-format json` writes one JSON object per line (timestamp, level,
+/// message, fields); at debug each request is logged with the client id,
+/// the API's name and its latency.
+#[test]
+fn json_logs_name_each_request() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = free_port();
+    let mut child = Command::new(STROM)
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path())
+        .args(["--log-format", "json", "--log-level", "debug"])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn strom");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen: Vec<serde_json::Value> = Vec::new();
+    let mut next = |seen: &mut Vec<serde_json::Value>| -> serde_json::Value {
+        let line = lines
+            .next()
+            .expect("a log line")
+            .expect("readable log line");
+        let value: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        seen.push(value.clone());
+        value
+    };
+    while next(&mut seen)["message"] != "strom started" {}
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    // ApiVersions v0 (client id "flood").
+    stream.write_all(&frame(18, 0, &[])).expect("send");
+    assert!(
+        read_response(&mut stream).is_some(),
+        "no ApiVersions answer"
+    );
+    let request = loop {
+        let value = next(&mut seen);
+        if value["message"] == "request" {
+            break value;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(request["level"], "DEBUG", "{request}");
+    assert_eq!(request["client_id"], "flood", "{request}");
+    assert_eq!(request["api"], "ApiVersions", "{request}");
+    assert!(request["latency_us"].is_u64(), "{request}");
+    assert!(
+        seen.iter()
+            .all(|v| v["timestamp"].is_string() && v["level"].is_string()),
+        "{seen:#?}"
+    );
+}

@@ -889,8 +889,7 @@ impl ConnectionTask {
             }
         };
         let header = request.header.clone();
-        debug!(%peer, api_key = header.request_api_key, version = header.request_api_version,
-            correlation_id = header.correlation_id, "request");
+        let started = std::time::Instant::now();
         let mut close_after = false;
         let reply = if api::is_sasl(&request) {
             let exchange = api::sasl_exchange(&self.broker, sasl, request);
@@ -950,6 +949,19 @@ impl ConnectionTask {
         if let Err(e) = connection.write_frame(frame).await {
             debug!(%peer, cause = %e, "client went away");
             return Next::Close;
+        }
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let api = ApiKey::try_from(header.request_api_key)
+                .map_or_else(|_| header.request_api_key.to_string(), |k| format!("{k:?}"));
+            debug!(
+                %peer,
+                client_id = header.client_id.as_deref().unwrap_or(""),
+                %api,
+                version = header.request_api_version,
+                correlation_id = header.correlation_id,
+                latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "request"
+            );
         }
         if close_after {
             info!(%peer, listener = %session.listener, "closing connection: SASL authentication failed");
