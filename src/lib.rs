@@ -24,6 +24,7 @@ pub mod embedded;
 pub mod error;
 pub mod group;
 pub mod log;
+pub mod metrics;
 pub mod protocol;
 pub mod replica;
 pub mod security;

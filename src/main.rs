@@ -64,6 +64,10 @@ struct Cli {
         value_name = "LEVEL"
     )]
     log_level: String,
+    /// Serve Prometheus metrics (/metrics) and a health check (/health)
+    /// over HTTP on this address [default: off]
+    #[arg(long, env = "STROM_METRICS_LISTEN", value_name = "ADDR")]
+    metrics_listen: Option<String>,
     /// Log lines as `text` (for people) or `json` (one object per line,
     /// for log shippers)
     #[arg(
@@ -221,6 +225,7 @@ fn main() -> ExitCode {
             }
         }
     }
+    let metrics_listen = cli.metrics_listen.clone();
     let config = match cli.into_config() {
         Ok(config) => config,
         Err(e) => {
@@ -235,7 +240,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config, users)) {
+    match runtime.block_on(serve(config, users, metrics_listen)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("strom: {e}");
@@ -250,6 +255,7 @@ fn main() -> ExitCode {
 async fn serve(
     config: BrokerConfig,
     users: Vec<strom::security::scram::InitialUser>,
+    metrics_listen: Option<String>,
 ) -> Result<(), strom::Error> {
     use tokio::signal::unix::{signal, SignalKind};
     let watch = |kind: SignalKind, name: &str| match signal(kind) {
@@ -262,6 +268,12 @@ async fn serve(
     let mut interrupt = watch(SignalKind::interrupt(), "SIGINT");
     let mut terminate = watch(SignalKind::terminate(), "SIGTERM");
     let broker = RunningBroker::start(config).await?;
+    if let Some(address) = metrics_listen {
+        if let Err(e) = broker.serve_metrics(&address).await {
+            broker.shutdown().await?;
+            return Err(e);
+        }
+    }
     if !users.is_empty() {
         let running = broker.broker().clone();
         let added = tokio::task::spawn_blocking(move || running.add_initial_users(&users)).await;

@@ -560,3 +560,189 @@ fn json_logs_name_each_request() {
         "{seen:#?}"
     );
 }
+
+/// One HTTP GET over a fresh connection: the status line and the body.
+fn http_get(address: &str, path: &str) -> Option<(String, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: strom\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    Some((head.lines().next()?.to_owned(), body.to_owned()))
+}
+
+/// The value of the series `name{labels}` (labels exactly as written, or
+/// none) in a Prometheus text page.
+fn series(page: &str, name_and_labels: &str) -> Option<f64> {
+    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(name_and_labels)?
+            .strip_prefix(' ')?
+            .parse()
+            .ok()
+    })
+}
+
+/// `--metrics-listen`: the page counts what the clients did (records and
+/// bytes produced and consumed, requests, connections), a group's lag is
+/// the records it has not committed and goes to 0 once it catches up, and
+/// `/health` answers 200 while the broker serves and nothing once it stopped.
+#[test]
+fn metrics_count_what_clients_did() {
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+    use rdkafka::{ClientConfig, Message};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (port, metrics) = (free_port(), free_port());
+    let bootstrap = format!("127.0.0.1:{port}");
+    let metrics = format!("127.0.0.1:{metrics}");
+    let mut child = Command::new(STROM)
+        .args([
+            "--listen",
+            &bootstrap,
+            "--metrics-listen",
+            &metrics,
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .args(["--set", "group.initial.rebalance.delay.ms=0"])
+        .env_clear()
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn strom");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(
+        lines
+            .by_ref()
+            .map_while(Result::ok)
+            .any(|l| l.contains("strom started")),
+        "no start line"
+    );
+    let (status, body) = http_get(&metrics, "/health").expect("health");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "ok\n")
+    );
+
+    const RECORDS: usize = 40;
+    let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "0")
+        .create()
+        .expect("producer");
+    let payload = [b'x'; 100];
+    for i in 0..RECORDS {
+        let key = format!("k{i}");
+        producer
+            .send(BaseRecord::to("metered").key(&key).payload(&payload[..]))
+            .map_err(|(e, _)| e)
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(20)).expect("flush");
+    let page = http_get(&metrics, "/metrics").expect("metrics").1;
+    assert_eq!(
+        series(
+            &page,
+            r#"kafka_server_brokertopicmetrics_messagesin_total{topic="metered"}"#
+        ),
+        Some(RECORDS as f64),
+        "{page}"
+    );
+    let bytes_in = series(
+        &page,
+        r#"kafka_server_brokertopicmetrics_bytesin_total{topic="metered"}"#,
+    )
+    .expect("bytes in");
+    assert!(bytes_in >= (RECORDS * 100) as f64, "{bytes_in}");
+    assert!(series(
+        &page,
+        r#"kafka_network_requestmetrics_requests_total{request="Produce"}"#
+    )
+    .is_some_and(|n| n >= 1.0));
+    assert!(series(
+        &page,
+        r#"kafka_network_requestmetrics_totaltimems_count{request="Produce"}"#
+    )
+    .is_some_and(|n| n >= 1.0));
+    assert!(
+        series(
+            &page,
+            r#"kafka_server_socket_server_metrics_connection_count{listener="PLAINTEXT"}"#
+        )
+        .is_some_and(|n| n >= 1.0),
+        "the producer's connection"
+    );
+    assert_eq!(
+        series(
+            &page,
+            r#"kafka_log_log_logendoffset{topic="metered",partition="0"}"#
+        ),
+        Some(RECORDS as f64)
+    );
+
+    // A group reads everything but commits only half: its lag is the rest.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "billing")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer.subscribe(&["metered"]).expect("subscribe");
+    let mut read = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read.len() < RECORDS {
+        assert!(Instant::now() < deadline, "read only {}", read.len());
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            read.push(message.expect("message").offset());
+        }
+    }
+    let mut half = rdkafka::TopicPartitionList::new();
+    half.add_partition_offset("metered", 0, rdkafka::Offset::Offset((RECORDS / 2) as i64))
+        .expect("offset");
+    consumer
+        .commit(&half, CommitMode::Sync)
+        .expect("commit half");
+    let lag = r#"kafka_consumergroup_lag{consumergroup="billing",topic="metered",partition="0"}"#;
+    let page = http_get(&metrics, "/metrics").expect("metrics").1;
+    assert_eq!(series(&page, lag), Some((RECORDS / 2) as f64), "{page}");
+    let bytes_out = series(
+        &page,
+        r#"kafka_server_brokertopicmetrics_bytesout_total{topic="metered"}"#,
+    )
+    .expect("bytes out");
+    assert!(bytes_out >= (RECORDS * 100) as f64, "{bytes_out}");
+    consumer
+        .commit_consumer_state(CommitMode::Sync)
+        .expect("commit all");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = http_get(&metrics, "/metrics").expect("metrics").1;
+        if series(&page, lag) == Some(0.0) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lag stays {:?}",
+            series(&page, lag)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(consumer);
+    drop(producer);
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let exit = child.wait().expect("wait");
+    assert!(exit.success(), "{exit}");
+    assert!(
+        http_get(&metrics, "/health").is_none_or(|(status, _)| status != "HTTP/1.1 200 OK"),
+        "healthy after stopping"
+    );
+}

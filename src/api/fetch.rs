@@ -225,6 +225,20 @@ pub async fn handle(
             || wakeups.is_empty()
             || min_bytes == 0
         {
+            if replica.is_none() {
+                for ((skeleton, _), bytes) in topics.iter().zip(&read.topic_bytes) {
+                    if *bytes == 0 {
+                        continue;
+                    }
+                    if skeleton.topic.is_empty() {
+                        if let Some(meta) = broker.topics.get_by_id(&skeleton.topic_id) {
+                            broker.metrics().record_fetch(&meta.name, *bytes);
+                        }
+                    } else {
+                        broker.metrics().record_fetch(&skeleton.topic, *bytes);
+                    }
+                }
+            }
             let response = FetchResponse::default().with_responses(read.responses);
             return (
                 with_leader_hints(broker, &session.listener, version, response, &topics),
@@ -245,6 +259,8 @@ struct ReadPass {
     regions: Vec<FileRegion>,
     /// Record bytes returned.
     bytes: usize,
+    /// Record bytes returned per requested topic, in request order.
+    topic_bytes: Vec<u64>,
     /// Whether any partition failed.
     any_error: bool,
     /// Whether a follower was told where its log diverges (answered at
@@ -263,9 +279,11 @@ fn read_all(
     let mut any_error = false;
     let mut diverged = false;
     let mut regions = Vec::new();
+    let mut topic_bytes = vec![0u64; topics.len()];
     let responses = topics
         .iter()
-        .map(|(skeleton, wanted)| {
+        .zip(topic_bytes.iter_mut())
+        .map(|((skeleton, wanted), topic_used)| {
             let partitions = wanted
                 .iter()
                 .map(|w| {
@@ -335,6 +353,7 @@ fn read_all(
                                 return response;
                             };
                             used += region.len;
+                            *topic_used += u64::try_from(region.len).unwrap_or(0);
                             match records_field(region, &mut regions) {
                                 Ok(records) => response.with_records(Some(records)),
                                 Err(e) => {
@@ -353,6 +372,7 @@ fn read_all(
         responses,
         regions,
         bytes: used,
+        topic_bytes,
         any_error,
         diverging: diverged,
     }

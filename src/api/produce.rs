@@ -331,6 +331,7 @@ fn append(
         )
     })?;
     let last_offset_delta = BatchHeader::parse(&records).map_or(0, |h| h.last_offset_delta);
+    let size = u64::try_from(records.len()).unwrap_or(u64::MAX);
     let bytes = records.to_vec();
     let compressed = is_compressed(&bytes);
     let log_for_write = log.clone();
@@ -394,6 +395,8 @@ fn append(
         },
         e => Refusal::from(append_error(e)),
     })?;
+    let messages = u64::try_from(i64::from(last_offset_delta) + 1).unwrap_or(0);
+    broker.metrics().record_produce(topic, messages, size);
     // The offset after the batch: what the high watermark must reach.
     let end = info.base_offset + i64::from(last_offset_delta) + 1;
     Ok(Appended { info, log, end })

@@ -78,6 +78,8 @@ pub struct Broker {
     /// Serialises this node's dynamic broker config changes in a cluster
     /// (on one node `topic_changes` does).
     broker_config_changes: std::sync::Mutex<()>,
+    /// Traffic counters (`/metrics`).
+    metrics: crate::metrics::Metrics,
 }
 
 impl Broker {
@@ -230,6 +232,7 @@ impl Broker {
             internal_topics: std::sync::Mutex::new(()),
             topic_changes: std::sync::Mutex::new(()),
             broker_config_changes: std::sync::Mutex::new(()),
+            metrics: crate::metrics::Metrics::default(),
         };
         let now = log::now_ms();
         for meta in broker.topics.all() {
@@ -445,6 +448,11 @@ impl Broker {
                 replicas.change_failed(&topic, partition);
             }
         });
+    }
+
+    /// The traffic counters.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// The current settings (a snapshot: later dynamic changes do not show in it).

@@ -3,6 +3,7 @@
 //! never knows what a Produce is.
 
 mod connection;
+pub mod metrics;
 
 pub use connection::Connection;
 
@@ -240,6 +241,26 @@ impl RunningBroker {
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, a)| *a)
+    }
+
+    /// Serves `/metrics` (Prometheus) and `/health` over HTTP on `address`
+    /// until the broker stops; returns the bound address.
+    ///
+    /// # Errors
+    /// [`Error::Bind`] naming the address.
+    pub async fn serve_metrics(&self, address: &str) -> Result<SocketAddr> {
+        let listener = bind(address).await?;
+        let local = listener.local_addr().map_err(|source| Error::Bind {
+            address: address.to_owned(),
+            source,
+        })?;
+        tokio::spawn(metrics::serve(
+            listener,
+            self.broker.clone(),
+            self.shutdown.subscribe(),
+        ));
+        info!(address = %local, "serving /metrics and /health");
+        Ok(local)
     }
 
     /// The broker's shared state.
@@ -817,6 +838,7 @@ impl ConnectionTask {
             listener: self.security.name.clone(),
             principal: self.security.principal_from_certificate(subject.as_deref()),
         };
+        let _counted = self.broker.metrics().connection_opened(&self.security.name);
         let mut sasl = self.security.sasl().map(|s| Authenticator::new(s.clone()));
         if let Some(sasl) = &sasl {
             connection.set_max_frame(sasl.max_receive_size().min(self.limits.max_frame));
@@ -950,6 +972,9 @@ impl ConnectionTask {
             debug!(%peer, cause = %e, "client went away");
             return Next::Close;
         }
+        self.broker
+            .metrics()
+            .record_request(header.request_api_key, started.elapsed());
         if tracing::enabled!(tracing::Level::DEBUG) {
             let api = ApiKey::try_from(header.request_api_key)
                 .map_or_else(|_| header.request_api_key.to_string(), |k| format!("{k:?}"));
