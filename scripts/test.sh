@@ -7,7 +7,8 @@
 #    suites install their own pip / npm / jar dependencies into caches.
 # 2. Format and lint checks, the release build.
 # 3. `cargo test`: unit tests, protocol-tests, compat (rdkafka, CLI, crash,
-#    the Apache Kafka comparison, which skips without Docker).
+#    the Apache Kafka comparison: the Docker image, else the distribution
+#    from ../shared/kafka as a process; the summary says which).
 # 4. The client suites in compat/ against the release binary:
 #    confluent-kafka / kafka-python / aiokafka, kcat (after python: its
 #    transactions are written with the python venv), kafkajs, the Java
@@ -65,6 +66,7 @@ cargo build --release --quiet; build=$?
 record "cargo build --release" $build
 
 echo "== cargo test"
+rm -f target/tmp/against-kafka.txt
 test_log=$(mktemp)
 cargo test --all-targets --no-fail-fast 2>&1 | tee "$test_log"
 cargo_status=${PIPESTATUS[0]}
@@ -77,6 +79,7 @@ if [ "$cargo_status" -ne 0 ] && [ "$cargo_failed" -eq 0 ]; then
     failed=$((failed + 1))   # a build or harness failure with no test counted
 fi
 steps+=("cargo test: $cargo_passed passed, $cargo_failed failed (exit $cargo_status)")
+steps+=("against_kafka: $(cat target/tmp/against-kafka.txt 2>/dev/null || echo 'did not run')")
 rm -f "$test_log"
 
 # Each client suite prints RESULT lines; a suite that dies without them

@@ -1,10 +1,12 @@
-//! The same scenarios against Apache Kafka (in Docker, via testcontainers)
-//! and against strom, compared result by result: error codes, offsets,
-//! partition counts, config names.
+//! The same scenarios against Apache Kafka and against strom, compared
+//! result by result: error codes, offsets, partition counts, config names.
 //!
-//! Where no Docker engine answers (or the image cannot be had), the Kafka
-//! side is skipped with a one-line reason and the scenarios still run
-//! against strom alone, so the harness itself stays exercised.
+//! Kafka is the official image through testcontainers where a Docker
+//! engine answers, else the Apache Kafka 4.1.0 distribution from
+//! `../shared/kafka` as a process (`compat/lib/kafka.sh`'s `start_kafka`).
+//! Only with neither is the Kafka side skipped, with a one-line reason.
+//! Which Kafka was compared against is written to
+//! `target/tmp/against-kafka.txt`, which `scripts/test.sh` prints.
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
@@ -136,6 +138,81 @@ async fn scenarios(bootstrap: &str) -> Outcome {
     }
 }
 
+/// Apache Kafka from the distribution, as a process; stopped (SIGTERM,
+/// then SIGKILL after 30 s) and its state dir removed on drop.
+struct KafkaProcess {
+    pid: String,
+    state: String,
+    bootstrap: String,
+}
+
+impl KafkaProcess {
+    /// Starts a one-node KRaft Kafka on free loopback ports.
+    fn start() -> Result<Self, String> {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let script = format!(
+            "source {root}/compat/lib/broker.sh && source {root}/compat/lib/kafka.sh || exit 2; \
+             kafka_dist || {{ echo \"no Kafka distribution at $KAFKA_TARBALL\" >&2; exit 3; }}; \
+             start_kafka >&2 || exit 4; \
+             echo \"$KAFKA_BOOTSTRAP $KAFKA_PID $KAFKA_STATE\""
+        );
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("bash: {e}"))?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let mut fields = stdout.split_whitespace();
+        match (
+            out.status.success(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) {
+            (true, Some(bootstrap), Some(pid), Some(state)) => Ok(Self {
+                pid: pid.to_owned(),
+                state: state.to_owned(),
+                bootstrap: bootstrap.to_owned(),
+            }),
+            _ => Err(String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("Kafka did not start")
+                .to_owned()),
+        }
+    }
+}
+
+impl Drop for KafkaProcess {
+    fn drop(&mut self) {
+        let signal = |name: &str| {
+            Command::new("kill")
+                .args([name, &self.pid])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        signal("-TERM");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while signal("-0") {
+            if std::time::Instant::now() > deadline {
+                signal("-KILL");
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = std::fs::remove_dir_all(&self.state);
+    }
+}
+
+/// Records which Kafka the comparison ran against, for the test run's summary.
+fn record_comparison(line: &str) {
+    println!("{line}");
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("against-kafka.txt");
+    let _ = std::fs::write(path, format!("{line}\n"));
+}
+
 /// Whether a Docker engine answers; the reason if not.
 fn docker_unavailable() -> Option<String> {
     match Command::new("docker")
@@ -187,7 +264,21 @@ async fn same_answers_as_apache_kafka() {
     strom.shutdown().await.expect("shutdown");
 
     if let Some(reason) = docker_unavailable() {
-        println!("skipped the Apache Kafka comparison: {reason}");
+        let kafka = match KafkaProcess::start() {
+            Ok(kafka) => kafka,
+            Err(e) => {
+                record_comparison(&format!(
+                    "skipped the Apache Kafka comparison: {reason}, and the distribution: {e}"
+                ));
+                return;
+            }
+        };
+        let theirs = scenarios(&kafka.bootstrap).await;
+        drop(kafka);
+        assert_eq!(ours, theirs, "strom and Apache Kafka answered differently");
+        record_comparison(
+            "compared against a live Apache Kafka 4.1.0: the distribution from ../shared/kafka as a process",
+        );
         return;
     }
     let port = free_port();
@@ -215,14 +306,18 @@ async fn same_answers_as_apache_kafka() {
     let kafka = match kafka {
         Ok(container) => container,
         Err(e) => {
-            println!(
+            record_comparison(&format!(
                 "skipped the Apache Kafka comparison: cannot start {}:{} ({e})",
                 KAFKA_IMAGE.0, KAFKA_IMAGE.1
-            );
+            ));
             return;
         }
     };
     let theirs = scenarios(&format!("127.0.0.1:{port}")).await;
     drop(kafka);
     assert_eq!(ours, theirs, "strom and Apache Kafka answered differently");
+    record_comparison(&format!(
+        "compared against a live Apache Kafka 4.1.0: the {}:{} image in Docker",
+        KAFKA_IMAGE.0, KAFKA_IMAGE.1
+    ));
 }
