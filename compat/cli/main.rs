@@ -396,6 +396,25 @@ fn configs_from_env(
     configs
 }
 
+/// Asserts that `variable` (`prefix` + the key in upper snake case) set
+/// its key to `value` as a static broker config.
+fn assert_reached(
+    configs: &std::collections::HashMap<String, (Option<String>, bool)>,
+    variable: &str,
+    prefix: &str,
+    value: &str,
+) {
+    let key = variable
+        .trim_start_matches(prefix)
+        .to_ascii_lowercase()
+        .replace('_', ".");
+    let (got, fixed) = configs
+        .get(&key)
+        .unwrap_or_else(|| panic!("{key} not described"));
+    assert_eq!(got.as_deref(), Some(value), "{variable} → {key}");
+    assert!(*fixed, "{key}: not a static broker config");
+}
+
 /// A docker-compose file for the apache/kafka, Confluent or Bitnami images
 /// configures strom unchanged: every `KAFKA_*` (or `KAFKA_CFG_*`) key
 /// reaches the config (DescribeConfigs: the value, as a static broker
@@ -454,15 +473,7 @@ fn kafka_container_environment_configures_the_broker() {
         {
             continue;
         }
-        let key = variable
-            .trim_start_matches("KAFKA_")
-            .to_ascii_lowercase()
-            .replace('_', ".");
-        let (got, source) = configs
-            .get(&key)
-            .unwrap_or_else(|| panic!("{key} not described"));
-        assert_eq!(got.as_deref(), Some(value.as_str()), "{variable} → {key}");
-        assert!(*source, "{key}: not a static broker config");
+        assert_reached(&configs, variable, "KAFKA_", value);
     }
     let warnings = configs["<warnings>"].0.clone().unwrap_or_default();
     assert!(
@@ -489,15 +500,7 @@ fn kafka_container_environment_configures_the_broker() {
     ]);
     let configs = configs_from_env(&bitnami, &format!("127.0.0.1:{port}"));
     for (variable, value) in bitnami.iter().filter(|(k, _)| k.starts_with("KAFKA_CFG_")) {
-        let key = variable
-            .trim_start_matches("KAFKA_CFG_")
-            .to_ascii_lowercase()
-            .replace('_', ".");
-        let (got, source) = configs
-            .get(&key)
-            .unwrap_or_else(|| panic!("{key} not described"));
-        assert_eq!(got.as_deref(), Some(value.as_str()), "{variable} → {key}");
-        assert!(*source, "{key}: not a static broker config");
+        assert_reached(&configs, variable, "KAFKA_CFG_", value);
     }
     assert_eq!(
         configs["<warnings>"].0.as_deref(),

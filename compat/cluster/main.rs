@@ -442,14 +442,7 @@ fn brokers_replicate_over_sasl_ssl() {
     let clients: BTreeSet<String> = cluster.nodes.iter().map(|n| n.client.to_string()).collect();
     assert_eq!(brokers, clients);
     // The followers fetched as User:broker over INTERNAL.
-    let leader_log = std::fs::read_to_string(&cluster.nodes[leader_index(&cluster, leader)].log)
-        .expect("leader's log");
-    assert!(
-        leader_log.lines().any(|l| l.contains("authenticated")
-            && l.contains("INTERNAL")
-            && l.contains("User:broker")),
-        "no SASL login of a broker in the leader's log"
-    );
+    assert_broker_login(&cluster, leader);
     // The controllers logged each other in over TLS.
     let logs = || -> String {
         cluster
@@ -540,13 +533,18 @@ fn brokers_replicate_over_scram() {
     let leader = leader_of(&m, "scram", 0);
     produce_all(&cluster, leader, "scram", "v", 200);
     wait_identical(&cluster, &[1, 2, 3], "scram", 0);
-    let leader_log = std::fs::read_to_string(&cluster.nodes[leader_index(&cluster, leader)].log)
+    assert_broker_login(&cluster, leader);
+}
+
+/// The leader's log shows a broker (User:broker) logging in over INTERNAL.
+fn assert_broker_login(cluster: &Cluster, leader: i32) {
+    let leader_log = std::fs::read_to_string(&cluster.nodes[leader_index(cluster, leader)].log)
         .expect("leader's log");
     assert!(
         leader_log.lines().any(|l| l.contains("authenticated")
             && l.contains("INTERNAL")
             && l.contains("User:broker")),
-        "no SCRAM login of a broker in the leader's log"
+        "no SASL login of a broker in the leader's log"
     );
 }
 
