@@ -617,12 +617,13 @@ fn metrics_count_what_clients_did() {
         .spawn()
         .expect("spawn strom");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    // The metrics listener is bound after the start line.
     assert!(
         lines
             .by_ref()
             .map_while(Result::ok)
-            .any(|l| l.contains("strom started")),
-        "no start line"
+            .any(|l| l.contains("serving /metrics and /health")),
+        "no metrics listener line"
     );
     let (status, body) = http_get(&metrics, "/health").expect("health");
     assert_eq!(

@@ -335,7 +335,7 @@ async fn join_quorum(
             }));
         }
         let db = open_member_store(&config)?;
-        let security = ControllerSecurity::from_config(&config)?;
+        let security = ControllerSecurity::from_config(&config, false)?;
         let quorum =
             MetadataQuorum::start_observer(node_id, controllers, liveness(&config), &security)
                 .map_err(Error::Quorum)?;
@@ -452,7 +452,7 @@ async fn start_voter(
                 ),
                 unclean: config.get_bool("unclean.leader.election.enable"),
             },
-            security: Arc::new(ControllerSecurity::from_config(config)?),
+            security: Arc::new(ControllerSecurity::from_config(config, true)?),
         },
         &db,
     )

@@ -158,11 +158,13 @@ impl ControllerSecurity {
     /// `listener.security.protocol.map`, PLAINTEXT if unmapped): its TLS
     /// keys, its SASL mechanisms and JAAS config (`user_NAME` entries to
     /// accept, `username` and `password` to log in with
-    /// `sasl.mechanism.controller.protocol`), and the authorizer.
+    /// `sasl.mechanism.controller.protocol`), and the authorizer. A node
+    /// that serves no controller listener (`serves` false: a broker only)
+    /// needs only the client side, so no keystore of its own.
     ///
     /// # Errors
     /// Unreadable key material, or SASL without usable credentials.
-    pub fn from_config(config: &BrokerConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &BrokerConfig, serves: bool) -> Result<Self, ConfigError> {
         let name = config
             .controller_listener_names()
             .into_iter()
@@ -177,7 +179,7 @@ impl ControllerSecurity {
             protocol,
             "sasl.mechanism.controller.protocol",
         )?;
-        let server = (protocol != SecurityProtocol::Plaintext)
+        let server = (serves && protocol != SecurityProtocol::Plaintext)
             .then(|| {
                 ListenerSecurity::new(
                     config,
