@@ -61,20 +61,7 @@ impl Default for Metrics {
 
 impl Metrics {
     fn topic(&self, topic: &str) -> Arc<TopicCounters> {
-        if let Some(counters) = self
-            .topics
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(topic)
-        {
-            return counters.clone();
-        }
-        self.topics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(topic.to_owned())
-            .or_default()
-            .clone()
+        shared(&self.topics, topic, || topic.to_owned())
     }
 
     /// A producer's batch of `messages` records, `bytes` long, appended to `topic`.
@@ -114,20 +101,7 @@ impl Metrics {
 
     /// A connection opened on `listener`; counted until the guard drops.
     pub fn connection_opened(&self, listener: &Arc<str>) -> ConnectionGuard {
-        let existing = self
-            .connections
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(listener)
-            .cloned();
-        let gauge = existing.unwrap_or_else(|| {
-            self.connections
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .entry(listener.clone())
-                .or_default()
-                .clone()
-        });
+        let gauge = shared(&self.connections, listener, || listener.clone());
         gauge.fetch_add(1, Ordering::Relaxed);
         ConnectionGuard(gauge)
     }
@@ -167,6 +141,23 @@ impl Metrics {
             .map(|(name, gauge)| (name.clone(), gauge.load(Ordering::Relaxed)))
             .collect()
     }
+}
+
+/// The entry of `map` under `key`, made (with the key `owned()`) on first
+/// use: a read lock on the way every later call takes.
+fn shared<K, V>(map: &RwLock<BTreeMap<K, Arc<V>>>, key: &str, owned: impl FnOnce() -> K) -> Arc<V>
+where
+    K: Ord + std::borrow::Borrow<str>,
+    V: Default,
+{
+    if let Some(value) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        return value.clone();
+    }
+    map.write()
+        .unwrap_or_else(|e| e.into_inner())
+        .entry(owned())
+        .or_default()
+        .clone()
 }
 
 /// Holds one connection in its listener's count.
